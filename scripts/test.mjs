@@ -1,0 +1,26 @@
+// Runs the test suites with Node's own test runner (TypeScript through tsx).
+//   node scripts/test.mjs              unit, then integration (needs libvirtd + the tiny guest: test/setup.sh)
+//   node scripts/test.mjs unit|integration
+// Integration files run one at a time: they share one libvirtd and two CPU cores.
+import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+
+const suites = process.argv[2] ? [process.argv[2]] : ['unit', 'integration'];
+let failed = false;
+if (suites.includes('integration')) {
+  // The integration tests drive the real CLI, bundle and single binary.
+  const b = spawnSync(process.execPath, ['scripts/build.mjs', '--binary'], { stdio: 'inherit' });
+  if (b.status !== 0) process.exit(1);
+}
+for (const suite of suites) {
+  const dir = `test/${suite}`;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
+  console.log(`\n# ${suite}: ${files.length} files`);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${suite === 'unit' ? 2 : 1}`, ...files],
+    { stdio: 'inherit' },
+  );
+  if (r.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);

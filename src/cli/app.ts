@@ -1,0 +1,78 @@
+import chalk from 'chalk';
+import type { Command, OptionValues } from 'commander';
+import { loadConfig } from '../config.js';
+import { createContext, type Context } from '../core/context.js';
+import { silentProgress } from '../core/progress.js';
+import { interrupted, toVmsError, type VmsError } from '../errors.js';
+import { ExecaRunner } from '../runner.js';
+import { lineProgress, spinnerProgress } from './progress.js';
+
+// The one place that prints results and errors and sets the exit code. Commands return data plus a human rendering.
+
+export interface GlobalOptions {
+  connect?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command pairs its own data type with its renderer
+export interface Output<T = any> {
+  data: T;
+  /** Human rendering; omitted when the command has already done its work on the terminal (console). */
+  human?: (data: T) => string;
+}
+
+export interface Invocation<O> {
+  ctx: Context;
+  opts: O;
+  globals: GlobalOptions;
+}
+
+if (process.env.NO_COLOR) chalk.level = 0;
+
+function printError(err: VmsError, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
+    return;
+  }
+  process.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
+  if (err.details) process.stderr.write(err.details.replace(/^/gm, '  ') + '\n');
+  if (err.hint) process.stderr.write(`${chalk.cyan('hint:')} ${err.hint}\n`);
+}
+
+/**
+ * Wraps a command's body: builds the context from the global options (config, runner, progress, Ctrl-C), prints the
+ * result as a human text or as JSON, and maps any error to its exit code.
+ */
+export function action<O extends OptionValues = OptionValues>(body: (inv: Invocation<O>, ...args: string[]) => Promise<Output>) {
+  return async (...received: unknown[]): Promise<void> => {
+    const command = received[received.length - 1] as Command;
+    const args = received.slice(0, -2) as string[];
+    const globals = command.optsWithGlobals<GlobalOptions>();
+    const json = Boolean(globals.json);
+    const abort = new AbortController();
+    const onSigint = () => {
+      if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: the user really wants out
+      abort.abort();
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      const config = loadConfig(process.env, globals.connect);
+      const log = globals.verbose ? (line: string) => process.stderr.write(chalk.dim(line) + '\n') : undefined;
+      const progress = json ? silentProgress : process.stderr.isTTY && !globals.verbose ? spinnerProgress() : lineProgress();
+      const ctx = createContext({ config, runner: new ExecaRunner(log), progress, signal: abort.signal });
+      const out = await body({ ctx, opts: command.opts<O>(), globals }, ...args);
+      if (json) process.stdout.write(JSON.stringify(out.data, null, 2) + '\n');
+      else if (out.human) {
+        const text = out.human(out.data);
+        if (text) process.stdout.write(text + '\n');
+      }
+    } catch (err) {
+      const error = abort.signal.aborted ? interrupted() : toVmsError(err);
+      printError(error, json);
+      process.exitCode = error.exitCode;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  };
+}

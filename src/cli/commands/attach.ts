@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { consoleCommand, viewerPlan } from '../../core/attach.js';
+import { VmsError } from '../../errors.js';
+import { action } from '../app.js';
+
+export function register(program: Command): void {
+  program
+    .command('console')
+    .description('attach to the serial console (Ctrl-] leaves)')
+    .argument('<name>', 'VM name')
+    .action(
+      action(async ({ ctx }, name) => {
+        const plan = await consoleCommand(ctx, name!);
+        if (!process.stdin.isTTY || !process.stdout.isTTY) {
+          throw new VmsError('usage', 'vms console needs an interactive terminal', plan.log ? `the console transcript is in ${plan.log}` : undefined);
+        }
+        const code = await ctx.runner.interactive(plan.cmd, plan.args);
+        if (code !== 0) throw new VmsError('failed', `virsh console exited with status ${code}`);
+        return { data: { name } };
+      }),
+    );
+
+  program
+    .command('viewer')
+    .description('open the graphical display (SPICE) in virt-viewer')
+    .argument('<name>', 'VM name')
+    .action(
+      action(async ({ ctx }, name) => {
+        const plan = await viewerPlan(ctx, name!, process.env);
+        if (plan.launch) {
+          const code = await ctx.runner.interactive(plan.launch.cmd, plan.launch.args);
+          if (code !== 0) throw new VmsError('failed', `${plan.launch.cmd} exited with status ${code}`);
+        }
+        return { data: plan, human: () => (plan.launch ? '' : `${plan.uri}\nhint: ${plan.reason}`) };
+      }),
+    );
+}

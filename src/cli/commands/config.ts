@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { configFilePath } from '../../config.js';
+import { formatSize } from '../../size.js';
+import { action } from '../app.js';
+import { table } from '../format.js';
+
+export function register(program: Command): void {
+  program
+    .command('config')
+    .description('show the effective settings and where each comes from')
+    .action(
+      action(async ({ ctx }) => {
+        const c = ctx.config;
+        const rows = Object.entries(c).map(([key, s]) => ({
+          key,
+          value: s.value,
+          shown: key === 'memory' || key === 'disk' ? formatSize(s.value as number) : String(s.value),
+          source: s.source,
+        }));
+        return {
+          data: { file: configFilePath(process.env), settings: Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])) },
+          human: () => `${table(['KEY', 'VALUE', 'SOURCE'], rows.map((r) => [r.key, r.shown, r.source]))}\n\nconfig file: ${configFilePath(process.env)}`,
+        };
+      }),
+    );
+}

@@ -1,0 +1,45 @@
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { destroyVm, planDestroy, type DestroyPlan } from '../../core/destroy.js';
+import { usageError, VmsError } from '../../errors.js';
+import { action } from '../app.js';
+
+async function confirm(plan: DestroyPlan): Promise<boolean> {
+  const lines = [
+    `This removes VM ${plan.name}${plan.running ? ' (running: it is powered off first)' : ''} and deletes:`,
+    ...plan.remove.map((p) => `  ${p}`),
+    `  ${plan.dir}`,
+    ...plan.keep.map((k) => `It keeps ${k.path} (${k.reason}).`),
+  ];
+  process.stderr.write(lines.join('\n') + '\n');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question('Destroy it? [y/N] ')).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('destroy')
+    .alias('rm')
+    .description('remove a VM, its NVRAM and its own disks (a base goes only when nothing uses it)')
+    .argument('<name>', 'VM name')
+    .option('-y, --yes', 'do not ask')
+    .action(
+      action<{ yes?: boolean }>(async ({ ctx, opts }, name) => {
+        const plan = await planDestroy(ctx, name!);
+        if (!opts.yes) {
+          if (!process.stdin.isTTY) throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
+          if (!(await confirm(plan))) throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
+        }
+        const result = await destroyVm(ctx, plan);
+        return {
+          data: result,
+          human: () =>
+            [`${result.name} destroyed`, ...result.removed.map((p) => `  deleted ${p}`), ...result.kept.map((k) => `  kept ${k.path} (${k.reason})`)].join('\n'),
+        };
+      }),
+    );
+}

@@ -1,0 +1,28 @@
+import { Command } from 'commander';
+import { register as attach } from './commands/attach.js';
+import { register as clone } from './commands/clone.js';
+import { register as config } from './commands/config.js';
+import { register as create } from './commands/create.js';
+import { register as destroy } from './commands/destroy.js';
+import { register as info } from './commands/info.js';
+import { register as list } from './commands/list.js';
+import { register as power } from './commands/power.js';
+
+export function run(argv: string[], version: string): Promise<Command> {
+  const program = new Command('vms')
+    .description('small, isolated Arch Linux VMs on libvirt/QEMU')
+    .version(version)
+    .option('-c, --connect <uri>', 'libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)')
+    .option('--json', 'machine-readable output on stdout')
+    .option('-v, --verbose', 'show every command run and its output')
+    .showHelpAfterError('(run `vms --help` for usage)')
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  // commander's own usage errors (unknown option, missing argument) exit with our usage code.
+  program.exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+  for (const register of [create, list, info, power, attach, clone, destroy, config]) register(program);
+  return program.parseAsync(argv);
+}

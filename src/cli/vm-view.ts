@@ -1,0 +1,26 @@
+import type { VmInfo } from '../core/info.js';
+import { colorState, fields, size } from './format.js';
+
+/** The human view of one VM, shared by info, create and clone. */
+export function renderVmInfo(vm: VmInfo): string {
+  const disks = vm.disks.map((d) =>
+    d.device === 'disk' ? `${d.target} ${d.path} (${size(d.capacity)}${d.backing ? `, on ${d.backing}` : ''})` : `${d.target} ${d.device} ${d.path ?? '(empty)'}`,
+  );
+  return fields([
+    ['name', vm.name],
+    ['state', colorState(vm.state)],
+    ['uuid', vm.uuid],
+    ['profile', vm.profile],
+    ['cloned from', vm.createdFrom],
+    ['created', vm.created],
+    ['memory', size(vm.memory)],
+    ['cpus', vm.cpus],
+    ['firmware', vm.firmware],
+    ['disks', disks.join('\n' + ' '.repeat(13))],
+    ['network', vm.networks.join(', ') || 'none'],
+    ['console', vm.serialSocket],
+    ['transcript', vm.serialLog],
+    ['display', vm.display ?? vm.graphics],
+    ['bases', vm.bases.join(', ')],
+  ]);
+}

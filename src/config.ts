@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { VmsError, usageError } from './errors.js';
+import { DISK_RANGE, MEMORY_RANGE, parseSize } from './size.js';
+
+// Effective settings and where each came from: a command-line flag > an environment variable > the config file
+// > the built-in default. `vms config` shows the result, so a surprising value can always be traced.
+
+export type Source = 'default' | 'flag' | `env ${string}` | `file ${string}`;
+
+export interface Setting<T> {
+  value: T;
+  source: Source;
+}
+
+export interface Config {
+  uri: Setting<string>;
+  memory: Setting<number>; // bytes
+  cpus: Setting<number>;
+  disk: Setting<number>; // bytes
+  imagesDir: Setting<string>;
+  isoDir: Setting<string>;
+  stateDir: Setting<string>; // per-VM serial socket, console transcript, NVRAM
+}
+
+type Key = Exclude<keyof Config, 'uri'>;
+
+const DEFAULTS: Record<Key, string> = {
+  memory: '2G',
+  cpus: '2',
+  disk: '20G',
+  imagesDir: '/var/lib/libvirt/images',
+  isoDir: '/var/lib/libvirt/iso',
+  stateDir: '/var/lib/vms',
+};
+
+export const ENV_NAMES: Record<Key, string> = {
+  memory: 'VMS_MEMORY',
+  cpus: 'VMS_CPUS',
+  disk: 'VMS_DISK',
+  imagesDir: 'VMS_IMAGES_DIR',
+  isoDir: 'VMS_ISO_DIR',
+  stateDir: 'VMS_STATE_DIR',
+};
+
+export function parseCpus(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1 || n > 512) {
+    throw usageError(`invalid CPU count '${text}'`, 'use a whole number from 1 to 512, for example --cpus 2');
+  }
+  return n;
+}
+
+function parseDir(text: string): string {
+  if (!text.startsWith('/')) throw usageError(`directory '${text}' is not an absolute path`);
+  return text.replace(/\/+$/, '') || '/';
+}
+
+const PARSERS: Record<Key, (text: string) => number | string> = {
+  memory: (t) => parseSize(t, MEMORY_RANGE),
+  cpus: parseCpus,
+  disk: (t) => parseSize(t, DISK_RANGE),
+  imagesDir: parseDir,
+  isoDir: parseDir,
+  stateDir: parseDir,
+};
+
+export function configFilePath(env: NodeJS.ProcessEnv): string {
+  if (env.VMS_CONFIG) return env.VMS_CONFIG;
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'vms', 'config.json');
+}
+
+export interface ConfigInputs {
+  env: NodeJS.ProcessEnv;
+  uriFlag?: string;
+  file?: { path: string; text: string };
+}
+
+/** Pure: computes the effective config from its inputs. */
+export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
+  let fileValues: Record<string, unknown> = {};
+  if (file) {
+    try {
+      fileValues = JSON.parse(file.text) as Record<string, unknown>;
+      if (typeof fileValues !== 'object' || fileValues === null || Array.isArray(fileValues)) throw new Error();
+    } catch {
+      throw usageError(`config file ${file.path} is not a JSON object`, 'fix or remove it; `vms config` shows the keys');
+    }
+    const unknown = Object.keys(fileValues).filter((k) => !(k in DEFAULTS));
+    if (unknown.length) {
+      throw usageError(`config file ${file.path}: unknown key '${unknown[0]}'`, `known keys: ${Object.keys(DEFAULTS).join(', ')}`);
+    }
+  }
+
+  const setting = (key: Key): Setting<never> => {
+    const envName = ENV_NAMES[key];
+    const [text, source]: [string, Source] =
+      env[envName] !== undefined && env[envName] !== ''
+        ? [env[envName]!, `env ${envName}`]
+        : fileValues[key] !== undefined
+          ? [String(fileValues[key]), `file ${file!.path}`]
+          : [DEFAULTS[key], 'default'];
+    try {
+      return { value: PARSERS[key](text) as never, source };
+    } catch (err) {
+      if (err instanceof VmsError && source !== 'default') {
+        throw new VmsError(err.code, `${err.message} (from ${source})`, err.hint);
+      }
+      throw err;
+    }
+  };
+
+  const uri: Setting<string> = uriFlag
+    ? { value: uriFlag, source: 'flag' }
+    : env.LIBVIRT_DEFAULT_URI
+      ? { value: env.LIBVIRT_DEFAULT_URI, source: 'env LIBVIRT_DEFAULT_URI' }
+      : { value: 'qemu:///system', source: 'default' };
+
+  return {
+    uri,
+    memory: setting('memory'),
+    cpus: setting('cpus'),
+    disk: setting('disk'),
+    imagesDir: setting('imagesDir'),
+    isoDir: setting('isoDir'),
+    stateDir: setting('stateDir'),
+  };
+}
+
+/** Reads the config file (when there is one) and resolves. */
+export function loadConfig(env: NodeJS.ProcessEnv, uriFlag?: string): Config {
+  const path = configFilePath(env);
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw usageError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return resolveConfig({ env, uriFlag, file: text === undefined ? undefined : { path, text } });
+}

@@ -1,0 +1,99 @@
+import type { Duplex } from 'node:stream';
+import { VmsError } from '../errors.js';
+
+// expect(1) over a stream: wait for a pattern in the guest's output, send input. Terminal noise (ANSI escapes,
+// carriage returns) is stripped before matching; the raw bytes are kept in the transcript.
+
+// CSI sequences (colours, cursor moves, busybox's ESC[6n), OSC titles, and lone ESC + one char.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
+
+export function cleanTerminalText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(ANSI, '').replace(/\r\n?/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+}
+
+export interface ExpectOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Written now and again while waiting (e.g. "\r" to make a getty print its prompt again). */
+  poke?: { text: string; everyMs: number };
+}
+
+export class Expect {
+  private pending = ''; // cleaned output not yet consumed by a match
+  private raw = '';
+  private closed = false;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly stream: Duplex) {
+    stream.on('data', (chunk: Buffer | string) => {
+      const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+      this.raw += text;
+      this.pending += cleanTerminalText(text);
+      this.notify();
+    });
+    stream.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+  }
+
+  private notify() {
+    for (const l of [...this.listeners]) l();
+  }
+
+  /** Everything received so far, as the guest sent it. */
+  get transcript(): string {
+    return this.raw;
+  }
+
+  /** The last lines of cleaned output, for error messages. */
+  tail(lines = 15): string {
+    return cleanTerminalText(this.raw).split('\n').slice(-lines).join('\n');
+  }
+
+  send(text: string): void {
+    this.stream.write(text);
+  }
+
+  /**
+   * Resolves with the output before the match and the match itself, and consumes both: the next expect only sees
+   * what came after.
+   */
+  expect(pattern: RegExp, opts: ExpectOptions): Promise<{ before: string; match: RegExpExecArray }> {
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        this.listeners.delete(check);
+        clearTimeout(timer);
+        clearInterval(poker);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      const check = () => {
+        const m = pattern.exec(this.pending);
+        if (m) {
+          cleanup();
+          const before = this.pending.slice(0, m.index);
+          this.pending = this.pending.slice(m.index + m[0].length);
+          resolve({ before, match: m });
+        } else if (this.closed) {
+          cleanup();
+          reject(new VmsError('failed', `the console closed while waiting for ${pattern}`, undefined, this.tail()));
+        }
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(opts.signal!.reason ?? new Error('aborted'));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new VmsError('timeout', `no ${pattern} on the console within ${Math.round(opts.timeoutMs / 1000)}s`, undefined, this.tail()));
+      }, opts.timeoutMs);
+      const poker = opts.poke ? setInterval(() => this.send(opts.poke!.text), opts.poke.everyMs) : undefined;
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.listeners.add(check);
+      if (opts.poke) this.send(opts.poke.text);
+      check();
+    });
+  }
+}

@@ -1,0 +1,58 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { VmsError } from '../errors.js';
+import type { Context } from './context.js';
+import { isActive, loadVm } from './vm.js';
+
+// What `vms console` and `vms viewer` attach to. The core says what to run; the CLI runs it on the user's terminal.
+
+export interface AttachCommand {
+  cmd: string;
+  args: string[];
+}
+
+async function requireRunning(ctx: Context, name: string) {
+  const vm = await loadVm(ctx, name);
+  if (!isActive(vm.state)) throw new VmsError('conflict', `${name} is not running (${vm.state})`, `start it with \`vms start ${name}\``);
+  return vm;
+}
+
+export async function consoleCommand(ctx: Context, name: string): Promise<AttachCommand & { log?: string }> {
+  const vm = await requireRunning(ctx, name);
+  return { cmd: 'virsh', args: ['-c', ctx.virsh.uri, 'console', '--force', name], log: vm.facts.serialLog };
+}
+
+export function findProgram(names: string[], path = process.env.PATH ?? ''): string | undefined {
+  for (const name of names) {
+    for (const dir of path.split(delimiter).filter(Boolean)) {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return name;
+      } catch {
+        // not in this directory
+      }
+    }
+  }
+  return undefined;
+}
+
+export interface ViewerPlan {
+  name: string;
+  uri: string; // spice://127.0.0.1:5900
+  /** What to launch; absent when there is no graphical session or no viewer installed (`reason` says which). */
+  launch?: AttachCommand;
+  reason?: string;
+}
+
+export async function viewerPlan(ctx: Context, name: string, env: NodeJS.ProcessEnv): Promise<ViewerPlan> {
+  const vm = await requireRunning(ctx, name);
+  if (!vm.facts.graphics) throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${name}\``);
+  const uri = await ctx.virsh.domdisplay(name);
+  if (!env.DISPLAY && !env.WAYLAND_DISPLAY) {
+    return { name, uri, reason: 'no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): open the URI with remote-viewer on a machine with a display' };
+  }
+  const viewer = findProgram(['virt-viewer', 'remote-viewer'], env.PATH);
+  if (!viewer) return { name, uri, reason: 'neither virt-viewer nor remote-viewer is installed: `vms bootstrap` installs virt-viewer' };
+  const launch = viewer === 'virt-viewer' ? { cmd: viewer, args: ['--connect', ctx.virsh.uri, name] } : { cmd: viewer, args: [uri] };
+  return { name, uri, launch };
+}

@@ -1,0 +1,130 @@
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, rm } from 'node:fs/promises';
+import { conflict, usageError } from '../errors.js';
+import { buildDomainXml } from '../libvirt/domain-parse.js';
+import { cloneDefinition, withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
+import { validateName } from '../names.js';
+import type { Context } from './context.js';
+import { vmInfo, type VmInfo } from './info.js';
+import { withUndo, type UndoStack } from './undo.js';
+import { freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
+
+export interface CloneOptions {
+  source: string;
+  name: string;
+  full: boolean;
+  start: boolean;
+}
+
+export interface CloneResult extends VmInfo {
+  linked: boolean;
+  /** The read-only files both VMs now stand on (linked clones). */
+  frozen: string[];
+  quiesced: boolean;
+}
+
+const diskStem = (vm: string, target: string, index: number) => (index === 0 ? vm : `${vm}-${target}`);
+
+/**
+ * Freezes SRC's current disks as read-only bases: SRC goes on from fresh overlays. A running SRC switches with an
+ * external disk-only snapshot (quiesced when a guest agent answers); a shut-off one gets new overlay files, and its
+ * definition is switched over later, as the last step that can fail.
+ */
+async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promise<{ overlays: Map<string, string>; quiesced: boolean }> {
+  const disks = ownDisks(src.facts);
+  const overlays = new Map(disks.map((d, i) => [d.target, freeDiskPath(ctx.config.imagesDir.value, diskStem(src.facts.name, d.target, i))]));
+  const qemuImg = ctx.qemuImg;
+  if (!isActive(src.state)) {
+    for (const d of disks) {
+      await qemuImg.createOverlay(overlays.get(d.target)!, d.path!);
+      undo.push(`remove ${overlays.get(d.target)}`, () => rm(overlays.get(d.target)!, { force: true }));
+    }
+    return { overlays, quiesced: false };
+  }
+  const quiesced = await ctx.virsh.agentAnswers(src.facts.name);
+  const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);
+  await ctx.virsh.snapshotToOverlays(src.facts.name, [...overlays].map(([target, file]) => ({ target, file })), others, quiesced);
+  const virsh = ctx.virsh.uninterruptible();
+  for (const [target, file] of overlays) {
+    undo.push(`merge ${file} back into ${src.facts.name}'s disk`, async () => {
+      await virsh.commitActiveLayer(src.facts.name, target);
+      await rm(file, { force: true });
+    });
+  }
+  return { overlays, quiesced };
+}
+
+export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneResult> {
+  const { progress, virsh, qemuImg, config } = ctx;
+  validateName(opts.name);
+  const src = await progress.step('Checking input', async () => {
+    const src = await loadVm(ctx, opts.source);
+    if (await virsh.exists(opts.name)) throw conflict(`a VM named '${opts.name}' already exists`, 'pick another name for the clone');
+    const bad = ownDisks(src.facts).find((d) => d.format !== 'qcow2' && !opts.full);
+    if (bad) throw usageError(`${opts.source}'s disk ${bad.path} is ${bad.format ?? 'not qcow2'}: a linked clone needs qcow2`, 'use --full for an independent copy');
+    if (opts.full && isActive(src.state)) {
+      throw conflict(`${opts.source} is running: a full copy needs it shut off`, `\`vms stop ${opts.source}\` first, or drop --full for an instant linked clone`);
+    }
+    return src;
+  });
+  const disks = ownDisks(src.facts);
+  const files = vmFiles(config, opts.name);
+  const cleanVirsh = virsh.uninterruptible();
+
+  const result = await withUndo(async (undo) => {
+    await makeVmDir(files, undo);
+    const newDisks = new Map(disks.map((d, i) => [d.target, freeDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i))]));
+    let frozen: { overlays: Map<string, string>; quiesced: boolean } | undefined;
+
+    if (opts.full) {
+      await progress.step(`Copying ${disks.length} disk(s)`, async () => {
+        for (const d of disks) {
+          const target = newDisks.get(d.target)!;
+          undo.push(`remove ${target}`, () => rm(target, { force: true }));
+          await qemuImg.convert(d.path!, target);
+        }
+      });
+    } else {
+      frozen = await progress.step(`Freezing ${opts.source}'s disk as a read-only base`, () => freezeSource(ctx, src, undo));
+      await progress.step('Creating overlays', async () => {
+        for (const d of disks) {
+          const target = newDisks.get(d.target)!;
+          await qemuImg.createOverlay(target, d.path!);
+          undo.push(`remove ${target}`, () => rm(target, { force: true }));
+        }
+      });
+    }
+    ctx.signal?.throwIfAborted();
+
+    if (src.facts.nvramPath && existsSync(src.facts.nvramPath)) await copyFile(src.facts.nvramPath, files.nvram);
+    const bases = opts.full ? [] : [...disks.map((d) => d.path!), ...src.facts.metadata.bases];
+    const definition = await cloneDefinition(src.domain, {
+      name: opts.name,
+      disks: newDisks,
+      nvram: src.facts.nvramPath ? files.nvram : undefined,
+      serialSocket: files.serialSocket,
+      serialLog: files.serialLog,
+      metadata: { ...src.facts.metadata, created: new Date().toISOString(), createdFrom: opts.source, bases },
+    });
+    await progress.step(`Defining ${opts.name}`, async () => {
+      await virsh.define(await buildDomainXml(definition));
+      undo.push(`undefine ${opts.name}`, () => cleanVirsh.undefine(opts.name));
+    });
+    ctx.signal?.throwIfAborted();
+
+    if (frozen) {
+      await progress.step(`Switching ${opts.source} to its overlay`, async () => {
+        // For a running SRC this matches what libvirt already did to its definition with the snapshot.
+        const switched = withDiskSources(src.domain, frozen!.overlays);
+        await virsh.define(await buildDomainXml(await withMetadata(switched, { ...src.facts.metadata, bases })));
+        if (!isActive(src.state)) undo.push(`restore ${opts.source}'s definition`, async () => cleanVirsh.define(await buildDomainXml(src.domain)));
+      });
+    }
+    if (opts.start) await progress.step(`Starting ${opts.name}`, () => virsh.start(opts.name));
+    // Last, after everything that can fail: nothing may ever write to a base again.
+    if (frozen) for (const d of disks) await chmod(d.path!, 0o444);
+    return { linked: !opts.full, frozen: frozen ? disks.map((d) => d.path!) : [], quiesced: frozen?.quiesced ?? false };
+  });
+  return { ...(await vmInfo(ctx, opts.name)), ...result };
+}

@@ -1,0 +1,125 @@
+import { existsSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { conflict, notFound, usageError } from '../errors.js';
+import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../libvirt/domain-xml.js';
+import { pickDomainType } from '../libvirt/virsh.js';
+import { validateName } from '../names.js';
+import type { Context } from './context.js';
+import { vmInfo, type VmInfo } from './info.js';
+import { withUndo } from './undo.js';
+import { freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+
+export interface CreateOptions {
+  name: string;
+  memory?: number; // bytes; default from config
+  cpus?: number;
+  disk?: number; // bytes
+  firmware: Firmware;
+  network: NetworkSpec;
+  iso?: string;
+  kernelBoot?: DirectKernelBoot;
+  graphics: boolean;
+  profile?: string;
+  start: boolean;
+}
+
+/** "none", "user", or the name of a libvirt network. */
+export function parseNetwork(text: string): NetworkSpec {
+  if (text === 'none') return { kind: 'none' };
+  if (text === 'user') return { kind: 'user' };
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(text)) {
+    throw usageError(`invalid network '${text}'`, 'use none, user, or the name of a libvirt network (`virsh net-list --all`)');
+  }
+  return { kind: 'network', name: text };
+}
+
+export function parseFirmware(text: string): Firmware {
+  if (text !== 'bios' && text !== 'efi') throw usageError(`invalid firmware '${text}'`, 'use bios or efi');
+  return text;
+}
+
+/** An ISO given by name is looked up in the ISO dir; a path is taken as it is. */
+export function resolveIso(isoDir: string, iso: string): string {
+  const candidates = iso.includes('/') ? [resolve(iso)] : [join(isoDir, iso), resolve(iso)];
+  const found = candidates.find((p) => existsSync(p) && statSync(p).isFile());
+  if (!found) throw notFound(`ISO not found: ${candidates[0]}`, `put it in ${isoDir} or pass its full path with --iso`);
+  return found;
+}
+
+function requireFile(what: string, path: string): string {
+  const full = resolve(path);
+  if (!existsSync(full)) throw notFound(`${what} not found: ${full}`);
+  return full;
+}
+
+/** Checks the input and works out every value of the domain, without touching anything. */
+async function plan(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
+  validateName(opts.name);
+  const files = vmFiles(ctx.config, opts.name);
+  const kernelBoot = opts.kernelBoot && {
+    kernel: requireFile('kernel', opts.kernelBoot.kernel),
+    initrd: opts.kernelBoot.initrd && requireFile('initrd', opts.kernelBoot.initrd),
+    cmdline: opts.kernelBoot.cmdline,
+  };
+  const domainType = pickDomainType(await ctx.virsh.capabilities());
+  return {
+    name: opts.name,
+    domainType,
+    memoryBytes: opts.memory ?? ctx.config.memory.value,
+    cpus: opts.cpus ?? ctx.config.cpus.value,
+    firmware: opts.firmware,
+    nvramPath: opts.firmware === 'efi' ? files.nvram : undefined,
+    diskPath: freeDiskPath(ctx.config.imagesDir.value, opts.name),
+    cdrom: opts.iso && resolveIso(ctx.config.isoDir.value, opts.iso),
+    kernelBoot,
+    network: opts.network,
+    serialSocket: files.serialSocket,
+    serialLog: files.serialLog,
+    graphics: opts.graphics,
+    metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [] },
+  };
+}
+
+/** Like `virt-install --print-xml`: the domain XML that create would define. */
+export async function createXml(ctx: Context, opts: CreateOptions): Promise<string> {
+  return renderDomainXml(await plan(ctx, opts));
+}
+
+/** Disk + definition (+ start). Any failure or interrupt removes everything made so far. */
+export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInfo> {
+  const { progress, virsh, qemuImg } = ctx;
+  validateName(opts.name);
+  const spec = await progress.step('Checking input', async () => {
+    const spec = await plan(ctx, opts);
+    if (await virsh.exists(spec.name)) throw conflict(`a VM named '${spec.name}' already exists`, 'pick another name, or `vms destroy` the old one');
+    if (!existsSync(ctx.config.imagesDir.value)) {
+      throw notFound(`images directory ${ctx.config.imagesDir.value} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
+    }
+    return spec;
+  });
+  const files = vmFiles(ctx.config, spec.name);
+  const cleanVirsh = virsh.uninterruptible();
+
+  await withUndo(async (undo) => {
+    await progress.step(`Creating ${files.dir}`, () => makeVmDir(files, undo));
+    ctx.signal?.throwIfAborted();
+    await progress.step(`Creating disk ${spec.diskPath}`, async () => {
+      await qemuImg.create(spec.diskPath, opts.disk ?? ctx.config.disk.value);
+      undo.push(`remove ${spec.diskPath}`, () => rm(spec.diskPath, { force: true }));
+    });
+    ctx.signal?.throwIfAborted();
+    await progress.step(`Defining domain ${spec.name}`, async () => {
+      await virsh.define(await renderDomainXml(spec));
+      undo.push(`undefine ${spec.name}`, () => cleanVirsh.undefine(spec.name));
+    });
+    ctx.signal?.throwIfAborted();
+    if (opts.start) {
+      await progress.step(`Starting ${spec.name}`, async () => {
+        await virsh.start(spec.name);
+        undo.push(`stop ${spec.name}`, () => cleanVirsh.destroy(spec.name));
+      });
+    }
+  });
+  return vmInfo(ctx, spec.name);
+}

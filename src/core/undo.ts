@@ -1,0 +1,37 @@
+// A multi-step command registers how to take back each thing it made; on any failure or interrupt the steps are
+// undone newest first, so nothing is left half-made.
+export class UndoStack {
+  private readonly actions: { what: string; fn: () => Promise<unknown> }[] = [];
+
+  push(what: string, fn: () => Promise<unknown>): void {
+    this.actions.push({ what, fn });
+  }
+
+  /** Undoes everything; returns what could not be undone (so the error can say exactly what is left). */
+  async rollback(): Promise<string[]> {
+    const failed: string[] = [];
+    for (const { what, fn } of this.actions.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        failed.push(`${what}: ${(err as Error).message}`);
+      }
+    }
+    this.actions.length = 0;
+    return failed;
+  }
+}
+
+/** Runs `body`; when it throws, rolls back and rethrows the original error (with what could not be undone). */
+export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>): Promise<T> {
+  const undo = new UndoStack();
+  try {
+    return await body(undo);
+  } catch (err) {
+    const left = await undo.rollback();
+    if (left.length && err instanceof Error) {
+      err.message += ` (and clean-up failed: ${left.join('; ')})`;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,26 @@
+import { domainFacts, parseDomainXml, type DomainFacts, type XmlNode } from '../libvirt/domain-parse.js';
+import type { DomainState } from '../libvirt/virsh.js';
+import { validateName } from '../names.js';
+import type { Context } from './context.js';
+
+export interface LoadedVm {
+  facts: DomainFacts;
+  state: DomainState;
+  /** The persistent definition (what the next start uses), parsed for editing. */
+  domain: XmlNode;
+}
+
+/** Loads a VM's persistent definition and state; a clear "no VM named" error when it does not exist. */
+export async function loadVm(ctx: Context, name: string): Promise<LoadedVm> {
+  validateName(name);
+  const [xml, state] = [await ctx.virsh.dumpxml(name, true), await ctx.virsh.state(name)];
+  const domain = await parseDomainXml(xml);
+  return { facts: domainFacts(domain), state, domain };
+}
+
+/** The disks vms manages: writable file-backed disks (never cdroms or read-only images such as an ISO). */
+export function ownDisks(facts: DomainFacts) {
+  return facts.disks.filter((d) => d.device === 'disk' && d.path && !d.readonly);
+}
+
+export const isActive = (state: DomainState) => state !== 'shut off' && state !== 'crashed';

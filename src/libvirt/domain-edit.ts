@@ -1,0 +1,75 @@
+import type { XmlNode } from './domain-parse.js';
+import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
+
+// Pure edits on a parsed domain (xml2js shape). Each returns a new object and leaves its input alone.
+
+const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
+
+/** Sets an element's text whether xml2js stored it as a plain string or as { _: text, $: attrs }. */
+function setText(parent: XmlNode, key: string, value: string): void {
+  const node = first(parent[key]);
+  parent[key] = [typeof node === 'object' && node !== null ? { ...node, _: value } : value];
+}
+
+/** Replaces (or adds) the vms block in <metadata>, leaving other applications' metadata alone. */
+export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Promise<XmlNode> {
+  const out = structuredClone(domain);
+  const { parseStringPromise } = await import('xml2js');
+  const parsed = await parseStringPromise(renderMetadata(metadata));
+  let md = first(out.metadata);
+  if (typeof md !== 'object' || md === null) md = {};
+  for (const [key, nodes] of Object.entries(md)) {
+    const node = Array.isArray(nodes) ? nodes[0] : undefined;
+    if (Object.entries(node?.$ ?? {}).some(([k, v]) => k.startsWith('xmlns') && v === VMS_NS)) delete md[key];
+  }
+  Object.assign(md, parsed);
+  out.metadata = [md];
+  return out;
+}
+
+/** Points disks (by target dev) at new files; libvirt re-reads their backing chains itself. */
+export function withDiskSources(domain: XmlNode, sources: ReadonlyMap<string, string>): XmlNode {
+  const out = structuredClone(domain);
+  for (const disk of first(out.devices)?.disk ?? []) {
+    const file = sources.get(first(disk.target)?.$?.dev);
+    if (!file) continue;
+    disk.source = [{ ...first(disk.source), $: { ...first(disk.source)?.$, file } }];
+    delete disk.backingStore;
+  }
+  return out;
+}
+
+export interface CloneIdentity {
+  name: string;
+  disks: ReadonlyMap<string, string>;
+  nvram?: string;
+  serialSocket: string;
+  serialLog: string;
+  metadata: VmsMetadata;
+}
+
+/** A copy of a definition with a new identity: name, no UUID or MACs (libvirt makes new ones), own files. */
+export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promise<XmlNode> {
+  const out = withDiskSources(domain, id.disks);
+  out.name = [id.name];
+  delete out.uuid;
+  const os = first(out.os);
+  if (id.nvram && os?.nvram) setText(os, 'nvram', id.nvram);
+  const devices = first(out.devices) ?? {};
+  for (const iface of devices.interface ?? []) delete iface.mac;
+  for (const kind of ['serial', 'console'] as const) {
+    for (const dev of devices[kind] ?? []) {
+      if (dev.$?.type !== 'unix') continue;
+      dev.source = [{ ...first(dev.source), $: { ...first(dev.source)?.$, path: id.serialSocket } }];
+      if (dev.log) dev.log = [{ $: { ...first(dev.log).$, file: id.serialLog } }];
+    }
+  }
+  for (const channel of devices.channel ?? []) if (channel.$?.type === 'unix') delete channel.source; // per-domain path
+  for (const g of devices.graphics ?? []) {
+    if (g.$?.autoport === 'yes') {
+      delete g.$.port;
+      delete g.$.tlsPort;
+    }
+  }
+  return withMetadata(out, id.metadata);
+}

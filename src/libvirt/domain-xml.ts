@@ -1,0 +1,65 @@
+import { templateSource } from '../templates.js';
+import { MiB } from '../size.js';
+import { renderMetadata, type VmsMetadata } from './metadata.js';
+
+export type Firmware = 'bios' | 'efi';
+export type DomainType = 'kvm' | 'qemu';
+
+/** "default" or another libvirt network name, user-mode networking, or no NIC. */
+export type NetworkSpec = { kind: 'network'; name: string } | { kind: 'user' } | { kind: 'none' };
+
+export interface DirectKernelBoot {
+  kernel: string;
+  initrd?: string;
+  cmdline?: string;
+}
+
+/** Everything the domain template needs; rendering it is pure. */
+export interface DomainSpec {
+  name: string;
+  uuid?: string;
+  domainType: DomainType;
+  memoryBytes: number;
+  cpus: number;
+  firmware: Firmware;
+  nvramPath?: string; // required for efi
+  diskPath: string;
+  cdrom?: string;
+  kernelBoot?: DirectKernelBoot;
+  network: NetworkSpec;
+  serialSocket: string;
+  serialLog: string;
+  graphics: boolean;
+  metadata: VmsMetadata;
+}
+
+let compiled: HandlebarsTemplateDelegate | undefined;
+
+export async function renderDomainXml(spec: DomainSpec): Promise<string> {
+  if (spec.firmware === 'efi' && !spec.nvramPath) throw new Error('efi firmware needs an NVRAM path');
+  const { default: Handlebars } = await import('handlebars');
+  compiled ??= Handlebars.compile(templateSource('domain.xml.hbs'), { strict: false, noEscape: false });
+  // Handlebars' HTML escaping (& < > " ' ` =) produces valid XML character references, so every {{value}} is safe
+  // inside elements and attributes alike. Only the metadata block is pre-rendered (and escaped) by us.
+  return compiled({
+    domainType: spec.domainType,
+    name: spec.name,
+    uuid: spec.uuid,
+    metadataXml: renderMetadata(spec.metadata),
+    memoryMiB: Math.max(1, Math.round(spec.memoryBytes / MiB)),
+    cpus: spec.cpus,
+    efi: spec.firmware === 'efi',
+    nvramPath: spec.nvramPath,
+    kernel: spec.kernelBoot?.kernel,
+    initrd: spec.kernelBoot?.initrd,
+    cmdline: spec.kernelBoot?.cmdline,
+    hostCpu: spec.domainType === 'kvm',
+    diskPath: spec.diskPath,
+    cdrom: spec.cdrom,
+    network: spec.network.kind !== 'none' ? (spec.network.kind === 'network' ? spec.network.name : 'user') : undefined,
+    userNetwork: spec.network.kind === 'user',
+    serialSocket: spec.serialSocket,
+    serialLog: spec.serialLog,
+    graphics: spec.graphics,
+  });
+}

@@ -1,0 +1,28 @@
+// vms' own facts about a VM live in the domain XML's <metadata> under this namespace, so libvirt stays the single
+// source of truth and nothing can drift out of sync in side files.
+export const VMS_NS = 'https://github.com/vms-dev/vms/xmlns/1';
+export const VMS_PREFIX = 'vms';
+
+export interface VmsMetadata {
+  profile?: string;
+  created?: string; // ISO 8601
+  createdFrom?: string; // the VM this one was cloned from
+  /** Read-only bases under this VM's disk that vms froze, nearest first. */
+  bases: string[];
+}
+
+const escapeXml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+
+export function renderMetadata(m: VmsMetadata): string {
+  const el = (tag: string, value: string | undefined) =>
+    value === undefined ? '' : `<${VMS_PREFIX}:${tag}>${escapeXml(value)}</${VMS_PREFIX}:${tag}>`;
+  return (
+    `<${VMS_PREFIX}:vm xmlns:${VMS_PREFIX}="${VMS_NS}">` +
+    el('profile', m.profile) +
+    el('created', m.created) +
+    el('created-from', m.createdFrom) +
+    m.bases.map((b) => el('base', b)).join('') +
+    `</${VMS_PREFIX}:vm>`
+  );
+}

@@ -1,0 +1,56 @@
+import { VmsError } from '../errors.js';
+import { firstErrorLine, type Runner } from '../runner.js';
+
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  'virtual-size': number;
+  'actual-size'?: number;
+  'backing-filename'?: string;
+  'full-backing-filename'?: string;
+  'backing-filename-format'?: string;
+}
+
+export class QemuImg {
+  constructor(
+    private readonly runner: Runner,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  uninterruptible(): QemuImg {
+    return new QemuImg(this.runner);
+  }
+
+  private async run(args: string[], what: string): Promise<string> {
+    const r = await this.runner.run('qemu-img', args, { signal: this.signal });
+    if (r.exitCode !== 0) {
+      const line = firstErrorLine(r).replace(/^qemu-img:\s*/, '');
+      const full = /No space left on device/i.test(r.stderr);
+      throw new VmsError('failed', `${what}: ${line}`, full ? 'free some disk space, or set VMS_IMAGES_DIR to a roomier place' : undefined);
+    }
+    return r.stdout;
+  }
+
+  async create(path: string, sizeBytes: number): Promise<void> {
+    await this.run(['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', path, String(sizeBytes)], `cannot create disk ${path}`);
+  }
+
+  /** A new qcow2 whose backing file is `base` (format stated, never probed: probing a base is unsafe). */
+  async createOverlay(path: string, base: string): Promise<void> {
+    await this.run(['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', path], `cannot create overlay ${path}`);
+  }
+
+  /** An independent copy with the whole backing chain flattened into it. */
+  async convert(source: string, target: string): Promise<void> {
+    await this.run(['convert', '-O', 'qcow2', source, target], `cannot copy ${source}`);
+  }
+
+  async info(path: string): Promise<ImageInfo> {
+    return JSON.parse(await this.run(['info', '-U', '--output=json', path], `cannot read ${path}`)) as ImageInfo;
+  }
+
+  /** The image and all its backing files, the image first. -U: readable while a running VM holds its lock. */
+  async chain(path: string): Promise<ImageInfo[]> {
+    return JSON.parse(await this.run(['info', '-U', '--backing-chain', '--output=json', path], `cannot read ${path}`)) as ImageInfo[];
+  }
+}

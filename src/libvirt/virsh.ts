@@ -1,0 +1,182 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VmsError, conflict, notFound } from '../errors.js';
+import { firstErrorLine, type RunResult, type Runner } from '../runner.js';
+import type { DomainType } from './domain-xml.js';
+
+export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
+
+export interface ListedDomain {
+  name: string;
+  state: DomainState;
+}
+
+export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
+
+/** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
+export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
+  const err = r.stderr;
+  const line = firstErrorLine(r);
+  if (/failed to connect to the hypervisor|Failed to connect socket|cannot connect|Connection refused|no connection driver/i.test(err)) {
+    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${line.replace(/^failed to connect to the hypervisor\s*/i, '') || 'no answer'}`, UNREACHABLE_HINT);
+  }
+  if (subject && /Domain not found|failed to get domain/i.test(err)) {
+    return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');
+  }
+  if (/already exists|is already defined|already in use/i.test(err)) return conflict(line);
+  if (/domain is not running|domain is already active|not valid: domain/i.test(err)) return conflict(line);
+  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run');
+}
+
+/** virsh understands its own shell-like quoting inside a `cmd1; cmd2` batch. */
+function quoteForBatch(arg: string): string {
+  if (/^[\w@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+export class Virsh {
+  constructor(
+    private readonly runner: Runner,
+    readonly uri: string,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** The same connection without the abort signal: for clean-up work that must run after an interrupt. */
+  uninterruptible(): Virsh {
+    return new Virsh(this.runner, this.uri);
+  }
+
+  /** Runs a virsh command and returns its stdout, or throws a classified error. */
+  async run(args: readonly string[], opts: { subject?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.runRaw(args, opts);
+    if (r.exitCode !== 0) throw classifyVirshError(args, r, this.uri, opts.subject);
+    return r.stdout;
+  }
+
+  runRaw(args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    return this.runner.run('virsh', ['-c', this.uri, ...args], { timeoutMs: opts.timeoutMs, signal: this.signal });
+  }
+
+  /**
+   * Several commands in ONE virsh process (a fixed number of processes however many VMs there are). Each command's
+   * output is returned separately; a failing command yields undefined and does not stop the rest.
+   */
+  async batch(commands: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
+    if (commands.length === 0) return [];
+    const marker = `@@vms-${process.pid}-${Date.now()}@@`;
+    const script = commands.map((c, i) => `echo ${marker}${i}; ${c.map(quoteForBatch).join(' ')}`).join('; ') + `; echo ${marker}end`;
+    const r = await this.runRaw([script]);
+    if (!r.stdout.includes(`${marker}end`)) throw classifyVirshError(['batch'], r, this.uri);
+    const parts = r.stdout.split(new RegExp(`^${marker}`, 'm')).slice(1);
+    const out: (string | undefined)[] = new Array(commands.length).fill(undefined);
+    for (const part of parts) {
+      const nl = part.indexOf('\n');
+      const index = Number(part.slice(0, nl));
+      if (Number.isInteger(index)) out[index] = part.slice(nl + 1);
+    }
+    // virsh prints nothing on stdout for a failed command: an empty section means the command failed.
+    return out.map((o) => (o === undefined || o.trim() === '' ? undefined : o));
+  }
+
+  async version(): Promise<string> {
+    return this.run(['version']);
+  }
+
+  capabilities(): Promise<string> {
+    return this.run(['capabilities']);
+  }
+
+  async list(): Promise<ListedDomain[]> {
+    return parseListTable(await this.run(['list', '--all']));
+  }
+
+  /** True when a domain of that name is defined. */
+  async exists(name: string): Promise<boolean> {
+    const r = await this.runRaw(['domuuid', name]);
+    if (r.exitCode === 0) return true;
+    const err = classifyVirshError(['domuuid'], r, this.uri, name);
+    if (err.code === 'notFound') return false;
+    throw err;
+  }
+
+  dumpxml(name: string, inactive = false): Promise<string> {
+    return this.run(['dumpxml', name, ...(inactive ? ['--inactive'] : [])], { subject: name });
+  }
+
+  async state(name: string): Promise<DomainState> {
+    return (await this.run(['domstate', name], { subject: name })).trim();
+  }
+
+  /** `virsh define` reads a file (stdin would be a socket pair, which /dev/stdin cannot open): a private temp file. */
+  async define(xml: string): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'vms-'));
+    try {
+      await writeFile(join(dir, 'domain.xml'), xml);
+      await this.run(['define', join(dir, 'domain.xml')]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async start(name: string): Promise<void> {
+    await this.run(['start', name], { subject: name });
+  }
+
+  async shutdown(name: string): Promise<void> {
+    await this.run(['shutdown', name], { subject: name });
+  }
+
+  async destroy(name: string): Promise<void> {
+    await this.run(['destroy', name], { subject: name });
+  }
+
+  async undefine(name: string): Promise<void> {
+    await this.run(['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'], { subject: name });
+  }
+
+  async domdisplay(name: string): Promise<string> {
+    return (await this.run(['domdisplay', name], { subject: name })).trim();
+  }
+
+  /** True when a guest agent answers inside the VM (used to quiesce filesystems before a snapshot). */
+  async agentAnswers(name: string): Promise<boolean> {
+    const r = await this.runRaw(['qemu-agent-command', name, '{"execute":"guest-ping"}', '--timeout', '2']);
+    return r.exitCode === 0;
+  }
+
+  /** External disk-only snapshot: the running VM continues on new overlay files; its current files become bases. */
+  async snapshotToOverlays(name: string, overlays: { target: string; file: string }[], skip: string[], quiesce: boolean): Promise<void> {
+    const specs = [
+      ...overlays.flatMap((o) => ['--diskspec', `${o.target},snapshot=external,file=${o.file}`]),
+      ...skip.flatMap((t) => ['--diskspec', `${t},snapshot=no`]),
+    ];
+    await this.run(
+      ['snapshot-create-as', name, `vms-clone-${Date.now()}`, '--disk-only', '--atomic', '--no-metadata', ...(quiesce ? ['--quiesce'] : []), ...specs],
+      { subject: name },
+    );
+  }
+
+  /** Merges the active overlay back into its base and pivots the running VM onto it (undo of snapshotToOverlays). */
+  async commitActiveLayer(name: string, target: string): Promise<void> {
+    await this.run(['blockcommit', name, target, '--active', '--pivot', '--shallow', '--wait'], { subject: name });
+  }
+}
+
+/** Like virt-install: KVM when libvirt offers it for x86_64, otherwise TCG ("qemu"). */
+export function pickDomainType(capabilitiesXml: string): DomainType {
+  const guests = capabilitiesXml.split('<guest>').slice(1);
+  const x86 = guests.find((g) => /<arch name=['"]x86_64['"]/.test(g));
+  if (!x86) throw new VmsError('failed', 'libvirt offers no x86_64 guests', 'install QEMU (`vms bootstrap`)');
+  return /<domain type=['"]kvm['"]/.test(x86) ? 'kvm' : 'qemu';
+}
+
+/** Parses `virsh list --all`: " Id   Name   State" + a dashed rule + rows; the state may contain a space. */
+export function parseListTable(out: string): ListedDomain[] {
+  return out
+    .split('\n')
+    .slice(2)
+    .map((l) => /^\s*(\S+)\s+(\S+)\s+(\S.*?)\s*$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ name: m[2]!, state: m[3]! }));
+}

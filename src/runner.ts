@@ -1,0 +1,80 @@
+import { VmsError, interrupted } from './errors.js';
+
+// The only way the core spawns processes. Always argv arrays, never a shell. Tests swap in a fake (test/helpers).
+
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface Runner {
+  /** Runs to completion and never throws for a non-zero exit: the caller classifies the failure. */
+  run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Runs attached to the user's terminal (console, viewer) and resolves with the exit code. */
+  interactive(cmd: string, args: readonly string[]): Promise<number>;
+}
+
+export type CommandLog = (line: string) => void;
+
+const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
+export const formatCommand = (cmd: string, args: readonly string[]) => [cmd, ...args].map(quote).join(' ');
+
+function missingTool(cmd: string): VmsError {
+  return new VmsError('missingTool', `${cmd} is not installed`, 'run `vms bootstrap` to install what vms needs');
+}
+
+export class ExecaRunner implements Runner {
+  /** @param log receives each command line and its output (the CLI's -v). */
+  constructor(private readonly log?: CommandLog) {}
+
+  async run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    opts.signal?.throwIfAborted();
+    this.log?.(`$ ${formatCommand(cmd, args)}`);
+    const { execa } = await import('execa'); // loaded on first use: keeps `vms --version` fast
+    const r = await execa(cmd, args, {
+      reject: false,
+      input: opts.input,
+      stdin: opts.input === undefined ? 'ignore' : undefined,
+      timeout: opts.timeoutMs,
+      cancelSignal: opts.signal,
+      stripFinalNewline: false,
+      env: { LC_ALL: 'C' }, // tools' messages are parsed: keep them in English
+    });
+    if (r.isCanceled) throw interrupted();
+    if (r.code === 'ENOENT') throw missingTool(cmd);
+    if (r.timedOut) {
+      throw new VmsError('timeout', `${cmd} did not finish within ${Math.round(opts.timeoutMs! / 1000)}s`);
+    }
+    const result = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 1 };
+    if (this.log) {
+      for (const line of (result.stdout + result.stderr).split('\n').filter(Boolean)) this.log(`  ${line}`);
+      if (result.exitCode !== 0) this.log(`  (exit ${result.exitCode})`);
+    }
+    return result;
+  }
+
+  async interactive(cmd: string, args: readonly string[]): Promise<number> {
+    this.log?.(`$ ${formatCommand(cmd, args)}`);
+    const { execa } = await import('execa');
+    const r = await execa(cmd, args, { reject: false, stdio: 'inherit' });
+    if (r.code === 'ENOENT') throw missingTool(cmd);
+    return r.exitCode ?? 1;
+  }
+}
+
+/**
+ * A tool's error output as one line: its "error:" lines joined (virsh puts the cause on the second one, e.g.
+ * "Failed to start domain 'x'" then "Network not found: …"), else its first line.
+ */
+export function firstErrorLine(r: RunResult): string {
+  const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const errors = lines.filter((l) => /^error:/i.test(l)).map((l) => l.replace(/^error:\s*/i, ''));
+  return errors.length ? errors.join(': ') : (lines[0] ?? `exit status ${r.exitCode}`);
+}

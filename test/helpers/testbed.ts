@@ -1,0 +1,123 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SerialSession } from '../../src/console/serial.js';
+
+// The real-libvirt test bed: the qemu:///system libvirtd that test/setup.sh started, the tiny guest it built, and
+// directories of the tests' own so nothing of a user's is touched.
+
+export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+const CACHE = process.env.VMS_TEST_CACHE ?? '/var/cache/vms-test';
+export const GUEST = {
+  kernel: join(CACHE, 'tiny/vmlinuz'),
+  initrd: join(CACHE, 'tiny/initrd.img'),
+  iso: join(CACHE, 'tiny/tiny.iso'),
+  hybridIso: join(CACHE, 'tiny/tiny-hybrid.iso'),
+};
+for (const f of Object.values(GUEST)) {
+  if (!existsSync(f)) throw new Error(`test guest file ${f} is missing: run test/setup.sh first (as root)`);
+}
+
+export const BASE_DIR = '/var/lib/vms-test';
+export const URI = 'qemu:///system';
+
+/** A fresh set of directories and env for one test file; `cleanup()` removes its VMs and files. */
+export function testbed(tag: string) {
+  const id = `${tag}-${randomBytes(2).toString('hex')}`;
+  const dir = join(BASE_DIR, id);
+  const env: Record<string, string> = {
+    VMS_IMAGES_DIR: join(dir, 'images'),
+    VMS_STATE_DIR: join(dir, 'vms'),
+    VMS_ISO_DIR: join(dir, 'iso'),
+    VMS_CONFIG: join(dir, 'config.json'),
+    LIBVIRT_DEFAULT_URI: URI,
+  };
+  for (const d of [env.VMS_IMAGES_DIR!, env.VMS_STATE_DIR!, env.VMS_ISO_DIR!]) mkdirSync(d, { recursive: true, mode: 0o755 });
+
+  /** VM names carry the bed's id so a crashed run's leftovers are recognisable and never clash. */
+  const name = (n: string) => `${id}-${n}`;
+
+  /** Runs the built CLI (dist/vms.cjs); never throws for a non-zero exit. */
+  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
+    return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve) => {
+      execFile(
+        process.execPath,
+        [join(ROOT, 'dist/vms.cjs'), ...args],
+        { env: { ...process.env, ...env, NO_COLOR: '1', ...opts.env }, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          let json: any;
+          try {
+            json = JSON.parse(stdout);
+          } catch {
+            json = undefined;
+          }
+          resolve({ code, stdout, stderr, json });
+        },
+      );
+    });
+  }
+
+  /** Starts the CLI without waiting (for interrupt tests). */
+  function spawnVms(args: string[]): ChildProcess {
+    return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], { env: { ...process.env, ...env, NO_COLOR: '1' } });
+  }
+
+  /** `vms create --bare` of a tiny guest with direct kernel boot; extra args are appended. */
+  async function createTiny(n: string, extra: string[] = []) {
+    const r = await vms([
+      'create', n, '--bare', '--json', '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics',
+      '--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0', ...extra,
+    ]);
+    if (r.code !== 0) throw new Error(`create ${n} failed (${r.code}): ${r.stdout}${r.stderr}`);
+    return r.json;
+  }
+
+  /** Logs into a running VM's serial console as root. */
+  async function shell(n: string): Promise<SerialSession> {
+    const s = await SerialSession.open(join(env.VMS_STATE_DIR!, n, 'serial.sock'), { timeoutMs: 10_000 });
+    await s.login({ user: 'root', timeoutMs: 120_000 });
+    return s;
+  }
+
+  /** Runs one command in the guest and returns its output; fails the test on a non-zero status. */
+  async function guest(n: string, command: string): Promise<string> {
+    const s = await shell(n);
+    try {
+      const r = await s.run(command);
+      if (r.exitCode !== 0) throw new Error(`in ${n}: '${command}' exited ${r.exitCode}: ${r.output}`);
+      return r.output;
+    } finally {
+      s.close();
+    }
+  }
+
+  function virsh(...args: string[]): string {
+    return execFileSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
+  }
+
+  function domains(): string[] {
+    return virsh('list', '--all', '--name').split('\n').map((s) => s.trim()).filter((s) => s.startsWith(id));
+  }
+
+  function cleanup(): void {
+    for (const d of domains()) {
+      try {
+        virsh('destroy', d);
+      } catch {
+        // not running
+      }
+      try {
+        virsh('undefine', d, '--nvram');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  return { id, dir, env, name, vms, spawnVms, createTiny, shell, guest, virsh, domains, cleanup };
+}
+
+export type Testbed = ReturnType<typeof testbed>;
