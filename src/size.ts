@@ -36,7 +36,7 @@ export function parseSize(text: string, range: SizeRange): number {
 /** Formats bytes with the largest binary unit that keeps at most one decimal: 2147483648 → "2G". */
 export function formatSize(bytes: number): string {
   for (const unit of ['T', 'G', 'M', 'K'] as const) {
-    const n = bytes / UNITS[unit]!;
+    const n = Math.round((bytes / UNITS[unit]!) * 10) / 10; // rounded first: 2^40-1 is "1T", not "1024.0G"
     if (n >= 1) return `${Number.isInteger(n) ? n : n.toFixed(1)}${unit}`;
   }
   return `${bytes}B`;

@@ -59,7 +59,9 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
     try {
       const config = loadConfig(process.env, globals.connect);
       const log = globals.verbose ? (line: string) => process.stderr.write(chalk.dim(line) + '\n') : undefined;
-      const progress = json ? silentProgress : process.stderr.isTTY && !globals.verbose ? spinnerProgress() : lineProgress();
+      // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
+      const spinner = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !globals.verbose;
+      const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress();
       const ctx = createContext({ config, runner: new ExecaRunner(log), progress, signal: abort.signal });
       const out = await body({ ctx, opts: command.opts<O>(), globals }, ...args);
       if (json) process.stdout.write(JSON.stringify(out.data, null, 2) + '\n');

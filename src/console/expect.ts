@@ -1,12 +1,16 @@
 import type { Duplex } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { VmsError } from '../errors.js';
 
 // expect(1) over a stream: wait for a pattern in the guest's output, send input. Terminal noise (ANSI escapes,
 // carriage returns) is stripped before matching; the raw bytes are kept in the transcript.
 
-// CSI sequences (colours, cursor moves, busybox's ESC[6n), OSC titles, and lone ESC + one char.
+// CSI sequences (colours, cursor moves, busybox's ESC[6n), OSC titles, and ESC + one char (ESC 7, ESC c …).
 // eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[^[\]]/g;
+// The end of a chunk that may continue in the next one: an unfinished escape sequence, or a CR before its LF.
+// eslint-disable-next-line no-control-regex
+const UNFINISHED = /\x1b(?:\[[0-9;?]*[ -/]*|\][^\x07\x1b]*)?$|\r$/;
 
 export function cleanTerminalText(text: string): string {
   // eslint-disable-next-line no-control-regex
@@ -22,15 +26,21 @@ export interface ExpectOptions {
 
 export class Expect {
   private pending = ''; // cleaned output not yet consumed by a match
+  private carry = ''; // an unfinished sequence held back from the last chunk
   private raw = '';
+  private readonly decoder = new StringDecoder('utf8'); // a character split across chunks stays whole
   private closed = false;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly stream: Duplex) {
     stream.on('data', (chunk: Buffer | string) => {
-      const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+      const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
       this.raw += text;
-      this.pending += cleanTerminalText(text);
+      let clean = this.carry + text;
+      const cut = UNFINISHED.exec(clean);
+      this.carry = cut ? clean.slice(cut.index) : '';
+      if (cut) clean = clean.slice(0, cut.index);
+      this.pending += cleanTerminalText(clean);
       this.notify();
     });
     stream.on('close', () => {
@@ -62,6 +72,7 @@ export class Expect {
    * what came after.
    */
   expect(pattern: RegExp, opts: ExpectOptions): Promise<{ before: string; match: RegExpExecArray }> {
+    if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
     return new Promise((resolve, reject) => {
       const cleanup = () => {
         this.listeners.delete(check);

@@ -17,9 +17,19 @@ async function requireRunning(ctx: Context, name: string) {
   return vm;
 }
 
-export async function consoleCommand(ctx: Context, name: string): Promise<AttachCommand & { log?: string }> {
+export interface ConsoleTarget {
+  name: string;
+  socket: string;
+  log?: string;
+}
+
+/** The running VM's unix-socket serial console (and its transcript). */
+export async function consoleTarget(ctx: Context, name: string): Promise<ConsoleTarget> {
   const vm = await requireRunning(ctx, name);
-  return { cmd: 'virsh', args: ['-c', ctx.virsh.uri, 'console', '--force', name], log: vm.facts.serialLog };
+  if (!vm.facts.serialSocket) {
+    throw new VmsError('conflict', `${name} has no unix-socket serial console`, `it was not made by vms: use \`virsh console ${name}\``);
+  }
+  return { name, socket: vm.facts.serialSocket, log: vm.facts.serialLog };
 }
 
 export function findProgram(names: string[], path = process.env.PATH ?? ''): string | undefined {

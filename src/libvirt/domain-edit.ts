@@ -22,7 +22,7 @@ export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Prom
     const node = Array.isArray(nodes) ? nodes[0] : undefined;
     if (Object.entries(node?.$ ?? {}).some(([k, v]) => k.startsWith('xmlns') && v === VMS_NS)) delete md[key];
   }
-  Object.assign(md, parsed);
+  for (const [key, node] of Object.entries(parsed)) md[key] = [node]; // xml2js keeps every child in an array
   out.metadata = [md];
   return out;
 }

@@ -19,7 +19,8 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
   const err = r.stderr;
   const line = firstErrorLine(r);
   if (/failed to connect to the hypervisor|Failed to connect socket|cannot connect|Connection refused|no connection driver/i.test(err)) {
-    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${line.replace(/^failed to connect to the hypervisor\s*/i, '') || 'no answer'}`, UNREACHABLE_HINT);
+    const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
+    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, UNREACHABLE_HINT);
   }
   if (subject && /Domain not found|failed to get domain/i.test(err)) {
     return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');
@@ -29,10 +30,10 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
   return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run');
 }
 
-/** virsh understands its own shell-like quoting inside a `cmd1; cmd2` batch. */
+/** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
 function quoteForBatch(arg: string): string {
   if (/^[\w@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+  return `"${arg.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 
 export class Virsh {

@@ -60,14 +60,15 @@ export function testbed(tag: string) {
   }
 
   /** Starts the CLI without waiting (for interrupt tests). */
-  function spawnVms(args: string[]): ChildProcess {
-    return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], { env: { ...process.env, ...env, NO_COLOR: '1' } });
+  function spawnVms(args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+    return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], { env: { ...process.env, ...env, NO_COLOR: '1', ...extraEnv } });
   }
 
   /** `vms create --bare` of a tiny guest with direct kernel boot; extra args are appended. */
-  async function createTiny(n: string, extra: string[] = []) {
+  async function createTiny(n: string, extra: string[] = [], opts: { graphics?: boolean } = {}) {
     const r = await vms([
-      'create', n, '--bare', '--json', '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics',
+      'create', n, '--bare', '--json', '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none',
+      ...(opts.graphics ? [] : ['--no-graphics']),
       '--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0', ...extra,
     ]);
     if (r.code !== 0) throw new Error(`create ${n} failed (${r.code}): ${r.stdout}${r.stderr}`);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { consoleCommand, viewerPlan } from '../../core/attach.js';
+import { attachTerminal } from '../../console/terminal.js';
+import { consoleTarget, viewerPlan } from '../../core/attach.js';
 import { VmsError } from '../../errors.js';
 import { action } from '../app.js';
 
@@ -10,13 +11,12 @@ export function register(program: Command): void {
     .argument('<name>', 'VM name')
     .action(
       action(async ({ ctx }, name) => {
-        const plan = await consoleCommand(ctx, name!);
+        const target = await consoleTarget(ctx, name!);
         if (!process.stdin.isTTY || !process.stdout.isTTY) {
-          throw new VmsError('usage', 'vms console needs an interactive terminal', plan.log ? `the console transcript is in ${plan.log}` : undefined);
+          throw new VmsError('usage', 'vms console needs an interactive terminal', target.log ? `the console transcript is in ${target.log}` : undefined);
         }
-        const code = await ctx.runner.interactive(plan.cmd, plan.args);
-        if (code !== 0) throw new VmsError('failed', `virsh console exited with status ${code}`);
-        return { data: { name } };
+        await attachTerminal(target.socket, { input: process.stdin, output: process.stdout }, `Connected to ${name}'s serial console`);
+        return { data: target };
       }),
     );
 

@@ -1,0 +1,185 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { buildDomainXml, domainFacts, parseDomainXml, readMetadata } from '../../src/libvirt/domain-parse.js';
+import { cloneDefinition, withDiskSources, withMetadata, type CloneIdentity } from '../../src/libvirt/domain-edit.js';
+import { VMS_NS } from '../../src/libvirt/metadata.js';
+import { assertValidDomainXml } from './validate-xml.js';
+
+// `virsh dumpxml` of a running EFI VM that is itself a linked clone (backing chain), libvirt 9 style.
+const FIXTURE = readFileSync(new URL('../fixtures/dumpxml-efi-running.xml', import.meta.url), 'utf8');
+const LIBOSINFO = 'http://libosinfo.org/xmlns/libvirt/domain/1.0';
+const GiB = 2 ** 30;
+
+const minimal = (inner: string) => `<domain type='kvm'><name>m</name>${inner}</domain>`;
+
+test('domainFacts reads a real dumpxml', async () => {
+  const facts = domainFacts(await parseDomainXml(FIXTURE));
+  assert.deepEqual(facts, {
+    name: 'work',
+    uuid: '3f1c9b9e-5b7a-4d2e-9a55-0c1f3c2b8e41',
+    memoryBytes: 4 * GiB, // 4194304 KiB
+    cpus: 4,
+    firmware: 'efi',
+    nvramPath: '/var/lib/vms/work/nvram.fd',
+    disks: [
+      { device: 'disk', target: 'vda', path: '/var/lib/libvirt/images/work.qcow2', format: 'qcow2', readonly: false },
+      { device: 'cdrom', target: 'sda', path: '/var/lib/libvirt/iso/archlinux.iso', format: 'raw', readonly: true },
+    ],
+    serialSocket: '/var/lib/vms/work/serial.sock',
+    serialLog: '/var/lib/vms/work/console.log',
+    graphics: 'spice',
+    networks: ['network:default', 'bridge:br0', 'user'],
+    metadata: {
+      profile: 'dev',
+      created: '2026-01-02T03:04:05.000Z',
+      createdFrom: 'golden',
+      bases: ['/var/lib/libvirt/images/golden.qcow2', '/var/lib/libvirt/images/arch-base.qcow2'],
+    },
+  });
+});
+
+test('domainFacts: memory units, firmware detection and missing parts', async () => {
+  const cases: [string, Partial<ReturnType<typeof domainFacts>>][] = [
+    [`<memory unit='GiB'>2</memory>`, { memoryBytes: 2 * GiB, firmware: 'bios', cpus: 1 }],
+    [`<memory unit='MiB'>512</memory><vcpu>3</vcpu>`, { memoryBytes: 512 * 2 ** 20, cpus: 3 }],
+    [`<memory>1024</memory>`, { memoryBytes: 2 ** 20 }], // no unit = KiB
+    [`<memory unit='bytes'>1000</memory>`, { memoryBytes: 1000 }],
+    [`<os><type>hvm</type><loader readonly='yes' type='pflash'>/code.fd</loader><nvram>/n.fd</nvram></os>`, { firmware: 'efi', nvramPath: '/n.fd' }],
+    [`<os><type>hvm</type><loader type='rom'>/bios.bin</loader></os>`, { firmware: 'bios', nvramPath: undefined }],
+    [`<devices><serial type='pty'><target port='0'/></serial></devices>`, { serialSocket: undefined, serialLog: undefined, graphics: undefined }],
+    [`<devices><disk type='block' device='disk'><source dev='/dev/vg/x'/><target dev='vdb'/></disk></devices>`,
+      { disks: [{ device: 'disk', target: 'vdb', path: '/dev/vg/x', format: undefined, readonly: false }] }],
+    [`<devices><disk type='file' device='cdrom'><target dev='sdb'/><readonly/></disk></devices>`,
+      { disks: [{ device: 'cdrom', target: 'sdb', path: undefined, format: undefined, readonly: true }] }],
+  ];
+  for (const [inner, expected] of cases) {
+    const facts = domainFacts(await parseDomainXml(minimal(inner)));
+    for (const [key, value] of Object.entries(expected)) assert.deepEqual(facts[key as keyof typeof facts], value, `${key} of ${inner}`);
+  }
+});
+
+test('parseDomainXml refuses a document that is not a domain', async () => {
+  await assert.rejects(parseDomainXml(`<network><name>default</name></network>`), /not a libvirt domain XML document/);
+});
+
+test('readMetadata finds the vms block under any prefix and ignores other namespaces', async () => {
+  const cases: [string, ReturnType<typeof readMetadata>][] = [
+    [`<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`, { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'] }],
+    [`<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`, { profile: undefined, created: undefined, createdFrom: 'src', bases: [] }],
+    [`<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`, { bases: [] }],
+    [`<metadata/>`, { bases: [] }],
+    ['', { bases: [] }],
+  ];
+  for (const [inner, expected] of cases) assert.deepEqual(readMetadata(await parseDomainXml(minimal(inner))), expected, inner);
+});
+
+const IDENTITY: CloneIdentity = {
+  name: 'work2',
+  disks: new Map([['vda', '/var/lib/libvirt/images/work2.qcow2']]),
+  nvram: '/var/lib/vms/work2/nvram.fd',
+  serialSocket: '/var/lib/vms/work2/serial.sock',
+  serialLog: '/var/lib/vms/work2/console.log',
+  metadata: { profile: 'dev', created: '2026-02-03T04:05:06.000Z', createdFrom: 'work', bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'] },
+};
+
+test('cloneDefinition gives the copy a new identity and its own files', async () => {
+  const domain = await parseDomainXml(FIXTURE);
+  const before = structuredClone(domain);
+  const clone = await cloneDefinition(domain, IDENTITY);
+  assert.deepEqual(domain, before, 'the input is left alone');
+
+  assert.deepEqual(clone.name, ['work2']);
+  assert.equal(clone.uuid, undefined);
+  const devices = clone.devices[0];
+  assert.equal(devices.interface.length, 3);
+  for (const iface of devices.interface) assert.equal(iface.mac, undefined);
+
+  const [vda, sda] = devices.disk;
+  assert.deepEqual(vda.source, [{ $: { file: '/var/lib/libvirt/images/work2.qcow2', index: '3' } }]);
+  assert.equal(vda.backingStore, undefined);
+  assert.deepEqual(sda.source, before.devices[0].disk[1].source, 'the cdrom is shared, not copied');
+
+  const os = clone.os[0];
+  assert.deepEqual(os.nvram, [{ _: '/var/lib/vms/work2/nvram.fd', $: { template: '/usr/share/edk2/x64/OVMF_VARS.4m.fd' } }]);
+  assert.deepEqual(os.loader, before.os[0].loader);
+
+  for (const kind of ['serial', 'console']) {
+    const dev = devices[kind][0];
+    assert.deepEqual(dev.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/serial.sock' } }], kind);
+    assert.deepEqual(dev.log, [{ $: { file: '/var/lib/vms/work2/console.log', append: 'on' } }], kind);
+  }
+
+  const [agent, spice] = devices.channel;
+  assert.equal(agent.source, undefined, 'libvirt picks a per-domain agent socket itself');
+  assert.equal(agent.target[0].$.name, 'org.qemu.guest_agent.0');
+  assert.deepEqual(spice, before.devices[0].channel[1]);
+
+  const graphics = devices.graphics[0];
+  assert.equal(graphics.$.port, undefined);
+  assert.deepEqual(graphics.$, { type: 'spice', autoport: 'yes', listen: '127.0.0.1' });
+
+  const md = clone.metadata[0];
+  assert.deepEqual(Object.keys(md).sort(), ['libosinfo:libosinfo', 'vms:vm']);
+  assert.deepEqual(md['libosinfo:libosinfo'], before.metadata[0]['libosinfo:libosinfo']);
+  // Checked through XML here; the in-memory shape is checked in the next test.
+  assert.deepEqual(readMetadata(await parseDomainXml(await buildDomainXml(clone))), IDENTITY.metadata);
+});
+
+test('edited domains keep the xml2js shape: readMetadata sees the new block without a round trip', async () => {
+  const clone = await cloneDefinition(await parseDomainXml(FIXTURE), IDENTITY);
+  assert.ok(Array.isArray(clone.metadata[0]['vms:vm']));
+  assert.deepEqual(readMetadata(clone), IDENTITY.metadata);
+  assert.deepEqual(domainFacts(await withMetadata(clone, { bases: ['/x'] })).metadata, { profile: undefined, created: undefined, createdFrom: undefined, bases: ['/x'] });
+});
+
+test('the cloned definition builds back to schema-valid XML with the same facts', async () => {
+  const xml = await buildDomainXml(await cloneDefinition(await parseDomainXml(FIXTURE), IDENTITY));
+  assertValidDomainXml(xml, 'clone of the fixture');
+  assert.ok(!xml.includes('<uuid>'));
+  assert.ok(!xml.includes('<mac '));
+  assert.ok(!xml.includes('<backingStore type'));
+  assert.ok(!xml.includes('/var/lib/vms/work/'), 'no file of the source VM is referenced');
+  assert.ok(xml.includes(`xmlns:libosinfo="${LIBOSINFO}"`));
+
+  const facts = domainFacts(await parseDomainXml(xml));
+  assert.equal(facts.name, 'work2');
+  assert.equal(facts.uuid, '');
+  assert.equal(facts.memoryBytes, 4 * GiB);
+  assert.equal(facts.firmware, 'efi');
+  assert.equal(facts.nvramPath, IDENTITY.nvram);
+  assert.deepEqual(facts.disks.map((d) => d.path), ['/var/lib/libvirt/images/work2.qcow2', '/var/lib/libvirt/iso/archlinux.iso']);
+  assert.equal(facts.serialSocket, IDENTITY.serialSocket);
+  assert.equal(facts.serialLog, IDENTITY.serialLog);
+  assert.deepEqual(facts.metadata, IDENTITY.metadata);
+});
+
+test('cloneDefinition without an nvram leaves a BIOS VM without one', async () => {
+  const clone = await cloneDefinition(await parseDomainXml(minimal(`<os><type>hvm</type></os>`)), { ...IDENTITY, nvram: undefined });
+  assert.equal(clone.os[0].nvram, undefined);
+  assert.deepEqual(clone.name, ['work2']);
+});
+
+test('withDiskSources only touches the disks it is given', async () => {
+  const domain = await parseDomainXml(FIXTURE);
+  const before = structuredClone(domain);
+  const out = withDiskSources(domain, new Map([['sda', '/iso/other.iso'], ['vdz', '/nowhere.qcow2']]));
+  assert.deepEqual(domain, before);
+  const [vda, sda] = out.devices[0].disk;
+  assert.deepEqual(vda, before.devices[0].disk[0]);
+  assert.deepEqual(sda.source, [{ $: { file: '/iso/other.iso', index: '1' } }]);
+  assert.equal(sda.backingStore, undefined);
+  assert.equal(out.devices[0].disk.length, 2);
+});
+
+test('withMetadata adds a vms block where there was no metadata, and replaces an existing one', async () => {
+  const md = { profile: 'p&q', bases: [] };
+  for (const inner of ['', '<metadata/>', `<metadata><old:vm xmlns:old="${VMS_NS}"><old:profile>x</old:profile></old:vm></metadata>`]) {
+    const domain = await parseDomainXml(minimal(inner));
+    const out = await withMetadata(domain, md);
+    assert.deepEqual(Object.keys(out.metadata[0]), ['vms:vm'], inner);
+    const xml = await buildDomainXml(out);
+    assertValidDomainXml(xml, `withMetadata on ${inner}`);
+    assert.deepEqual(readMetadata(await parseDomainXml(xml)), { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [] }, inner);
+  }
+});
