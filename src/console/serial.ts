@@ -43,15 +43,32 @@ export class SerialSession {
    * Enter is pressed now and again until a prompt shows.
    */
   async login(opts: { user: string; password?: string; timeoutMs: number }): Promise<void> {
+    const deadline = Date.now() + opts.timeoutMs;
     const wait = (re: RegExp, timeoutMs: number, poke?: boolean) =>
       this.console.expect(re, { timeoutMs, signal: this.signal, poke: poke ? { text: '\r', everyMs: 3000 } : undefined });
-    const first = await wait(/login: *$|[#$] *$/, opts.timeoutMs, true);
-    if (!/login: *$/.test(first.match[0])) return;
+    for (;;) {
+      if (Date.now() >= deadline) throw new VmsError('timeout', `no login prompt on the console within ${Math.round(opts.timeoutMs / 1000)}s`, undefined, this.console.tail());
+      const first = await wait(/login: *$|[#$] *$/, deadline - Date.now(), true);
+      if (/login: *$/.test(first.match[0])) break;
+      // A "#" may be boot noise cut at a chunk's end ("Linux version … #1 SMP"): believe only a shell that answers.
+      if (await this.answers()) return;
+    }
     this.console.send(`${opts.user}\r`);
     const next = await wait(/[Pp]assword: *$|[#$] *$/, 30_000);
     if (/assword/.test(next.match[0])) {
       this.console.send(`${opts.password ?? ''}\r`);
       await wait(/[#$] *$/, 30_000);
+    }
+  }
+
+  /** True when a shell runs a command (the ":" builtin) and reports back through the markers. */
+  private async answers(): Promise<boolean> {
+    try {
+      await this.run(':', 5_000);
+      return true;
+    } catch (err) {
+      if (err instanceof VmsError && err.code === 'timeout') return false;
+      throw err;
     }
   }
 

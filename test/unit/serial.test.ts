@@ -111,7 +111,9 @@ test('the echoed command line never counts as a marker', async () => {
   const session = await SerialSession.open(guest.path, { timeoutMs: 2000 });
   try {
     await session.login({ user: 'root', timeoutMs: 2000 });
-    assert.deepEqual(guest.lines, [''], 'an open shell needs no user name');
+    assert.equal(guest.lines[0], '', 'Enter, for a fresh prompt');
+    assert.match(guest.lines[1]!, MARKED, 'then a probe that the shell answers; no user name is typed');
+    assert.equal(guest.lines.length, 2);
     const result = await session.run('uname -r', 2000);
     // The echo (received 30 ms before the output) holds no marker: only the shell's own output ends the wait.
     assert.deepEqual(result, { output: '6.6.1-tiny\n', exitCode: 0 });
