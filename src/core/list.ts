@@ -1,7 +1,6 @@
-import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
+import { parseDomainXml, readMetadata } from '../libvirt/domain-parse.js';
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
-import { ownDisks } from './vm.js';
 
 export interface VmSummary {
   name: string;
@@ -13,31 +12,44 @@ export interface VmSummary {
   createdFrom?: string; // set on clones
 }
 
-/** `Capacity` of one disk from `virsh domblkinfo NAME --all` ("Target Capacity Allocation Physical" table). */
-export function capacityFromBlkinfo(table: string | undefined, target: string): number | undefined {
-  const row = table?.split('\n').find((l) => l.trim().split(/\s+/)[0] === target);
-  const n = Number(row?.trim().split(/\s+/)[1]);
-  return Number.isFinite(n) ? n : undefined;
+// virDomainState numbers, as `virsh domstats --state` reports them.
+const STATES = ['no state', 'running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended'];
+
+/** Parses `virsh domstats --raw`: "Domain: 'name'" headers, each followed by "  key=value" lines. */
+export function parseDomstats(out: string): Map<string, Record<string, string>> {
+  const domains = new Map<string, Record<string, string>>();
+  let current: Record<string, string> | undefined;
+  for (const line of out.split('\n')) {
+    const header = /^Domain: '(.*)'$/.exec(line);
+    if (header) domains.set(header[1]!, (current = {}));
+    else if (current && /^\s+\S+=/.test(line)) {
+      const i = line.indexOf('=');
+      current[line.slice(0, i).trim()] = line.slice(i + 1);
+    }
+  }
+  return domains;
 }
 
-/** Two virsh processes whatever the number of VMs: one lists, one batch reads every definition and disk size. */
+/**
+ * Two virsh processes whatever the number of VMs: `domstats` gives every domain's state, memory, vCPUs and disk
+ * size; one batch reads each domain's vms metadata (only that element, so there is little XML to parse).
+ */
 export async function listVms(ctx: Context): Promise<VmSummary[]> {
-  const listed = await ctx.virsh.list();
-  const outputs = await ctx.virsh.batch(listed.flatMap((d) => [['dumpxml', d.name], ['domblkinfo', d.name, '--all']]));
+  const stats = parseDomstats(await ctx.virsh.run(['domstats', '--raw', '--state', '--balloon', '--vcpu', '--block']));
+  const names = [...stats.keys()];
+  const metadata = await ctx.virsh.batch(names.map((n) => ['dumpxml', n, '--xpath', '/domain/metadata/*']));
   const vms: VmSummary[] = [];
-  for (const [i, d] of listed.entries()) {
-    const xml = outputs[2 * i];
-    if (!xml) continue; // undefined between the two calls
-    const facts = domainFacts(await parseDomainXml(xml));
-    const disk = ownDisks(facts)[0];
+  for (const [i, name] of names.entries()) {
+    const s = stats.get(name)!;
+    const md = readMetadata(await parseDomainXml(`<domain><metadata>${metadata[i] ?? ''}</metadata></domain>`));
     vms.push({
-      name: d.name,
-      state: d.state,
-      profile: facts.metadata.profile,
-      memory: facts.memoryBytes,
-      cpus: facts.cpus,
-      disk: disk ? capacityFromBlkinfo(outputs[2 * i + 1], disk.target) : undefined,
-      createdFrom: facts.metadata.createdFrom,
+      name,
+      state: STATES[Number(s['state.state'])] ?? 'unknown',
+      profile: md.profile,
+      memory: Number(s['balloon.maximum'] ?? 0) * 1024,
+      cpus: Number(s['vcpu.current'] ?? s['vcpu.maximum'] ?? 0),
+      disk: s['block.0.capacity'] === undefined ? undefined : Number(s['block.0.capacity']),
+      createdFrom: md.createdFrom,
     });
   }
   return vms.sort((a, b) => a.name.localeCompare(b.name));
