@@ -9,11 +9,12 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers.map((h) => chalk.bold(h))), ...rows.map(line)].join('\n');
 }
 
-/** "key: value" lines with the keys aligned; undefined values are left out. */
+/** "key  value" lines with the keys aligned (a multi-line value stays in its column); empty values are left out. */
 export function fields(pairs: [string, string | number | undefined][]): string {
   const shown = pairs.filter(([, v]) => v !== undefined && v !== '');
   const width = Math.max(...shown.map(([k]) => k.length));
-  return shown.map(([k, v]) => `${chalk.bold(k.padEnd(width))}  ${v}`).join('\n');
+  const indent = '\n' + ' '.repeat(width + 2);
+  return shown.map(([k, v]) => `${chalk.bold(k.padEnd(width))}  ${String(v).replaceAll('\n', indent)}`).join('\n');
 }
 
 export function colorState(state: string): string {

@@ -16,7 +16,7 @@ export function renderVmInfo(vm: VmInfo): string {
     ['memory', size(vm.memory)],
     ['cpus', vm.cpus],
     ['firmware', vm.firmware],
-    ['disks', disks.join('\n' + ' '.repeat(13))],
+    ['disks', disks.join('\n')],
     ['network', vm.networks.join(', ') || 'none'],
     ['console', vm.serialSocket],
     ['transcript', vm.serialLog],
