@@ -3,7 +3,6 @@ import { VmsError, interrupted } from './errors.js';
 // The only way the core spawns processes. Always argv arrays, never a shell. Tests swap in a fake (test/helpers).
 
 export interface RunOptions {
-  input?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -40,8 +39,7 @@ export class ExecaRunner implements Runner {
     const { execa } = await import('execa'); // loaded on first use: keeps `vms --version` fast
     const r = await execa(cmd, args, {
       reject: false,
-      input: opts.input,
-      stdin: opts.input === undefined ? 'ignore' : undefined,
+      stdin: 'ignore',
       timeout: opts.timeoutMs,
       cancelSignal: opts.signal,
       stripFinalNewline: false,

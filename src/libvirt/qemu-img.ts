@@ -17,10 +17,6 @@ export class QemuImg {
     private readonly signal?: AbortSignal,
   ) {}
 
-  uninterruptible(): QemuImg {
-    return new QemuImg(this.runner);
-  }
-
   private async run(args: string[], what: string): Promise<string> {
     const r = await this.runner.run('qemu-img', args, { signal: this.signal });
     if (r.exitCode !== 0) {
