@@ -38,14 +38,17 @@ export const usageError = (message: string, hint?: string) => new VmsError('usag
 export const notFound = (message: string, hint?: string) => new VmsError('notFound', message, hint);
 export const conflict = (message: string, hint?: string) => new VmsError('conflict', message, hint);
 
-export function interrupted(): VmsError {
-  return new VmsError('interrupted', 'interrupted', 'everything this command had made so far was removed');
+export function interrupted(hint?: string, details?: string): VmsError {
+  return new VmsError('interrupted', 'interrupted', hint, details);
 }
+
+export const isInterrupt = (err: unknown) =>
+  (err instanceof VmsError && err.code === 'interrupted') || (err instanceof Error && err.name === 'AbortError');
 
 /** Wraps anything thrown into a VmsError so the CLI can always print a message, a hint and an exit code. */
 export function toVmsError(err: unknown): VmsError {
   if (err instanceof VmsError) return err;
-  if (err instanceof Error && err.name === 'AbortError') return interrupted();
+  if (isInterrupt(err)) return interrupted();
   const message = err instanceof Error ? err.message : String(err);
   return new VmsError('failed', message.split('\n')[0] ?? message, 'run again with -v to see the commands run');
 }

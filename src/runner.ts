@@ -40,6 +40,9 @@ export class ExecaRunner implements Runner {
     const r = await execa(cmd, args, {
       reject: false,
       stdin: 'ignore',
+      // Its own process group: Ctrl-C on the terminal reaches only vms, which cancels what runs and then cleans up
+      // (clean-up commands must not be killed by the same keypress).
+      detached: true,
       timeout: opts.timeoutMs,
       cancelSignal: opts.signal,
       stripFinalNewline: false,

@@ -3,7 +3,7 @@ import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
 import { createContext, type Context } from '../core/context.js';
 import { silentProgress } from '../core/progress.js';
-import { interrupted, toVmsError, type VmsError } from '../errors.js';
+import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner } from '../runner.js';
 import { lineProgress, spinnerProgress } from './progress.js';
 
@@ -51,9 +51,12 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
     const globals = command.optsWithGlobals<GlobalOptions>();
     const json = Boolean(globals.json);
     const abort = new AbortController();
+    let sigints = 0;
     const onSigint = () => {
-      if (abort.signal.aborted) process.exit(130); // a second Ctrl-C: the user really wants out
-      abort.abort();
+      sigints++;
+      if (sigints === 1) return abort.abort(); // the command stops and undoes what it made
+      if (sigints === 2) return void process.stderr.write('\nstill cleaning up; Ctrl-C once more to leave at once (things may stay half-made)\n');
+      process.exit(130);
     };
     process.on('SIGINT', onSigint);
     try {
@@ -70,7 +73,7 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
         if (text) process.stdout.write(text + '\n');
       }
     } catch (err) {
-      const error = abort.signal.aborted ? interrupted() : toVmsError(err);
+      const error = toVmsError(err);
       printError(error, json);
       process.exitCode = error.exitCode;
     } finally {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, rm } from 'node:fs/promises';
+import { chmod, copyFile } from 'node:fs/promises';
 import { conflict, usageError } from '../errors.js';
 import { buildDomainXml } from '../libvirt/domain-parse.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
@@ -7,8 +7,8 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withUndo, type UndoStack } from './undo.js';
-import { freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
-import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
+import { claimDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { isActive, loadVm, ownDisks, powerOffIfRunning, undefineIfDefined, type LoadedVm } from './vm.js';
 
 export interface CloneOptions {
   source: string;
@@ -33,25 +33,25 @@ const diskStem = (vm: string, target: string, index: number) => (index === 0 ? v
  */
 async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promise<{ overlays: Map<string, string>; quiesced: boolean }> {
   const disks = ownDisks(src.facts);
-  const overlays = new Map(disks.map((d, i) => [d.target, freeDiskPath(ctx.config.imagesDir.value, diskStem(src.facts.name, d.target, i))]));
-  const qemuImg = ctx.qemuImg;
+  const overlays = new Map<string, string>();
+  for (const [i, d] of disks.entries()) {
+    overlays.set(d.target, await claimDiskPath(ctx.config.imagesDir.value, diskStem(src.facts.name, d.target, i), undo));
+  }
   if (!isActive(src.state)) {
-    for (const d of disks) {
-      await qemuImg.createOverlay(overlays.get(d.target)!, d.path!);
-      undo.push(`remove ${overlays.get(d.target)}`, () => rm(overlays.get(d.target)!, { force: true }));
-    }
+    for (const d of disks) await ctx.qemuImg.createOverlay(overlays.get(d.target)!, d.path!);
     return { overlays, quiesced: false };
   }
-  const quiesced = await ctx.virsh.agentAnswers(src.facts.name);
-  const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);
-  await ctx.virsh.snapshotToOverlays(src.facts.name, [...overlays].map(([target, file]) => ({ target, file })), others, quiesced);
+  const name = src.facts.name;
   const virsh = ctx.virsh.uninterruptible();
-  for (const [target, file] of overlays) {
-    undo.push(`merge ${file} back into ${src.facts.name}'s disk`, async () => {
-      await virsh.commitActiveLayer(src.facts.name, target);
-      await rm(file, { force: true });
-    });
-  }
+  // Registered first: if the snapshot took effect (even when we were interrupted during it), merge each overlay back
+  // into its base and pivot SRC onto it again; an overlay SRC does not run on is only removed (by its claim).
+  undo.push(`switch ${name} back to its own disk`, async () => {
+    const live = await virsh.diskSources(name);
+    for (const [target, file] of overlays) if (live.get(target) === file) await virsh.commitActiveLayer(name, target);
+  });
+  const quiesced = await ctx.virsh.agentAnswers(name);
+  const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);
+  await ctx.virsh.snapshotToOverlays(name, [...overlays].map(([target, file]) => ({ target, file })), others, quiesced);
   return { overlays, quiesced };
 }
 
@@ -61,6 +61,8 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
   const src = await progress.step('Checking input', async () => {
     const src = await loadVm(ctx, opts.source);
     if (await virsh.exists(opts.name)) throw conflict(`a VM named '${opts.name}' already exists`, 'pick another name for the clone');
+    const notFile = src.facts.disks.find((d) => d.device === 'disk' && !d.readonly && d.type !== 'file');
+    if (notFile) throw usageError(`${opts.source}'s disk ${notFile.target} is not a plain file (${notFile.type})`, 'vms clones only file-backed disks: copy it by hand');
     const bad = ownDisks(src.facts).find((d) => d.format !== 'qcow2' && !opts.full);
     if (bad) throw usageError(`${opts.source}'s disk ${bad.path} is ${bad.format ?? 'not qcow2'}: a linked clone needs qcow2`, 'use --full for an independent copy');
     if (opts.full && isActive(src.state)) {
@@ -74,25 +76,18 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
 
   const result = await withUndo(async (undo) => {
     await makeVmDir(files, undo);
-    const newDisks = new Map(disks.map((d, i) => [d.target, freeDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i))]));
+    const newDisks = new Map<string, string>();
+    for (const [i, d] of disks.entries()) newDisks.set(d.target, await claimDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i), undo));
     let frozen: { overlays: Map<string, string>; quiesced: boolean } | undefined;
 
     if (opts.full) {
       await progress.step(`Copying ${disks.length} disk(s)`, async () => {
-        for (const d of disks) {
-          const target = newDisks.get(d.target)!;
-          undo.push(`remove ${target}`, () => rm(target, { force: true }));
-          await qemuImg.convert(d.path!, target);
-        }
+        for (const d of disks) await qemuImg.convert(d.path!, d.format ?? 'qcow2', newDisks.get(d.target)!);
       });
     } else {
       frozen = await progress.step(`Freezing ${opts.source}'s disk as a read-only base`, () => freezeSource(ctx, src, undo));
       await progress.step('Creating overlays', async () => {
-        for (const d of disks) {
-          const target = newDisks.get(d.target)!;
-          await qemuImg.createOverlay(target, d.path!);
-          undo.push(`remove ${target}`, () => rm(target, { force: true }));
-        }
+        for (const d of disks) await qemuImg.createOverlay(newDisks.get(d.target)!, d.path!);
       });
     }
     ctx.signal?.throwIfAborted();
@@ -102,29 +97,39 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
     const definition = await cloneDefinition(src.domain, {
       name: opts.name,
       disks: newDisks,
-      nvram: src.facts.nvramPath ? files.nvram : undefined,
+      nvram: src.facts.firmware === 'efi' ? files.nvram : undefined,
       serialSocket: files.serialSocket,
       serialLog: files.serialLog,
       metadata: { ...src.facts.metadata, created: new Date().toISOString(), createdFrom: opts.source, bases },
     });
     await progress.step(`Defining ${opts.name}`, async () => {
+      undo.push(`undefine ${opts.name}`, undefineIfDefined(cleanVirsh, opts.name));
       await virsh.define(await buildDomainXml(definition));
-      undo.push(`undefine ${opts.name}`, () => cleanVirsh.undefine(opts.name));
     });
     ctx.signal?.throwIfAborted();
 
     if (frozen) {
       await progress.step(`Switching ${opts.source} to its overlay`, async () => {
         // For a running SRC this matches what libvirt already did to its definition with the snapshot.
+        if (!isActive(src.state)) undo.push(`restore ${opts.source}'s definition`, async () => cleanVirsh.define(await buildDomainXml(src.domain)));
         const switched = withDiskSources(src.domain, frozen!.overlays);
         await virsh.define(await buildDomainXml(await withMetadata(switched, { ...src.facts.metadata, bases })));
-        if (!isActive(src.state)) undo.push(`restore ${opts.source}'s definition`, async () => cleanVirsh.define(await buildDomainXml(src.domain)));
       });
     }
-    if (opts.start) await progress.step(`Starting ${opts.name}`, () => virsh.start(opts.name));
+    if (opts.start) {
+      await progress.step(`Starting ${opts.name}`, async () => {
+        undo.push(`stop ${opts.name}`, powerOffIfRunning(cleanVirsh, opts.name));
+        await virsh.start(opts.name);
+      });
+    }
     // Last, after everything that can fail: nothing may ever write to a base again.
-    if (frozen) for (const d of disks) await chmod(d.path!, 0o444);
+    if (frozen) {
+      for (const d of disks) {
+        undo.push(`make ${d.path} writable again`, () => chmod(d.path!, 0o644));
+        await chmod(d.path!, 0o444);
+      }
+    }
     return { linked: !opts.full, frozen: frozen ? disks.map((d) => d.path!) : [], quiesced: frozen?.quiesced ?? false };
   });
-  return { ...(await vmInfo(ctx, opts.name)), ...result };
+  return { ...(await vmInfo({ ...ctx, virsh: cleanVirsh }, opts.name)), ...result };
 }

@@ -1,5 +1,4 @@
 import { existsSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { conflict, notFound, usageError } from '../errors.js';
 import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../libvirt/domain-xml.js';
@@ -8,7 +7,8 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withUndo } from './undo.js';
-import { freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { powerOffIfRunning, undefineIfDefined } from './vm.js';
+import { claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 
 export interface CreateOptions {
   name: string;
@@ -93,9 +93,6 @@ export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInf
   const spec = await progress.step('Checking input', async () => {
     const spec = await plan(ctx, opts);
     if (await virsh.exists(spec.name)) throw conflict(`a VM named '${spec.name}' already exists`, 'pick another name, or `vms destroy` the old one');
-    if (!existsSync(ctx.config.imagesDir.value)) {
-      throw notFound(`images directory ${ctx.config.imagesDir.value} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
-    }
     return spec;
   });
   const files = vmFiles(ctx.config, spec.name);
@@ -104,22 +101,20 @@ export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInf
   await withUndo(async (undo) => {
     await progress.step(`Creating ${files.dir}`, () => makeVmDir(files, undo));
     ctx.signal?.throwIfAborted();
-    await progress.step(`Creating disk ${spec.diskPath}`, async () => {
-      await qemuImg.create(spec.diskPath, opts.disk ?? ctx.config.disk.value);
-      undo.push(`remove ${spec.diskPath}`, () => rm(spec.diskPath, { force: true }));
-    });
+    spec.diskPath = await claimDiskPath(ctx.config.imagesDir.value, spec.name, undo);
+    await progress.step(`Creating disk ${spec.diskPath}`, () => qemuImg.create(spec.diskPath, opts.disk ?? ctx.config.disk.value));
     ctx.signal?.throwIfAborted();
     await progress.step(`Defining domain ${spec.name}`, async () => {
+      undo.push(`undefine ${spec.name}`, undefineIfDefined(cleanVirsh, spec.name));
       await virsh.define(await renderDomainXml(spec));
-      undo.push(`undefine ${spec.name}`, () => cleanVirsh.undefine(spec.name));
     });
     ctx.signal?.throwIfAborted();
     if (opts.start) {
       await progress.step(`Starting ${spec.name}`, async () => {
+        undo.push(`stop ${spec.name}`, powerOffIfRunning(cleanVirsh, spec.name));
         await virsh.start(spec.name);
-        undo.push(`stop ${spec.name}`, () => cleanVirsh.destroy(spec.name));
       });
     }
   });
-  return vmInfo(ctx, spec.name);
+  return vmInfo({ ...ctx, virsh: cleanVirsh }, spec.name); // made: a Ctrl-C now must not report a failure
 }

@@ -1,3 +1,5 @@
+import { interrupted, isInterrupt } from '../errors.js';
+
 // A multi-step command registers how to take back each thing it made; on any failure or interrupt the steps are
 // undone newest first, so nothing is left half-made.
 export class UndoStack {
@@ -29,9 +31,12 @@ export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>): Promis
     return await body(undo);
   } catch (err) {
     const left = await undo.rollback();
-    if (left.length && err instanceof Error) {
-      err.message += ` (and clean-up failed: ${left.join('; ')})`;
+    if (isInterrupt(err)) {
+      throw left.length
+        ? interrupted('some clean-up failed: see above for what is left', left.join('\n'))
+        : interrupted('everything this command had made so far was removed');
     }
+    if (left.length && err instanceof Error) err.message += ` (and clean-up failed: ${left.join('; ')})`;
     throw err;
   }
 }

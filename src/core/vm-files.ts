@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { conflict } from '../errors.js';
+import { conflict, notFound, VmsError } from '../errors.js';
 import type { Config } from '../config.js';
 import type { UndoStack } from './undo.js';
 
@@ -18,14 +18,35 @@ export function vmFiles(config: Config, name: string): VmFiles {
   return { dir, serialSocket: join(dir, 'serial.sock'), serialLog: join(dir, 'serial.log'), nvram: join(dir, 'nvram.fd') };
 }
 
+const diskName = (imagesDir: string, stem: string, i: number) => join(imagesDir, i === 1 ? `${stem}.qcow2` : `${stem}-${i}.qcow2`);
+
 /**
- * A disk path in the images dir that no file uses yet: `<stem>.qcow2`, else `<stem>-2.qcow2` … A frozen base keeps
- * its old name, so a later VM of the same name must not collide with it.
+ * A disk path in the images dir that no file uses yet: `<stem>.qcow2`, else `<stem>-2.qcow2` … (a frozen base keeps
+ * its old name, so a later VM of the same name must not collide with it). Only for showing (--print-xml): a disk
+ * that will really be written is claimed with claimDiskPath.
  */
 export function freeDiskPath(imagesDir: string, stem: string): string {
+  for (let i = 1; ; i++) if (!existsSync(diskName(imagesDir, stem, i))) return diskName(imagesDir, stem, i);
+}
+
+/**
+ * Claims a free disk path by creating it exclusively (O_EXCL), so two disks chosen in one command, or by two commands
+ * at once, can never be the same file: qemu-img create would silently overwrite it. Its removal is registered at once,
+ * so a half-written disk is removed too.
+ */
+export async function claimDiskPath(imagesDir: string, stem: string, undo: UndoStack): Promise<string> {
   for (let i = 1; ; i++) {
-    const path = join(imagesDir, i === 1 ? `${stem}.qcow2` : `${stem}-${i}.qcow2`);
-    if (!existsSync(path)) return path;
+    const path = diskName(imagesDir, stem, i);
+    try {
+      await (await open(path, 'wx', 0o644)).close();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      if (code === 'ENOENT') throw notFound(`images directory ${imagesDir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
+      throw new VmsError('failed', `cannot create a disk in ${imagesDir}: ${code ?? (err as Error).message}`, 'check that you may write there (`vms bootstrap` sets it up), or set VMS_IMAGES_DIR');
+    }
+    undo.push(`remove ${path}`, () => rm(path, { force: true }));
+    return path;
   }
 }
 

@@ -1,5 +1,5 @@
 import { domainFacts, parseDomainXml, type DomainFacts, type XmlNode } from '../libvirt/domain-parse.js';
-import type { DomainState } from '../libvirt/virsh.js';
+import type { DomainState, Virsh } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
 
@@ -24,3 +24,14 @@ export function ownDisks(facts: DomainFacts) {
 }
 
 export const isActive = (state: DomainState) => state !== 'shut off' && state !== 'crashed';
+
+// Clean-up actions registered BEFORE the step they undo, so an interrupt in the middle of the step (the process
+// killed, libvirtd finishing anyway) is undone too. Each is safe whether or not the step got to finish.
+
+export const undefineIfDefined = (virsh: Virsh, name: string) => async () => {
+  if (await virsh.exists(name)) await virsh.undefine(name);
+};
+
+export const powerOffIfRunning = (virsh: Virsh, name: string) => async () => {
+  if ((await virsh.exists(name)) && isActive(await virsh.state(name))) await virsh.destroy(name);
+};

@@ -5,12 +5,6 @@ import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
 
 const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
 
-/** Sets an element's text whether xml2js stored it as a plain string or as { _: text, $: attrs }. */
-function setText(parent: XmlNode, key: string, value: string): void {
-  const node = first(parent[key]);
-  parent[key] = [typeof node === 'object' && node !== null ? { ...node, _: value } : value];
-}
-
 /** Replaces (or adds) the vms block in <metadata>, leaving other applications' metadata alone. */
 export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Promise<XmlNode> {
   const out = structuredClone(domain);
@@ -35,6 +29,7 @@ export function withDiskSources(domain: XmlNode, sources: ReadonlyMap<string, st
     if (!file) continue;
     disk.source = [{ ...first(disk.source), $: { ...first(disk.source)?.$, file } }];
     delete disk.backingStore;
+    disk.driver = [{ ...first(disk.driver), $: { ...first(disk.driver)?.$, type: 'qcow2' } }]; // vms writes only qcow2
   }
   return out;
 }
@@ -54,7 +49,12 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
   out.name = [id.name];
   delete out.uuid;
   const os = first(out.os);
-  if (id.nvram && os?.nvram) setText(os, 'nvram', id.nvram);
+  // Replaced whole, whichever form SRC's was in: the clone must never point at SRC's NVRAM.
+  if (os?.nvram) {
+    const template = first(os.nvram)?.$?.template;
+    os.nvram = id.nvram ? [template ? { $: { template }, _: id.nvram } : id.nvram] : undefined;
+    if (!id.nvram) delete os.nvram;
+  }
   const devices = first(out.devices) ?? {};
   for (const iface of devices.interface ?? []) delete iface.mac;
   for (const kind of ['serial', 'console'] as const) {

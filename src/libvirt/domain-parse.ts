@@ -8,6 +8,7 @@ import type { Firmware } from './domain-xml.js';
 export type XmlNode = Record<string, any>;
 
 export interface DiskFacts {
+  type: string; // file | block | volume | network
   device: string; // disk | cdrom | floppy | lun
   target: string;
   path?: string; // file or block device
@@ -85,6 +86,7 @@ export function domainFacts(domain: XmlNode): DomainFacts {
   const disks: DiskFacts[] = (devices.disk ?? []).map((d: any) => {
     const source = first(d.source);
     return {
+      type: attr(d, 'type') ?? 'file',
       device: attr(d, 'device') ?? 'disk',
       target: attr(first(d.target), 'dev') ?? '',
       path: attr(source, 'file') ?? attr(source, 'dev'),
@@ -107,7 +109,7 @@ export function domainFacts(domain: XmlNode): DomainFacts {
     memoryBytes: Number(text(memory) ?? 0) * (UNIT[attr(memory, 'unit') ?? 'KiB'] ?? 1024),
     cpus: Number(text(first(domain.vcpu)) ?? 1),
     firmware,
-    nvramPath: text(first(os.nvram)),
+    nvramPath: text(first(os.nvram)) || attr(first(first(os.nvram)?.source), 'file'), // <nvram>path</nvram> or <nvram type='file'><source file=…/>
     disks,
     serialSocket: attr(serial, 'type') === 'unix' ? attr(first(serial.source), 'path') : undefined,
     serialLog: attr(first(serial?.log), 'file'),

@@ -36,9 +36,9 @@ export class QemuImg {
     await this.run(['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', path], `cannot create overlay ${path}`);
   }
 
-  /** An independent copy with the whole backing chain flattened into it. */
-  async convert(source: string, target: string): Promise<void> {
-    await this.run(['convert', '-O', 'qcow2', source, target], `cannot copy ${source}`);
+  /** An independent qcow2 copy with the whole backing chain flattened into it (the source format stated, never probed). */
+  async convert(source: string, sourceFormat: string, target: string): Promise<void> {
+    await this.run(['convert', '-f', sourceFormat, '-O', 'qcow2', source, target], `cannot copy ${source}`);
   }
 
   async info(path: string): Promise<ImageInfo> {

@@ -7,25 +7,21 @@ import type { DomainType } from './domain-xml.js';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
 
-export interface ListedDomain {
-  name: string;
-  state: DomainState;
-}
-
 export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
 
 /** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
 export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
   const err = r.stderr;
   const line = firstErrorLine(r);
-  if (/failed to connect to the hypervisor|Failed to connect socket|cannot connect|Connection refused|no connection driver/i.test(err)) {
+  // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
+  if (/failed to connect to the hypervisor/i.test(err)) {
     const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
     return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, UNREACHABLE_HINT);
   }
   if (subject && /Domain not found|failed to get domain/i.test(err)) {
     return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');
   }
-  if (/already exists|is already defined|already in use/i.test(err)) return conflict(line);
+  if (/already exists|is already defined/i.test(err)) return conflict(line);
   if (/domain is not running|domain is already active|not valid: domain/i.test(err)) return conflict(line);
   return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run');
 }
@@ -88,8 +84,8 @@ export class Virsh {
     return this.run(['capabilities']);
   }
 
-  async list(): Promise<ListedDomain[]> {
-    return parseListTable(await this.run(['list', '--all']));
+  async names(): Promise<string[]> {
+    return parseNames(await this.run(['list', '--all', '--name']));
   }
 
   /** True when a domain of that name is defined. */
@@ -102,7 +98,15 @@ export class Virsh {
   }
 
   dumpxml(name: string, inactive = false): Promise<string> {
-    return this.run(['dumpxml', name, ...(inactive ? ['--inactive'] : [])], { subject: name });
+    // --security-info: a definition that vms writes back must keep e.g. the display password.
+    return this.run(['dumpxml', name, ...(inactive ? ['--inactive', '--security-info'] : [])], { subject: name });
+  }
+
+  /** What each disk target of the running (or else defined) domain reads from: target → file. */
+  async diskSources(name: string): Promise<Map<string, string>> {
+    const rows = (await this.run(['domblklist', name], { subject: name })).split('\n').slice(2);
+    const pairs = rows.map((r) => /^\s*(\S+)\s+(.*\S)\s*$/.exec(r)).filter((m) => m !== null && m[2] !== '-');
+    return new Map(pairs.map((m) => [m![1]!, m![2]!]));
   }
 
   async state(name: string): Promise<DomainState> {
@@ -172,12 +176,5 @@ export function pickDomainType(capabilitiesXml: string): DomainType {
   return /<domain type=['"]kvm['"]/.test(x86) ? 'kvm' : 'qemu';
 }
 
-/** Parses `virsh list --all`: " Id   Name   State" + a dashed rule + rows; the state may contain a space. */
-export function parseListTable(out: string): ListedDomain[] {
-  return out
-    .split('\n')
-    .slice(2)
-    .map((l) => /^\s*(\S+)\s+(\S+)\s+(\S.*?)\s*$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ name: m[2]!, state: m[3]! }));
-}
+/** `virsh list --all --name`: one name a line (names may contain spaces), a blank line at the end. */
+export const parseNames = (out: string) => out.split('\n').filter((l) => l.trim() !== '');

@@ -200,6 +200,17 @@ describe('clone --full, EFI, failures', () => {
     assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, dst)), false);
   });
 
+  test('clone foo foo-2: the clone\'s disk and foo\'s new overlay are never the same file', async () => {
+    const src = bed.name('foo');
+    await bed.createTiny(src);
+    const r = await bed.vms(['clone', src, `${src}-2`, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const srcDisk = (await bed.vms(['info', src, '--json'])).json.disks[0].path;
+    assert.notEqual(srcDisk, r.json.disks[0].path);
+    assert.equal(backing(srcDisk), backing(r.json.disks[0].path));
+    assert.match(bed.virsh('domblklist', src), new RegExp(srcDisk.replace(/[.]/g, '\\.')));
+  });
+
   test('unknown SRC: exit 3', async () => {
     const r = await bed.vms(['clone', bed.name('nope'), bed.name('nope2')]);
     assert.equal(r.code, 3);

@@ -45,6 +45,22 @@ describe('vms destroy', () => {
     assert.equal(existsSync(vm.disks[0].path), false);
   });
 
+  test('a disk attached from outside the images dir and a user\'s file in the VM dir are kept', async () => {
+    const n = bed.name('foreign');
+    const vm = await bed.createTiny(n);
+    const foreign = join(bed.dir, 'data.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', foreign, '16M']);
+    bed.virsh('attach-disk', n, foreign, 'vdb', '--driver', 'qemu', '--subdriver', 'qcow2', '--config');
+    const mine = join(bed.env.VMS_STATE_DIR!, n, 'notes.txt');
+    execFileSync('sh', ['-c', `echo keep > ${mine}`]);
+    const r = await bed.vms(['destroy', n, '--yes', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.removed, [vm.disks[0].path]);
+    assert.ok(r.json.kept.some((k: any) => k.path === foreign && /vms did not create it/.test(k.reason)));
+    assert.ok(existsSync(foreign), 'the foreign disk survives');
+    assert.ok(existsSync(mine), "the user's file survives");
+  });
+
   test('--yes on a running EFI VM: powers off, removes domain, NVRAM, disk and its directory, keeps the ISO', async () => {
     const n = bed.name('gone');
     const iso = join(bed.env.VMS_ISO_DIR!, 'keep.iso');

@@ -141,7 +141,7 @@ describe('progress output', () => {
     assert.equal(json.stderr, '');
     assert.equal(json.json.name, b);
     const verbose = await bed.vms(['info', a, '-v']);
-    assert.match(verbose.stderr, /^\$ virsh -c qemu:\/\/\/system dumpxml .* --inactive$/m);
+    assert.match(verbose.stderr, /^\$ virsh -c qemu:\/\/\/system dumpxml .* --inactive --security-info$/m);
     assert.match(verbose.stderr, /^\$ qemu-img info -U --output=json /m);
     assert.doesNotMatch(plain.stdout + plain.stderr, /\x1b\[/, 'NO_COLOR: no escape codes');
   });

@@ -23,8 +23,8 @@ test('domainFacts reads a real dumpxml', async () => {
     firmware: 'efi',
     nvramPath: '/var/lib/vms/work/nvram.fd',
     disks: [
-      { device: 'disk', target: 'vda', path: '/var/lib/libvirt/images/work.qcow2', format: 'qcow2', readonly: false },
-      { device: 'cdrom', target: 'sda', path: '/var/lib/libvirt/iso/archlinux.iso', format: 'raw', readonly: true },
+      { type: 'file', device: 'disk', target: 'vda', path: '/var/lib/libvirt/images/work.qcow2', format: 'qcow2', readonly: false },
+      { type: 'file', device: 'cdrom', target: 'sda', path: '/var/lib/libvirt/iso/archlinux.iso', format: 'raw', readonly: true },
     ],
     serialSocket: '/var/lib/vms/work/serial.sock',
     serialLog: '/var/lib/vms/work/console.log',
@@ -49,9 +49,9 @@ test('domainFacts: memory units, firmware detection and missing parts', async ()
     [`<os><type>hvm</type><loader type='rom'>/bios.bin</loader></os>`, { firmware: 'bios', nvramPath: undefined }],
     [`<devices><serial type='pty'><target port='0'/></serial></devices>`, { serialSocket: undefined, serialLog: undefined, graphics: undefined }],
     [`<devices><disk type='block' device='disk'><source dev='/dev/vg/x'/><target dev='vdb'/></disk></devices>`,
-      { disks: [{ device: 'disk', target: 'vdb', path: '/dev/vg/x', format: undefined, readonly: false }] }],
+      { disks: [{ type: 'block', device: 'disk', target: 'vdb', path: '/dev/vg/x', format: undefined, readonly: false }] }],
     [`<devices><disk type='file' device='cdrom'><target dev='sdb'/><readonly/></disk></devices>`,
-      { disks: [{ device: 'cdrom', target: 'sdb', path: undefined, format: undefined, readonly: true }] }],
+      { disks: [{ type: 'file', device: 'cdrom', target: 'sdb', path: undefined, format: undefined, readonly: true }] }],
   ];
   for (const [inner, expected] of cases) {
     const facts = domainFacts(await parseDomainXml(minimal(inner)));

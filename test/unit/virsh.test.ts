@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeRunner } from '../helpers/fake-runner.js';
 import { VmsError } from '../../src/errors.js';
-import { Virsh, classifyVirshError, parseListTable, pickDomainType } from '../../src/libvirt/virsh.js';
+import { Virsh, classifyVirshError, parseNames, pickDomainType } from '../../src/libvirt/virsh.js';
 
 const URI = 'qemu:///system';
 const CONNECT_ERROR =
@@ -40,16 +40,10 @@ test('pickDomainType fails when libvirt offers no x86_64 guest', () => {
 
 // ---- virsh list --------------------------------------------------------------------------------------------------
 
-test('parseListTable reads `virsh list --all`, including states with a blank', () => {
-  const out = [' Id   Name      State', '--------------------------', ' 9    a         running', ' -    b         shut off', ' 12   c.d_e-f   paused', ' -    g         in shutdown', '', ''].join('\n');
-  assert.deepEqual(parseListTable(out), [
-    { name: 'a', state: 'running' },
-    { name: 'b', state: 'shut off' },
-    { name: 'c.d_e-f', state: 'paused' },
-    { name: 'g', state: 'in shutdown' },
-  ]);
-  assert.deepEqual(parseListTable(' Id   Name   State\n--------------------\n\n'), []);
-  assert.deepEqual(parseListTable(''), []);
+test('parseNames reads `virsh list --all --name`, names with spaces whole', () => {
+  assert.deepEqual(parseNames('a\nmy vm\nb-2\n\n'), ['a', 'my vm', 'b-2']);
+  assert.deepEqual(parseNames('\n'), []);
+  assert.deepEqual(parseNames(''), []);
 });
 
 // ---- errors ------------------------------------------------------------------------------------------------------

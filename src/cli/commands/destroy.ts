@@ -6,7 +6,7 @@ import { action } from '../app.js';
 
 async function confirm(plan: DestroyPlan): Promise<boolean> {
   const lines = [
-    `This removes VM ${plan.name}${plan.running ? ' (running: it is powered off first)' : ''} and deletes:`,
+    `This removes VM ${plan.name} (powered off first if it runs) and deletes:`,
     ...plan.remove.map((p) => `  ${p}`),
     `  ${plan.dir}`,
     ...plan.keep.map((k) => `It keeps ${k.path} (${k.reason}).`),
@@ -34,7 +34,8 @@ export function register(program: Command): void {
           if (!process.stdin.isTTY) throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
           if (!(await confirm(plan))) throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
         }
-        const result = await destroyVm(ctx, plan);
+        // Planned again: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
+        const result = await destroyVm(ctx, opts.yes ? plan : await planDestroy(ctx, name!), opts.yes ? undefined : plan);
         return {
           data: result,
           human: () =>
