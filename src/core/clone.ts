@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, copyFile } from 'node:fs/promises';
 import { conflict, usageError } from '../errors.js';
-import { buildDomainXml } from '../libvirt/domain-parse.js';
+import { buildDomainXml, parseDomainXml } from '../libvirt/domain-parse.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
@@ -47,7 +47,12 @@ async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promi
   // into its base and pivot SRC onto it again; an overlay SRC does not run on is only removed (by its claim).
   undo.push(`switch ${name} back to its own disk`, async () => {
     const live = await virsh.diskSources(name);
-    for (const [target, file] of overlays) if (live.get(target) === file) await virsh.commitActiveLayer(name, target);
+    const merge = [...overlays].filter(([target, file]) => live.get(target) === file);
+    for (const [target] of merge) await virsh.commitActiveLayer(name, target);
+    if (merge.length === 0) return;
+    // The pivot put the disks back in the definition; the metadata must not keep calling them bases.
+    const now = await parseDomainXml(await virsh.dumpxml(name, true));
+    await virsh.define(await buildDomainXml(await withMetadata(now, src.facts.metadata)));
   });
   const quiesced = await ctx.virsh.agentAnswers(name);
   const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);

@@ -124,6 +124,33 @@ describe('linked clone of a running VM', () => {
   });
 });
 
+describe('a live clone failing after the snapshot', () => {
+  test('is rolled back: SRC merged back onto its own disk, its metadata restored, nothing of NEW left', async () => {
+    const src = bed.name('lroll');
+    const dst = bed.name('lrollc');
+    const iso = join(bed.env.VMS_ISO_DIR!, 'gone.iso');
+    execFileSync('cp', ['/var/cache/vms-test/tiny/tiny.iso', iso]);
+    const made = await bed.createTiny(src, ['--iso', iso, '--start']);
+    await write(src, 100, 'BEFORE');
+    execFileSync('rm', [iso]); // SRC's qemu keeps it open; NEW cannot open it, so starting NEW fails
+    const files = readdirSync(bed.env.VMS_IMAGES_DIR!).sort();
+    const r = await bed.vms(['clone', src, dst, '--start']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /==> Starting .*: failed/);
+    assert.doesNotMatch(r.stderr, /clean-up failed/);
+    assert.deepEqual(bed.domains().filter((d) => d === dst), []);
+    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).sort(), files, 'overlays removed');
+    assert.match(bed.virsh('domblklist', src), new RegExp(`vda\\s+${made.disks[0].path}`));
+    assert.equal(bed.virsh('domstate', src).trim(), 'running');
+    assert.equal(statSync(made.disks[0].path).mode & 0o200, 0o200, 'still writable: it is SRC\'s disk again');
+    assert.deepEqual((await bed.vms(['info', src, '--json'])).json.bases, []);
+    assert.doesNotMatch(bed.virsh('dumpxml', src, '--inactive'), /-2\.qcow2/, 'the saved definition is back on its own disk');
+    await write(src, 500, 'AFTER');
+    assert.equal(await read(src, 100), 'BEFORE');
+    assert.equal(await read(src, 500), 'AFTER');
+  });
+});
+
 describe('clone --full, EFI, failures', () => {
   test('--full makes an independent copy and leaves SRC as it was', async () => {
     const src = bed.name('fsrc');
