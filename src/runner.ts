@@ -74,7 +74,7 @@ export class ExecaRunner implements Runner {
  * A tool's error output as one line: its "error:" lines joined (virsh puts the cause on the second one, e.g.
  * "Failed to start domain 'x'" then "Network not found: …"), else its first line.
  */
-export function firstErrorLine(r: RunResult): string {
+export function errorSummary(r: RunResult): string {
   const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
   const errors = lines.filter((l) => /^error:/i.test(l)).map((l) => l.replace(/^error:\s*/i, ''));
   return errors.length ? errors.join(': ') : (lines[0] ?? `exit status ${r.exitCode}`);

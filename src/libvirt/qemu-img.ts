@@ -1,5 +1,5 @@
 import { VmsError } from '../errors.js';
-import { firstErrorLine, type Runner } from '../runner.js';
+import { errorSummary, type Runner } from '../runner.js';
 
 export interface ImageInfo {
   filename: string;
@@ -20,7 +20,7 @@ export class QemuImg {
   private async run(args: string[], what: string): Promise<string> {
     const r = await this.runner.run('qemu-img', args, { signal: this.signal });
     if (r.exitCode !== 0) {
-      const line = firstErrorLine(r).replace(/^qemu-img:\s*/, '');
+      const line = errorSummary(r).replace(/^qemu-img:\s*/, '');
       const full = /No space left on device/i.test(r.stderr);
       throw new VmsError('failed', `${what}: ${line}`, full ? 'free some disk space, or set VMS_IMAGES_DIR to a roomier place' : undefined);
     }

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmsError, conflict, notFound } from '../errors.js';
-import { firstErrorLine, type RunResult, type Runner } from '../runner.js';
+import { errorSummary, type RunResult, type Runner } from '../runner.js';
 import type { DomainType } from './domain-xml.js';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
@@ -12,7 +12,7 @@ export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs a
 /** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
 export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
   const err = r.stderr;
-  const line = firstErrorLine(r);
+  const line = errorSummary(r);
   // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
   if (/failed to connect to the hypervisor/i.test(err)) {
     const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
