@@ -3,6 +3,8 @@ import { VmsError, interrupted } from './errors.js';
 // The only way the core spawns processes. Always argv arrays, never a shell. Tests swap in a fake (test/helpers).
 
 export interface RunOptions {
+  /** Written to the child's stdin (otherwise stdin is closed). */
+  input?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -39,7 +41,7 @@ export class ExecaRunner implements Runner {
     const { execa } = await import('execa'); // loaded on first use: keeps `vms --version` fast
     const r = await execa(cmd, args, {
       reject: false,
-      stdin: 'ignore',
+      ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
       // Its own process group: Ctrl-C on the terminal reaches only vms, which cancels what runs and then cleans up
       // (clean-up commands must not be killed by the same keypress).
       detached: true,

@@ -20,6 +20,8 @@ export interface Output<T = any> {
   data: T;
   /** Human rendering; omitted when the command has already done its work on the terminal (console). */
   human?: (data: T) => string;
+  /** Non-zero when the command ran but its answer is "no" (doctor with a failing check). */
+  exitCode?: number;
 }
 
 export interface Invocation<O> {
@@ -67,6 +69,7 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress();
       const ctx = createContext({ config, runner: new ExecaRunner(log), progress, signal: abort.signal });
       const out = await body({ ctx, opts: command.opts<O>(), globals }, ...args);
+      if (out.exitCode) process.exitCode = out.exitCode;
       if (json) process.stdout.write(JSON.stringify(out.data, null, 2) + '\n');
       else if (out.human) {
         const text = out.human(out.data);

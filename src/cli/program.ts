@@ -4,6 +4,7 @@ import { register as clone } from './commands/clone.js';
 import { register as config } from './commands/config.js';
 import { register as create } from './commands/create.js';
 import { register as destroy } from './commands/destroy.js';
+import { register as doctor } from './commands/doctor.js';
 import { register as info } from './commands/info.js';
 import { register as list } from './commands/list.js';
 import { register as power } from './commands/power.js';
@@ -23,6 +24,6 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  for (const register of [create, list, info, power, attach, clone, destroy, config]) register(program);
+  for (const register of [create, list, info, power, attach, clone, destroy, config, doctor]) register(program);
   return program.parseAsync(argv);
 }
