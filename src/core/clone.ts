@@ -73,6 +73,14 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
     if (opts.full && isActive(src.state)) {
       throw conflict(`${opts.source} is running: a full copy needs it shut off`, `\`vms stop ${opts.source}\` first, or drop --full for an instant linked clone`);
     }
+    if (isActive(src.state)) {
+      // The snapshot works on the running disks; the clone is built from the saved ones: they must be the same.
+      const live = await virsh.diskSources(opts.source);
+      const saved = new Map(src.facts.disks.filter((d) => d.path).map((d) => [d.target, d.path!]));
+      if (live.size !== saved.size || [...live].some(([t, p]) => saved.get(t) !== p)) {
+        throw conflict(`${opts.source}'s running disks differ from its saved definition (a disk attached or removed live)`, `stop ${opts.source} and start it again, then clone`);
+      }
+    }
     return src;
   });
   const disks = ownDisks(src.facts);
@@ -119,6 +127,10 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
         if (!isActive(src.state)) undo.push(`restore ${opts.source}'s definition`, async () => cleanVirsh.define(await buildDomainXml(src.domain)));
         const switched = withDiskSources(src.domain, frozen!.overlays);
         await virsh.define(await buildDomainXml(await withMetadata(switched, { ...src.facts.metadata, bases })));
+        // Started by someone meanwhile, it would be writing into what is now NEW's base: undo it all.
+        if (!isActive(src.state) && isActive(await virsh.state(opts.source))) {
+          throw conflict(`${opts.source} was started while it was being cloned`, `nothing was changed: stop ${opts.source} and clone again, or clone it running`);
+        }
       });
     }
     if (opts.start) {

@@ -124,6 +124,21 @@ describe('linked clone of a running VM', () => {
   });
 });
 
+describe('a running VM with a disk attached live only', () => {
+  test('is refused: its running disks differ from the saved definition, and nothing changes', async () => {
+    const src = bed.name('livex');
+    await bed.createTiny(src, ['--start']);
+    const extra = join(bed.dir, 'extra.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', extra, '16M']);
+    bed.virsh('attach-disk', src, extra, 'vdb', '--driver', 'qemu', '--subdriver', 'qcow2', '--live');
+    const files = readdirSync(bed.env.VMS_IMAGES_DIR!).sort();
+    const r = await bed.vms(['clone', src, bed.name('livexc')]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /running disks differ from its saved definition/);
+    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).sort(), files);
+  });
+});
+
 describe('a live clone failing after the snapshot', () => {
   test('is rolled back: SRC merged back onto its own disk, its metadata restored, nothing of NEW left', async () => {
     const src = bed.name('lroll');
