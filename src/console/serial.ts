@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { VmsError } from '../errors.js';
 import { Expect } from './expect.js';
@@ -10,8 +11,6 @@ export interface CommandResult {
   output: string;
   exitCode: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class SerialSession {
   private constructor(

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { VmsError } from '../errors.js';
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
@@ -24,12 +25,6 @@ export async function killVm(ctx: Context, name: string): Promise<PowerResult> {
   return { name, state: await ctx.virsh.state(name), changed: true };
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
-
 /** ACPI shutdown, then waits for the guest to power off; on timeout fails with a hint, or kills with `force`. */
 export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds: number; force: boolean }): Promise<PowerResult> {
   const { state } = await loadVm(ctx, name);
@@ -40,7 +35,7 @@ export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds:
     for (;;) {
       if (!isActive(await ctx.virsh.state(name))) return true;
       if (Date.now() >= deadline) return false;
-      await sleep(Math.min(500, Math.max(0, deadline - Date.now())), ctx.signal);
+      await sleep(Math.min(500, Math.max(0, deadline - Date.now())), undefined, { signal: ctx.signal });
     }
   });
   if (stopped) return { name, state: await ctx.virsh.state(name), changed: true };

@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -64,6 +64,19 @@ export function testbed(tag: string) {
     return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], { env: { ...process.env, ...env, NO_COLOR: '1', ...extraEnv } });
   }
 
+  /** The CLI on a real pty (script(1)) of 100 columns, as on a user's terminal: argv for spawning it. */
+  const terminalArgv = (args: string[]) => ['-qfec', `stty cols 100 rows 30; ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} ${args.join(' ')}`, '/dev/null'];
+  const terminalEnv = () => ({ ...process.env, ...env, NO_COLOR: '1' });
+
+  /** Runs the CLI on a pty to the end, typing `input`; returns its exit code and what the terminal showed. */
+  function onTerminal(args: string[], input = '') {
+    const r = spawnSync('script', terminalArgv(args), { env: terminalEnv(), input, encoding: 'utf8' });
+    return { code: r.status, out: r.stdout };
+  }
+
+  /** Starts the CLI on a pty without waiting (an interactive session). */
+  const spawnOnTerminal = (args: string[]) => spawn('script', terminalArgv(args), { env: terminalEnv() });
+
   /** `vms create --bare` of a tiny guest with direct kernel boot; extra args are appended. */
   async function createTiny(n: string, extra: string[] = [], opts: { graphics?: boolean } = {}) {
     const r = await vms([
@@ -118,7 +131,7 @@ export function testbed(tag: string) {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  return { id, dir, env, name, vms, spawnVms, createTiny, shell, guest, virsh, domains, cleanup };
+  return { id, dir, env, name, vms, spawnVms, onTerminal, spawnOnTerminal, createTiny, shell, guest, virsh, domains, cleanup };
 }
 
 export type Testbed = ReturnType<typeof testbed>;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -8,15 +8,8 @@ import { testbed } from '../helpers/testbed.js';
 const bed = testbed('destroy');
 after(() => bed.cleanup());
 
-/** Runs `vms destroy` on a pty (script(1)) and types `answer` at its question. */
-function destroyOnTerminal(n: string, answer: string) {
-  const r = spawnSync('script', ['-qfec', `stty cols 100 rows 30; ${process.execPath} dist/vms.cjs destroy ${n}`, '/dev/null'], {
-    env: { ...process.env, ...bed.env, NO_COLOR: '1' },
-    input: `${answer}\n`,
-    encoding: 'utf8',
-  });
-  return { code: r.status, out: r.stdout };
-}
+/** Runs `vms destroy` on a pty and types `answer` at its question. */
+const destroyOnTerminal = (n: string, answer: string) => bed.onTerminal(['destroy', n], `${answer}\n`);
 
 describe('vms destroy', () => {
   test('without --yes and without a terminal it refuses and removes nothing', async () => {

@@ -83,8 +83,7 @@ describe('console and viewer', () => {
   });
 
   test('console on a terminal attaches to the serial console; Ctrl-] leaves', async () => {
-    // script(1) gives vms a real pty, as a user's terminal would.
-    const child = spawn('script', ['-qfec', `stty cols 100 rows 30; ${process.execPath} dist/vms.cjs console ${n}`, '/dev/null'], { env: { ...process.env, ...bed.env } });
+    const child = bed.spawnOnTerminal(['console', n]);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on('exit', r));
@@ -148,10 +147,8 @@ describe('progress output', () => {
 
   test('a spinner on a terminal', async () => {
     const c = bed.name('p3');
-    const out = execFileSync('script', ['-qfec', `stty cols 100 rows 30; ${process.execPath} dist/vms.cjs create ${c} --bare --network none --disk 64M`, '/dev/null'], {
-      env: { ...process.env, ...bed.env, NO_COLOR: '1' },
-      encoding: 'utf8',
-    });
+    const { code, out } = bed.onTerminal(['create', c, '--bare', '--network', 'none', '--disk', '64M']);
+    assert.equal(code, 0, out);
     assert.match(out, /✔ Defining domain/);
     assert.doesNotMatch(out, /==>/);
   });

@@ -30,12 +30,14 @@ export function register(program: Command): void {
     .action(
       action<{ yes?: boolean }>(async ({ ctx, opts }, name) => {
         const plan = await planDestroy(ctx, name!);
-        if (!opts.yes) {
+        let result;
+        if (opts.yes) result = await destroyVm(ctx, plan);
+        else {
           if (!process.stdin.isTTY) throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
           if (!(await confirm(plan))) throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
+          // Planned again: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
+          result = await destroyVm(ctx, await planDestroy(ctx, name!), plan);
         }
-        // Planned again: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
-        const result = await destroyVm(ctx, opts.yes ? plan : await planDestroy(ctx, name!), opts.yes ? undefined : plan);
         return {
           data: result,
           human: () =>
