@@ -2,18 +2,27 @@
 // npm run build:binary  → also dist/vms: a Node single executable application (runs with no node_modules)
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
-// Replaces src/templates.ts (which reads templates/ from disk) with a module holding the files' text.
-const inlineTemplates = {
-  name: 'inline-templates',
+// Replaces src/bundled.ts (which reads templates/, guest/ and profiles/ from disk) with a module holding their text.
+const inlineBundled = {
+  name: 'inline-bundled',
   setup(b) {
-    b.onLoad({ filter: /src[\\/]templates\.ts$/ }, () => {
-      const files = Object.fromEntries(readdirSync('templates').map((f) => [f, readFileSync(`templates/${f}`, 'utf8')]));
+    b.onLoad({ filter: /src[\\/]bundled\.ts$/ }, () => {
+      const read = (dir) =>
+        Object.fromEntries(
+          readdirSync(dir)
+            .filter((f) => !/^README/.test(f) && statSync(`${dir}/${f}`).isFile())
+            .sort()
+            .map((f) => [f, readFileSync(`${dir}/${f}`, 'utf8')]),
+        );
+      const dirs = { templates: read('templates'), guest: read('guest'), profiles: read('profiles') };
       return {
         loader: 'ts',
-        contents: `const files: Record<string, string> = ${JSON.stringify(files)};
-export function templateSource(name: string): string { const t = files[name]; if (t === undefined) throw new Error('no template ' + name); return t; }`,
+        contents: `export type BundledDir = 'templates' | 'guest' | 'profiles';
+const dirs: Record<BundledDir, Record<string, string>> = ${JSON.stringify(dirs)};
+export function bundledFiles(dir: BundledDir): Record<string, string> { return dirs[dir]; }
+export function templateSource(name: string): string { const t = dirs.templates[name]; if (t === undefined) throw new Error('no template ' + name); return t; }`,
       };
     });
   },
@@ -29,7 +38,7 @@ await build({
   minify: true,
   legalComments: 'none',
   banner: { js: '#!/usr/bin/env node' },
-  plugins: [inlineTemplates],
+  plugins: [inlineBundled],
   logLevel: 'warning',
 });
 chmodSync('dist/vms.cjs', 0o755);

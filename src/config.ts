@@ -22,6 +22,10 @@ export interface Config {
   imagesDir: Setting<string>;
   isoDir: Setting<string>;
   stateDir: Setting<string>; // per-VM serial socket, console transcript, NVRAM
+  cacheDir: Setting<string>; // kernels read out of ISOs, the shared pacman package cache
+  guestDir: Setting<string>; // the install scripts pushed into the live ISO; '' = the ones built into vms
+  profilePath: Setting<string[]>; // the user's profile directories, searched before the built-in profiles
+  bootTimeout: Setting<number>; // seconds a guest may take to show its login prompt
 }
 
 type Key = Exclude<keyof Config, 'uri'>;
@@ -33,6 +37,10 @@ const DEFAULTS: Record<Key, string> = {
   imagesDir: '/var/lib/libvirt/images',
   isoDir: '/var/lib/libvirt/iso',
   stateDir: '/var/lib/vms',
+  cacheDir: '/var/cache/vms',
+  guestDir: '',
+  profilePath: '',
+  bootTimeout: '600',
 };
 
 export const ENV_NAMES: Record<Key, string> = {
@@ -42,6 +50,10 @@ export const ENV_NAMES: Record<Key, string> = {
   imagesDir: 'VMS_IMAGES_DIR',
   isoDir: 'VMS_ISO_DIR',
   stateDir: 'VMS_STATE_DIR',
+  cacheDir: 'VMS_CACHE_DIR',
+  guestDir: 'VMS_GUEST_DIR',
+  profilePath: 'VMS_PROFILE_PATH',
+  bootTimeout: 'VMS_BOOT_TIMEOUT',
 };
 
 export function parseCpus(text: string): number {
@@ -57,13 +69,23 @@ function parseDir(text: string): string {
   return text.replace(/\/+$/, '') || '/';
 }
 
-const PARSERS: Record<Key, (text: string) => number | string> = {
+function parseSeconds(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1) throw usageError(`invalid timeout '${text}'`, 'use a whole number of seconds, for example 600');
+  return n;
+}
+
+const PARSERS: Record<Key, (text: string) => number | string | string[]> = {
   memory: (t) => parseSize(t, MEMORY_RANGE),
   cpus: parseCpus,
   disk: (t) => parseSize(t, DISK_RANGE),
   imagesDir: parseDir,
   isoDir: parseDir,
   stateDir: parseDir,
+  cacheDir: parseDir,
+  guestDir: (t) => (t === '' ? '' : parseDir(t)),
+  profilePath: (t) => t.split(':').filter(Boolean).map(parseDir),
+  bootTimeout: parseSeconds,
 };
 
 export function configFilePath(env: NodeJS.ProcessEnv): string {
@@ -77,6 +99,9 @@ export interface ConfigInputs {
   uriFlag?: string;
   file?: { path: string; text: string };
 }
+
+/** A list in JSON (profilePath) reads like the colon-separated environment variable. */
+const fileText = (value: unknown) => (Array.isArray(value) ? value.join(':') : String(value));
 
 /** Pure: computes the effective config from its inputs. */
 export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
@@ -100,7 +125,7 @@ export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
       env[envName] !== undefined && env[envName] !== ''
         ? [env[envName]!, `env ${envName}`]
         : fileValues[key] !== undefined
-          ? [String(fileValues[key]), `file ${file!.path}`]
+          ? [fileText(fileValues[key]), `file ${file!.path}`]
           : [DEFAULTS[key], 'default'];
     try {
       return { value: PARSERS[key](text) as never, source };
@@ -126,6 +151,10 @@ export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
     imagesDir: setting('imagesDir'),
     isoDir: setting('isoDir'),
     stateDir: setting('stateDir'),
+    cacheDir: setting('cacheDir'),
+    guestDir: setting('guestDir'),
+    profilePath: setting('profilePath'),
+    bootTimeout: setting('bootTimeout'),
   };
 }
 

@@ -13,3 +13,6 @@ export function validateName(name: string): string {
   }
   return name;
 }
+
+/** The guest's hostname for a VM name: "_" is not allowed in hostnames (vms-identity maps it the same way). */
+export const hostnameFor = (name: string) => name.replaceAll('_', '-');

@@ -43,3 +43,4 @@ export function formatSize(bytes: number): string {
 }
 
 export const MiB = 2 ** 20;
+export const GiB = 2 ** 30;

@@ -1,14 +1,20 @@
 #!/bin/sh
 # Sets this machine up for the integration tests (Debian 12, as root; CI runs it from .ci/run):
 #   1. libvirt + QEMU + tools from Debian packages, daemons started by hand when systemd is not PID 1 (setup/libvirt.sh)
-#   2. the tiny test guest (kernel + busybox initramfs + ISOs) built from Debian packages, cached between runs
+#   2. the tiny test guest (kernel + busybox initramfs + ISOs) and an archiso-like ISO, built from Debian packages,
+#      cached between runs
 #   3. the directories the tests use, reachable by the qemu user
 set -eu
 cd "$(dirname "$0")"
 CACHE=${VMS_TEST_CACHE:-/var/cache/vms-test}
 EXTRAS=1 sh setup/libvirt.sh
+# shellcheck for the guest scripts; bsdtar, the other tool vms can read an ISO with
+apt-get install -y -q --no-install-recommends shellcheck libarchive-tools
 if [ ! -f "$CACHE/tiny/tiny-hybrid.iso" ]; then
   sh setup/tiny-guest.sh "$CACHE/tiny" --iso
+fi
+if [ ! -f "$CACHE/archiso/archlinux-test.iso" ]; then
+  sh setup/archiso-like.sh "$CACHE/archiso"   # looks like the Arch ISO to vms; its live system logs in like archiso
 fi
 mkdir -p /var/lib/vms-test && chmod 755 /var/lib/vms-test
 echo "test setup done: guest in $CACHE/tiny"

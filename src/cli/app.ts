@@ -66,7 +66,7 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       const log = globals.verbose ? (line: string) => process.stderr.write(chalk.dim(line) + '\n') : undefined;
       // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
       const spinner = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !globals.verbose;
-      const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress();
+      const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress(Boolean(globals.verbose));
       const ctx = createContext({ config, runner: new ExecaRunner(log), progress, signal: abort.signal });
       const out = await body({ ctx, opts: command.opts<O>(), globals }, ...args);
       if (out.exitCode) process.exitCode = out.exitCode;

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { register as apply } from './commands/apply.js';
 import { register as attach } from './commands/attach.js';
 import { register as clone } from './commands/clone.js';
 import { register as config } from './commands/config.js';
@@ -24,6 +25,6 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  for (const register of [create, list, info, power, attach, clone, destroy, config, doctor]) register(program);
+  for (const register of [create, apply, list, info, power, attach, clone, destroy, config, doctor]) register(program);
   return program.parseAsync(argv);
 }

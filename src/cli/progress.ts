@@ -24,8 +24,10 @@ export function spinnerProgress(): Progress {
   };
 }
 
-export function lineProgress(): Progress {
+/** @param verbose also streams guest consoles (-v) */
+export function lineProgress(verbose = false): Progress {
   return {
+    transcript: verbose ? (text) => process.stderr.write(chalk.dim(text)) : undefined,
     async step(title, fn) {
       process.stderr.write(`==> ${title}\n`);
       const t0 = performance.now();

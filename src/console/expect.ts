@@ -32,10 +32,15 @@ export class Expect {
   private closed = false;
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly stream: Duplex) {
+  /** @param tap receives everything as it arrives (a transcript file, -v) */
+  constructor(
+    private readonly stream: Duplex,
+    private readonly tap?: (text: string) => void,
+  ) {
     stream.on('data', (chunk: Buffer | string) => {
       const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
       this.raw += text;
+      this.tap?.(text);
       let clean = this.carry + text;
       const cut = UNFINISHED.exec(clean);
       this.carry = cut ? clean.slice(cut.index) : '';

@@ -6,7 +6,7 @@ import { pickDomainType } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
-import { withUndo } from './undo.js';
+import { withUndo, type UndoStack } from './undo.js';
 import { powerOffIfRunning, undefineIfDefined } from './vm.js';
 import { claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 
@@ -40,11 +40,16 @@ export function parseFirmware(text: string): Firmware {
 }
 
 /** An ISO given by name is looked up in the ISO dir; a path is taken as it is. */
-export function resolveIso(isoDir: string, iso: string): string {
+export function resolveIso(isoDir: string, iso: string, hint = `put it in ${isoDir} or pass its full path with --iso`): string {
   const candidates = iso.includes('/') ? [resolve(iso)] : [join(isoDir, iso), resolve(iso)];
   const found = candidates.find((p) => existsSync(p) && statSync(p).isFile());
-  if (!found) throw notFound(`ISO not found: ${candidates[0]}`, `put it in ${isoDir} or pass its full path with --iso`);
+  if (!found) throw notFound(`ISO not found: ${candidates[0]}`, hint);
   return found;
+}
+
+export async function requireFreeName(ctx: Context, name: string): Promise<void> {
+  validateName(name);
+  if (await ctx.virsh.exists(name)) throw conflict(`a VM named '${name}' already exists`, 'pick another name, or `vms destroy` the old one');
 }
 
 function requireFile(what: string, path: string): string {
@@ -54,7 +59,7 @@ function requireFile(what: string, path: string): string {
 }
 
 /** Checks the input and works out every value of the domain, without touching anything. */
-async function plan(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
+export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
   validateName(opts.name);
   const files = vmFiles(ctx.config, opts.name);
   const kernelBoot = opts.kernelBoot && {
@@ -83,32 +88,40 @@ async function plan(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
 
 /** Like `virt-install --print-xml`: the domain XML that create would define. */
 export async function createXml(ctx: Context, opts: CreateOptions): Promise<string> {
-  return renderDomainXml(await plan(ctx, opts));
+  return renderDomainXml(await planVm(ctx, opts));
+}
+
+/**
+ * What every new VM has: its directory, its disk (claimed, then created) and its definition, each with its undo
+ * registered before the step runs. Sets spec.diskPath to the disk really made.
+ */
+export async function makeVm(ctx: Context, spec: DomainSpec, diskBytes: number, undo: UndoStack): Promise<void> {
+  const { progress, virsh, qemuImg } = ctx;
+  const files = vmFiles(ctx.config, spec.name);
+  await progress.step(`Creating ${files.dir}`, () => makeVmDir(files, undo));
+  ctx.signal?.throwIfAborted();
+  spec.diskPath = await claimDiskPath(ctx.config.imagesDir.value, spec.name, undo);
+  await progress.step(`Creating disk ${spec.diskPath}`, () => qemuImg.create(spec.diskPath, diskBytes));
+  ctx.signal?.throwIfAborted();
+  await progress.step(`Defining domain ${spec.name}`, async () => {
+    undo.push(`undefine ${spec.name}`, undefineIfDefined(virsh.uninterruptible(), spec.name));
+    await virsh.define(await renderDomainXml(spec));
+  });
+  ctx.signal?.throwIfAborted();
 }
 
 /** Disk + definition (+ start). Any failure or interrupt removes everything made so far. */
 export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInfo> {
-  const { progress, virsh, qemuImg } = ctx;
+  const { progress, virsh } = ctx;
   validateName(opts.name);
   const spec = await progress.step('Checking input', async () => {
-    const spec = await plan(ctx, opts);
-    if (await virsh.exists(spec.name)) throw conflict(`a VM named '${spec.name}' already exists`, 'pick another name, or `vms destroy` the old one');
-    return spec;
+    await requireFreeName(ctx, opts.name);
+    return planVm(ctx, opts);
   });
-  const files = vmFiles(ctx.config, spec.name);
   const cleanVirsh = virsh.uninterruptible();
 
   await withUndo(async (undo) => {
-    await progress.step(`Creating ${files.dir}`, () => makeVmDir(files, undo));
-    ctx.signal?.throwIfAborted();
-    spec.diskPath = await claimDiskPath(ctx.config.imagesDir.value, spec.name, undo);
-    await progress.step(`Creating disk ${spec.diskPath}`, () => qemuImg.create(spec.diskPath, opts.disk ?? ctx.config.disk.value));
-    ctx.signal?.throwIfAborted();
-    await progress.step(`Defining domain ${spec.name}`, async () => {
-      undo.push(`undefine ${spec.name}`, undefineIfDefined(cleanVirsh, spec.name));
-      await virsh.define(await renderDomainXml(spec));
-    });
-    ctx.signal?.throwIfAborted();
+    await makeVm(ctx, spec, opts.disk ?? ctx.config.disk.value, undo);
     if (opts.start) {
       await progress.step(`Starting ${spec.name}`, async () => {
         undo.push(`stop ${spec.name}`, powerOffIfRunning(cleanVirsh, spec.name));

@@ -3,7 +3,7 @@ import { rm, rmdir } from 'node:fs/promises';
 import { VmsError, conflict } from '../errors.js';
 import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
 import type { Context } from './context.js';
-import { vmFiles } from './vm-files.js';
+import { ownFiles, vmFiles, vmPackageCache } from './vm-files.js';
 import { isActive, loadVm, ownDisks } from './vm.js';
 
 export interface DestroyPlan {
@@ -88,7 +88,8 @@ export async function destroyVm(ctx: Context, plan: DestroyPlan, expected?: Dest
   });
   // Only vms' own files, never a recursive delete: the directory may hold something a user put there.
   const files = vmFiles(ctx.config, plan.name);
-  for (const f of [files.serialSocket, files.serialLog, files.nvram]) await rm(f, { force: true });
+  for (const f of ownFiles(files)) await rm(f, { force: true });
+  await rm(vmPackageCache(ctx.config, plan.name), { recursive: true, force: true }); // vms' own, left by a kept failed install
   const kept = [...plan.keep];
   await rmdir(plan.dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOTEMPTY') kept.push({ path: plan.dir, reason: 'it holds files vms did not make' });

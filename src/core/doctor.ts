@@ -84,9 +84,13 @@ function checkOvmf(domcaps: string | undefined): CheckResult {
   return warn('ovmf', 'no UEFI firmware (OVMF) found: --firmware efi will not work', 'install it: pacman -S edk2-ovmf (Arch), apt install ovmf (Debian), dnf install edk2-ovmf (Fedora)');
 }
 
+/** virtiofsd where distributions put it (libvirt finds it through QEMU's vhost-user descriptions). */
+export function findVirtiofsd(): string | undefined {
+  return ['/usr/lib/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'].find((p) => existsSync(p)) ?? findProgram(['virtiofsd']);
+}
+
 function checkVirtiofsd(): CheckResult {
-  const known = ['/usr/lib/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'].find((p) => existsSync(p));
-  const found = known ?? findProgram(['virtiofsd']);
+  const found = findVirtiofsd();
   if (found) return pass('virtiofsd', `virtiofsd found (${found})`);
   return warn('virtiofsd', 'virtiofsd not found: no shared package cache or folders', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian)');
 }

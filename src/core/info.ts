@@ -1,3 +1,4 @@
+import type { PendingStep } from '../libvirt/metadata.js';
 import type { Firmware } from '../libvirt/domain-xml.js';
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
@@ -19,6 +20,8 @@ export interface VmInfo {
   profile?: string;
   created?: string;
   createdFrom?: string;
+  /** Set while a `vms create` is unfinished: the step `--resume` goes on with. */
+  pending?: PendingStep;
   bases: string[];
   memory: number; // bytes
   cpus: number;
@@ -53,6 +56,7 @@ export async function vmInfo(ctx: Context, name: string): Promise<VmInfo> {
     profile: facts.metadata.profile,
     created: facts.metadata.created,
     createdFrom: facts.metadata.createdFrom,
+    pending: facts.metadata.pending,
     bases: facts.metadata.bases,
     memory: facts.memoryBytes,
     cpus: facts.cpus,

@@ -1,3 +1,4 @@
+import type { PendingStep } from '../libvirt/metadata.js';
 import { parseDomainXml, readMetadata } from '../libvirt/domain-parse.js';
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
@@ -9,7 +10,8 @@ export interface VmSummary {
   memory: number; // bytes
   cpus: number;
   disk?: number; // virtual size of the first disk, bytes
-  createdFrom?: string; // set on clones
+  createdFrom?: string; // the VM it was cloned from, or the ISO it was installed from
+  pending?: PendingStep; // an unfinished `vms create`
 }
 
 // virDomainState numbers, as `virsh domstats --state` reports them.
@@ -50,6 +52,7 @@ export async function listVms(ctx: Context): Promise<VmSummary[]> {
       cpus: Number(s['vcpu.current'] ?? s['vcpu.maximum'] ?? 0),
       disk: s['block.0.capacity'] === undefined ? undefined : Number(s['block.0.capacity']),
       createdFrom: md.createdFrom,
+      pending: md.pending,
     });
   }
   return vms.sort((a, b) => a.name.localeCompare(b.name));

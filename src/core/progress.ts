@@ -5,6 +5,8 @@ export interface Progress {
   step<T>(title: string, fn: () => Promise<T>): Promise<T>;
   /** A remark worth telling the user (a fallback taken, something kept). */
   note(message: string): void;
+  /** What a guest prints on its console while vms drives it (shown with -v). */
+  transcript?(text: string): void;
 }
 
 export const silentProgress: Progress = {

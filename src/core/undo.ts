@@ -24,12 +24,16 @@ export class UndoStack {
   }
 }
 
-/** Runs `body`; when it throws, rolls back and rethrows the original error (with what could not be undone). */
-export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>): Promise<T> {
+/**
+ * Runs `body`; when it throws, rolls back and rethrows the original error (with what could not be undone). When
+ * `keep` says so at that moment, nothing is rolled back (`vms create --keep-failed` leaves the VM for inspection).
+ */
+export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>, keep?: () => boolean): Promise<T> {
   const undo = new UndoStack();
   try {
     return await body(undo);
   } catch (err) {
+    if (keep?.()) throw err;
     const left = await undo.rollback();
     if (isInterrupt(err)) {
       throw left.length

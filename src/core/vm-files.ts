@@ -11,12 +11,31 @@ export interface VmFiles {
   serialSocket: string;
   serialLog: string;
   nvram: string;
+  password: string; // the generated root (and user) password, 0600
+  settings: string; // the guest's settings.sh, 0600 (for --resume and apply)
+  installLog: string; // console transcripts of create and apply
+  applyLog: string;
 }
+
+/** Every file vms itself may put in a VM's directory (destroy removes these and nothing else). */
+export const ownFiles = (f: VmFiles) => [f.serialSocket, f.serialLog, f.nvram, f.password, f.settings, f.installLog, f.applyLog];
 
 export function vmFiles(config: Config, name: string): VmFiles {
   const dir = join(config.stateDir.value, name);
-  return { dir, serialSocket: join(dir, 'serial.sock'), serialLog: join(dir, 'serial.log'), nvram: join(dir, 'nvram.fd') };
+  return {
+    dir,
+    serialSocket: join(dir, 'serial.sock'),
+    serialLog: join(dir, 'serial.log'),
+    nvram: join(dir, 'nvram.fd'),
+    password: join(dir, 'root-password'),
+    settings: join(dir, 'settings.sh'),
+    installLog: join(dir, 'install.log'),
+    applyLog: join(dir, 'apply.log'),
+  };
 }
+
+/** The writable package cache an install downloads into (moved to the shared cache when the install is done). */
+export const vmPackageCache = (config: Config, name: string) => join(config.cacheDir.value, 'pkg-vm', name);
 
 const diskName = (imagesDir: string, stem: string, i: number) => join(imagesDir, i === 1 ? `${stem}.qcow2` : `${stem}-${i}.qcow2`);
 

@@ -1,6 +1,9 @@
 import type { XmlNode } from './domain-parse.js';
 import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
 
+/** virtiofs tags of the install-time package caches. */
+export const PKG_CACHE_TAG_PREFIX = 'vms-pkg-';
+
 // Pure edits on a parsed domain (xml2js shape). Each returns a new object and leaves its input alone.
 
 const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
@@ -71,5 +74,39 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
       delete g.$.tlsPort;
     }
   }
-  return withMetadata(out, id.metadata);
+  return withMetadata(withOemName(out, id.name), id.metadata);
+}
+
+/** Sets the SMBIOS OEM string the guest takes its name from (see guest/README.md). */
+export function withOemName(domain: XmlNode, name: string): XmlNode {
+  const out = structuredClone(domain);
+  for (const sysinfo of out.sysinfo ?? []) {
+    for (const oem of sysinfo.oemStrings ?? []) {
+      oem.entry = (oem.entry ?? []).map((e: unknown) => (typeof e === 'string' && e.startsWith('vms.name=') ? `vms.name=${name}` : e));
+    }
+  }
+  return out;
+}
+
+/**
+ * After an install: boot from the disk. No kernel, no cdrom, and no install-time package-cache shares (with the shared
+ * memory they needed).
+ */
+export function withDiskBoot(domain: XmlNode): XmlNode {
+  const out = structuredClone(domain);
+  const os = first(out.os);
+  if (os) {
+    for (const key of ['kernel', 'initrd', 'cmdline', 'boot']) delete os[key];
+    os.boot = [{ $: { dev: 'hd' } }];
+  }
+  const devices = first(out.devices);
+  if (devices) {
+    devices.disk = (devices.disk ?? []).filter((d: XmlNode) => d.$?.device !== 'cdrom');
+    devices.filesystem = (devices.filesystem ?? []).filter((f: XmlNode) => !String(first(f.target)?.$?.dir).startsWith(PKG_CACHE_TAG_PREFIX));
+    if (devices.filesystem.length === 0) {
+      delete devices.filesystem;
+      delete out.memoryBacking;
+    }
+  }
+  return out;
 }

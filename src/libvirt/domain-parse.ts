@@ -1,4 +1,4 @@
-import { VMS_NS, type VmsMetadata } from './metadata.js';
+import { PENDING_STEPS, VMS_NS, type VmsMetadata } from './metadata.js';
 import type { Firmware } from './domain-xml.js';
 
 // Reading and editing libvirt's own domain XML (from `virsh dumpxml`). xml2js's default shape: every child is an
@@ -67,10 +67,12 @@ export function readMetadata(domain: XmlNode): VmsMetadata {
   if (!found) return { bases: [] };
   const prefix = found.key.includes(':') ? found.key.split(':')[0] + ':' : '';
   const get = (tag: string): string[] => (found.node[prefix + tag] ?? []).map((n: any) => text(n) ?? '');
+  const pending = PENDING_STEPS.find((p) => p === get('pending')[0]);
   return {
     profile: get('profile')[0],
     created: get('created')[0],
     createdFrom: get('created-from')[0],
+    ...(pending && { pending }),
     bases: get('base').filter(Boolean),
   };
 }

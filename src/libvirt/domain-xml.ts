@@ -1,4 +1,4 @@
-import { templateSource } from '../templates.js';
+import { templateSource } from '../bundled.js';
 import { MiB } from '../size.js';
 import { renderMetadata, type VmsMetadata } from './metadata.js';
 
@@ -30,7 +30,14 @@ export interface DomainSpec {
   serialSocket: string;
   serialLog: string;
   graphics: boolean;
+  /** Host directories shared over virtiofs, by tag (the package caches during an install). */
+  shares?: Share[];
   metadata: VmsMetadata;
+}
+
+export interface Share {
+  source: string;
+  tag: string;
 }
 
 let compiled: HandlebarsTemplateDelegate | undefined;
@@ -61,5 +68,6 @@ export async function renderDomainXml(spec: DomainSpec): Promise<string> {
     serialSocket: spec.serialSocket,
     serialLog: spec.serialLog,
     graphics: spec.graphics,
+    shares: spec.shares ?? [],
   });
 }

@@ -3,10 +3,15 @@
 export const VMS_NS = 'https://github.com/vms-dev/vms/xmlns/1';
 export const VMS_PREFIX = 'vms';
 
+export type PendingStep = 'install' | 'profile';
+export const PENDING_STEPS: readonly PendingStep[] = ['install', 'profile'];
+
 export interface VmsMetadata {
   profile?: string;
   created?: string; // ISO 8601
-  createdFrom?: string; // the VM this one was cloned from
+  createdFrom?: string; // the VM this one was cloned from, or the ISO it was installed from
+  /** An unfinished `vms create`: the step `--resume` continues with. */
+  pending?: PendingStep;
   /** Read-only bases under this VM's disk that vms froze, nearest first. */
   bases: string[];
 }
@@ -22,6 +27,7 @@ export function renderMetadata(m: VmsMetadata): string {
     el('profile', m.profile) +
     el('created', m.created) +
     el('created-from', m.createdFrom) +
+    el('pending', m.pending) +
     m.bases.map((b) => el('base', b)).join('') +
     `</${VMS_PREFIX}:vm>`
   );

@@ -14,6 +14,8 @@ export const GUEST = {
   initrd: join(CACHE, 'tiny/initrd.img'),
   iso: join(CACHE, 'tiny/tiny.iso'),
   hybridIso: join(CACHE, 'tiny/tiny-hybrid.iso'),
+  /** Looks like the Arch ISO to vms: archiso layout, label and date; its live system logs in like archiso. */
+  archIso: join(CACHE, 'archiso/archlinux-test.iso'),
 };
 for (const f of Object.values(GUEST)) {
   if (!existsSync(f)) throw new Error(`test guest file ${f} is missing: run test/setup.sh first (as root)`);
@@ -30,6 +32,7 @@ export function testbed(tag: string) {
     VMS_IMAGES_DIR: join(dir, 'images'),
     VMS_STATE_DIR: join(dir, 'vms'),
     VMS_ISO_DIR: join(dir, 'iso'),
+    VMS_CACHE_DIR: join(dir, 'cache'),
     VMS_CONFIG: join(dir, 'config.json'),
     LIBVIRT_DEFAULT_URI: URI,
   };
@@ -88,16 +91,16 @@ export function testbed(tag: string) {
     return r.json;
   }
 
-  /** Logs into a running VM's serial console as root. */
-  async function shell(n: string): Promise<SerialSession> {
+  /** Logs into a running VM's serial console as root (the tiny guest has no password; an installed one has). */
+  async function shell(n: string, password?: string): Promise<SerialSession> {
     const s = await SerialSession.open(join(env.VMS_STATE_DIR!, n, 'serial.sock'), { timeoutMs: 10_000 });
-    await s.login({ user: 'root', timeoutMs: 120_000 });
+    await s.login({ user: 'root', password, timeoutMs: 120_000 });
     return s;
   }
 
   /** Runs one command in the guest and returns its output; fails the test on a non-zero status. */
-  async function guest(n: string, command: string): Promise<string> {
-    const s = await shell(n);
+  async function guest(n: string, command: string, password?: string): Promise<string> {
+    const s = await shell(n, password);
     try {
       const r = await s.run(command);
       if (r.exitCode !== 0) throw new Error(`in ${n}: '${command}' exited ${r.exitCode}: ${r.output}`);

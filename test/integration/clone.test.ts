@@ -67,7 +67,7 @@ describe('linked clone of a shut-off VM', () => {
 
   test('list shows the clone with its base', async () => {
     const r = await bed.vms(['list']);
-    assert.match(r.stdout, /^NAME\s+STATE\s+PROFILE\s+MEMORY\s+CPUS\s+DISK\s+BASE$/m);
+    assert.match(r.stdout, /^NAME\s+STATE\s+PROFILE\s+MEMORY\s+CPUS\s+DISK\s+FROM$/m);
     assert.match(r.stdout, new RegExp(`^${dst}\\s+shut off\\s+-\\s+256M\\s+1\\s+64M\\s+${src}$`, 'm'));
     const json = (await bed.vms(['list', '--json'])).json;
     assert.equal(json.find((v: any) => v.name === dst).createdFrom, src);

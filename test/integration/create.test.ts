@@ -90,7 +90,8 @@ describe('vms create: bad input is refused before anything is made', () => {
     ['a size out of range', ['create', 'okname', '--bare', '--memory', '1M'], 2, /memory '1M' is out of range/],
     ['zero CPUs', ['create', 'okname', '--bare', '--cpus', '0'], 2, /invalid CPU count '0'/],
     ['an unknown firmware', ['create', 'okname', '--bare', '--firmware', 'coreboot'], 2, /invalid firmware/],
-    ['no --bare (install not built yet)', ['create', 'okname'], 2, /--bare/],
+    ['--start without --bare', ['create', 'okname', '--start'], 2, /--start is for --bare/],
+    ['--kernel without --bare', ['create', 'okname', '--kernel', '/boot/vmlinuz'], 2, /--kernel is for `vms create --bare`/],
   ];
   for (const [what, args, code, message] of cases) {
     test(what, async () => {

@@ -28,6 +28,10 @@ test('defaults when nothing is set', () => {
     imagesDir: ['/var/lib/libvirt/images', 'default'],
     isoDir: ['/var/lib/libvirt/iso', 'default'],
     stateDir: ['/var/lib/vms', 'default'],
+    cacheDir: ['/var/cache/vms', 'default'],
+    guestDir: ['', 'default'],
+    profilePath: [[], 'default'],
+    bootTimeout: [600, 'default'],
   });
 });
 
@@ -48,7 +52,7 @@ test('uri: flag > LIBVIRT_DEFAULT_URI > default', () => {
 
 test('other settings: env > file > default, each with its source', () => {
   const env = { VMS_MEMORY: '8G', VMS_IMAGES_DIR: '/srv/images/', VMS_CPUS: '' /* empty = unset */ };
-  const c = resolveConfig({ env, file: file({ memory: '1G', cpus: 4, disk: '40G', imagesDir: '/x', stateDir: '/st' }) });
+  const c = resolveConfig({ env, file: file({ memory: '1G', cpus: 4, disk: '40G', imagesDir: '/x', stateDir: '/st', profilePath: ['/a', '/b'], bootTimeout: 60 }) });
   assert.deepEqual(flat(c), {
     uri: ['qemu:///system', 'default'],
     memory: [8 * G, 'env VMS_MEMORY'],
@@ -57,11 +61,18 @@ test('other settings: env > file > default, each with its source', () => {
     imagesDir: ['/srv/images', 'env VMS_IMAGES_DIR'], // trailing slash dropped
     isoDir: ['/var/lib/libvirt/iso', 'default'],
     stateDir: ['/st', `file ${FILE}`],
+    cacheDir: ['/var/cache/vms', 'default'],
+    guestDir: ['', 'default'],
+    profilePath: [['/a', '/b'], `file ${FILE}`], // a list in JSON, colon-separated in the environment
+    bootTimeout: [60, `file ${FILE}`],
   });
 });
 
 test('every env variable is read', () => {
-  const env = { VMS_MEMORY: '3G', VMS_CPUS: '3', VMS_DISK: '30G', VMS_IMAGES_DIR: '/i', VMS_ISO_DIR: '/o', VMS_STATE_DIR: '/s' };
+  const env = {
+    VMS_MEMORY: '3G', VMS_CPUS: '3', VMS_DISK: '30G', VMS_IMAGES_DIR: '/i', VMS_ISO_DIR: '/o', VMS_STATE_DIR: '/s',
+    VMS_CACHE_DIR: '/c', VMS_GUEST_DIR: '/g/', VMS_PROFILE_PATH: '/p1::/p2/', VMS_BOOT_TIMEOUT: '90',
+  };
   const c = resolveConfig({ env });
   assert.deepEqual(flat(c), {
     uri: ['qemu:///system', 'default'],
@@ -71,7 +82,16 @@ test('every env variable is read', () => {
     imagesDir: ['/i', 'env VMS_IMAGES_DIR'],
     isoDir: ['/o', 'env VMS_ISO_DIR'],
     stateDir: ['/s', 'env VMS_STATE_DIR'],
+    cacheDir: ['/c', 'env VMS_CACHE_DIR'],
+    guestDir: ['/g', 'env VMS_GUEST_DIR'],
+    profilePath: [['/p1', '/p2'], 'env VMS_PROFILE_PATH'],
+    bootTimeout: [90, 'env VMS_BOOT_TIMEOUT'],
   });
+});
+
+test('a relative profile directory or a bad boot timeout is a usage error naming its source', () => {
+  assertUsage(() => resolveConfig({ env: { VMS_PROFILE_PATH: '/ok:rel' } }), /^directory 'rel' is not an absolute path \(from env VMS_PROFILE_PATH\)$/);
+  for (const t of ['0', '-5', '1.5', 'soon']) assertUsage(() => resolveConfig({ env: { VMS_BOOT_TIMEOUT: t } }), /^invalid timeout/);
 });
 
 test('a config file that is not a JSON object is a usage error naming the file', () => {

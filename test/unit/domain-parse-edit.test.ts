@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { buildDomainXml, domainFacts, parseDomainXml, readMetadata } from '../../src/libvirt/domain-parse.js';
-import { cloneDefinition, withDiskSources, withMetadata, type CloneIdentity } from '../../src/libvirt/domain-edit.js';
-import { VMS_NS } from '../../src/libvirt/metadata.js';
+import { buildDomainXml, domainFacts, parseDomainXml, readMetadata, type XmlNode } from '../../src/libvirt/domain-parse.js';
+import { cloneDefinition, withDiskBoot, withDiskSources, withMetadata, type CloneIdentity } from '../../src/libvirt/domain-edit.js';
+import { PENDING_STEPS, renderMetadata, VMS_NS } from '../../src/libvirt/metadata.js';
 import { assertValidDomainXml } from './validate-xml.js';
 
 // `virsh dumpxml` of a running EFI VM that is itself a linked clone (backing chain), libvirt 9 style.
@@ -119,6 +119,8 @@ test('cloneDefinition gives the copy a new identity and its own files', async ()
   assert.equal(graphics.$.port, undefined);
   assert.deepEqual(graphics.$, { type: 'spice', autoport: 'yes', listen: '127.0.0.1' });
 
+  assert.deepEqual(clone.sysinfo[0].oemStrings[0].entry, ['vms.name=work2', 'other=kept'], 'the guest learns its new name from SMBIOS');
+
   const md = clone.metadata[0];
   assert.deepEqual(Object.keys(md).sort(), ['libosinfo:libosinfo', 'vms:vm']);
   assert.deepEqual(md['libosinfo:libosinfo'], before.metadata[0]['libosinfo:libosinfo']);
@@ -181,5 +183,84 @@ test('withMetadata adds a vms block where there was no metadata, and replaces an
     const xml = await buildDomainXml(out);
     assertValidDomainXml(xml, `withMetadata on ${inner}`);
     assert.deepEqual(readMetadata(await parseDomainXml(xml)), { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [] }, inner);
+  }
+});
+
+const PKG_SHARE = `<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/var/cache/pacman/pkg'/><target dir='vms-pkg-host'/><readonly/></filesystem>`;
+const PKG_SHARE_RW = `<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/var/cache/vms/pkg'/><target dir='vms-pkg-rw'/></filesystem>`;
+const USER_SHARE = `<filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/srv/data'/><target dir='data'/></filesystem>`;
+const MEMORY_BACKING = `<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>`;
+
+/** The fixture as `vms create` leaves it during an install: direct kernel boot, the ISO, package-cache shares. */
+function installing(shares: string): string {
+  const xml = FIXTURE.replace('<resource>', `${MEMORY_BACKING}\n  <resource>`)
+    .replace(
+      `<boot dev='hd'/>\n    <boot dev='cdrom'/>`,
+      `<kernel>/var/cache/vms/iso/abc/vmlinuz-linux</kernel>\n    <initrd>/var/cache/vms/iso/abc/initramfs-linux.img</initrd>\n` +
+        `    <cmdline>archisobasedir=arch archisosearchuuid=2024-05-01-10-00-43-00 console=ttyS0,115200</cmdline>\n    <smbios mode='sysinfo'/>`,
+    )
+    .replace(`<controller type='usb'`, `${shares}\n    <controller type='usb'`);
+  assert.ok(xml.includes('<kernel>') && xml.includes('<memoryBacking>') && xml.includes(shares), 'the fixture changed: fix installing()');
+  return xml;
+}
+
+test('withDiskBoot: boots from the disk, without kernel, cdrom or package-cache shares; a user share stays', async () => {
+  const xml = installing(PKG_SHARE + USER_SHARE + PKG_SHARE_RW);
+  assertValidDomainXml(xml, 'the installing domain');
+  const domain = await parseDomainXml(xml);
+  const before = structuredClone(domain);
+  const out = withDiskBoot(domain);
+  assert.deepEqual(domain, before, 'the input is left alone');
+
+  const os = out.os[0];
+  assert.deepEqual(os.boot, [{ $: { dev: 'hd' } }]);
+  for (const key of ['kernel', 'initrd', 'cmdline']) assert.equal(os[key], undefined, key);
+  assert.deepEqual(os.nvram, before.os[0].nvram);
+  assert.deepEqual(os.loader, before.os[0].loader);
+  assert.deepEqual(os.smbios, before.os[0].smbios);
+  const devices = out.devices[0];
+  assert.deepEqual(devices.disk, [before.devices[0].disk[0]], 'only the system disk');
+  assert.deepEqual(devices.filesystem.map((f: XmlNode) => f.target[0].$.dir), ['data']);
+  assert.deepEqual(out.memoryBacking, before.memoryBacking, 'the user share still needs shared memory');
+
+  const rebuilt = await buildDomainXml(out);
+  assertValidDomainXml(rebuilt, 'withDiskBoot with a user share');
+  const facts = domainFacts(await parseDomainXml(rebuilt));
+  assert.deepEqual(facts.disks.map((d) => d.device), ['disk']);
+  assert.equal(facts.firmware, 'efi');
+  assert.ok(!rebuilt.includes('vms-pkg-') && !rebuilt.includes('<kernel>') && !rebuilt.includes('archisobasedir'), rebuilt);
+});
+
+test('withDiskBoot: with only package-cache shares, the filesystems and the shared memory go', async () => {
+  const out = withDiskBoot(await parseDomainXml(installing(PKG_SHARE + PKG_SHARE_RW)));
+  assert.equal(out.devices[0].filesystem, undefined);
+  assert.equal(out.memoryBacking, undefined);
+  const rebuilt = await buildDomainXml(out);
+  assertValidDomainXml(rebuilt, 'withDiskBoot without shares left');
+  assert.ok(!rebuilt.includes('<filesystem') && !rebuilt.includes('<memoryBacking'), rebuilt);
+
+  // The fixture itself (no kernel, no shares): the second boot device goes, the rest of <os> stays.
+  const plain = withDiskBoot(await parseDomainXml(FIXTURE));
+  assert.deepEqual(plain.os[0].boot, [{ $: { dev: 'hd' } }]);
+  assert.equal(plain.os[0].firmware[0].feature.length, 2);
+  assertValidDomainXml(await buildDomainXml(plain), 'withDiskBoot on the fixture');
+});
+
+test('metadata pending survives renderMetadata → XML → readMetadata; an unknown step reads as none', async () => {
+  for (const pending of PENDING_STEPS) {
+    const md = { profile: 'dev', created: '2026-01-02T03:04:05.000Z', createdFrom: '/iso/arch.iso', pending, bases: [] };
+    const xml = await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), md));
+    assertValidDomainXml(xml, `pending ${pending}`);
+    assert.deepEqual(readMetadata(await parseDomainXml(xml)), md, pending);
+    assert.ok(renderMetadata(md).includes(`<vms:pending>${pending}</vms:pending>`));
+  }
+  const done = readMetadata(await parseDomainXml(await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [] }))));
+  assert.ok(!('pending' in done), 'no pending key when nothing is pending');
+
+  for (const odd of ['reboot', 'INSTALL', '', ' install']) {
+    const xml = minimal(`<metadata><vms:vm xmlns:vms="${VMS_NS}"><vms:profile>p</vms:profile><vms:pending>${odd}</vms:pending></vms:vm></metadata>`);
+    const md = readMetadata(await parseDomainXml(xml));
+    assert.equal(md.pending, undefined, JSON.stringify(odd));
+    assert.equal(md.profile, 'p');
   }
 });

@@ -75,8 +75,26 @@ test('every combination of options renders schema-valid XML with the expected de
                 assert.ok(xml.includes(`<vms:vm xmlns:vms="${VMS_NS}"><vms:profile>dev</vms:profile>`));
                 assert.ok(xml.includes(`<vms:base>/var/lib/libvirt/images/base.qcow2</vms:base>`));
                 assert.ok(!xml.includes('<uuid>'));
+                assert.ok(xml.includes(`<entry>vms.name=work</entry>`), 'the SMBIOS OEM string the guest reads its name from');
+                assert.ok(xml.includes(`<smbios mode='sysinfo'/>`));
+                assert.ok(!xml.includes('<filesystem') && !xml.includes('<memoryBacking>'));
               });
             }
+});
+
+test('virtiofs shares come with shared memory backing, one filesystem per tag', async () => {
+  for (const firmware of ['bios', 'efi'] as const) {
+    const shares = [
+      { source: '/var/cache/pacman/pkg', tag: 'vms-pkg-host' },
+      { source: '/var/cache/vms/pkg/work', tag: 'vms-pkg-vm' },
+    ];
+    const xml = await renderDomainXml({ ...base, firmware, nvramPath: firmware === 'efi' ? NVRAM : undefined, kernelBoot: KERNEL, cdrom: ISO, shares });
+    assertValidDomainXml(xml, `shares ${firmware}`);
+    assert.equal(count(xml, `<driver type='virtiofs'/>`), 2);
+    assert.ok(xml.includes(`<source dir='/var/cache/pacman/pkg'/>\n      <target dir='vms-pkg-host'/>`));
+    assert.ok(xml.includes(`<source dir='/var/cache/vms/pkg/work'/>\n      <target dir='vms-pkg-vm'/>`));
+    assert.ok(xml.includes(`<memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>`));
+  }
 });
 
 test('a uuid is rendered when given, memory is rounded to MiB', async () => {

@@ -4,6 +4,13 @@ import { formatSize } from '../../size.js';
 import { action } from '../app.js';
 import { table } from '../format.js';
 
+function shown(key: string, value: unknown): string {
+  if (key === 'memory' || key === 'disk') return formatSize(value as number);
+  if (key === 'bootTimeout') return `${String(value)}s`;
+  if (Array.isArray(value)) return value.join(':') || '(none)';
+  return String(value) || '(built in)';
+}
+
 export function register(program: Command): void {
   program
     .command('config')
@@ -14,7 +21,7 @@ export function register(program: Command): void {
         const rows = Object.entries(c).map(([key, s]) => ({
           key,
           value: s.value,
-          shown: key === 'memory' || key === 'disk' ? formatSize(s.value as number) : String(s.value),
+          shown: shown(key, s.value),
           source: s.source,
         }));
         return {

@@ -3,11 +3,17 @@ import { parseCpus } from '../../config.js';
 import { createVm, createXml, parseFirmware, parseNetwork, type CreateOptions } from '../../core/create.js';
 import { usageError } from '../../errors.js';
 import { DISK_RANGE, MEMORY_RANGE, parseSize } from '../../size.js';
+import { installVm, resumeInstall, type InstallOptions, type InstallResult } from '../../core/install.js';
 import { action } from '../app.js';
 import { renderVmInfo } from '../vm-view.js';
 
 interface Flags {
   bare?: boolean;
+  profile: string;
+  user?: string;
+  sshKey?: string;
+  keepFailed?: boolean;
+  resume?: boolean;
   iso?: string;
   memory?: string;
   cpus?: string;
@@ -22,11 +28,10 @@ interface Flags {
   printXml?: boolean;
 }
 
+/** The options of a bare create (disk + definition, you install it yourself). */
 export function toCreateOptions(name: string, f: Flags): CreateOptions {
-  if (!f.bare && !f.printXml) {
-    throw usageError('only `vms create NAME --bare` is available so far: the unattended Arch install is not built yet', 'add --bare for a disk + definition you install yourself (with --iso)');
-  }
   if ((f.initrd || f.cmdline) && !f.kernel) throw usageError('--initrd and --cmdline need --kernel');
+  if (f.kernel && !f.bare && !f.printXml) throw usageError('--kernel is for `vms create --bare`', 'the install boots the ISO\'s own kernel');
   return {
     name,
     memory: f.memory === undefined ? undefined : parseSize(f.memory, MEMORY_RANGE),
@@ -41,13 +46,31 @@ export function toCreateOptions(name: string, f: Flags): CreateOptions {
   };
 }
 
+/** The options of the unattended install. */
+export function toInstallOptions(name: string, f: Flags): InstallOptions {
+  const { memory, cpus, disk, firmware, network, iso, graphics } = toCreateOptions(name, f);
+  if (f.start) throw usageError('--start is for --bare', 'an installed VM is left running anyway');
+  return { name, profile: f.profile, memory, cpus, disk, firmware, network, iso, graphics, user: f.user, sshKey: f.sshKey, keepFailed: Boolean(f.keepFailed) };
+}
+
+function renderInstalled(vm: InstallResult): string {
+  const next = [`vms console ${vm.name}     # serial console; log in as root or ${vm.user}`];
+  if (vm.graphics) next.push(`vms viewer ${vm.name}      # SPICE display`);
+  return `${renderVmInfo(vm)}\n\npassword for root and ${vm.user}: in ${vm.passwordFile}\ninstall transcript: ${vm.transcript}\n\nnext:\n  ${next.join('\n  ')}`;
+}
+
 export function register(program: Command): void {
   program
     .command('create')
-    .description('create a VM: a qcow2 disk and a libvirt definition')
+    .description('create a VM and install Arch Linux in it unattended (or, with --bare, only a disk and a definition)')
     .argument('<name>', 'VM name')
+    .option('-p, --profile <name>', 'what to set up after the install: minimal, gui, browser, telegram, dev, or your own', 'minimal')
+    .option('--iso <path>', 'the Arch ISO (default: archlinux-x86_64.iso in the ISO dir); with --bare, any ISO as cdrom')
+    .option('--user <name>', 'the user made in the guest (default: you)')
+    .option('--ssh-key <file>', 'public key for the guest (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub)')
+    .option('--keep-failed', 'when the install fails, keep the VM for inspection and `--resume`')
+    .option('--resume', 'go on with a create that failed with --keep-failed')
     .option('--bare', 'disk and definition only, no install')
-    .option('--iso <path>', 'attach an ISO as cdrom (a name is looked up in the ISO dir)')
     .option('--memory <size>', 'memory, e.g. 4G (default from `vms config`)')
     .option('--cpus <n>', 'virtual CPUs')
     .option('--disk <size>', 'disk size, e.g. 40G')
@@ -61,12 +84,13 @@ export function register(program: Command): void {
     .option('--print-xml', 'print the domain XML and change nothing')
     .action(
       action<Flags>(async ({ ctx, opts }, name) => {
-        const options = toCreateOptions(name!, opts);
         if (opts.printXml) {
-          const xml = await createXml(ctx, options);
+          const xml = await createXml(ctx, toCreateOptions(name!, opts));
           return { data: { name, xml }, human: () => xml.trimEnd() };
         }
-        const vm = await createVm(ctx, options);
+        if (opts.resume) return { data: await resumeInstall(ctx, name!), human: renderInstalled };
+        if (!opts.bare) return { data: await installVm(ctx, toInstallOptions(name!, opts)), human: renderInstalled };
+        const vm = await createVm(ctx, toCreateOptions(name!, opts));
         return { data: vm, human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${vm.name}` };
       }),
     );

@@ -15,10 +15,10 @@ export function register(program: Command): void {
           data: vms,
           human: () =>
             vms.length === 0
-              ? 'no VMs yet: `vms create NAME --bare` makes one'
+              ? 'no VMs yet: `vms create NAME` makes one'
               : table(
-                  ['NAME', 'STATE', 'PROFILE', 'MEMORY', 'CPUS', 'DISK', 'BASE'],
-                  vms.map((v) => [v.name, colorState(v.state), v.profile ?? '-', size(v.memory), String(v.cpus), size(v.disk), v.createdFrom ?? '-']),
+                  ['NAME', 'STATE', 'PROFILE', 'MEMORY', 'CPUS', 'DISK', 'FROM'],
+                  vms.map((v) => [v.name, colorState(v.state), v.pending ? `${v.profile ?? '-'} (unfinished)` : (v.profile ?? '-'), size(v.memory), String(v.cpus), size(v.disk), v.createdFrom ?? '-']),
                 ),
         };
       }),

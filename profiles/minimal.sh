@@ -1,0 +1,10 @@
+#!/bin/bash
+# vms-description: the base system only, kept up to date
+set -euo pipefail
+# shellcheck source=_lib.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/_lib.sh" "$@"
+
+phase minimal 1800
+# The keyring first, so that packages signed by keys newer than the installed keyring verify.
+pacman -Sy --needed --noconfirm archlinux-keyring
+pacman -Su --noconfirm
