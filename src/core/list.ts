@@ -39,7 +39,8 @@ export function parseDomstats(out: string): Map<string, Record<string, string>> 
 export async function listVms(ctx: Context): Promise<VmSummary[]> {
   const stats = parseDomstats(await ctx.virsh.run(['domstats', '--raw', '--state', '--balloon', '--vcpu', '--block']));
   const names = [...stats.keys()];
-  const metadata = await ctx.virsh.batch(names.map((n) => ['dumpxml', n, '--xpath', '/domain/metadata/*']));
+  // --inactive: vms writes its metadata into the saved definition; a running domain's live copy is as old as its start.
+  const metadata = await ctx.virsh.batch(names.map((n) => ['dumpxml', n, '--inactive', '--xpath', '/domain/metadata/*']));
   const vms: VmSummary[] = [];
   for (const [i, name] of names.entries()) {
     const s = stats.get(name)!;

@@ -46,6 +46,8 @@ describe('linked clone of a shut-off VM', () => {
     assert.notEqual(r.json.uuid, srcNow.uuid);
     const macs = (vm: string) => bed.virsh('domiflist', vm).match(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g);
     assert.notDeepEqual(macs(dst), macs(src));
+    assert.match(bed.virsh('dumpxml', dst, '--inactive'), new RegExp(`<entry>vms.name=${dst}</entry>`), 'the guest learns its new name (SMBIOS)');
+    assert.match(bed.virsh('dumpxml', src, '--inactive'), new RegExp(`<entry>vms.name=${src}</entry>`));
     assert.match(r.json.serialSocket, new RegExp(`/${dst}/serial\\.sock$`));
     assert.equal(sha(base), before, 'cloning wrote nothing into the base');
   });

@@ -41,7 +41,7 @@ describe('vms create: the whole install, then the profiles on the installed disk
     created = (await bed.vms(['info', n, '--json'])).json;
   });
 
-  test('reports each step, and what it made', () => {
+  test('reports each step, and what it made', async () => {
     for (const step of ['Checking input', 'Reading archlinux-test.iso', 'Booting the live ISO', 'Logging in on the serial console', 'Copying the installer', 'Installing (install.sh)', `Switching ${n} to boot from its disk`, 'Applying profile tbase', 'Applying profile tchild', `Rebooting ${n}`]) {
       assert.ok(out.stderr.includes(`==> ${step}`), `step '${step}' in:\n${out.stderr}`);
     }
@@ -54,6 +54,9 @@ describe('vms create: the whole install, then the profiles on the installed disk
     assert.equal(created.profile, 'tchild');
     assert.equal(created.pending, undefined);
     assert.equal(created.createdFrom, GUEST.archIso);
+    const listed = (await bed.vms(['list', '--json'])).json.find((v: any) => v.name === n);
+    assert.equal(listed.pending, undefined, 'list reads the saved metadata, not the copy the running domain started with');
+    assert.equal(listed.profile, 'tchild');
   });
 
   test('the live ISO was booted with the archiso arguments, and the installer got its files', () => {
@@ -95,6 +98,13 @@ describe('vms create: the whole install, then the profiles on the installed disk
     for (const f of ['vmlinuz-linux', 'initramfs-linux.img']) assert.ok(existsSync(join(dir, f)), f);
   });
 
+  test('the package cache: what the install downloaded went into the shared cache, the per-VM cache is gone', () => {
+    const pkg = join(bed.env.VMS_CACHE_DIR!, 'pkg', `vms-test-${n}-1-1-any.pkg.tar.zst`);
+    assert.equal(readFileSync(pkg, 'utf8'), `downloaded on ${n}\n`, 'written by the guest over virtiofs');
+    assert.ok(!existsSync(join(bed.env.VMS_CACHE_DIR!, 'pkg-vm', n)));
+    assert.match(out.stderr, /note: 1 downloaded packages added to the shared cache/);
+  });
+
   test('vms apply on the running VM runs the chain again and leaves it running', async () => {
     const r = await bed.vms(['apply', n, 'tchild', '--json'], { env: guestDir('guest'), timeoutMs: 300_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -126,10 +136,12 @@ describe('vms create: the whole install, then the profiles on the installed disk
 });
 
 describe('vms create: failures leave nothing behind (or, with --keep-failed, a VM to resume)', () => {
-  test('a failing install script: its exit status and last lines, the transcript kept, nothing else', async () => {
+  test('a failing install script (-v): its exit status and last lines, the transcript kept, nothing else', async () => {
     const n = bed.name('fail');
-    const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], { env: guestDir('guest-fail'), timeoutMs: 300_000 });
+    const r = await bed.vms(['-v', 'create', n, '--profile', 'tbase', ...SMALL], { env: guestDir('guest-fail'), timeoutMs: 300_000 });
     assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /archiso login:/, '-v streams the console transcript');
+    assert.match(r.stderr, /virsh -c qemu:\/\/\/system start /, '-v shows the commands run');
     assert.match(r.stderr, /error: the install \(install\.sh\) failed with exit status 3/);
     assert.match(r.stderr, /test install failed on purpose/);
     const saved = /the whole transcript is in (\S+);/.exec(r.stderr)?.[1];
@@ -190,6 +202,8 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
     assert.equal(resumed.json.state, 'running');
     const log = await bed.guest(n, 'cat /root/profiles.log', password(n));
     assert.deepEqual(log.trim().split('\n'), ['tbase', 'tchild']);
+    // A later install sees the earlier ones' downloads in the shared cache (read-only).
+    assert.match(readFileSync(join(bed.env.VMS_STATE_DIR!, n, 'install.log'), 'utf8'), /cache vms-pkg-shared holds: .*vms-test-\S+-full-1-1-any\.pkg\.tar\.zst/);
 
     const again = await bed.vms(['create', n, '--resume']);
     assert.equal(again.code, 4, 'a complete VM has nothing to resume');

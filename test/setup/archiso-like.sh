@@ -34,7 +34,8 @@ cp x/usr/lib/syslinux/mbr/mbr.bin "$R/usr/lib/syslinux/mbr/"
 
 # 3. kernel modules: Debian builds virtio, AHCI (q35's cdrom), sr, isofs and ext4 (which mounts ext2) as modules.
 #    modules.dep lists each module's whole dependency chain; crc32c is loaded by name at mount time, so named here.
-MODS="virtio_pci virtio_blk virtio_scsi virtio_rng ahci ata_piix sr_mod sd_mod isofs ext4 crc32c_generic evdev button"
+#    virtiofs: the package caches vms shares into an install.
+MODS="virtio_pci virtio_blk virtio_scsi virtio_rng virtiofs ahci ata_piix sr_mod sd_mod isofs ext4 crc32c_generic evdev button"
 M=x/lib/modules/$KVER
 $BB depmod -b x "$KVER"
 for m in $MODS; do   # "_" in a module's name may be "-" in its file's: tr makes it "." (any character)

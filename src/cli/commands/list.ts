@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { listVms } from '../../core/list.js';
 import { action } from '../app.js';
@@ -18,7 +19,7 @@ export function register(program: Command): void {
               ? 'no VMs yet: `vms create NAME` makes one'
               : table(
                   ['NAME', 'STATE', 'PROFILE', 'MEMORY', 'CPUS', 'DISK', 'FROM'],
-                  vms.map((v) => [v.name, colorState(v.state), v.pending ? `${v.profile ?? '-'} (unfinished)` : (v.profile ?? '-'), size(v.memory), String(v.cpus), size(v.disk), v.createdFrom ?? '-']),
+                  vms.map((v) => [v.name, colorState(v.state), v.pending ? `${v.profile ?? '-'} (unfinished)` : (v.profile ?? '-'), size(v.memory), String(v.cpus), size(v.disk), v.createdFrom ? basename(v.createdFrom) : '-']),
                 ),
         };
       }),
