@@ -21,6 +21,7 @@ export interface Config {
   disk: Setting<number>; // bytes
   imagesDir: Setting<string>;
   isoDir: Setting<string>;
+  mirror: Setting<string>; // where `vms iso fetch` downloads the Arch ISO: a mirror's iso/latest/ directory
   stateDir: Setting<string>; // per-VM serial socket, console transcript, NVRAM
   cacheDir: Setting<string>; // kernels read out of ISOs, the shared pacman package cache
   guestDir: Setting<string>; // the install scripts pushed into the live ISO; '' = the ones built into vms
@@ -36,6 +37,7 @@ const DEFAULTS: Record<Key, string> = {
   disk: '20G',
   imagesDir: '/var/lib/libvirt/images',
   isoDir: '/var/lib/libvirt/iso',
+  mirror: 'https://geo.mirror.pkgbuild.com/iso/latest/',
   stateDir: '/var/lib/vms',
   cacheDir: '/var/cache/vms',
   guestDir: '',
@@ -49,6 +51,7 @@ export const ENV_NAMES: Record<Key, string> = {
   disk: 'VMS_DISK',
   imagesDir: 'VMS_IMAGES_DIR',
   isoDir: 'VMS_ISO_DIR',
+  mirror: 'VMS_MIRROR',
   stateDir: 'VMS_STATE_DIR',
   cacheDir: 'VMS_CACHE_DIR',
   guestDir: 'VMS_GUEST_DIR',
@@ -69,6 +72,16 @@ function parseDir(text: string): string {
   return text.replace(/\/+$/, '') || '/';
 }
 
+/** An http(s) URL of the directory that holds the ISO and its sha256sums.txt; always ends in "/". */
+export function parseMirror(text: string): string {
+  const url = URL.canParse(text.trim()) ? new URL(text.trim()) : undefined;
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+    throw usageError(`invalid mirror URL '${text}'`, `give the http(s) address of a mirror's ISO directory, for example --mirror ${DEFAULTS.mirror}`);
+  }
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url.href;
+}
+
 function parseSeconds(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || n < 1) throw usageError(`invalid timeout '${text}'`, 'use a whole number of seconds, for example 600');
@@ -81,6 +94,7 @@ const PARSERS: Record<Key, (text: string) => number | string | string[]> = {
   disk: (t) => parseSize(t, DISK_RANGE),
   imagesDir: parseDir,
   isoDir: parseDir,
+  mirror: parseMirror,
   stateDir: parseDir,
   cacheDir: parseDir,
   guestDir: (t) => (t === '' ? '' : parseDir(t)),
@@ -150,6 +164,7 @@ export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
     disk: setting('disk'),
     imagesDir: setting('imagesDir'),
     isoDir: setting('isoDir'),
+    mirror: setting('mirror'),
     stateDir: setting('stateDir'),
     cacheDir: setting('cacheDir'),
     guestDir: setting('guestDir'),

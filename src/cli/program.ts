@@ -1,12 +1,14 @@
 import { Command } from 'commander';
 import { register as apply } from './commands/apply.js';
 import { register as attach } from './commands/attach.js';
+import { register as bootstrap } from './commands/bootstrap.js';
 import { register as clone } from './commands/clone.js';
 import { register as config } from './commands/config.js';
 import { register as create } from './commands/create.js';
 import { register as destroy } from './commands/destroy.js';
 import { register as doctor } from './commands/doctor.js';
 import { register as info } from './commands/info.js';
+import { register as iso } from './commands/iso.js';
 import { register as list } from './commands/list.js';
 import { register as power } from './commands/power.js';
 
@@ -25,6 +27,6 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  for (const register of [create, apply, list, info, power, attach, clone, destroy, config, doctor]) register(program);
+  for (const register of [bootstrap, create, apply, list, info, power, attach, clone, destroy, config, doctor, iso]) register(program);
   return program.parseAsync(argv);
 }

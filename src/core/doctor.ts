@@ -104,9 +104,9 @@ async function checkNetwork(ctx: Context): Promise<CheckResult> {
 
 function checkIso(ctx: Context, now: number): CheckResult {
   const path = join(ctx.config.isoDir.value, ARCH_ISO);
-  if (!existsSync(path)) return warn('iso', `no Arch ISO at ${path}`, `download ${ARCH_ISO} into ${ctx.config.isoDir.value} (\`vms iso fetch\` will do it)`);
+  if (!existsSync(path)) return warn('iso', `no Arch ISO at ${path}`, '`vms iso fetch` downloads and verifies it');
   const days = Math.floor((now - statSync(path).mtimeMs) / DAY);
-  if (days > 90) return warn('iso', `the Arch ISO is ${days} days old: installs download more updates`, 'fetch the current one');
+  if (days > 90) return warn('iso', `the Arch ISO is ${days} days old: installs download more updates`, '`vms iso fetch` gets the current one');
   return pass('iso', `Arch ISO present (${days} days old)`);
 }
 

@@ -69,11 +69,11 @@ export function testbed(tag: string) {
 
   /** The CLI on a real pty (script(1)) of 100 columns, as on a user's terminal: argv for spawning it. */
   const terminalArgv = (args: string[]) => ['-qfec', `stty cols 100 rows 30; ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} ${args.join(' ')}`, '/dev/null'];
-  const terminalEnv = () => ({ ...process.env, ...env, NO_COLOR: '1' });
+  const terminalEnv = (extra: Record<string, string> = {}) => ({ ...process.env, ...env, NO_COLOR: '1', ...extra });
 
   /** Runs the CLI on a pty to the end, typing `input`; returns its exit code and what the terminal showed. */
-  function onTerminal(args: string[], input = '') {
-    const r = spawnSync('script', terminalArgv(args), { env: terminalEnv(), input, encoding: 'utf8' });
+  function onTerminal(args: string[], input = '', extraEnv: Record<string, string> = {}) {
+    const r = spawnSync('script', terminalArgv(args), { env: terminalEnv(extraEnv), input, encoding: 'utf8' });
     return { code: r.status, out: r.stdout };
   }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { testbed } from '../helpers/testbed.js';
+import { ROOT, testbed } from '../helpers/testbed.js';
 
 const bed = testbed('doctor');
 after(() => {
@@ -43,6 +44,23 @@ describe('vms doctor', () => {
     assert.match(c.network.message, /not checked/);
   });
 
+  test('libvirtd really stopped: doctor fails the libvirt check, and a command elsewhere hints at vms doctor', async () => {
+    const pid = readFileSync('/run/libvirtd.pid', 'utf8').trim();
+    process.kill(Number(pid), 'SIGTERM');
+    try {
+      for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+      const r = await bed.vms(['doctor', '--json']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(byName(r.json).libvirt.status, 'fail');
+      const list = await bed.vms(['list']);
+      assert.equal(list.code, 5);
+      assert.match(list.stderr, /hint: .*`vms doctor`/);
+    } finally {
+      execFileSync('sh', [join(ROOT, 'test/setup/daemons.sh')], { stdio: 'ignore' }); // as test/setup.sh started it
+    }
+    assert.equal((await bed.vms(['doctor', '--json'])).json.checks.find((c: any) => c.check === 'libvirt').status, 'pass');
+  });
+
   test('an images dir the qemu user cannot reach fails, naming the directory to fix', async () => {
     const locked = join(bed.dir, 'locked');
     mkdirSync(join(locked, 'images'), { recursive: true });
@@ -59,6 +77,7 @@ describe('vms doctor', () => {
     let c = byName((await bed.vms(['doctor', '--json'])).json).iso;
     assert.equal(c.status, 'warn');
     assert.match(c.message, /no Arch ISO at .*archlinux-x86_64\.iso/);
+    assert.match(c.fix, /`vms iso fetch`/);
     const iso = join(bed.env.VMS_ISO_DIR!, 'archlinux-x86_64.iso');
     writeFileSync(iso, 'not really an ISO');
     c = byName((await bed.vms(['doctor', '--json'])).json).iso;
@@ -69,5 +88,6 @@ describe('vms doctor', () => {
     c = byName((await bed.vms(['doctor', '--json'])).json).iso;
     assert.equal(c.status, 'warn');
     assert.match(c.message, /120 days old/);
+    assert.match(c.fix, /`vms iso fetch` gets the current one/);
   });
 });

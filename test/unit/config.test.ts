@@ -27,6 +27,7 @@ test('defaults when nothing is set', () => {
     disk: [20 * G, 'default'],
     imagesDir: ['/var/lib/libvirt/images', 'default'],
     isoDir: ['/var/lib/libvirt/iso', 'default'],
+    mirror: ['https://geo.mirror.pkgbuild.com/iso/latest/', 'default'],
     stateDir: ['/var/lib/vms', 'default'],
     cacheDir: ['/var/cache/vms', 'default'],
     guestDir: ['', 'default'],
@@ -60,6 +61,7 @@ test('other settings: env > file > default, each with its source', () => {
     disk: [40 * G, `file ${FILE}`],
     imagesDir: ['/srv/images', 'env VMS_IMAGES_DIR'], // trailing slash dropped
     isoDir: ['/var/lib/libvirt/iso', 'default'],
+    mirror: ['https://geo.mirror.pkgbuild.com/iso/latest/', 'default'],
     stateDir: ['/st', `file ${FILE}`],
     cacheDir: ['/var/cache/vms', 'default'],
     guestDir: ['', 'default'],
@@ -71,7 +73,7 @@ test('other settings: env > file > default, each with its source', () => {
 test('every env variable is read', () => {
   const env = {
     VMS_MEMORY: '3G', VMS_CPUS: '3', VMS_DISK: '30G', VMS_IMAGES_DIR: '/i', VMS_ISO_DIR: '/o', VMS_STATE_DIR: '/s',
-    VMS_CACHE_DIR: '/c', VMS_GUEST_DIR: '/g/', VMS_PROFILE_PATH: '/p1::/p2/', VMS_BOOT_TIMEOUT: '90',
+    VMS_CACHE_DIR: '/c', VMS_GUEST_DIR: '/g/', VMS_PROFILE_PATH: '/p1::/p2/', VMS_BOOT_TIMEOUT: '90', VMS_MIRROR: 'http://127.0.0.1:8080/arch/iso',
   };
   const c = resolveConfig({ env });
   assert.deepEqual(flat(c), {
@@ -81,6 +83,7 @@ test('every env variable is read', () => {
     disk: [30 * G, 'env VMS_DISK'],
     imagesDir: ['/i', 'env VMS_IMAGES_DIR'],
     isoDir: ['/o', 'env VMS_ISO_DIR'],
+    mirror: ['http://127.0.0.1:8080/arch/iso/', 'env VMS_MIRROR'], // a "/" added: the directory
     stateDir: ['/s', 'env VMS_STATE_DIR'],
     cacheDir: ['/c', 'env VMS_CACHE_DIR'],
     guestDir: ['/g', 'env VMS_GUEST_DIR'],
@@ -115,6 +118,8 @@ test('a bad value in the config file is a usage error naming the file', () => {
     [{ cpus: 513 }, /^invalid CPU count '513'/],
     [{ disk: '40X' }, /^invalid disk size '40X'/],
     [{ isoDir: 'relative/dir' }, /^directory 'relative\/dir' is not an absolute path/],
+    [{ mirror: 'ftp://mirror/iso/' }, /^invalid mirror URL 'ftp:\/\/mirror\/iso\/'/],
+    [{ mirror: 'mirror.example.org' }, /^invalid mirror URL/],
   ];
   for (const [values, message] of cases) {
     assert.throws(() => resolveConfig({ env: {}, file: file(values) }), (err: unknown) => {

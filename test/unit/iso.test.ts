@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -10,11 +10,15 @@ import {
   ARCHISO_KERNEL,
   archisoCmdline,
   extractCommand,
+  isoBootFiles,
   parsePrimaryVolumeDescriptor,
   readIsoIdentity,
   sha256File,
 } from '../../src/core/iso.js';
 import { VmsError } from '../../src/errors.js';
+import { resolveConfig } from '../../src/config.js';
+import { createContext } from '../../src/core/context.js';
+import { ExecaRunner } from '../../src/runner.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vms-unit-iso-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -170,4 +174,27 @@ test('sha256File matches node:crypto, for an empty file and one larger than a re
 test('sha256File stops when aborted', async () => {
   const path = writeTemp(randomBytes(1 << 20));
   await assert.rejects(sha256File(path, AbortSignal.abort()), { name: 'AbortError' });
+});
+
+test('isoBootFiles: extracts once into the cache, and hashes a file again only when it changed', async () => {
+  const cacheDir = join(TMP, 'cache');
+  const ctx = createContext({ config: resolveConfig({ env: { VMS_CACHE_DIR: cacheDir } }), runner: new ExecaRunner() });
+  const iso = join(TMP, 'memo.iso');
+  writeFileSync(iso, readFileSync(BOOT_ISO));
+  const sha = createHash('sha256').update(readFileSync(iso)).digest('hex');
+
+  const first = await isoBootFiles(ctx, iso);
+  assert.equal(first.sha256, sha);
+  assert.deepEqual(readFileSync(first.kernel), KERNEL);
+  assert.deepEqual(readFileSync(first.initrd), INITRD);
+  const memos = readdirSync(join(cacheDir, 'iso', 'checksums'));
+  assert.equal(memos.length, 1);
+
+  // The remembered checksum is what a second call uses: planted, it is believed (the file did not change)…
+  const planted = 'f'.repeat(64);
+  writeFileSync(join(cacheDir, 'iso', 'checksums', memos[0]!), planted);
+  assert.equal((await isoBootFiles(ctx, iso)).sha256, planted);
+  // …and once the file changes (a new mtime), it is hashed again.
+  utimesSync(iso, new Date(), new Date(Date.now() + 5000));
+  assert.equal((await isoBootFiles(ctx, iso)).sha256, sha);
 });

@@ -1,8 +1,8 @@
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { destroyVm, planDestroy, type DestroyPlan } from '../../core/destroy.js';
 import { usageError, VmsError } from '../../errors.js';
 import { action } from '../app.js';
+import { askYesNo } from '../ask.js';
 
 async function confirm(plan: DestroyPlan): Promise<boolean> {
   const lines = [
@@ -12,12 +12,7 @@ async function confirm(plan: DestroyPlan): Promise<boolean> {
     ...plan.keep.map((k) => `It keeps ${k.path} (${k.reason}).`),
   ];
   process.stderr.write(lines.join('\n') + '\n');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question('Destroy it? [y/N] ')).trim());
-  } finally {
-    rl.close();
-  }
+  return askYesNo('Destroy it?');
 }
 
 export function register(program: Command): void {
