@@ -9,6 +9,13 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   ms: number;
+  /** With `stamp`: stderr as it arrived, each chunk with its arrival in ms after the spawn. */
+  stderrChunks?: StampedChunk[];
+}
+
+export interface StampedChunk {
+  ms: number;
+  text: string;
 }
 
 export interface RunOpts {
@@ -17,6 +24,8 @@ export interface RunOpts {
   /** Do not throw for a non-zero exit. */
   allowFail?: boolean;
   timeoutMs?: number;
+  /** Keep stderr's chunks with their arrival times (RunResult.stderrChunks). */
+  stamp?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -39,7 +48,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOpts = {}): P
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const chunks: StampedChunk[] | undefined = opts.stamp ? [] : undefined;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      chunks?.push({ ms: performance.now() - t0, text: d });
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -51,9 +64,62 @@ export function run(cmd: string, args: readonly string[], opts: RunOpts = {}): P
       const code = status ?? 128;
       if (code !== 0 && !opts.allowFail) {
         reject(new Error(`\`${[cmd, ...args].join(' ')}\` exited ${code}${signal ? ` (${signal})` : ''}:\n${(stdout + stderr).trim().slice(0, 4000)}`));
-      } else resolve({ code, stdout, stderr, ms });
+      } else resolve({ code, stdout, stderr, ms, stderrChunks: chunks });
     });
   });
+}
+
+/**
+ * A command's stamped stderr as one text: every character keeps the arrival time of its chunk, so a pattern can be
+ * timed even when it is split over chunks or shares a line with other output (time of its last character).
+ */
+export class StampedText {
+  readonly text: string;
+  private readonly ends: number[] = []; // offset just past each chunk
+  private readonly times: number[] = [];
+
+  constructor(chunks: readonly StampedChunk[]) {
+    let end = 0;
+    for (const c of chunks) {
+      end += c.text.length;
+      this.ends.push(end);
+      this.times.push(c.ms);
+    }
+    this.text = chunks.map((c) => c.text).join('');
+  }
+
+  /** When the character at `pos` arrived. */
+  timeAt(pos: number): number {
+    let lo = 0;
+    let hi = this.ends.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ends[mid]! > pos) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.times[lo]!;
+  }
+
+  /** The first match of `pattern` at or after `from`: where it starts and ends, and when its last character came. */
+  find(pattern: RegExp, from = 0): { index: number; end: number; ms: number; match: RegExpExecArray } | undefined {
+    const re = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
+    re.lastIndex = from;
+    const m = re.exec(this.text);
+    if (!m) return undefined;
+    const end = m.index + m[0].length;
+    return { index: m.index, end, ms: this.timeAt(end - 1), match: m };
+  }
+
+  /** The text split into lines, each stamped with the arrival of its last character (for diagnostics). */
+  lines(): { ms: number; line: string }[] {
+    const out: { ms: number; line: string }[] = [];
+    let start = 0;
+    for (const line of this.text.split('\n')) {
+      if (line) out.push({ ms: this.timeAt(start + line.length - 1), line });
+      start += line.length + 1;
+    }
+    return out;
+  }
 }
 
 export function median(xs: number[]): number {

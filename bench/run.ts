@@ -3,7 +3,13 @@
 // every comparison alternates its commands within each rep and compares medians.
 //
 // Everything runs in a private directory /var/lib/vms-test/bench-<id> with domains named bench-<id>-*; both are
-// removed at the end, also on failure or Ctrl-C. No VM is ever started and no libvirt network is used.
+// removed at the end, also on failure or Ctrl-C. No libvirt network is used. Benchmarks 1-4 never start a VM;
+// benchmark 5 runs the whole `vms create` install on the test ISO (test/setup.sh builds it) and so starts VMs: one at a
+// time, 256M and 1 CPU each, under TCG on a host without KVM, each destroyed after its rep.
+//
+// `npm run bench` runs every benchmark and writes bench/results.md; `npm run bench -- create list` runs only the named
+// ones (keys: see SECTIONS in main) and writes its report to a file in the temp dir, so results.md always holds a
+// whole run.
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
@@ -19,6 +25,7 @@ import {
   run,
   stopRunning,
   Series,
+  StampedText,
   type BenchResult,
   type RunOpts,
 } from './lib.js';
@@ -35,12 +42,13 @@ const RESULTS = join(ROOT, 'bench/results.md');
 const id = randomBytes(3).toString('hex');
 const prefix = `bench-${id}-`;
 const dir = join(BASE_DIR, `bench-${id}`);
-const dirs = { images: join(dir, 'images'), state: join(dir, 'vms'), iso: join(dir, 'iso'), tmp: join(dir, 'tmp') };
+const dirs = { images: join(dir, 'images'), state: join(dir, 'vms'), iso: join(dir, 'iso'), cache: join(dir, 'cache'), tmp: join(dir, 'tmp') };
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   VMS_IMAGES_DIR: dirs.images,
   VMS_STATE_DIR: dirs.state,
   VMS_ISO_DIR: dirs.iso,
+  VMS_CACHE_DIR: dirs.cache,
   VMS_CONFIG: join(dir, 'config.json'),
   LIBVIRT_DEFAULT_URI: URI,
   NO_COLOR: '1',
@@ -142,6 +150,17 @@ async function restoreSource(src: Source): Promise<void> {
 
 const problems: string[] = []; // CLI misbehaviour seen during the run, for the report
 
+/** `vms destroy NAME --yes`; should it fail, the failure is reported and the VM is removed by hand. */
+async function destroyVm(name: string): Promise<void> {
+  const d = await vms(['destroy', name, '--yes', '--json'], { allowFail: true });
+  if (d.code === 0) return;
+  problems.push(`\`vms destroy ${name} --yes --json\` exited ${d.code}: ${(d.stdout + d.stderr).trim().slice(0, 300)}`);
+  const file = await diskOf(name);
+  await undefineQuietly(name);
+  rmSync(file, { force: true });
+  rmSync(join(dirs.state, name), { recursive: true, force: true });
+}
+
 /** One timed `vms clone SRC NEW --json`, checked, then the clone destroyed and SRC restored. */
 async function timeVmsClone(src: Source, name: string, series: Series): Promise<void> {
   const r = await vms(['clone', src.name, name, '--json'], { allowFail: true });
@@ -149,14 +168,7 @@ async function timeVmsClone(src: Source, name: string, series: Series): Promise<
   series.add(r.ms);
   const out = JSON.parse(r.stdout);
   if (!out.linked || !out.frozen?.includes(src.disk)) throw new Error(`vms clone did not make a linked clone on ${src.disk}: ${r.stdout.slice(0, 2000)}`);
-  const d = await vms(['destroy', name, '--yes', '--json'], { allowFail: true });
-  if (d.code !== 0) {
-    problems.push(`\`vms destroy ${name} --yes --json\` exited ${d.code}: ${(d.stdout + d.stderr).trim().slice(0, 300)}`);
-    const file = await diskOf(name);
-    await undefineQuietly(name);
-    rmSync(file, { force: true });
-    rmSync(join(dirs.state, name), { recursive: true, force: true });
-  }
+  await destroyVm(name);
   if (!existsSync(src.disk)) throw new Error(`vms destroy ${name} removed ${src.disk}, which ${src.name} still stands on`);
   await restoreSource(src);
 }
@@ -444,6 +456,166 @@ async function cloneFlat(b: BenchResult, src2: Source): Promise<Source | undefin
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// vms create on the test ISO
+
+const TEST_ISO = join(process.env.VMS_TEST_CACHE ?? '/var/cache/vms-test', 'archiso/archlinux-test.iso');
+const FIXTURES = join(ROOT, 'test/fixtures');
+
+/** One span of a `vms create` run: what it was, where it starts and ends in the -v output, how long it took. */
+interface Span {
+  label: string;
+  from: string;
+  ms: number;
+  /** Commands vms ran in the guest's shell during the span (its end markers in the transcript). */
+  commands?: number;
+}
+
+interface CreateSplit {
+  guest: Span[];
+  overhead: Span[];
+  /** Reboot, from the login prompt to the exit: vms's last redefine and `vms info`, inside the reboot's guest time. */
+  rebootTail: number;
+  /** `virsh start` of both boots (host side), inside the boot rows' guest time. */
+  virshStart: number;
+}
+
+/**
+ * Cuts one `vms create NAME -v` into the guest's own time and what vms adds, from its stderr as it arrived: `==> `
+ * step lines (a step lasts until the next one) and the console transcript's login prompts. The spans tile the run
+ * from spawn to exit; "unaccounted" (overhead minus its parts) shows whether they did.
+ */
+function splitCreate(name: string, out: StampedText, total: number, coldIso: boolean): CreateSplit {
+  const steps: { title: string; ms: number; index: number; end: number }[] = [];
+  for (let f = out.find(/==> ([^\n]*)\n/); f; f = out.find(/==> ([^\n]*)\n/, f.end)) steps.push({ title: f.match[1]!, ms: f.ms, index: f.index, end: f.end });
+  const fail = (what: string) =>
+    new Error(`cannot find ${what} in the -v output of \`vms create ${name}\`; its steps: ${steps.map((s) => `${fmtMs(s.ms)} ${s.title}`).join(' | ')}`);
+  const stepAt = (title: string | RegExp) => {
+    const i = steps.findIndex((s) => (typeof title === 'string' ? s.title === title : title.test(s.title)));
+    if (i < 0) throw fail(`'==> ${title}'`);
+    return i;
+  };
+  /** When the step after the one at `i` started (the end of step i); the exit for the last one. */
+  const endOf = (i: number) => steps[i + 1]?.ms ?? total;
+  const lasting = (i: number) => endOf(i) - steps[i]!.ms;
+  const commandsIn = (i: number) => (out.text.slice(steps[i]!.end, steps[i + 1]?.index).match(/__VMS_END_[0-9a-f]+=\d+/g) ?? []).length;
+  /** The first login prompt after step i's line. */
+  const promptAfter = (i: number, prompt: RegExp) => {
+    const f = out.find(prompt, steps[i]!.end);
+    if (!f) throw fail(`${prompt} after '==> ${steps[i]!.title}'`);
+    return f;
+  };
+  /** From a prompt to the next step line: vms logging in and making the shell predictable. */
+  const handshake = (prompt: { end: number; ms: number }, next: RegExp) => {
+    const i = steps.findIndex((s) => s.end > prompt.end);
+    if (i < 0 || !next.test(steps[i]!.title)) throw fail(`${next} right after the login prompt`);
+    return steps[i]!.ms - prompt.ms;
+  };
+
+  const live = stepAt('Booting the live ISO');
+  const livePrompt = promptAfter(live, /archiso login:/);
+  const sw = stepAt(`Switching ${name} to boot from its disk`);
+  const diskBootAt = steps.findIndex((s) => s.title === `Booting ${name} from its disk`);
+  const diskBoot = diskBootAt >= 0 ? diskBootAt : sw + 1; // not started by vms: the boot counts from the switch's end
+  const diskPrompt = promptAfter(diskBoot, /login:/);
+  const reboot = stepAt(`Rebooting ${name}`);
+  const read = stepAt(/^Reading /);
+  const installer = stepAt(/^Copying the installer/);
+  const profiles = stepAt(/^Copying profile scripts/);
+  const guest: Span[] = [
+    { label: 'live ISO boot', from: '==> Booting the live ISO → first "archiso login:"', ms: livePrompt.ms - steps[live]!.ms },
+    { label: 'install.sh', from: '==> Installing (install.sh) → next ==>', ms: lasting(stepAt('Installing (install.sh)')) },
+    { label: 'power-off', from: '==> Powering off NAME → next ==>', ms: lasting(stepAt(`Powering off ${name}`)) },
+    { label: 'disk boot', from: `${diskBootAt >= 0 ? '==> Booting NAME from its disk' : 'end of the switch step'} → next "login:"`, ms: diskPrompt.ms - steps[diskBoot]!.ms },
+    ...steps.flatMap((s, i) => (/^Applying profile /.test(s.title) ? [{ label: `profile ${s.title.slice(17)}`, from: `==> ${s.title} → next ==>`, ms: lasting(i) }] : [])),
+    { label: 'reboot', from: '==> Rebooting NAME → exit', ms: total - steps[reboot]!.ms },
+  ];
+  const overhead: Span[] = [
+    { label: 'process start-up', from: 'spawn → first ==>', ms: steps[0]!.ms },
+    { label: 'checking input', from: '==> Checking input → next ==>', ms: lasting(stepAt('Checking input')) },
+    { label: `ISO read (${coldIso ? 'cold cache: extraction' : 'cached'})`, from: '==> Reading ISO → next ==>', ms: lasting(read) },
+    { label: 'disk + define', from: 'end of the ISO read → ==> Booting the live ISO', ms: steps[live]!.ms - endOf(read) },
+    { label: 'login handshake, live ISO', from: '"archiso login:" → ==> Copying the installer', ms: handshake(livePrompt, /^Copying the installer/) },
+    { label: 'pushing the installer', from: '==> Copying the installer → next ==>', ms: lasting(installer), commands: commandsIn(installer) },
+    { label: 'redefine to boot from disk', from: '==> Switching NAME to boot from its disk → next ==>', ms: lasting(sw) },
+    { label: 'login handshake, installed disk', from: '"NAME login:" → ==> Copying profile scripts', ms: handshake(diskPrompt, /^Copying profile scripts/) },
+    { label: 'pushing the profile scripts', from: '==> Copying profile scripts → next ==>', ms: lasting(profiles), commands: commandsIn(profiles) },
+  ];
+  const startOf = (i: number) => (steps[i + 1]?.title === 'Logging in on the serial console' ? lasting(i) : 0);
+  return { guest, overhead, rebootTail: total - promptAfter(reboot, /login:/).ms, virshStart: startOf(live) + (diskBootAt >= 0 ? startOf(diskBootAt) : 0) };
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const pct = (part: number, whole: number) => `${((100 * part) / whole).toFixed(1)}%`;
+
+async function createOverhead(b: BenchResult): Promise<void> {
+  if (!existsSync(TEST_ISO)) throw new Error(`the test ISO ${TEST_ISO} is missing: run test/setup.sh first (as root)`);
+  const createEnv = { ...env, VMS_GUEST_DIR: join(FIXTURES, 'guest'), VMS_PROFILE_PATH: join(FIXTURES, 'profiles') };
+  const args = ['--profile', 'tchild', '--iso', TEST_ISO, '--memory', '256M', '--cpus', '1', '--disk', '128M', '--network', 'none', '--no-graphics', '-v'];
+  const total = new Series('total', `node dist/vms.cjs create NAME ${args.join(' ').replace(TEST_ISO, 'TEST-ISO')}`);
+  const guestS = new Series('guest time', 'sum of the "guest:" rows');
+  const overheadS = new Series('overhead = total − guest time', 'also the sum of the "overhead:" rows');
+  const unaccounted = new Series('overhead: unaccounted', 'overhead − the rows above (0 when the spans tile the run)');
+  const tail = new Series('for reference: reboot after the login prompt', 'NAME login: → exit (last redefine, vms info; in the reboot row)');
+  const virshStart = new Series('for reference: virsh start, both boots', '==> Booting … → ==> Logging in (host side; in the boot rows)');
+  // "guest: …" and "overhead: …" rows, in the order of the run (the cold and the cached ISO read side by side).
+  const rows = new Map<string, Series>();
+  const row = (kind: string, span: Span) => {
+    const key = `${kind}: ${span.label}`;
+    if (!rows.has(key)) rows.set(key, new Series(key, span.from));
+    return rows.get(key)!;
+  };
+  const ratios: string[] = [];
+  const others = new Set<string>(); // other sessions' running domains, seen before or after a rep
+  const noteOthers = async () => {
+    for (const d of (await virsh(['list', '--name'])).stdout.split('\n').map((s) => s.trim())) if (d && !d.startsWith(prefix)) others.add(d);
+  };
+  const REPS = 3;
+  for (let rep = 0; rep < REPS; rep++) {
+    const name = `${prefix}mk${rep + 1}`;
+    await noteOthers();
+    const r = await vms(['create', name, ...args], { env: createEnv, stamp: true, allowFail: true, timeoutMs: 900_000 });
+    try {
+      if (r.code !== 0) throw new Error(`\`vms create ${name}\` exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+      const info = JSON.parse((await vms(['info', name, '--json'])).stdout);
+      if (info.state !== 'running' || info.profile !== 'tchild' || info.pending !== undefined) throw new Error(`vms create ${name} did not finish its VM: ${JSON.stringify(info).slice(0, 500)}`);
+      const split = splitCreate(name, new StampedText(r.stderrChunks!), r.ms, rep === 0);
+      const guest = sum(split.guest.map((s) => s.ms));
+      const overhead = r.ms - guest;
+      total.add(r.ms);
+      guestS.add(guest);
+      overheadS.add(overhead);
+      unaccounted.add(overhead - sum(split.overhead.map((s) => s.ms)));
+      tail.add(split.rebootTail);
+      virshStart.add(split.virshStart);
+      for (const s of split.guest) row('guest', s).add(s.ms);
+      for (const s of split.overhead) row('overhead', s).add(s.ms);
+      ratios.push(pct(overhead, r.ms));
+      const parts = split.overhead.map((s) => `${s.label} ${fmtMs(s.ms)}${s.commands ? ` (${s.commands} shell commands)` : ''}`).join(', ');
+      b.notes.push(`rep ${rep + 1}${rep === 0 ? ', the cold ISO-cache run' : ''}: total ${fmtMs(r.ms)} = guest ${fmtMs(guest)} + overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)}); overhead: ${parts}. Load average (1 min) at its end: ${os.loadavg()[0]!.toFixed(2)}.`);
+      log(`rep ${rep + 1}: total ${fmtMs(r.ms)}, guest ${fmtMs(guest)}, overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)})`);
+    } finally {
+      if ((await myDomains()).includes(name)) await destroyVm(name);
+    }
+    await noteOthers();
+  }
+  const rank = [...new Set([...rows.keys()].map((k) => k.split(' (')[0]!))]; // the ISO read's two rows share a rank
+  const byRank = (s: Series) => rank.indexOf(s.label.split(' (')[0]!);
+  b.series.push(total, guestS, overheadS, ...[...rows.values()].sort((x, y) => byRank(x) - byRank(y)), unaccounted, tail, virshStart);
+  b.checks.push(ratioCheck('overhead / total of vms create', overheadS, total, { max: 0.3 }));
+  b.notes.push(
+    `${REPS} reps, one after the other, each a fresh VM (\`${prefix}mk1\`…) destroyed with \`vms destroy --yes\` afterwards; medians over all ${REPS}; overhead / total per rep: ${ratios.join(', ')}. Run exactly like test/integration/install.test.ts: VMS_GUEST_DIR=test/fixtures/guest, VMS_PROFILE_PATH=test/fixtures/profiles, the test ISO, plus \`-v\`. The ISO cache (VMS_CACHE_DIR) is the bench's own and starts empty, so rep 1 reads the kernel and initramfs out of the ISO (the cold row) and reps 2-${REPS} find them cached.`,
+    `How it is cut: stderr is timestamped chunk by chunk as it arrives; a \`==> \` step lasts from its line to the next one. Guest time is what the guest itself takes: the live boot (\`==> Booting the live ISO\`, i.e. \`virsh start\` and the kernel, to the first \`archiso login:\`), install.sh (its step), the power-off (its step: \`sync\`, \`poweroff\` and vms polling \`virsh domstate\` every 500 ms until it is off), the disk boot (\`==> Booting NAME from its disk\` to the next \`login:\`), each profile (its step; the \`sync\` after the last one included) and the reboot (\`==> Rebooting NAME\` to the exit of vms). Overhead is everything else, i.e. total − guest time: node start-up, checking input, reading the ISO, making the disk and defining the domain, the two login handshakes (from the prompt until vms has a prepared shell), pushing the installer and the profile scripts, and the redefine that switches the VM to its disk (with moving the downloaded packages to the shared cache).`,
+    `Guest time as defined holds some host-side work of vms and libvirt, shown by the reference rows: \`virsh start\` of both boots, the ≤ 500 ms \`domstate\` polling of the power-off, and after the reboot's login prompt vms's last redefine and \`vms info\`. Counted the other way, the overhead would be larger by about the two reference rows.`,
+    `The login handshakes and the pushes go through the serial console: vms types a command into the guest's shell and waits for its answer, one at a time (a file is sent as base64 lines of at most 768 characters, each line one command, then decoded and checked by sha256 in the guest), so they run at the speed of the guest's CPU, here emulated by TCG, and their time goes with the number of commands more than with the bytes. They are overhead because vms does them, but not host-side work of vms alone.`,
+    `The target: ≤ 30% of the total. The test guest is tiny (its install.sh copies a busybox system in ${fmtMs(rows.get('guest: install.sh')!.median)}), so its guest time is a lower bound for a real Arch install, where pacstrap alone takes minutes; vms's share of a real install should be smaller than here, as long as its own steps stay about as long (the real installer is larger to push). At 30% vms would add almost half of what the guest itself takes, even on this nearly empty guest: more than that is worth looking at.`,
+    `The ISO read hashes the whole ISO on every create (its sha256 is the cache key), cached or not: ${(statSync(TEST_ISO).size / 2 ** 20).toFixed(0)} MiB here, over 1 GiB for the real Arch ISO, where the cached row would be seconds rather than milliseconds.`,
+    others.size
+      ? `Other domains were running on ${URI} before or after some reps (${[...others].join(', ')}): their guests compete for the ${os.cpus().length} CPUs with these TCG guests, so the guest rows above are slower than on an idle host.`
+      : `No other domain was running on ${URI} before or after any rep (other processes may still have been: see the load averages).`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Main
 
 async function cleanup(): Promise<string[]> {
@@ -475,13 +647,51 @@ async function cleanup(): Promise<string[]> {
   return notes;
 }
 
+/**
+ * The benchmarks, in the order a whole run takes them: the cheapest and most noise-sensitive first, before the
+ * disk-heavy ones; the VMs of `create` (TCG keeps the host's CPUs busy) last. Keys for `npm run bench -- KEY…`.
+ */
+const SECTIONS = {
+  start: { tools: [], run: () => bench('4. Cold start: --version vs node -e 0', coldStart) },
+  list: { tools: ['virsh'], run: () => bench('3. vms list --json: 30 vs 3 domains, and vs node -e 0', listScaling) },
+  clone: {
+    tools: ['virsh', 'qemu-img', 'qemu-io', 'virt-clone', 'sync', 'dd'],
+    async run() {
+      let src2: Source | undefined;
+      await bench('1. Clone a shut-off VM with 2 GiB written: vms clone vs virt-clone', async (b) => {
+        if (freeBytes(dir) < 6 * GiB) throw new Error(`only ${(freeBytes(dir) / GiB).toFixed(1)} GiB free in ${BASE_DIR}: needs 6 GiB`);
+        src2 = await makeSource(`${prefix}src2`, 2);
+        await sh('sync', [], { timeoutMs: 600_000 });
+        await cloneVsVirtClone(b, src2);
+      });
+      await bench('2. vms clone: 2 GiB vs 8 GiB written', async (b) => {
+        if (!src2) throw new Error('the 2 GiB source of benchmark 1 is missing');
+        await cloneFlat(b, src2);
+      });
+    },
+  },
+  create: { tools: ['virsh'], run: () => bench('5. Orchestration overhead of `vms create` on the test ISO', createOverhead) },
+} satisfies Record<string, { tools: string[]; run: () => Promise<void> }>;
+type SectionKey = keyof typeof SECTIONS;
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((k) => !(k in SECTIONS));
+if (unknown.length) {
+  console.error(`unknown benchmark ${unknown.join(', ')}: choose from ${Object.keys(SECTIONS).join(', ')} (none: all of them)`);
+  process.exit(2);
+}
+const selected = (Object.keys(SECTIONS) as SectionKey[]).filter((k) => asked.length === 0 || asked.includes(k));
+const partial = selected.length < Object.keys(SECTIONS).length;
+/** A partial run must not replace the whole report. */
+const reportFile = partial ? join(os.tmpdir(), `vms-bench-${selected.join('-')}-${id}.md`) : RESULTS;
+
 async function main(): Promise<number> {
   const date = new Date().toISOString();
   log(`building (node scripts/build.mjs --binary) in ${ROOT}`);
   await run(NODE, ['scripts/build.mjs', '--binary'], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
   for (const f of [CJS, BIN]) if (!existsSync(f)) throw new Error(`${f} was not built`);
   const missing: string[] = [];
-  for (const t of ['virsh', 'qemu-img', 'qemu-io', 'virt-clone', 'sync', 'dd']) if (!(await has(t))) missing.push(t);
+  for (const t of new Set(selected.flatMap((k): string[] => SECTIONS[k].tools))) if (!(await has(t))) missing.push(t);
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (qemu-io is in qemu-utils, virt-clone in virtinst)`);
   if (!existsSync(BASE_DIR)) throw new Error(`${BASE_DIR} does not exist: run test/setup.sh first (as root)`);
 
@@ -497,20 +707,7 @@ async function main(): Promise<number> {
 
   let cleanupNotes: string[] = [];
   try {
-    // Cheapest and most noise-sensitive first, before the disk-heavy ones.
-    await bench('4. Cold start: --version vs node -e 0', coldStart);
-    await bench('3. vms list --json: 30 vs 3 domains, and vs node -e 0', listScaling);
-    let src2: Source | undefined;
-    await bench('1. Clone a shut-off VM with 2 GiB written: vms clone vs virt-clone', async (b) => {
-      if (freeBytes(dir) < 6 * GiB) throw new Error(`only ${(freeBytes(dir) / GiB).toFixed(1)} GiB free in ${BASE_DIR}: needs 6 GiB`);
-      src2 = await makeSource(`${prefix}src2`, 2);
-      await sh('sync', [], { timeoutMs: 600_000 });
-      await cloneVsVirtClone(b, src2);
-    });
-    await bench('2. vms clone: 2 GiB vs 8 GiB written', async (b) => {
-      if (!src2) throw new Error('the 2 GiB source of benchmark 1 is missing');
-      await cloneFlat(b, src2);
-    });
+    for (const key of selected) await SECTIONS[key].run();
   } finally {
     log('cleaning up');
     cleanupNotes = await cleanup();
@@ -521,14 +718,14 @@ async function main(): Promise<number> {
     '## Notes',
     '',
     `- Whole run: ${elapsed()} (build included). Load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}.`,
-    `- Environment: VMS_IMAGES_DIR/VMS_STATE_DIR/VMS_ISO_DIR/VMS_CONFIG in ${dir}, LIBVIRT_DEFAULT_URI=${URI}, NO_COLOR=1; VMs made with \`--network none --no-graphics\` and never started. Times are wall-clock from spawn to exit of each command, so process start-up is included for every command alike.`,
+    `- Environment: VMS_IMAGES_DIR/VMS_STATE_DIR/VMS_ISO_DIR/VMS_CACHE_DIR/VMS_CONFIG in ${dir}, LIBVIRT_DEFAULT_URI=${URI}, NO_COLOR=1; VMs made with \`--network none --no-graphics\`. Only benchmark 5 starts VMs (one at a time, 256M, 1 CPU, TCG here); benchmarks 1-4 never do. Times are wall-clock from spawn to exit of each command, so process start-up is included for every command alike.`,
     ...problems.map((p) => `- CLI problem: ${p}`),
     ...cleanupNotes.map((n) => `- ${n}`),
     ...(cleanupNotes.some((n) => /could not|failed|still there/.test(n)) ? [] : [`- Cleanup: every ${prefix}* domain, any storage pool virt-clone registered and ${dir} were removed.`]),
   ];
-  writeFileSync(RESULTS, renderMarkdown({ date, machine, benches: results, footer }));
+  writeFileSync(reportFile, renderMarkdown({ date, machine, benches: results, footer }));
   console.log(renderConsole(results));
-  console.log(`\nwrote ${RESULTS}`);
+  console.log(`\nwrote ${reportFile}${partial ? ` (only ${selected.join(', ')}: ${RESULTS} is left as it was)` : ''}`);
   const failed = results.some((b) => b.error) || stopping;
   return failed ? 1 : 0;
 }
