@@ -28,7 +28,8 @@ as_user() {
 }
 
 # put FILE [as_user]: stdin becomes FILE's content, its directory made as needed; a FILE that holds it already is
-# left alone, so a second run changes nothing. With as_user, the user writes it and owns what is made.
+# left alone, so a second run changes nothing. A FILE with other content (the user's own edits) is kept as
+# FILE.vms-old first. With as_user, the user writes it and owns what is made.
 put() {
   local file=$1 new
   shift
@@ -36,6 +37,10 @@ put() {
   cat > "$new"
   if ! cmp -s "$new" "$file"; then
     "$@" mkdir -p "$(dirname "$file")"
+    if [[ -e $file ]]; then
+      "$@" cp -p "$file" "$file.vms-old"
+      echo "vms: $file differed from this profile's version: the old one is kept as $file.vms-old"
+    fi
     "$@" tee "$file" < "$new" > /dev/null
   fi
   rm -f "$new"

@@ -3,6 +3,7 @@ import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
 import { createContext, type Context } from '../core/context.js';
 import { silentProgress } from '../core/progress.js';
+import { cleanupInProgress } from '../core/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner } from '../runner.js';
 import { lineProgress, spinnerProgress } from './progress.js';
@@ -57,7 +58,10 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
     const onSigint = () => {
       sigints++;
       if (sigints === 1) return abort.abort(); // the command stops and undoes what it made
-      if (sigints === 2) return void process.stderr.write('\nstill cleaning up; Ctrl-C once more to leave at once (things may stay half-made)\n');
+      const left = cleanupInProgress();
+      const list = left.map((what) => `  ${what}\n`).join('');
+      if (sigints === 2) return void process.stderr.write(`\nstill cleaning up; Ctrl-C once more to leave at once, which leaves:\n${list || '  (nothing yet)\n'}`);
+      if (left.length) process.stderr.write(`\nleft half-made, not cleaned up:\n${list}`);
       process.exit(130);
     };
     process.on('SIGINT', onSigint);

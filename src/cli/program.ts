@@ -6,11 +6,18 @@ import { register as clone } from './commands/clone.js';
 import { register as config } from './commands/config.js';
 import { register as create } from './commands/create.js';
 import { register as destroy } from './commands/destroy.js';
+import { register as disk } from './commands/disk.js';
 import { register as doctor } from './commands/doctor.js';
 import { register as info } from './commands/info.js';
 import { register as iso } from './commands/iso.js';
 import { register as list } from './commands/list.js';
+import { register as mount } from './commands/mount.js';
+import { register as nic } from './commands/nic.js';
+import { register as pool } from './commands/pool.js';
 import { register as power } from './commands/power.js';
+import { register as serial } from './commands/serial.js';
+import { register as set } from './commands/set.js';
+import { register as snapshot } from './commands/snapshot.js';
 
 export function run(argv: string[], version: string): Promise<Command> {
   const program = new Command('vms')
@@ -27,6 +34,7 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  for (const register of [bootstrap, create, apply, list, info, power, attach, clone, destroy, config, doctor, iso]) register(program);
+  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, disk, nic, serial, pool, snapshot, mount, config, doctor, iso];
+  for (const register of commands) register(program);
   return program.parseAsync(argv);
 }

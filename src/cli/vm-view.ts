@@ -23,5 +23,6 @@ export function renderVmInfo(vm: VmInfo): string {
     ['transcript', vm.serialLog],
     ['display', vm.display ?? vm.graphics],
     ['bases', vm.bases.join(', ')],
+    ['notes', vm.notes],
   ]);
 }

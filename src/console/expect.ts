@@ -74,10 +74,13 @@ export class Expect {
 
   /**
    * Resolves with the output before the match and the match itself, and consumes both: the next expect only sees
-   * what came after.
+   * what came after. A pattern must not span lines (a match may start with the newline before it): text already
+   * scanned is not scanned again, so a long phase that prints megabytes costs linear time, not quadratic.
    */
   expect(pattern: RegExp, opts: ExpectOptions): Promise<{ before: string; match: RegExpExecArray }> {
     if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+    const scanner = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
+    let scanFrom = 0; // the last newline of what was scanned without a match
     return new Promise((resolve, reject) => {
       const cleanup = () => {
         this.listeners.delete(check);
@@ -86,7 +89,9 @@ export class Expect {
         opts.signal?.removeEventListener('abort', onAbort);
       };
       const check = () => {
-        const m = pattern.exec(this.pending);
+        scanner.lastIndex = scanFrom;
+        const m = scanner.exec(this.pending);
+        if (!m) scanFrom = Math.max(scanFrom, this.pending.lastIndexOf('\n'));
         if (m) {
           cleanup();
           const before = this.pending.slice(0, m.index);
@@ -94,7 +99,7 @@ export class Expect {
           resolve({ before, match: m });
         } else if (this.closed) {
           cleanup();
-          reject(new VmsError('failed', `the console closed while waiting for ${pattern}`, undefined, this.tail()));
+          reject(new VmsError('failed', 'the console closed: the VM stopped (powered off, rebooted into nothing, or crashed) or libvirt closed it', 'see its last lines below, and `vms info` for its state', this.tail()));
         }
       };
       const onAbort = () => {

@@ -54,7 +54,7 @@ export class SerialSession {
     const wait = (re: RegExp, timeoutMs: number, poke?: boolean) =>
       this.console.expect(re, { timeoutMs, signal: this.signal, poke: poke ? { text: '\r', everyMs: 3000 } : undefined });
     const noPrompt = () =>
-      new VmsError('timeout', `no login prompt on the console within ${Math.round(opts.timeoutMs / 1000)}s`, 'the guest may be slow to boot (no KVM?): raise VMS_BOOT_TIMEOUT, or watch it with `vms console`', this.console.tail());
+      new VmsError('timeout', `no login prompt on the console within ${Math.round(opts.timeoutMs / 1000)}s`, 'the guest may be slow to boot (no KVM?): raise VMS_BOOT_TIMEOUT. Or another `vms console` holds the console (it serves one client at a time): leave it', this.console.tail());
     for (;;) {
       if (Date.now() >= deadline) throw noPrompt();
       const first = await wait(/login: *$|[#$] *$/, deadline - Date.now(), true).catch((err: unknown) => {
@@ -68,7 +68,8 @@ export class SerialSession {
     const next = await wait(/[Pp]assword: *$|[#$] *$/, 30_000);
     if (!/assword/.test(next.match[0])) return;
     this.console.send(`${opts.password ?? ''}\r`);
-    const answer = await wait(/[#$] *$|incorrect|login: *$/, 30_000);
+    // Only a refusal message counts as one: a "Last login:" line may arrive cut after "login:".
+    const answer = await wait(/[#$] *$|[Ll]ogin incorrect|[Aa]uthentication failure/, 30_000);
     if (!/[#$]/.test(answer.match[0])) {
       throw new VmsError('failed', `the guest refused ${opts.user}'s password on the console`, 'was the password changed inside the guest? vms keeps the one it set in the VM\'s directory (root-password)');
     }
@@ -135,7 +136,7 @@ export class SerialSession {
    * Runs a long command that reports its phases (`::vms-phase NAME SECONDS` lines, guest/README.md): each phase must
    * end within its own time. On a timeout the command is interrupted (Ctrl-C) so the shell is usable again.
    */
-  async runPhased(command: string, opts: { firstTimeoutMs: number; onPhase?: (name: string, seconds: number) => void }): Promise<PhasedResult> {
+  async runPhased(command: string, opts: { label: string; firstTimeoutMs: number; onPhase?: (name: string, seconds: number) => void }): Promise<PhasedResult> {
     const id = randomBytes(4).toString('hex');
     this.console.send(`echo __VMS_B''EGIN_${id}; ${command}; echo __VMS_E''ND_${id}=$?\r`);
     await this.console.expect(new RegExp(`__VMS_BEGIN_${id}\n`), { timeoutMs: 30_000, signal: this.signal });
@@ -151,7 +152,7 @@ export class SerialSession {
         if (!(err instanceof VmsError && err.code === 'timeout')) throw err;
         this.console.send('\x03');
         const where = phase ? `phase '${phase}'` : 'its first phase';
-        throw new VmsError('timeout', `${command.split(' ').slice(0, 2).join(' ')} did not finish ${where} within ${Math.round(timeoutMs / 1000)}s`, undefined, this.console.tail());
+        throw new VmsError('timeout', `${opts.label} did not finish ${where} within ${Math.round(timeoutMs / 1000)}s`, undefined, this.console.tail());
       }
       output += found.before + (found.match[1] ? found.match[0] : '');
       if (found.match[3] !== undefined) return { output, exitCode: Number(found.match[3]), phase };

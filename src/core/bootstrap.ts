@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { templateSource } from '../bundled.js';
 import { VmsError } from '../errors.js';
 import { errorSummary, formatCommand } from '../runner.js';
@@ -145,8 +145,8 @@ const pidRunning = (pidFile: string) => {
   try {
     process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 0);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // root's daemon, seen from a user: running
   }
 };
 
@@ -194,22 +194,37 @@ export async function readHostState(ctx: Context, env: NodeJS.ProcessEnv, read =
   };
 }
 
+/**
+ * The network's state was read before libvirt ran (or was installed): a package may have defined and started it since.
+ * Asked again right before `net-define` / `net-start`, which fail on a network that exists / is active.
+ */
+async function networkAlreadyThere(ctx: Context, cmd: string[]): Promise<boolean> {
+  const at = cmd.findIndex((a) => a === 'net-define' || a === 'net-start');
+  if (at < 0) return false;
+  const info = await ctx.runner.run(cmd[0]!, [...cmd.slice(1, at), 'net-info', 'default'], { signal: ctx.signal });
+  const there = cmd[at] === 'net-define' ? info.exitCode === 0 : /^Active:\s+yes/m.test(info.stdout);
+  if (there) ctx.progress.note(`libvirt's default network is ${cmd[at] === 'net-define' ? 'defined' : 'active'} already`);
+  return there;
+}
+
 /** Runs the plan's commands, step by step; the first failure stops it with the command and its error. */
 async function runBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void> {
   for (const step of steps) {
     if (step.commands.length === 0) continue;
     await ctx.progress.step(`${step.name}: ${step.summary}`, async () => {
       for (const cmd of step.commands) {
-        const define = cmd.indexOf('net-define');
-        if (define >= 0 && (await ctx.runner.run(cmd[0]!, [...cmd.slice(1, define), 'net-info', 'default'], { signal: ctx.signal })).exitCode === 0) {
-          ctx.progress.note("libvirt's default network exists already: not defined again");
+        if (await networkAlreadyThere(ctx, cmd)) continue;
+        ctx.progress.note(`$ ${formatCommand(cmd[0]!, cmd.slice(1))}`);
+        const failed = (why: string) =>
+          new VmsError('failed', `${step.name}: \`${formatCommand(cmd[0]!, cmd.slice(1))}\` failed: ${why}`, 'fix what it says and run `vms bootstrap` again: the steps already done are skipped');
+        if (cmd[0] === 'sudo') {
+          // On the user's terminal: sudo may ask for a password, and the package manager shows its own progress.
+          const code = await ctx.runner.interactive(cmd[0], cmd.slice(1));
+          if (code !== 0) throw failed(`exit status ${code}`);
           continue;
         }
-        ctx.progress.note(`$ ${formatCommand(cmd[0]!, cmd.slice(1))}`);
         const r = await ctx.runner.run(cmd[0]!, cmd.slice(1), { signal: ctx.signal, timeoutMs: 30 * 60_000 });
-        if (r.exitCode !== 0) {
-          throw new VmsError('failed', `${step.name}: \`${formatCommand(cmd[0]!, cmd.slice(1))}\` failed: ${errorSummary(r)}`, 'fix what it says and run `vms bootstrap` again: the steps already done are skipped');
-        }
+        if (r.exitCode !== 0) throw failed(errorSummary(r));
       }
     });
   }
@@ -217,9 +232,12 @@ async function runBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void>
 
 const SHIPPED_NETWORK = '/usr/share/libvirt/networks/default.xml';
 
-/** The default network's XML: the one libvirt's package ships, else vms' own copy written to a temporary file. */
+/** vms' own copy of the default network, for hosts whose libvirt ships none: written into a private temp dir. */
+const OWN_NETWORK = join(tmpdir(), `vms-${process.pid}`, 'default-network.xml');
+
+/** The default network's XML: the one libvirt's package ships, else vms' own copy. */
 export function defaultNetworkXmlPath(): string {
-  return existsSync(SHIPPED_NETWORK) ? SHIPPED_NETWORK : join(tmpdir(), 'vms-default-network.xml');
+  return existsSync(SHIPPED_NETWORK) ? SHIPPED_NETWORK : OWN_NETWORK;
 }
 
 /** Reads the host, plans, and (unless only planning) runs the plan. */
@@ -230,6 +248,14 @@ export async function planHost(ctx: Context, opts: BootstrapOptions & { env: Nod
 
 export async function applyBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void> {
   const xml = defaultNetworkXmlPath();
-  if (xml !== SHIPPED_NETWORK && steps.some((s) => s.commands.some((c) => c.includes(xml)))) await writeFile(xml, templateSource('default-network.xml'));
-  await runBootstrap(ctx, steps);
+  const own = xml === OWN_NETWORK && steps.some((s) => s.commands.some((c) => c.includes(xml)));
+  if (own) {
+    await mkdir(dirname(xml), { mode: 0o700 }); // fails if it exists: nobody else's file is ever used
+    await writeFile(xml, templateSource('default-network.xml'));
+  }
+  try {
+    await runBootstrap(ctx, steps);
+  } finally {
+    if (own) await rm(dirname(xml), { recursive: true, force: true });
+  }
 }

@@ -106,6 +106,13 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
     ctx.signal?.throwIfAborted();
 
     if (src.facts.nvramPath && existsSync(src.facts.nvramPath)) await copyFile(src.facts.nvramPath, files.nvram);
+    // The clone's guest has SRC's root password and user: keep them with it, for `vms apply` and logins.
+    const srcFiles = vmFiles(config, opts.source);
+    for (const f of ['password', 'settings'] as const) {
+      if (!existsSync(srcFiles[f])) continue;
+      await copyFile(srcFiles[f], files[f]);
+      await chmod(files[f], 0o600);
+    }
     const bases = opts.full ? [] : [...disks.map((d) => d.path!), ...src.facts.metadata.bases];
     const definition = await cloneDefinition(src.domain, {
       name: opts.name,

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { rm, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { VmsError, conflict } from '../errors.js';
 import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
 import type { Context } from './context.js';
@@ -89,6 +90,9 @@ export async function destroyVm(ctx: Context, plan: DestroyPlan, expected?: Dest
   // Only vms' own files, never a recursive delete: the directory may hold something a user put there.
   const files = vmFiles(ctx.config, plan.name);
   for (const f of ownFiles(files)) await rm(f, { force: true });
+  for (const f of await readdir(plan.dir).catch(() => [])) {
+    if (/^serial\.log\.\d+$/.test(f)) await rm(join(plan.dir, f), { force: true }); // virtlogd's rotated transcripts
+  }
   await rm(vmPackageCache(ctx.config, plan.name), { recursive: true, force: true }); // vms' own, left by a kept failed install
   const kept = [...plan.keep];
   await rmdir(plan.dir).catch((err: NodeJS.ErrnoException) => {

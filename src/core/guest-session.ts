@@ -76,7 +76,7 @@ export async function runProfiles(ctx: Context, session: SerialSession, chain: P
   await ctx.progress.step(`Copying profile scripts (${chain.map((p) => p.name).join(' → ')})`, () => pushFiles(session, PROFILE_DIR, files));
   for (const p of chain) {
     await ctx.progress.step(`Applying profile ${p.name}`, async () => {
-      const r = await session.runPhased(`cd ${PROFILE_DIR} && ${GUEST_SHELL} ${p.name}.sh ${PROFILE_DIR}/settings.sh`, { firstTimeoutMs: PROFILE_TIMEOUT_MS });
+      const r = await session.runPhased(`cd ${PROFILE_DIR} && ${GUEST_SHELL} ${p.name}.sh ${PROFILE_DIR}/settings.sh`, { label: `profile ${p.name}`, firstTimeoutMs: PROFILE_TIMEOUT_MS });
       if (r.exitCode !== 0) throw scriptFailed(`profile ${p.name}`, r.exitCode, r.output, transcript, r.phase);
     });
   }

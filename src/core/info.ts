@@ -23,6 +23,7 @@ export interface VmInfo {
   /** Set while a `vms create` is unfinished: the step `--resume` goes on with. */
   pending?: PendingStep;
   bases: string[];
+  notes?: string;
   memory: number; // bytes
   cpus: number;
   firmware: Firmware;
@@ -58,6 +59,7 @@ export async function vmInfo(ctx: Context, name: string): Promise<VmInfo> {
     createdFrom: facts.metadata.createdFrom,
     pending: facts.metadata.pending,
     bases: facts.metadata.bases,
+    notes: facts.metadata.notes,
     memory: facts.memoryBytes,
     cpus: facts.cpus,
     firmware: facts.firmware,

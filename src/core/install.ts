@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { bundledFiles } from '../bundled.js';
 import { conflict, notFound, usageError, VmsError } from '../errors.js';
 import { buildDomainXml } from '../libvirt/domain-parse.js';
@@ -20,7 +20,7 @@ import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { withUndo } from './undo.js';
 import { isActive, loadVm, powerOffIfRunning } from './vm.js';
-import { vmFiles, vmPackageCache, type VmFiles } from './vm-files.js';
+import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from './vm-files.js';
 
 // `vms create NAME --profile P`: the unattended Arch install. The live ISO is booted straight into its kernel, vms
 // logs in on the serial console, copies guest/ there and runs install.sh; then the VM boots from its disk and gets its
@@ -84,18 +84,36 @@ function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Sha
   return { ro, rw: { source: vmPackageCache(ctx.config, name), tag: `${PKG_CACHE_TAG_PREFIX}vm` } };
 }
 
-/** New downloads of one install join the shared cache, so the next VM need not fetch them again. */
-async function keepDownloads(ctx: Context, name: string): Promise<number> {
+const PACKAGE_FILE = /\.pkg\.tar\.(zst|xz)(\.sig)?$/;
+
+/**
+ * New downloads of one install join the shared cache, so the next VM need not fetch them again. Only package files,
+ * made plain 0644 (the guest wrote them as root through virtiofs: no set-id bits may reach a host directory). Best
+ * effort: a finished install is never undone over its cache.
+ */
+async function keepDownloads(ctx: Context, name: string): Promise<void> {
   const from = vmPackageCache(ctx.config, name);
-  if (!existsSync(from)) return 0;
+  if (!existsSync(from)) return;
   let kept = 0;
-  for (const f of await readdir(from)) {
-    if (f.endsWith('.part') || existsSync(join(sharedCacheDir(ctx), f))) continue;
-    await rename(join(from, f), join(sharedCacheDir(ctx), f));
-    kept++;
+  try {
+    for (const f of await readdir(from)) {
+      const target = join(sharedCacheDir(ctx), f);
+      if (!PACKAGE_FILE.test(f) || existsSync(target) || !(await lstat(join(from, f))).isFile()) continue;
+      await chmod(join(from, f), 0o644);
+      await rename(join(from, f), target);
+      kept++;
+    }
+    await rm(from, { recursive: true, force: true });
+  } catch (err) {
+    ctx.progress.note(`the install's downloads could not all join the shared cache (${(err as Error).message}); ${from} is left`);
   }
-  await rm(from, { recursive: true, force: true });
-  return kept;
+  if (kept) ctx.progress.note(`${kept} downloaded packages added to the shared cache ${sharedCacheDir(ctx)}`);
+}
+
+/** vms' cache dirs are shared by the libvirt group (bootstrap makes the cache dir so): 2775, whatever the umask. */
+async function makeSharedDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o2775).catch(() => undefined); // made by another user: theirs to set
 }
 
 async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: Record<string, unknown>) => d): Promise<void> {
@@ -122,6 +140,7 @@ async function installStep(ctx: Context, name: string, secrets: VmSecrets, trans
     await progress.step(`Copying the installer (${Object.keys(installer).join(', ')})`, () => pushFiles(session, GUEST_DIR, { ...installer, 'settings.sh': secrets.settings }));
     await progress.step('Installing (install.sh)', async () => {
       const r = await session.runPhased(`cd ${GUEST_DIR} && ${GUEST_SHELL} install.sh ${GUEST_DIR}/settings.sh`, {
+        label: 'install.sh',
         firstTimeoutMs: INSTALL_FIRST_PHASE_MS,
         onPhase: (phase, seconds) => progress.note(`install phase ${phase} (up to ${seconds}s)`),
       });
@@ -132,8 +151,7 @@ async function installStep(ctx: Context, name: string, secrets: VmSecrets, trans
     session.close();
   }
   await progress.step(`Switching ${name} to boot from its disk`, () => setPending(ctx, name, 'profile', withDiskBoot));
-  const kept = await keepDownloads(ctx, name);
-  if (kept) progress.note(`${kept} downloaded packages added to the shared cache ${sharedCacheDir(ctx)}`);
+  await keepDownloads(ctx, name);
 }
 
 /** Boots the installed system, applies the profile chain, reboots, and marks the VM complete. */
@@ -224,11 +242,13 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
         // Runs before the VM's directory goes: the transcript is what explains the failure.
         undo.push('keep the transcript', async () => {
           await transcript!.close();
-          savedTranscript = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
-          await copyFile(files.installLog, savedTranscript);
+          const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
+          await copyFile(files.installLog, saved);
+          savedTranscript = saved; // only once it is there
         });
         if (caches.rw) {
-          await mkdir(sharedCacheDir(ctx), { recursive: true, mode: 0o755 });
+          await makeSharedDir(sharedCacheDir(ctx));
+          await makeSharedDir(dirname(caches.rw.source));
           await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
           undo.push(`remove ${caches.rw.source}`, () => rm(caches.rw!.source, { recursive: true, force: true }));
         }
@@ -240,7 +260,10 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
     );
   } catch (err) {
     if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
-    if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') throw withHint(err, `the whole transcript is in ${savedTranscript}; nothing else is left (add --keep-failed to keep the VM)`);
+    if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
+      const cleaned = !err.message.includes('(and clean-up failed');
+      throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+    }
     throw err;
   } finally {
     await transcript?.close();
@@ -255,12 +278,8 @@ export async function resumeInstall(ctx: Context, name: string): Promise<Install
   const pending = facts.metadata.pending;
   if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${name} PROFILE\` runs a profile on it`);
   if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
-  let secrets: VmSecrets;
-  try {
-    secrets = { password: (await readFile(files.password, 'utf8')).trim(), settings: await readFile(files.settings, 'utf8') };
-  } catch {
-    throw notFound(`${files.dir} has lost ${name}'s password or settings`, `remove it with \`vms destroy ${name}\` and create it again`);
-  }
+  const secrets: VmSecrets = await readVmSecrets(files, name);
+
   const transcript = openTranscript(ctx, files.installLog, `vms create ${name} --resume (${pending})`);
   try {
     if (pending === 'install') await installStep(ctx, name, secrets, transcript);

@@ -129,8 +129,10 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
     // mkdtemp makes 0700, and the ISO's modes come along: QEMU (its own user) must read the kernel.
     for (const f of ['vmlinuz-linux', 'initramfs-linux.img', 'identity.json']) await chmod(join(tmp, f), 0o644);
     await chmod(tmp, 0o755);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    // Another create may have put the same entry there meanwhile: theirs is as good (same ISO), keep it.
+    await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -48,6 +48,8 @@ export function loadCatalog(config: Config): Catalog {
     for (const [file, text] of Object.entries(files)) {
       if (!file.endsWith('.sh')) continue;
       if (file.startsWith('_')) {
+        // Checked now, not when it is copied into the guest after the install: its name is typed there.
+        if (!/^_[\w.-]+\.sh$/.test(file)) throw usageError(`profile helper '${from}/${file}' has a name vms cannot copy`, 'use letters, digits, ".", "_" and "-" only');
         if (!catalog.libs.has(file)) catalog.libs.set(file, text);
         continue;
       }

@@ -9,19 +9,37 @@ export class UndoStack {
     this.actions.push({ what, fn });
   }
 
-  /** Undoes everything; returns what could not be undone (so the error can say exactly what is left). */
+  /** Undoes everything, newest first; returns what could not be undone (so the error can say exactly what is left). */
   async rollback(): Promise<string[]> {
     const failed: string[] = [];
-    for (const { what, fn } of this.actions.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        failed.push(`${what}: ${(err as Error).message}`);
+    rollingBack.add(this);
+    try {
+      while (this.actions.length) {
+        const { what, fn } = this.actions[this.actions.length - 1]!;
+        try {
+          await fn();
+        } catch (err) {
+          failed.push(`${what}: ${(err as Error).message}`);
+        }
+        this.actions.pop(); // only now: until it has run, it is still to do
       }
+    } finally {
+      rollingBack.delete(this);
     }
-    this.actions.length = 0;
     return failed;
   }
+
+  /** What is still to be undone, newest first. */
+  get remaining(): string[] {
+    return this.actions.map((a) => a.what).reverse();
+  }
+}
+
+const rollingBack = new Set<UndoStack>();
+
+/** The clean-up steps not yet done by rollbacks under way: what a forced exit (a third Ctrl-C) would leave. */
+export function cleanupInProgress(): string[] {
+  return [...rollingBack].flatMap((u) => u.remaining);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, notFound, VmsError } from '../errors.js';
 import type { Config } from '../config.js';
@@ -79,4 +79,16 @@ export async function makeVmDir(files: VmFiles, undo: UndoStack): Promise<void> 
   }
   await mkdir(files.dir, { recursive: true, mode: 0o755 });
   undo.push(`remove ${files.dir}`, () => rm(files.dir, { recursive: true, force: true }));
+}
+
+/** The generated root password and the guest's settings, kept by `vms create` for --resume and `vms apply`. */
+export async function readVmSecrets(files: VmFiles, name: string): Promise<{ password: string; settings: string }> {
+  try {
+    return { password: (await readFile(files.password, 'utf8')).trim(), settings: await readFile(files.settings, 'utf8') };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new VmsError('failed', `cannot read ${name}'s root password in ${files.dir}: permission denied`, 'run vms as the user who created the VM, or with sudo');
+    }
+    throw notFound(`${name} has no root password or settings in ${files.dir}`, "only VMs that `vms create` installed have them (a clone logs in with its source VM's password)");
+  }
 }

@@ -68,12 +68,14 @@ export function readMetadata(domain: XmlNode): VmsMetadata {
   const prefix = found.key.includes(':') ? found.key.split(':')[0] + ':' : '';
   const get = (tag: string): string[] => (found.node[prefix + tag] ?? []).map((n: any) => text(n) ?? '');
   const pending = PENDING_STEPS.find((p) => p === get('pending')[0]);
+  const notes = get('notes')[0];
   return {
     profile: get('profile')[0],
     created: get('created')[0],
     createdFrom: get('created-from')[0],
     ...(pending && { pending }),
     bases: get('base').filter(Boolean),
+    ...(notes !== undefined && { notes }),
   };
 }
 

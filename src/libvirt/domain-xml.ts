@@ -40,6 +40,9 @@ export interface Share {
   tag: string;
 }
 
+/** Enough for the VM's own PCIe devices (about 8 at most) and 6 free for hotplug. */
+const ROOT_PORTS = 14;
+
 let compiled: HandlebarsTemplateDelegate | undefined;
 
 export async function renderDomainXml(spec: DomainSpec): Promise<string> {
@@ -69,5 +72,6 @@ export async function renderDomainXml(spec: DomainSpec): Promise<string> {
     serialLog: spec.serialLog,
     graphics: spec.graphics,
     shares: spec.shares ?? [],
+    rootPorts: Array.from({ length: ROOT_PORTS }),
   });
 }

@@ -14,6 +14,8 @@ export interface VmsMetadata {
   pending?: PendingStep;
   /** Read-only bases under this VM's disk that vms froze, nearest first. */
   bases: string[];
+  /** The user's own words about the VM (`vms set --notes`). */
+  notes?: string;
 }
 
 const escapeXml = (s: string) =>
@@ -29,6 +31,7 @@ export function renderMetadata(m: VmsMetadata): string {
     el('created-from', m.createdFrom) +
     el('pending', m.pending) +
     m.bases.map((b) => el('base', b)).join('') +
+    el('notes', m.notes) +
     `</${VMS_PREFIX}:vm>`
   );
 }

@@ -41,6 +41,11 @@ export class QemuImg {
     await this.run(['convert', '-f', sourceFormat, '-O', 'qcow2', source, target], `cannot copy ${source}`);
   }
 
+  /** Grows an image; the format is stated, never probed (a raw image the guest wrote a qcow2 header into stays raw). */
+  async resize(path: string, format: string, sizeBytes: number): Promise<void> {
+    await this.run(['resize', '-q', '-f', format, path, String(sizeBytes)], `cannot grow ${path}`);
+  }
+
   async info(path: string): Promise<ImageInfo> {
     return JSON.parse(await this.run(['info', '-U', '--output=json', path], `cannot read ${path}`)) as ImageInfo;
   }

@@ -126,7 +126,7 @@ export function testbed(tag: string) {
         // not running
       }
       try {
-        virsh('undefine', d, '--nvram');
+        virsh('undefine', d, '--nvram', '--snapshots-metadata');
       } catch {
         // already gone
       }

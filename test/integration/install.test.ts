@@ -125,6 +125,19 @@ describe('vms create: the whole install, then the profiles on the installed disk
     assert.deepEqual(log.trim().split('\n'), ['tbase', 'tchild', 'tbase', 'tchild', 'tbase']);
   });
 
+  test('a clone of an installed VM keeps its password and settings: vms apply works on it', async () => {
+    const c = bed.name('fullc');
+    const cloned = await bed.vms(['clone', n, c, '--json']);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    for (const f of ['root-password', 'settings.sh']) {
+      assert.equal(statSync(join(bed.env.VMS_STATE_DIR!, c, f)).mode & 0o777, 0o600, f);
+    }
+    assert.equal(password(c), password(n));
+    const r = await bed.vms(['apply', c, 'tbase', '--json'], { env: guestDir('guest'), timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.state, 'shut off', 'started for it and powered off again');
+  });
+
   test('apply: an unknown profile or VM is refused', async () => {
     const unknown = await bed.vms(['apply', n, 'nosuch'], { env: guestDir('guest') });
     assert.equal(unknown.code, 3);
@@ -154,7 +167,7 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
     const n = bed.name('hang');
     const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], { env: guestDir('guest-hang'), timeoutMs: 300_000 });
     assert.equal(r.code, 6, r.stderr);
-    assert.match(r.stderr, /did not finish phase 'hang' within 3s/);
+    assert.match(r.stderr, /install.sh did not finish phase 'hang' within 3s/);
     assertNothingLeft(n);
   });
 

@@ -7,6 +7,9 @@ set -eu
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 running /run/virtlogd.pid || virtlogd -d
 if ! running /run/libvirtd.pid; then
+  # The tests never start libvirt's NAT network: an autostart (the package's, or the one `vms bootstrap` sets) is
+  # dropped before libvirtd starts, also when the doctor test starts it again.
+  rm -f /etc/libvirt/qemu/networks/autostart/default.xml
   if [ -e /dev/kvm ]; then
     # /dev/kvm on this host is kvm_pvm (nested PVM): stock kernels hang in the decompressor.
     # Hide it from libvirtd (+ its qemu children) only: in a private mount namespace, bind an empty

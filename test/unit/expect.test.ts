@@ -121,7 +121,8 @@ test('the stream closing rejects a pending expect', async () => {
   await assert.rejects(waiting, (err: unknown) => {
     assert.ok(err instanceof VmsError);
     assert.equal(err.code, 'failed');
-    assert.match(err.message, /console closed while waiting for \/# \$\//);
+    assert.match(err.message, /^the console closed: the VM stopped/);
+    assert.match(err.hint ?? '', /vms info/);
     assert.match(err.details ?? '', /reboot: Power down/);
     return true;
   });

@@ -215,7 +215,7 @@ test('runPhased reports each phase in order, and returns the exit status and the
       return true;
     }, async (session) => {
       const phases: [string, number][] = [];
-      const result = await session.runPhased(INSTALL, { firstTimeoutMs: 2000, onPhase: (name, seconds) => phases.push([name, seconds]) });
+      const result = await session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 2000, onPhase: (name, seconds) => phases.push([name, seconds]) });
       assert.deepEqual(phases, [['partition', 5], ['pacstrap', 60], ['bootloader', 5]]);
       assert.deepEqual(result, {
         output: '::vms-phase partition 5\nsome output\n::vms-phase pacstrap 60\ninstalling\nnot a ::vms-phase fake 1\n::vms-phase bootloader 5\n',
@@ -234,7 +234,7 @@ test('runPhased: each phase has its own time, counted from its start', async () 
     play(write, [[0, begin(id)], [600, '::vms-phase a 1\r\n'], [600, '::vms-phase b 1\r\n'], [600, end(id, 0)]]);
     return true;
   }, async (session) => {
-    assert.deepEqual(await session.runPhased(INSTALL, { firstTimeoutMs: 800 }), { output: '::vms-phase a 1\n::vms-phase b 1\n', exitCode: 0, phase: 'b' });
+    assert.deepEqual(await session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 800 }), { output: '::vms-phase a 1\n::vms-phase b 1\n', exitCode: 0, phase: 'b' });
   });
 });
 
@@ -252,10 +252,10 @@ test('runPhased: a phase that overruns its own time is a timeout naming it, and 
   }, async (session, guest) => {
     const phases: string[] = [];
     const started = Date.now();
-    await assert.rejects(session.runPhased(INSTALL, { firstTimeoutMs: 5000, onPhase: (name) => phases.push(name) }), (err: unknown) => {
+    await assert.rejects(session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 5000, onPhase: (name) => phases.push(name) }), (err: unknown) => {
       assert.ok(err instanceof VmsError, String(err));
       assert.equal(err.code, 'timeout');
-      assert.equal(err.message, "sh /root/install.sh did not finish phase 'slow' within 1s");
+      assert.equal(err.message, "the script did not finish phase 'slow' within 1s");
       assert.match(err.details ?? '', /working…/, 'the console tail comes along');
       return true;
     });
@@ -272,10 +272,10 @@ test('runPhased: no first phase within firstTimeoutMs is a timeout too, with Ctr
     write(begin(id)); // started, then silence
     return true;
   }, async (session, guest) => {
-    await assert.rejects(session.runPhased(INSTALL, { firstTimeoutMs: 600 }), (err: unknown) => {
+    await assert.rejects(session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 600 }), (err: unknown) => {
       assert.ok(err instanceof VmsError, String(err));
       assert.equal(err.code, 'timeout');
-      assert.equal(err.message, 'sh /root/install.sh did not finish its first phase within 1s');
+      assert.equal(err.message, 'the script did not finish its first phase within 1s');
       return true;
     });
     await received(guest, '\x03');

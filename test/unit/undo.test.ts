@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UndoStack, withUndo } from '../../src/core/undo.js';
+import { cleanupInProgress, UndoStack, withUndo } from '../../src/core/undo.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -55,4 +55,17 @@ test('withUndo returns the result and runs no undo step on success', async () =>
   });
   assert.equal(result, 42);
   assert.deepEqual(ran, []);
+});
+
+test('while a rollback runs, cleanupInProgress names the steps not yet done (what a forced exit would leave)', async () => {
+  const undo = new UndoStack();
+  const seen: string[][] = [];
+  undo.push('remove dir', async () => { seen.push(cleanupInProgress()); });
+  undo.push('remove disk', async () => { seen.push(cleanupInProgress()); });
+  undo.push('undefine vm', async () => { seen.push(cleanupInProgress()); });
+  assert.deepEqual(cleanupInProgress(), [], 'nothing before the rollback');
+  await undo.rollback();
+  // Each step still counts as left while it runs: it may not finish.
+  assert.deepEqual(seen, [['undefine vm', 'remove disk', 'remove dir'], ['remove disk', 'remove dir'], ['remove dir']]);
+  assert.deepEqual(cleanupInProgress(), [], 'nothing after it');
 });

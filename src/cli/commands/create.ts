@@ -88,7 +88,13 @@ export function register(program: Command): void {
           const xml = await createXml(ctx, toCreateOptions(name!, opts));
           return { data: { name, xml }, human: () => xml.trimEnd() };
         }
-        if (opts.resume) return { data: await resumeInstall(ctx, name!), human: renderInstalled };
+        if (opts.resume) {
+          const given = (['bare', 'iso', 'memory', 'cpus', 'disk', 'user', 'sshKey', 'keepFailed', 'kernel', 'start', 'printXml'] as const).filter((k) => opts[k] !== undefined);
+          if (given.length || opts.profile !== 'minimal') {
+            throw usageError('--resume takes no other options', 'it goes on with what the VM was created with (its profile is in its metadata)');
+          }
+          return { data: await resumeInstall(ctx, name!), human: renderInstalled };
+        }
         if (!opts.bare) return { data: await installVm(ctx, toInstallOptions(name!, opts)), human: renderInstalled };
         const vm = await createVm(ctx, toCreateOptions(name!, opts));
         return { data: vm, human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${vm.name}` };

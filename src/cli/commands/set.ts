@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import { parseCpus } from '../../config.js';
+import type { PowerResult } from '../../core/power.js';
+import { resetVm, resumeVm, suspendVm } from '../../core/pause.js';
+import { setVm, type Change, type SetOptions, type SetResult } from '../../core/set.js';
+import { usageError } from '../../errors.js';
+import { formatSize, MEMORY_RANGE, parseSize } from '../../size.js';
+import { action } from '../app.js';
+import { fields } from '../format.js';
+
+export interface SetFlags {
+  memory?: string;
+  cpus?: string;
+  displays?: string;
+  rename?: string;
+  notes?: string;
+  restart?: boolean;
+  timeout: string;
+}
+
+/** Most heads a virtio or QXL display device takes. */
+const MAX_DISPLAYS = 16;
+
+function wholeNumber(text: string, what: string, min: number, max: number, example: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw usageError(`invalid ${what} '${text}'`, `use a whole number from ${min} to ${max}, for example ${example}`);
+  return n;
+}
+
+export function toSetOptions(name: string, f: SetFlags): SetOptions {
+  const given = [f.memory, f.cpus, f.displays, f.rename, f.notes].some((v) => v !== undefined);
+  if (!given) throw usageError('nothing to change', 'give --memory, --cpus, --displays, --rename or --notes');
+  // XML 1.0 cannot hold other control characters, and the notes live in the domain's XML.
+  // eslint-disable-next-line no-control-regex
+  if (f.notes !== undefined && /[\x00-\x08\x0b\x0c\x0e-\x1f]/.test(f.notes)) throw usageError('--notes may not hold control characters', 'plain text, tabs and newlines are fine');
+  const memory = f.memory === undefined ? undefined : parseSize(f.memory, MEMORY_RANGE);
+  return {
+    name,
+    memory: memory === undefined ? undefined : Math.round(memory / 1024) * 1024, // libvirt counts memory in KiB
+    cpus: f.cpus === undefined ? undefined : parseCpus(f.cpus),
+    displays: f.displays === undefined ? undefined : wholeNumber(f.displays, 'display count', 1, MAX_DISPLAYS, '--displays 2'),
+    rename: f.rename,
+    notes: f.notes,
+    restart: Boolean(f.restart),
+    timeoutSeconds: wholeNumber(f.timeout, '--timeout', 0, 24 * 3600, '--timeout 120'),
+  };
+}
+
+const APPLIED: Record<Change['applied'], string> = { live: 'now and saved', config: 'saved', restart: 'saved, restarted' };
+
+function show(c: Change, value: Change['before']): string {
+  if (value === null) return '-';
+  return c.setting === 'memory' ? formatSize(value as number) : c.setting === 'notes' ? JSON.stringify(value) : String(value);
+}
+
+export function renderSet(r: SetResult): string {
+  if (r.changes.length === 0) return `nothing to change: ${r.name} already has these settings`;
+  return fields(r.changes.map((c) => [c.setting, `${show(c, c.before)} → ${show(c, c.after)} (${APPLIED[c.applied]})`]));
+}
+
+const say = (verb: string, unchanged: string) => (r: PowerResult) => (r.changed ? `${r.name} ${verb}` : `${r.name} is already ${unchanged}`);
+
+export function register(program: Command): void {
+  program
+    .command('set')
+    .description("change a VM's memory, vCPUs, display heads, name or notes: live where libvirt can, else in its saved definition")
+    .argument('<name>', 'VM name')
+    .option('--memory <size>', 'memory, e.g. 8G (live up to what it was started with)')
+    .option('--cpus <n>', 'virtual CPUs (live: more, up to its maximum)')
+    .option('--displays <n>', 'display heads of its graphical display (needs it shut off)')
+    .option('--rename <new>', 'a new name; its directory moves along, its disks stay (needs it shut off)')
+    .option('--notes <text>', 'your notes about the VM, shown by `vms info` ("" removes them)')
+    .option('--restart', 'shut a running VM down (ACPI) and start it again when a change needs it off')
+    .option('--timeout <seconds>', 'how long --restart waits for the guest to shut down', '60')
+    .action(action<SetFlags>(async ({ ctx, opts }, name) => ({ data: await setVm(ctx, toSetOptions(name!, opts)), human: renderSet })));
+
+  program
+    .command('reset')
+    .description('hard-reset a running VM (like the reset button: no clean shutdown)')
+    .argument('<name>', 'VM name')
+    .action(action(async ({ ctx }, name) => ({ data: await resetVm(ctx, name!), human: say('reset', 'reset') })));
+
+  program
+    .command('suspend')
+    .description('pause a running VM where it is (it keeps its memory)')
+    .argument('<name>', 'VM name')
+    .action(action(async ({ ctx }, name) => ({ data: await suspendVm(ctx, name!), human: say('suspended', 'paused') })));
+
+  program
+    .command('resume')
+    .description('let a suspended VM run on')
+    .argument('<name>', 'VM name')
+    .action(action(async ({ ctx }, name) => ({ data: await resumeVm(ctx, name!), human: say('resumed', 'running') })));
+}

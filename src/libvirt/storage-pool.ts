@@ -1,0 +1,48 @@
+// Reading libvirt storage pools: `virsh pool-info --bytes` (state, autostart, sizes in bytes) and `virsh pool-dumpxml`
+// (type and target path, which pool-info does not show).
+
+export interface PoolInfo {
+  name: string;
+  uuid: string;
+  type?: string; // dir, fs, logical, netfs, …
+  state: string; // running, inactive, building, degraded, inaccessible
+  persistent: boolean;
+  autostart: boolean;
+  path?: string;
+  /** Sizes in bytes; libvirt knows them only while the pool is running. */
+  capacity?: number;
+  allocation?: number;
+  free?: number;
+}
+
+/** `virsh pool-info NAME --bytes`: "Key:   value" lines. */
+export function parsePoolInfo(text: string): Omit<PoolInfo, 'type' | 'path'> {
+  const values = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z ]+):\s*(.*?)\s*$/.exec(line);
+    if (m) values.set(m[1]!.trim().toLowerCase(), m[2]!);
+  }
+  const bytes = (key: string) => {
+    const v = values.get(key);
+    return v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+  };
+  return {
+    name: values.get('name') ?? '',
+    uuid: values.get('uuid') ?? '',
+    state: values.get('state') ?? 'unknown',
+    persistent: values.get('persistent') === 'yes',
+    autostart: values.get('autostart') === 'yes',
+    capacity: bytes('capacity'),
+    allocation: bytes('allocation'),
+    free: bytes('available'),
+  };
+}
+
+/** `virsh pool-dumpxml NAME`: the pool's type and target path. */
+export async function parsePoolXml(xml: string): Promise<{ type?: string; path?: string }> {
+  const { parseStringPromise } = await import('xml2js'); // loaded on first use, like every heavy dependency
+  const pool = (await parseStringPromise(xml))?.pool;
+  if (!pool) throw new Error('not a libvirt storage pool XML document');
+  const path = pool.target?.[0]?.path?.[0];
+  return { type: pool.$?.type, path: typeof path === 'string' ? path : path?._ };
+}

@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { testbed } from '../helpers/testbed.js';
+
+const bed = testbed('snap');
+after(() => {
+  // The bed's cleanup undefines without --snapshots-metadata, which libvirt refuses for a VM with snapshots.
+  for (const d of bed.domains()) {
+    if (state(d) !== 'shut off') bed.virsh('destroy', d);
+    bed.virsh('undefine', d, '--nvram', '--snapshots-metadata');
+  }
+  bed.cleanup();
+});
+
+// The tiny guest has no filesystem on its disk: a marker is written raw at 4M into /dev/vda and read back from there.
+const MARKER_SECTOR = 8192;
+const MARKER_BYTES = 16;
+
+async function writeMarker(vm: string, text: string): Promise<void> {
+  await bed.guest(vm, `printf '%-${MARKER_BYTES}s' ${text} | dd of=/dev/vda bs=512 seek=${MARKER_SECTOR} conv=notrunc,fsync 2>/dev/null && sync`);
+}
+
+async function readMarker(vm: string): Promise<string> {
+  // Dropping the page cache: the answer comes from the disk, not from what the guest remembers writing (dmesg -n 1:
+  // without the kernel's note about it on the console).
+  const out = await bed.guest(vm, `dmesg -n 1; echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=${MARKER_SECTOR} count=1 2>/dev/null | head -c ${MARKER_BYTES}`);
+  return out.trim();
+}
+
+/** The marker in a shut-off VM's disk, read on the host. */
+function diskMarker(disk: string): string {
+  const raw = join(bed.dir, 'marker.raw');
+  execFileSync('qemu-img', ['convert', '-O', 'raw', disk, raw]);
+  const fd = openSync(raw, 'r');
+  const buf = Buffer.alloc(MARKER_BYTES);
+  readSync(fd, buf, 0, MARKER_BYTES, MARKER_SECTOR * 512);
+  closeSync(fd);
+  return buf.toString().trim();
+}
+
+const snapshotNames = (vm: string) => bed.virsh('snapshot-list', vm, '--name').split('\n').filter(Boolean);
+const definition = (vm: string) => bed.virsh('dumpxml', vm, '--inactive');
+const state = (vm: string) => bed.virsh('domstate', vm).trim();
+const diskOf = (vm: string) => /vda\s+(\S+)/.exec(bed.virsh('domblklist', vm))![1]!;
+
+/** What a refused command must leave as it was. */
+async function snapshotOfState(vm: string) {
+  return { definition: definition(vm), state: state(vm), snapshots: snapshotNames(vm), disk: diskOf(vm) };
+}
+
+describe('internal snapshots (qcow2)', () => {
+  const vm = bed.name('vm');
+  before(() => bed.createTiny(vm, ['--start']));
+
+  test('taken running, with the memory: revert --yes brings back disk and memory, and the console answers', async () => {
+    await writeMarker(vm, 'disk-A');
+    await bed.guest(vm, 'echo mem-A > /tmp/mem');
+    const r = await bed.vms(['snapshot', 'create', vm, 'live', '--description', 'marker A', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([r.json.name, r.json.kind, r.json.state, r.json.withMemory, r.json.current, r.json.description], ['live', 'internal', 'running', true, true, 'marker A']);
+    await writeMarker(vm, 'disk-B');
+    await bed.guest(vm, 'echo mem-B > /tmp/mem');
+    assert.equal(await readMarker(vm), 'disk-B');
+
+    const revert = await bed.vms(['snapshot', 'revert', vm, 'live', '--yes']);
+    assert.equal(revert.code, 0, revert.stderr);
+    assert.equal(revert.stdout.trim(), `${vm} reverted to live: running`);
+    assert.equal((await bed.guest(vm, 'cat /tmp/mem')).trim(), 'mem-A', 'the memory is the snapshot\'s');
+    assert.equal(await readMarker(vm), 'disk-A', 'the disk is the snapshot\'s');
+  });
+
+  test('revert without --yes and no terminal: exit 2 with a hint, nothing changed', async () => {
+    await writeMarker(vm, 'disk-C');
+    const before = await snapshotOfState(vm);
+    const r = await bed.vms(['snapshot', 'revert', vm, 'live']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: refusing to revert ${vm} to live without confirmation\nhint: .*add --yes \\(no terminal to ask on\\)\n$`));
+    assert.deepEqual(await snapshotOfState(vm), before);
+    assert.equal(await readMarker(vm), 'disk-C');
+  });
+
+  test('on a terminal it says what is lost and asks; "n": exit 4, nothing changed', async () => {
+    const before = await snapshotOfState(vm);
+    const { code, out } = bed.onTerminal(['snapshot', 'revert', vm, 'live'], 'n\n');
+    assert.equal(code, 4, out);
+    assert.match(out, new RegExp(`This reverts ${vm} \\(running\\) to snapshot live, taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\(running\\)`));
+    assert.match(out, /Its present state \(its disks and memory\) is lost/);
+    assert.match(out, /Revert\? \[y\/N\]/);
+    assert.match(out, /error: not reverted\r?\nhint: nothing was changed/);
+    assert.deepEqual(await snapshotOfState(vm), before);
+    assert.equal(await readMarker(vm), 'disk-C');
+  });
+
+  test('on a terminal, "y" reverts', async () => {
+    const { code, out } = bed.onTerminal(['snapshot', 'revert', vm, 'live'], 'y\n');
+    assert.equal(code, 0, out);
+    assert.match(out, new RegExp(`${vm} reverted to live: running`));
+    assert.equal(await readMarker(vm), 'disk-A');
+  });
+
+  test('taken shut off: disks only; revert leaves the VM shut off, and it boots with the old disk', async () => {
+    await writeMarker(vm, 'disk-D');
+    assert.equal((await bed.vms(['kill', vm])).code, 0);
+    const r = await bed.vms(['snapshot', 'create', vm, 'off', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([r.json.state, r.json.withMemory, r.json.kind], ['shut off', false, 'internal']);
+    await bed.vms(['start', vm]);
+    await writeMarker(vm, 'disk-E');
+
+    const revert = await bed.vms(['snapshot', 'revert', vm, 'off', '--yes', '--json']);
+    assert.equal(revert.code, 0, revert.stderr);
+    assert.equal(revert.json.state, 'shut off');
+    assert.equal(state(vm), 'shut off');
+    await bed.vms(['start', vm]);
+    assert.equal(await readMarker(vm), 'disk-D');
+  });
+
+  test('list: name, time, state, kind, current and description, oldest first', async () => {
+    const r = await bed.vms(['snapshot', 'list', vm, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.json.map((s: any) => [s.name, s.state, s.kind, s.current, s.description]),
+      [
+        ['live', 'running', 'internal', false, 'marker A'],
+        ['off', 'shut off', 'internal', true, undefined],
+      ],
+    );
+    assert.ok(r.json.every((s: any) => Math.abs(Date.parse(s.created) - Date.now()) < 10 * 60_000), 'created: a recent time');
+    const human = (await bed.vms(['snapshot', 'list', vm])).stdout;
+    assert.match(human, /^NAME\s+CREATED\s+STATE\s+KIND\s+CURRENT\s+DESCRIPTION$/m);
+    assert.match(human, /^live\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+running\s+internal\s+-\s+marker A$/m);
+    assert.match(human, /^off\s+\S+ \S+\s+shut off\s+internal\s+yes$/m);
+  });
+
+  test('a name already taken: exit 4, nothing changed', async () => {
+    const before = await snapshotOfState(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'off']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: ${vm} already has a snapshot named 'off'`));
+    assert.deepEqual(await snapshotOfState(vm), before);
+  });
+
+  test('without a name: named by the time', async () => {
+    const r = await bed.vms(['snapshot', 'create', vm, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.json.name, /^\d{8}-\d{6}$/);
+    assert.ok(snapshotNames(vm).includes(r.json.name));
+  });
+
+  test('delete removes the snapshot, its metadata and its data in the qcow2', async () => {
+    const disk = diskOf(vm);
+    const internal = () => execFileSync('qemu-img', ['snapshot', '-U', '-l', disk], { encoding: 'utf8' });
+    assert.match(internal(), /\blive\b/);
+    const r = await bed.vms(['snapshot', 'delete', vm, 'live']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `${vm}: snapshot live deleted`);
+    assert.ok(!snapshotNames(vm).includes('live'));
+    assert.doesNotMatch(internal(), /\blive\b/);
+    assert.equal(await readMarker(vm), 'disk-D', 'the present state stays');
+  });
+
+  test('unknown VM (every subcommand) and unknown snapshot: exit 3 with a hint', async () => {
+    const ghost = bed.name('ghost');
+    for (const args of [['create', ghost], ['list', ghost], ['revert', ghost, 'x', '--yes'], ['delete', ghost, 'x']]) {
+      const r = await bed.vms(['snapshot', ...args]);
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /error: no VM named '.*-ghost'\nhint: `vms list` shows the VMs/);
+    }
+    const before = await snapshotOfState(vm);
+    for (const args of [['revert', vm, 'nope', '--yes'], ['delete', vm, 'nope']]) {
+      const r = await bed.vms(['snapshot', ...args]);
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`error: ${vm} has no snapshot named 'nope'\nhint: \`vms snapshot list ${vm}\` shows its snapshots`));
+    }
+    assert.deepEqual(await snapshotOfState(vm), before);
+  });
+
+  test('destroy removes a running VM with internal snapshots and leaves nothing', async () => {
+    assert.ok(snapshotNames(vm).length >= 2);
+    const r = await bed.vms(['destroy', vm, '--yes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(bed.domains().filter((d) => d === vm), []);
+    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)), []);
+    assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, vm)), false);
+  });
+});
+
+describe('a raw disk', () => {
+  const vm = bed.name('raw');
+  before(async () => {
+    const made = await bed.createTiny(vm);
+    const raw = made.disks[0].path.replace(/\.qcow2$/, '.img');
+    execFileSync('qemu-img', ['convert', '-O', 'raw', made.disks[0].path, raw]);
+    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(made.disks[0].path, raw);
+    const file = join(bed.dir, 'raw.xml');
+    writeFileSync(file, xml);
+    bed.virsh('define', file);
+  });
+
+  test('an internal snapshot is refused with a clear message and a hint; nothing changed', async () => {
+    const before = await snapshotOfState(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 's1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: ${vm}'s disk vda \\(.*\\.img\\) is raw: internal snapshots need qcow2 disks\nhint: use --external`));
+    assert.deepEqual(await snapshotOfState(vm), before);
+  });
+
+  test('--external: the disk stays as it is under a qcow2 overlay; revert is refused on libvirt 9.0; delete merges it back', async () => {
+    const disk = diskOf(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'ext', '--external']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `${vm}: external snapshot ext taken (shut off: disks)`);
+    const overlay = disk.replace(/\.img$/, '.ext');
+    assert.equal(diskOf(vm), overlay, 'the VM goes on from the overlay');
+    assert.match(r.stderr, /note: libvirt 9\.0\.0 cannot revert to external snapshots \(libvirt ≥ 9\.9 can\)/);
+
+    const before = await snapshotOfState(vm);
+    const revert = await bed.vms(['snapshot', 'revert', vm, 'ext', '--yes']);
+    assert.equal(revert.code, 4, revert.stderr);
+    assert.match(revert.stderr, /^error: libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)\nhint: nothing was changed; `vms snapshot delete/);
+    assert.deepEqual(await snapshotOfState(vm), before);
+
+    const del = await bed.vms(['snapshot', 'delete', vm, 'ext']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stdout, /snapshot ext deleted \(its overlay merged into the present state\)/);
+    assert.equal(diskOf(vm), disk);
+    assert.equal(existsSync(overlay), false);
+    assert.deepEqual(snapshotNames(vm), []);
+  });
+});
+
+describe('a UEFI VM on libvirt 9.0', () => {
+  const vm = bed.name('efi');
+  before(() => bed.createTiny(vm, ['--firmware', 'efi', '--memory', '1G', '--start']));
+
+  test('running: an internal snapshot is refused by libvirt, told with the way out; nothing changed', async () => {
+    await bed.guest(vm, 'true'); // booted
+    const before = await snapshotOfState(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'int']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /error: internal snapshots of a running UEFI VM need libvirt ≥ 10\.10 with the NVRAM in qcow2 format \(this is libvirt 9\.0\.0\)\n/);
+    assert.match(r.stderr, new RegExp(`hint: use --external, or shut ${vm} off first`));
+    assert.deepEqual(await snapshotOfState(vm), before);
+  });
+
+  test('running, --external: disks and memory go to new files; delete merges the overlay and removes the memory file', async () => {
+    await writeMarker(vm, 'efi-A');
+    const disk = diskOf(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'ext', '--external', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([r.json.kind, r.json.state, r.json.withMemory], ['external', 'running', true]);
+    assert.equal(r.json.memoryFile, join(bed.env.VMS_STATE_DIR!, vm, 'snapshot-ext.mem'));
+    assert.ok(existsSync(r.json.memoryFile));
+    assert.equal(state(vm), 'running');
+    await writeMarker(vm, 'efi-B');
+
+    const list = await bed.vms(['snapshot', 'list', vm]);
+    assert.match(list.stdout, /^ext\s+\S+ \S+\s+running\s+external\s+yes$/m);
+    const refused = await bed.vms(['snapshot', 'revert', vm, 'ext', '--yes']);
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(refused.stderr, /cannot revert to an external snapshot/);
+
+    const del = await bed.vms(['snapshot', 'delete', vm, 'ext', '--json']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(del.json, { name: vm, snapshot: 'ext', kind: 'external', removed: [r.json.memoryFile] });
+    assert.equal(existsSync(r.json.memoryFile), false);
+    assert.equal(diskOf(vm), disk, 'back on its own disk');
+    assert.equal(state(vm), 'running');
+    assert.equal(await readMarker(vm), 'efi-B', 'the present state is kept');
+  });
+
+  test('shut off: an internal snapshot works (disks, not the NVRAM, and it says so); revert brings the disk back', async () => {
+    assert.equal((await bed.vms(['kill', vm])).code, 0);
+    const disk = diskOf(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'off']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${vm}: internal snapshot off taken \\(shut off: disks\\)$`, 'm'));
+    assert.match(r.stderr, /note: the UEFI NVRAM \(boot entries\) is not part of the snapshot/);
+    assert.equal(diskMarker(disk), 'efi-B');
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${MARKER_SECTOR * 512} ${MARKER_BYTES}`, disk]);
+    assert.equal(diskMarker(disk), 'Z'.repeat(MARKER_BYTES));
+    const revert = await bed.vms(['snapshot', 'revert', vm, 'off', '--yes']);
+    assert.equal(revert.code, 0, revert.stderr);
+    assert.equal(diskMarker(disk), 'efi-B');
+  });
+});
