@@ -213,6 +213,7 @@ async function runBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void>
     if (step.commands.length === 0) continue;
     await ctx.progress.step(`${step.name}: ${step.summary}`, async () => {
       for (const cmd of step.commands) {
+        ctx.signal?.throwIfAborted(); // between commands: a package manager is never killed mid-transaction
         if (await networkAlreadyThere(ctx, cmd)) continue;
         ctx.progress.note(`$ ${formatCommand(cmd[0]!, cmd.slice(1))}`);
         const failed = (why: string) =>
@@ -223,7 +224,7 @@ async function runBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void>
           if (code !== 0) throw failed(`exit status ${code}`);
           continue;
         }
-        const r = await ctx.runner.run(cmd[0]!, cmd.slice(1), { signal: ctx.signal, timeoutMs: 30 * 60_000 });
+        const r = await ctx.runner.run(cmd[0]!, cmd.slice(1), { signal: step.name === 'packages' ? undefined : ctx.signal, timeoutMs: 30 * 60_000 });
         if (r.exitCode !== 0) throw failed(errorSummary(r));
       }
     });
