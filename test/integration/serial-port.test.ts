@@ -105,6 +105,8 @@ describe('vms serial', () => {
     for (const [n, io] of [[1, '2F8'], [2, '3E8'], [3, '2E8']]) assert.match(uarts, new RegExp(`^${n}: uart:16550A port:00000${io} `, 'm'));
 
     await bed.guest(vm, 'echo to-the-file > /dev/ttyS1');
+    // The UART drains on its own time (TCG): the echo returns before QEMU has written everything to the file.
+    for (let i = 0; i < 50 && !readFileSync(file, 'utf8').includes('to-the-file'); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(readFileSync(file, 'utf8'), /to-the-file/);
 
     for (const [device, target] of [['ttyS2', { path: sock }], ['ttyS3', { host: '127.0.0.1', port: tcpPort }]] as const) {
