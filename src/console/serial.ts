@@ -20,6 +20,17 @@ export interface PhasedResult extends CommandResult {
 /** base64 characters per line pushed: with the command around them, well under busybox ash's 1024. */
 const PUSH_CHUNK = 768;
 
+/**
+ * Connecting to the console socket was refused by its permissions. vms gives the socket to the user who made the VM
+ * and the libvirt group (see chardevOwner); waiting longer will not change that, so it is said at once.
+ */
+export const socketDenied = (path: string) =>
+  new VmsError(
+    'failed',
+    `cannot connect to the serial console ${path}: permission denied`,
+    'the console belongs to the user who made the VM and the libvirt group: run vms as that user or a member of the group (`vms bootstrap` adds you), or with sudo',
+  );
+
 export class SerialSession {
   private constructor(
     private readonly socket: Socket,
@@ -38,6 +49,7 @@ export class SerialSession {
         });
         return new SerialSession(socket, new Expect(socket, opts.tap), opts.signal);
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EACCES') throw socketDenied(path);
         if (Date.now() > deadline) throw new VmsError('timeout', `cannot connect to the serial console ${path}: ${(err as Error).message}`);
         opts.signal?.throwIfAborted();
         await sleep(200);

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { VmsError } from '../errors.js';
+import { socketDenied } from './serial.js';
 
 // `vms console`: bridges the user's terminal to the VM's unix-socket serial console (virsh console only serves pty
 // consoles). Ctrl-] leaves, as in virsh console and telnet.
@@ -44,13 +45,7 @@ export function attachTerminal(socketPath: string, term: Terminal, banner: strin
     socket.on('data', (d) => output.write(d));
     socket.once('close', () => finish());
     socket.once('error', (err: NodeJS.ErrnoException) =>
-      finish(
-        new VmsError(
-          err.code === 'EACCES' ? 'failed' : 'conflict',
-          `cannot open the serial console ${socketPath}: ${err.code ?? err.message}`,
-          err.code === 'EACCES' ? 'the socket belongs to the qemu user: run vms as root or as a member of its group' : 'is the VM running?',
-        ),
-      ),
+      finish(err.code === 'EACCES' ? socketDenied(socketPath) : new VmsError('conflict', `cannot open the serial console ${socketPath}: ${err.code ?? err.message}`, 'is the VM running?')),
     );
   });
 }

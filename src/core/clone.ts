@@ -7,7 +7,7 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withUndo, type UndoStack } from './undo.js';
-import { claimDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { chardevOwner, claimDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 import { isActive, loadVm, ownDisks, powerOffIfRunning, undefineIfDefined, type LoadedVm } from './vm.js';
 
 export interface CloneOptions {
@@ -19,9 +19,27 @@ export interface CloneOptions {
 
 export interface CloneResult extends VmInfo {
   linked: boolean;
-  /** The read-only files both VMs now stand on (linked clones). */
+  /** The files both VMs now stand on (linked clones), made read-only… */
   frozen: string[];
+  /** …except these, which vms as a user could not chmod (SRC was running on them). */
+  writable: string[];
   quiesced: boolean;
+}
+
+/**
+ * Makes a frozen disk read-only. A disk SRC runs on belongs to the qemu user while it runs (libvirt's labelling), so
+ * vms as a user may not chmod it: that is said, not failed, since the clone itself is sound.
+ */
+async function makeBaseReadOnly(ctx: Context, path: string, source: string, undo: UndoStack): Promise<boolean> {
+  try {
+    await chmod(path, 0o444);
+    undo.push(`make ${path} writable again`, () => chmod(path, 0o644));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    ctx.progress.note(`${path} stays writable: it belongs to the qemu user while ${source} runs (\`sudo chmod 444 ${path}\` protects it)`);
+    return false;
+  }
 }
 
 const diskStem = (vm: string, target: string, index: number) => (index === 0 ? vm : `${vm}-${target}`);
@@ -119,6 +137,7 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
       disks: newDisks,
       nvram: src.facts.firmware === 'efi' ? files.nvram : undefined,
       serialSocket: files.serialSocket,
+      consoleOwner: chardevOwner(config),
       serialLog: files.serialLog,
       metadata: { ...src.facts.metadata, created: new Date().toISOString(), createdFrom: opts.source, bases },
     });
@@ -140,20 +159,16 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
         }
       });
     }
+    // Nothing may ever write to a base again. Before NEW starts: libvirt then gives the base to the qemu user.
+    const writable: string[] = [];
+    if (frozen) for (const d of disks) if (!(await makeBaseReadOnly(ctx, d.path!, opts.source, undo))) writable.push(d.path!);
     if (opts.start) {
       await progress.step(`Starting ${opts.name}`, async () => {
         undo.push(`stop ${opts.name}`, powerOffIfRunning(cleanVirsh, opts.name));
         await virsh.start(opts.name);
       });
     }
-    // Last, after everything that can fail: nothing may ever write to a base again.
-    if (frozen) {
-      for (const d of disks) {
-        undo.push(`make ${d.path} writable again`, () => chmod(d.path!, 0o644));
-        await chmod(d.path!, 0o444);
-      }
-    }
-    return { linked: !opts.full, frozen: frozen ? disks.map((d) => d.path!) : [], quiesced: frozen?.quiesced ?? false };
+    return { linked: !opts.full, frozen: frozen ? disks.map((d) => d.path!) : [], writable, quiesced: frozen?.quiesced ?? false };
   });
   return { ...(await vmInfo({ ...ctx, virsh: cleanVirsh }, opts.name)), ...result };
 }

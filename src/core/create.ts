@@ -8,7 +8,7 @@ import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withUndo, type UndoStack } from './undo.js';
 import { powerOffIfRunning, undefineIfDefined } from './vm.js';
-import { claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { chardevOwner, claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 
 export interface CreateOptions {
   name: string;
@@ -80,6 +80,7 @@ export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainS
     kernelBoot,
     network: opts.network,
     serialSocket: files.serialSocket,
+    consoleOwner: chardevOwner(ctx.config),
     serialLog: files.serialLog,
     graphics: opts.graphics,
     metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [] },

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { bundledFiles } from '../bundled.js';
@@ -18,6 +18,7 @@ import { vmInfo, type VmInfo } from './info.js';
 import { isoBootFiles } from './iso.js';
 import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
+import { makeSharedDir } from './shared-dir.js';
 import { withUndo } from './undo.js';
 import { isActive, loadVm, powerOffIfRunning } from './vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from './vm-files.js';
@@ -99,8 +100,7 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
     for (const f of await readdir(from)) {
       const target = join(sharedCacheDir(ctx), f);
       if (!PACKAGE_FILE.test(f) || existsSync(target) || !(await lstat(join(from, f))).isFile()) continue;
-      await chmod(join(from, f), 0o644);
-      await rename(join(from, f), target);
+      await adoptPackage(join(from, f), target);
       kept++;
     }
     await rm(from, { recursive: true, force: true });
@@ -110,10 +110,25 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
   if (kept) ctx.progress.note(`${kept} downloaded packages added to the shared cache ${sharedCacheDir(ctx)}`);
 }
 
-/** vms' cache dirs are shared by the libvirt group (bootstrap makes the cache dir so): 2775, whatever the umask. */
-async function makeSharedDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await chmod(dir, 0o2775).catch(() => undefined); // made by another user: theirs to set
+/**
+ * Moves one downloaded package into the shared cache as a plain 0644 file. The guest's root wrote it through
+ * virtiofs, so when vms runs as a user the file is root's, not ours to chmod: then it is copied (the copy is ours)
+ * and the original removed, which the directory, being ours, allows.
+ */
+async function adoptPackage(file: string, target: string): Promise<void> {
+  if ((await lstat(file)).uid === process.getuid?.()) {
+    await chmod(file, 0o644);
+    return rename(file, target);
+  }
+  const part = `${target}.vms-part`;
+  try {
+    await copyFile(file, part, fsConstants.COPYFILE_EXCL);
+    await chmod(part, 0o644);
+    await rename(part, target);
+  } finally {
+    await rm(part, { force: true });
+  }
+  await rm(file);
 }
 
 async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: Record<string, unknown>) => d): Promise<void> {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { VmsError } from '../errors.js';
 import { errorSummary } from '../runner.js';
 import { findProgram } from './attach.js';
 import type { Context } from './context.js';
+import { makeSharedDir } from './shared-dir.js';
 
 // The Arch ISO boots under vms by direct kernel boot: its kernel and initramfs are read out once per ISO (cached by
 // checksum) and started with the archiso arguments that find the ISO again, plus the serial console vms drives.
@@ -78,7 +79,7 @@ async function isoChecksum(ctx: Context, iso: string): Promise<string> {
   const known = await readFile(memo, 'utf8').catch(() => '');
   if (/^[0-9a-f]{64}$/.test(known)) return known;
   const sha256 = await sha256File(iso, ctx.signal);
-  await mkdir(dirname(memo), { recursive: true, mode: 0o755 });
+  await makeSharedDir(dirname(memo));
   await writeFile(memo, sha256);
   return sha256;
 }
@@ -115,7 +116,7 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
 
   const tool = findProgram(['xorriso', 'bsdtar']) as 'xorriso' | 'bsdtar' | undefined;
   if (!tool) throw new VmsError('missingTool', 'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them', '`vms bootstrap` installs them');
-  await mkdir(join(ctx.config.cacheDir.value, 'iso'), { recursive: true, mode: 0o755 });
+  await makeSharedDir(join(ctx.config.cacheDir.value, 'iso'));
   const tmp = await mkdtemp(join(ctx.config.cacheDir.value, 'iso', '.extract-'));
   try {
     const { cmd, args } = extractCommand(tool, iso, tmp);

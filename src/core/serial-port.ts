@@ -7,6 +7,7 @@ import { backendSpec, detachSerialXml, readSerialPorts, serialXml, type SerialBa
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
 import { isActive, loadVm } from './vm.js';
+import { chardevOwner } from './vm-files.js';
 
 // `vms serial`: extra serial ports (ttyS1… in the guest) that write to a file or a socket on the host. QEMU cannot
 // plug a serial port (an ISA device) into a running VM: the saved definition changes and the running VM follows at
@@ -125,7 +126,7 @@ export async function addSerialPort(ctx: Context, name: string, backend: SerialB
   });
   const pendingRestart = isActive(state);
   await ctx.progress.step(`Adding serial port ${port} to ${name}'s definition`, async () =>
-    changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend), { live: false, config: true }),
+    changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend, chardevOwner(ctx.config)), { live: false, config: true }),
   );
   return { name, port: portInfo({ port, type: backend.type, backend }, true, pendingRestart ? false : undefined), pendingRestart };
 }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, notFound, VmsError } from '../errors.js';
@@ -32,6 +32,22 @@ export function vmFiles(config: Config, name: string): VmFiles {
     installLog: join(dir, 'install.log'),
     applyLog: join(dir, 'apply.log'),
   };
+}
+
+/**
+ * Who owns the files and sockets libvirt makes for a VM's serial ports (the console's socket, a file port), as a
+ * libvirt DAC label: the user running vms, with the state dir's group (libvirt, which `vms bootstrap` gives it). Left
+ * to libvirt they belong to the qemu user (the socket 0775, a file 0600), and a user who reaches libvirt through its
+ * group can neither connect nor read: EACCES (measured on libvirt 9.0).
+ */
+export function chardevOwner(config: Config): string {
+  let gid = process.getgid?.() ?? 0;
+  try {
+    gid = statSync(config.stateDir.value).gid;
+  } catch {
+    // no state dir yet (--print-xml on a fresh host): the user's own group
+  }
+  return `+${process.getuid?.() ?? 0}:+${gid}`;
 }
 
 /** The writable package cache an install downloads into (moved to the shared cache when the install is done). */

@@ -1,5 +1,6 @@
 import type { XmlNode } from './domain-parse.js';
 import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
+import { ownerSeclabel } from './serial-xml.js';
 
 /** virtiofs tags of the install-time package caches. */
 export const PKG_CACHE_TAG_PREFIX = 'vms-pkg-';
@@ -42,6 +43,8 @@ export interface CloneIdentity {
   disks: ReadonlyMap<string, string>;
   nvram?: string;
   serialSocket: string;
+  /** The cloning user may connect to the clone's console (see chardevOwner). */
+  consoleOwner: string;
   serialLog: string;
   metadata: VmsMetadata;
 }
@@ -60,10 +63,13 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
   }
   const devices = first(out.devices) ?? {};
   for (const iface of devices.interface ?? []) delete iface.mac;
+  // Only the console's socket (and its transcript) is SRC's own; extra ports keep their paths, as virt-clone does.
+  const consoleSocket = first(first(devices.console)?.source)?.$?.path;
   for (const kind of ['serial', 'console'] as const) {
     for (const dev of devices[kind] ?? []) {
-      if (dev.$?.type !== 'unix') continue;
-      dev.source = [{ ...first(dev.source), $: { ...first(dev.source)?.$, path: id.serialSocket } }];
+      const source = first(dev.source);
+      if (dev.$?.type !== 'unix' || source?.$?.path !== consoleSocket) continue;
+      dev.source = [{ ...source, $: { ...source.$, path: id.serialSocket }, seclabel: ownerSeclabel(id.consoleOwner) }];
       if (dev.log) dev.log = [{ $: { ...first(dev.log).$, file: id.serialLog } }];
     }
   }

@@ -28,6 +28,8 @@ export interface DomainSpec {
   kernelBoot?: DirectKernelBoot;
   network: NetworkSpec;
   serialSocket: string;
+  /** Who may connect to the console socket, as a libvirt DAC label `+UID:+GID` (see chardevOwner). */
+  consoleOwner: string;
   serialLog: string;
   graphics: boolean;
   /** Host directories shared over virtiofs, by tag (the package caches during an install). */
@@ -69,6 +71,7 @@ export async function renderDomainXml(spec: DomainSpec): Promise<string> {
     network: spec.network.kind !== 'none' ? (spec.network.kind === 'network' ? spec.network.name : 'user') : undefined,
     userNetwork: spec.network.kind === 'user',
     serialSocket: spec.serialSocket,
+    consoleOwner: spec.consoleOwner,
     serialLog: spec.serialLog,
     graphics: spec.graphics,
     shares: spec.shares ?? [],

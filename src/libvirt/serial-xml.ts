@@ -25,16 +25,24 @@ export function backendSpec(b: SerialBackend): string {
   return `tcp:${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`;
 }
 
-export function serialXml(port: number, b: SerialBackend): Promise<string> {
+/**
+ * A chardev source's `<seclabel>` that gives the file or socket libvirt makes to `owner` (a DAC label, `+UID:+GID`)
+ * instead of the qemu user; libvirt hands QEMU an open descriptor, so QEMU needs no access of its own.
+ */
+export const ownerSeclabel = (owner: string) => [{ $: { model: 'dac', relabel: 'yes' }, label: [owner] }];
+
+/** `owner`: who may read a file port and connect to a listening unix port (see chardevOwner). */
+export function serialXml(port: number, b: SerialBackend, owner: string): Promise<string> {
   const target = [{ $: { port: String(port) } }];
-  if (b.type === 'file') return buildDeviceXml('serial', { $: { type: 'file' }, source: [{ $: { path: b.path, append: 'on' } }], target });
+  const seclabel = ownerSeclabel(owner);
+  if (b.type === 'file') return buildDeviceXml('serial', { $: { type: 'file' }, source: [{ $: { path: b.path, append: 'on' }, seclabel }], target });
   // A client that finds nobody listening would stop QEMU from starting (tcp): it tries again every 5 s instead.
   const reconnect = b.server ? {} : { reconnect: [{ $: { enabled: 'yes', timeout: '5' } }] };
   const mode = b.server ? 'bind' : 'connect';
   const where = b.type === 'unix' ? { path: b.path } : { host: b.host, service: String(b.port) };
   return buildDeviceXml('serial', {
     $: { type: b.type },
-    source: [{ $: { mode, ...where }, ...reconnect }],
+    source: [{ $: { mode, ...where }, ...reconnect, ...(b.type === 'unix' && b.server && { seclabel }) }],
     ...(b.type === 'tcp' && { protocol: [{ $: { type: 'raw' } }] }),
     target,
   });

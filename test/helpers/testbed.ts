@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SerialSession } from '../../src/console/serial.js';
@@ -41,12 +41,25 @@ export function testbed(tag: string) {
   /** VM names carry the bed's id so a crashed run's leftovers are recognisable and never clash. */
   const name = (n: string) => `${id}-${n}`;
 
-  /** Runs the built CLI (dist/vms.cjs); never throws for a non-zero exit. */
-  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
+  /** The bundle where any user can read it (a clone of the repo may be in root's home), for `as`. */
+  function sharedBundle(): string {
+    const copy = join(dir, 'vms.cjs');
+    if (!existsSync(copy)) copyFileSync(join(ROOT, 'dist/vms.cjs'), copy);
+    return copy;
+  }
+
+  /**
+   * Runs the built CLI (dist/vms.cjs); never throws for a non-zero exit. `as`: run it as that user, with their
+   * groups (setpriv --init-groups: node's own uid/gid options would drop the supplementary groups, libvirt among them).
+   */
+  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string } = {}) {
+    const argv = opts.as
+      ? ['setpriv', `--reuid=${opts.as}`, `--regid=${opts.as}`, '--init-groups', process.execPath, sharedBundle(), ...args]
+      : [process.execPath, join(ROOT, 'dist/vms.cjs'), ...args];
     return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve) => {
       execFile(
-        process.execPath,
-        [join(ROOT, 'dist/vms.cjs'), ...args],
+        argv[0]!,
+        argv.slice(1),
         { env: { ...process.env, ...env, NO_COLOR: '1', ...opts.env }, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 16 << 20 },
         (err, stdout, stderr) => {
           const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -79,6 +79,7 @@ const IDENTITY: CloneIdentity = {
   disks: new Map([['vda', '/var/lib/libvirt/images/work2.qcow2']]),
   nvram: '/var/lib/vms/work2/nvram.fd',
   serialSocket: '/var/lib/vms/work2/serial.sock',
+  consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work2/console.log',
   metadata: { profile: 'dev', created: '2026-02-03T04:05:06.000Z', createdFrom: 'work', bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'] },
 };
@@ -106,7 +107,8 @@ test('cloneDefinition gives the copy a new identity and its own files', async ()
 
   for (const kind of ['serial', 'console']) {
     const dev = devices[kind][0];
-    assert.deepEqual(dev.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/serial.sock' } }], kind);
+    const seclabel = [{ $: { model: 'dac', relabel: 'yes' }, label: ['+1000:+106'] }];
+    assert.deepEqual(dev.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/serial.sock' }, seclabel }], `${kind}: the cloning user may connect`);
     assert.deepEqual(dev.log, [{ $: { file: '/var/lib/vms/work2/console.log', append: 'on' } }], kind);
   }
 
@@ -154,6 +156,16 @@ test('the cloned definition builds back to schema-valid XML with the same facts'
   assert.equal(facts.serialSocket, IDENTITY.serialSocket);
   assert.equal(facts.serialLog, IDENTITY.serialLog);
   assert.deepEqual(facts.metadata, IDENTITY.metadata);
+});
+
+test('cloneDefinition moves only the console socket: an extra unix serial port keeps its path', async () => {
+  const console = `<source mode='bind' path='/var/lib/vms/work/serial.sock'/><target port='0'/>`;
+  const domain = await parseDomainXml(
+    minimal(`<devices><serial type='unix'>${console}</serial><serial type='unix'><source mode='bind' path='/srv/extra.sock'/><target port='1'/></serial><console type='unix'>${console}</console></devices>`),
+  );
+  const [main, extra] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
+  assert.equal(main.source[0].$.path, '/var/lib/vms/work2/serial.sock');
+  assert.deepEqual(extra.source, [{ $: { mode: 'bind', path: '/srv/extra.sock' } }]);
 });
 
 test('cloneDefinition without an nvram leaves a BIOS VM without one', async () => {

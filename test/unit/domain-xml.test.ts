@@ -14,6 +14,7 @@ const base: DomainSpec = {
   diskPath: '/var/lib/libvirt/images/work.qcow2',
   network: { kind: 'none' },
   serialSocket: '/var/lib/vms/work/serial.sock',
+  consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work/console.log',
   graphics: false,
   metadata: { profile: 'dev', created: '2026-01-02T03:04:05.000Z', bases: ['/var/lib/libvirt/images/base.qcow2'] },
@@ -67,7 +68,9 @@ test('every combination of options renders schema-valid XML with the expected de
                 assert.equal(xml.includes('<video>'), graphics);
 
                 // Always: the serial console on a unix socket with a transcript, the guest agent, discard, metadata.
-                assert.ok(xml.includes(`<serial type='unix'>\n      <source mode='bind' path='${base.serialSocket}'/>\n      <log file='${base.serialLog}' append='on'/>`));
+                // The socket belongs to the user who made the VM, so they can connect without root.
+                const owner = `<seclabel model='dac' relabel='yes'>\n          <label>${base.consoleOwner}</label>\n        </seclabel>`;
+                assert.ok(xml.includes(`<serial type='unix'>\n      <source mode='bind' path='${base.serialSocket}'>\n        ${owner}\n      </source>\n      <log file='${base.serialLog}' append='on'/>`));
                 assert.ok(xml.includes(`<console type='unix'>\n      <source mode='bind' path='${base.serialSocket}'/>`));
                 assert.ok(xml.includes(`<target type='virtio' name='org.qemu.guest_agent.0'/>`));
                 assert.ok(xml.includes(`<driver name='qemu' type='qcow2' discard='unmap'/>`));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { resolveConfig } from '../../src/config.js';
+import { chardevOwner } from '../../src/core/vm-files.js';
 import { createContext } from '../../src/core/context.js';
 import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend } from '../../src/core/serial-port.js';
 import { VmsError } from '../../src/errors.js';
@@ -44,10 +45,11 @@ test('parseBackend refuses anything else as bad input, with a hint', () => {
 const inDomain = (device: string) =>
   `<domain type='qemu'><name>t</name><memory>65536</memory><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>${device}</devices></domain>`;
 
-test('serialXml: file appends, sockets bind as a server and connect (reconnecting) as a client, tcp is raw', async () => {
+test('serialXml: file appends, sockets bind as a server and connect (reconnecting) as a client, tcp is raw; files and listening sockets are the user\'s', async () => {
+  const owner = `<seclabel model="dac" relabel="yes">\n      <label>+1000:+106</label>\n    </seclabel>`;
   const cases: [SerialBackend, string][] = [
-    [{ type: 'file', path: '/x/out.log' }, `<serial type="file">\n  <source path="/x/out.log" append="on"/>\n  <target port="1"/>\n</serial>`],
-    [{ type: 'unix', path: '/x/s.sock', server: true }, `<serial type="unix">\n  <source mode="bind" path="/x/s.sock"/>\n  <target port="1"/>\n</serial>`],
+    [{ type: 'file', path: '/x/out.log' }, `<serial type="file">\n  <source path="/x/out.log" append="on">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`],
+    [{ type: 'unix', path: '/x/s.sock', server: true }, `<serial type="unix">\n  <source mode="bind" path="/x/s.sock">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`],
     [
       { type: 'unix', path: '/x/s.sock', server: false },
       `<serial type="unix">\n  <source mode="connect" path="/x/s.sock">\n    <reconnect enabled="yes" timeout="5"/>\n  </source>\n  <target port="1"/>\n</serial>`,
@@ -62,7 +64,7 @@ test('serialXml: file appends, sockets bind as a server and connect (reconnectin
     ],
   ];
   for (const [backend, expected] of cases) {
-    const xml = await serialXml(1, backend);
+    const xml = await serialXml(1, backend, '+1000:+106');
     assert.equal(xml, expected);
     assertValidDomainXml(inDomain(xml), `serial ${backendSpec(backend)}`);
     const [read] = readSerialPorts(await parseDomainXml(inDomain(xml)));
@@ -119,7 +121,7 @@ test('serial add takes the lowest free port; on a running VM only the config cha
     virsh(['domstate', 'a'], 'running\n'),
     // port 2 was added after the VM started; the running VM's port 1 goes at the next start, for which the new one is
     virsh(['dumpxml', 'a'], domain(fileSerial(1, `${TMP}/old.log`))),
-    configOnly('attach-device', await serialXml(1, backend)),
+    configOnly('attach-device', await serialXml(1, backend, chardevOwner(resolveConfig({ env: {} })))),
   ]);
   const change = await addSerialPort(ctx, 'a', backend);
   assert.deepEqual(change, {

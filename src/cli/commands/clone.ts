@@ -18,7 +18,7 @@ export function register(program: Command): void {
           data: vm,
           human: () =>
             renderVmInfo(vm) +
-            (vm.linked ? `\n\n${source} and ${name} now both stand on ${vm.frozen.join(', ')} (read-only)${vm.quiesced ? '; filesystems were quiesced' : ''}` : ''),
+            (vm.linked ? `\n\n${source} and ${name} now both stand on ${vm.frozen.join(', ')}${vm.writable.length ? '' : ' (read-only)'}${vm.quiesced ? '; filesystems were quiesced' : ''}` : ''),
         };
       }),
     );
