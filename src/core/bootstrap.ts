@@ -8,6 +8,8 @@ import { errorSummary, formatCommand } from '../runner.js';
 import type { Context } from './context.js';
 import { ARCH_ISO, findVirtiofsd } from './doctor.js';
 import { detectDistro, installCommands, missingPackages, PACKAGES, queryCommand, type Distro } from './host-packages.js';
+import { processAlive } from './file-lock.js';
+import { LIBVIRT_GROUP, libvirtGroup } from './libvirt-group.js';
 
 // `vms bootstrap`: from a fresh host to one that can run `vms create`. First the host is read (nothing changes), then
 // a plan is made of it (pure, so each package manager's path is tested on recorded answers), then the plan runs,
@@ -48,7 +50,6 @@ export interface BootstrapStep {
   after?: string;
 }
 
-export const LIBVIRT_GROUP = 'libvirt';
 /** Group-writable for libvirt members (setgid: new files stay in the group), reachable by the qemu user. */
 const DIR_MODE = 0o2775;
 
@@ -133,21 +134,14 @@ function dirReady(path: string, gid: number | undefined): boolean {
   }
 }
 
-/** The libvirt group's gid and members, from /etc/group (undefined before libvirt is installed). */
-function libvirtGroup(groupFile: string): { gid: number; members: string[] } | undefined {
-  const line = groupFile.split('\n').find((l) => l.startsWith(`${LIBVIRT_GROUP}:`));
-  if (!line) return undefined;
-  const [, , gid, members] = line.split(':');
-  return { gid: Number(gid), members: (members ?? '').split(',').filter(Boolean) };
-}
-
 const pidRunning = (pidFile: string) => {
+  let pid = 0;
   try {
-    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // root's daemon, seen from a user: running
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    // no pid file: not running
   }
+  return pid > 0 && processAlive(pid);
 };
 
 /** Reads the host without changing anything. `read` reads a file (tests give recorded ones). */

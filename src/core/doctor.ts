@@ -1,10 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { VmsError } from '../errors.js';
 import { pickDomainType } from '../libvirt/virsh.js';
 import { formatSize } from '../size.js';
 import { findProgram } from './attach.js';
+import { libvirtGroup } from './libvirt-group.js';
 import type { Context } from './context.js';
 
 // `vms doctor`: one check per line, pass / warn / fail, and for anything not passing the exact fix.
@@ -45,13 +47,24 @@ async function checkKvm(ctx: Context, caps: string | undefined): Promise<CheckRe
   return pass('kvm', '/dev/kvm creates VMs and libvirt offers KVM');
 }
 
-function checkGroup(): CheckResult {
-  if (process.getuid?.() === 0) return pass('group', 'running as root');
-  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('libvirt:'));
-  const gid = line ? Number(line.split(':')[2]) : undefined;
-  if (gid !== undefined && process.getgroups?.().includes(gid)) return pass('group', 'you are in the libvirt group');
-  const user = process.env.USER ?? 'you';
-  return fail('group', `${user} is not in the libvirt group${line ? '' : ' (there is no libvirt group)'}`, `sudo usermod -aG libvirt ${user}, then log out and in again (\`vms bootstrap\` does it)`);
+export interface GroupFacts {
+  uid: number;
+  user: string;
+  /** This process's groups: what the session has, which /etc/group may have outgrown. */
+  gids: number[];
+  groupFile: string;
+}
+
+/** Pure: whether this session may use libvirt and vms' shared dirs through the libvirt group. */
+export function checkGroup(f: GroupFacts): CheckResult {
+  if (f.uid === 0) return pass('group', 'running as root');
+  const group = libvirtGroup(f.groupFile);
+  if (group && f.gids.includes(group.gid)) return pass('group', 'you are in the libvirt group');
+  // usermod changed /etc/group, but a session keeps the groups it was started with.
+  if (group?.members.includes(f.user)) {
+    return fail('group', `${f.user} is in the libvirt group, but this session started before that`, 'log out and in again (or, in this shell only: `newgrp libvirt`)');
+  }
+  return fail('group', `${f.user} is not in the libvirt group${group ? '' : ' (there is no libvirt group)'}`, `sudo usermod -aG libvirt ${f.user}, then log out and in again (\`vms bootstrap\` does it)`);
 }
 
 /** The qemu user must be able to reach the images dir: every directory on the way needs x for it. */
@@ -139,7 +152,7 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
   return [
     await checkKvm(ctx, caps),
     libvirt,
-    checkGroup(),
+    checkGroup({ uid: process.getuid?.() ?? 0, user: userInfo().username, gids: process.getgroups?.() ?? [], groupFile: readFileSync('/etc/group', 'utf8') }),
     checkImagesDir(ctx, caps),
     checkSecurityModule(),
     caps === undefined ? unchecked('ovmf') : checkOvmf(domcaps),

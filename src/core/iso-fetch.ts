@@ -10,6 +10,7 @@ import { findProgram } from './attach.js';
 import type { Context } from './context.js';
 import { ARCH_ISO } from './doctor.js';
 import type { TransferStatus } from './progress.js';
+import { takeLock } from './file-lock.js';
 
 // `vms iso fetch`: the current Arch ISO from a mirror into the ISO dir. It goes to ISO.part first (a broken download
 // resumes from there by an HTTP Range request), is checked against the mirror's sha256sums.txt (and its PGP signature
@@ -195,7 +196,7 @@ export interface FetchResult {
 /** Paths of the download: the ISO, its .part, and the record of which checksum the .part is for. */
 function isoPaths(dir: string) {
   const path = join(dir, ARCH_ISO);
-  return { path, part: `${path}.part`, record: `${path}.part.sha256` };
+  return { path, part: `${path}.part`, record: `${path}.part.sha256`, lock: `${path}.part.lock` };
 }
 type Paths = ReturnType<typeof isoPaths>;
 
@@ -382,6 +383,18 @@ export async function fetchIso(ctx: Context, opts: FetchOptions): Promise<FetchR
   const sums = await ctx.progress.step(`Reading ${SUMS_FILE} from ${mirror}`, () => smallFile(ctx, sumsUrl, SUMS_FILE));
   const expected = parseSums(sums!.toString('utf8')).get(ARCH_ISO);
   if (!expected) throw new VmsError('failed', `${sumsUrl} has no line for ${ARCH_ISO}`, `is the mirror's iso/latest/ directory complete? Or ${MIRRORS_HINT}`);
+  await mkdir(dir, { recursive: true }).catch(writing(dir));
+  // Two fetches at once would write into one .part, and one could remove it under the other.
+  const release = await takeLock(p.lock, '`vms iso fetch`');
+  try {
+    return await fetchLocked(ctx, opts, p, expected);
+  } finally {
+    await release();
+  }
+}
+
+/** The fetch itself, under the lock: `expected` is the mirror's sha256 of the ISO. */
+async function fetchLocked(ctx: Context, { mirror, idleTimeoutMs }: FetchOptions, p: Paths, expected: string): Promise<FetchResult> {
   const result = (sha256: string, bytes: number, resumedFrom: number, verified: Verified, alreadyCurrent: boolean): FetchResult => ({ path: p.path, sha256, bytes, resumedFrom, verified, alreadyCurrent, mirror });
 
   if (existsSync(p.path)) {
@@ -398,13 +411,12 @@ export async function fetchIso(ctx: Context, opts: FetchOptions): Promise<FetchR
     ctx.progress.note(`the ${ARCH_ISO} you have is not the current one: it is replaced once the new one is verified`);
   }
 
-  await mkdir(dir, { recursive: true }).catch(writing(dir));
   try {
     const plan = resumeFrom(await partState(p), expected);
     if (plan.note) ctx.progress.note(plan.note);
     await writeFile(p.record, `${expected}  ${ARCH_ISO}\n`).catch(writing(p.record));
     const hash = plan.from > 0 ? await ctx.progress.step('Reading the partial download', () => sha256File(p.part, ctx.signal)) : createHash('sha256');
-    const got = await ctx.progress.step(`Downloading ${ARCH_ISO}`, () => download(ctx, new URL(ARCH_ISO, mirror).href, p, plan.from, hash, opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS));
+    const got = await ctx.progress.step(`Downloading ${ARCH_ISO}`, () => download(ctx, new URL(ARCH_ISO, mirror).href, p, plan.from, hash, idleTimeoutMs ?? IDLE_TIMEOUT_MS));
     if (got.sha256 !== expected) {
       await removePart(p);
       throw new VmsError(

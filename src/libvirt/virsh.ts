@@ -8,6 +8,7 @@ import type { DomainType } from './domain-xml.js';
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
 
 export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
+const DENIED_HINT = 'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
 
 /** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
 export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
@@ -16,7 +17,9 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
   // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
   if (/failed to connect to the hypervisor/i.test(err)) {
     const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
-    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, UNREACHABLE_HINT);
+    // libvirtd is there but turned us away: its socket's permissions, or polkit.
+    const denied = /permission denied|not authorized|authentication (unavailable|failed)/i.test(reason);
+    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, denied ? DENIED_HINT : UNREACHABLE_HINT);
   }
   if (subject && /Domain not found|failed to get domain/i.test(err)) {
     return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');

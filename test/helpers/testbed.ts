@@ -50,11 +50,12 @@ export function testbed(tag: string) {
 
   /**
    * Runs the built CLI (dist/vms.cjs); never throws for a non-zero exit. `as`: run it as that user, with their
-   * groups (setpriv --init-groups: node's own uid/gid options would drop the supplementary groups, libvirt among them).
+   * groups (setpriv --init-groups: node's own uid/gid options would drop the supplementary groups, libvirt among them),
+   * or with none (`staleSession`: a login from before the user joined them).
    */
-  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string } = {}) {
+  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string; staleSession?: boolean } = {}) {
     const argv = opts.as
-      ? ['setpriv', `--reuid=${opts.as}`, `--regid=${opts.as}`, '--init-groups', process.execPath, sharedBundle(), ...args]
+      ? ['setpriv', `--reuid=${opts.as}`, `--regid=${opts.as}`, opts.staleSession ? '--clear-groups' : '--init-groups', process.execPath, sharedBundle(), ...args]
       : [process.execPath, join(ROOT, 'dist/vms.cjs'), ...args];
     return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve) => {
       execFile(

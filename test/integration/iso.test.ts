@@ -205,6 +205,25 @@ describe('vms iso fetch', () => {
     assert.equal(sha(readFileSync(isoPath)), sha(iso));
   });
 
+  test('a second fetch while one is downloading: exit 4 naming it, and the .part is left to the first', async () => {
+    clean();
+    mirror.cutAfter = 500_000;
+    mirror.stall = true;
+    const first = bed.spawnVms(['iso', 'fetch', '--mirror', url], { GNUPGHOME: gpgEmpty });
+    const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size === 500_000); i++) await new Promise((r) => setTimeout(r, 100));
+    const second = await fetchIso();
+    assert.equal(second.code, 4, second.stderr);
+    assert.match(second.stderr, new RegExp(`error: \`vms iso fetch\` is already running \\(pid ${first.pid}\\)\nhint: wait for it to finish; ${part}\\.lock is its lock`));
+    assert.equal(statSync(part).size, 500_000, 'the second fetch did not touch the .part');
+    first.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.ok(!existsSync(`${part}.lock`), 'the first released the lock on its way out');
+    const r = await fetchIso(['--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.resumedFrom, 500_000);
+  });
+
   test('mirror unreachable: exit 5 with the cause and a hint about --mirror', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));

@@ -47,6 +47,18 @@ after(() => {
   for (const user of [MEMBER, OUTSIDER]) spawnSync('userdel', [user]);
 });
 
+test('a session from before joining the libvirt group: doctor and the libvirt error say to log in again', async () => {
+  const stale = { ...asMember, staleSession: true };
+  const doctor = await bed.vms(['doctor', '--json'], stale);
+  const group = doctor.json.checks.find((c: any) => c.check === 'group');
+  assert.equal(group.status, 'fail');
+  assert.equal(group.message, `${MEMBER} is in the libvirt group, but this session started before that`);
+  const list = await bed.vms(['list'], stale);
+  assert.equal(list.code, 5);
+  assert.match(list.stderr, /error: cannot reach libvirt at qemu:\/\/\/system: .*Permission denied/);
+  assert.match(list.stderr, /hint: libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/);
+});
+
 describe('vms as a user of the libvirt group', () => {
   const n = bed.name('work');
   const c = bed.name('copy');

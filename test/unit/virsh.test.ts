@@ -78,6 +78,16 @@ test('the unreachable message keeps the reason virsh gave, once', () => {
   assert.equal(err.message, "cannot reach libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory");
 });
 
+test('turned away by libvirtd (socket permissions, polkit): the hint is the libvirt group, not starting libvirtd', () => {
+  // Both as measured: a user outside the group on a 0770 socket, and polkit without an agent (Arch, Fedora).
+  for (const reason of ["Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", "authentication unavailable: no polkit agent available to authenticate action 'org.libvirt.unix.manage'"]) {
+    const err = classifyVirshError(['list'], result(`error: failed to connect to the hypervisor\nerror: ${reason}\n`), URI);
+    assert.equal(err.code, 'unreachable');
+    assert.match(err.hint!, /^libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/, reason);
+  }
+  assert.match(classifyVirshError(['list'], result(CONNECT_ERROR), URI).hint!, /^is libvirtd running\?/, 'no socket: not running');
+});
+
 // ---- Virsh.exists ------------------------------------------------------------------------------------------------
 
 test('Virsh.exists: true, false, or the connection error', async () => {
