@@ -42,6 +42,17 @@ async function makeBaseReadOnly(ctx: Context, path: string, source: string, undo
   }
 }
 
+/** SRC's UEFI variables (boot entries) for the clone. libvirt made SRC's file for the qemu user: a user reads it through libvirt. */
+async function copyNvram(ctx: Context, from: string, to: string): Promise<void> {
+  try {
+    await copyFile(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    await ctx.virsh.downloadFile(from, to);
+    await chmod(to, 0o600);
+  }
+}
+
 const diskStem = (vm: string, target: string, index: number) => (index === 0 ? vm : `${vm}-${target}`);
 
 /**
@@ -123,7 +134,7 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
     }
     ctx.signal?.throwIfAborted();
 
-    if (src.facts.nvramPath && existsSync(src.facts.nvramPath)) await copyFile(src.facts.nvramPath, files.nvram);
+    if (src.facts.nvramPath && existsSync(src.facts.nvramPath)) await copyNvram(ctx, src.facts.nvramPath, files.nvram);
     // The clone's guest has SRC's root password and user: keep them with it, for `vms apply` and logins.
     const srcFiles = vmFiles(config, opts.source);
     for (const f of ['password', 'settings'] as const) {

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { VmsError, conflict, notFound } from '../errors.js';
 import { errorSummary, type RunResult, type Runner } from '../runner.js';
 import type { DomainType } from './domain-xml.js';
@@ -163,6 +164,20 @@ export class Virsh {
       ['snapshot-create-as', name, `vms-clone-${Date.now()}`, '--disk-only', '--atomic', '--no-metadata', ...(quiesce ? ['--quiesce'] : []), ...specs],
       { subject: name },
     );
+  }
+
+  /**
+   * Copies a file that libvirtd can read but we may not (an NVRAM libvirt made for the qemu user, 0600) through a
+   * transient dir pool on its directory, as virt-clone does. The copy is written by virsh, so it is ours.
+   */
+  async downloadFile(file: string, dest: string): Promise<void> {
+    const pool = `vms-copy-${randomBytes(4).toString('hex')}`;
+    await this.run(['pool-create-as', pool, 'dir', '--target', dirname(file)]);
+    try {
+      await this.run(['vol-download', '--pool', pool, basename(file), dest]);
+    } finally {
+      await this.uninterruptible().runRaw(['pool-destroy', pool]); // transient: destroyed is gone
+    }
   }
 
   /** Merges the active overlay back into its base and pivots the running VM onto it (undo of snapshotToOverlays). */

@@ -125,3 +125,25 @@ describe('vms as a user of the libvirt group', () => {
     assert.deepEqual(readdirSync(bed.env.VMS_STATE_DIR!), []);
   });
 });
+
+describe('an EFI VM of the user\'s', () => {
+  const e = bed.name('efi');
+  const e2 = bed.name('efi2');
+
+  test('its NVRAM, which libvirt made for the qemu user (0600), is copied for a clone through libvirt', async () => {
+    const tiny = ['--bare', '--firmware', 'efi', '--memory', '512M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics'];
+    const kernel = ['--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0'];
+    const made = await bed.vms(['create', e, ...tiny, ...kernel, '--start', '--json'], asMember);
+    assert.equal(made.code, 0, made.stderr);
+    await bed.guest(e, 'test -d /sys/firmware/efi'); // booted under OVMF, which has written its variables
+    assert.equal((await bed.vms(['kill', e], asMember)).code, 0);
+    const nvram = statSync(made.json.nvram);
+    assert.notEqual(nvram.uid, uidOf(MEMBER), 'not the user\'s: a plain copy would fail');
+    const r = await bed.vms(['clone', e, e2, '--start', '--json'], asMember);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(readFileSync(r.json.nvram).equals(readFileSync(made.json.nvram)), 'the same variables');
+    await bed.guest(e2, 'test -d /sys/firmware/efi');
+    for (const vm of [e2, e]) assert.equal((await bed.vms(['destroy', vm, '--yes'], asMember)).code, 0);
+    assert.deepEqual(bed.domains(), []);
+  });
+});

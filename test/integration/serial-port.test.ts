@@ -16,6 +16,7 @@ const vm = bed.name('s');
 const config = () => bed.virsh('dumpxml', vm, '--inactive');
 const file = join(bed.dir, 'ttyS1.log');
 const sock = join(bed.dir, 'ttyS2.sock');
+const OWNED = `\\s*<seclabel model='dac' relabel='yes'>\\s*<label>\\+0:\\+${statSync(bed.env.VMS_STATE_DIR!).gid}</label>\\s*</seclabel>\\s*</source>`;
 
 /** A TCP port nobody listens on right now (the kernel's pick). */
 async function freePort(): Promise<number> {
@@ -83,8 +84,9 @@ describe('vms serial', () => {
       assert.equal(r.json.pendingRestart, false);
     }
     const xml = config();
-    assert.match(xml, new RegExp(`<serial type='file'>\\s*<source path='${file}' append='on'/>\\s*<target type='isa-serial' port='1'>`));
-    assert.match(xml, new RegExp(`<serial type='unix'>\\s*<source mode='bind' path='${sock}'/>\\s*<target type='isa-serial' port='2'>`));
+    // The file and the listening socket are the user's (root here), with the state dir's group.
+    assert.match(xml, new RegExp(`<serial type='file'>\\s*<source path='${file}' append='on'>${OWNED}\\s*<target type='isa-serial' port='1'>`));
+    assert.match(xml, new RegExp(`<serial type='unix'>\\s*<source mode='bind' path='${sock}'>${OWNED}\\s*<target type='isa-serial' port='2'>`));
     assert.match(xml, new RegExp(`<serial type='tcp'>\\s*<source mode='bind' host='127.0.0.1' service='${tcpPort}'/>\\s*<protocol type='raw'/>\\s*<target type='isa-serial' port='3'>`));
 
     const list = await bed.vms(['serial', 'list', vm]);
@@ -132,7 +134,7 @@ describe('vms serial', () => {
     assert.equal(add.code, 0, add.stderr);
     assert.equal(add.json.pendingRestart, true);
     assert.deepEqual(add.json.port, { port: 1, device: 'ttyS1', type: 'file', backend: `file:${other}`, console: false, inConfig: true, live: false });
-    assert.match(config(), new RegExp(`<source path='${other}' append='on'/>`));
+    assert.match(config(), new RegExp(`<source path='${other}' append='on'>${OWNED}`));
 
     const list = await bed.vms(['serial', 'list', vm, '--json']);
     const port1 = list.json.ports.filter((p: { port: number }) => p.port === 1).map((p: { backend: string; inConfig: boolean; live: boolean }) => [p.backend, p.inConfig, p.live]);

@@ -156,7 +156,7 @@ describe('display heads and rename', () => {
     const xml = saved(renamed);
     assert.match(xml, /<model type='virtio' heads='2' primary='yes'\/>/);
     assert.match(xml, new RegExp(`<nvram[^>]*>${dir(renamed)}/nvram\\.fd</nvram>`));
-    assert.match(xml, new RegExp(`<source mode='bind' path='${dir(renamed)}/serial\\.sock'/>\\s*<log file='${dir(renamed)}/serial\\.log'`));
+    assert.match(xml, new RegExp(`<source mode='bind' path='${dir(renamed)}/serial\\.sock'>\\s*<seclabel model='dac' relabel='yes'>\\s*<label>\\+0:\\+\\d+</label>\\s*</seclabel>\\s*</source>\\s*<log file='${dir(renamed)}/serial\\.log'`), 'the console stays the user\'s');
     assert.ok(!xml.includes(`${dir(n)}/`), 'nothing points into the old directory');
     assert.match(xml, new RegExp(`<source file='${bed.env.VMS_IMAGES_DIR}/${n}\\.qcow2'/>`), 'the disk stays where it is');
     assert.ok(!existsSync(dir(n)));

@@ -231,3 +231,18 @@ test('Virsh.batch quotes single quotes and backslashes the way virsh reads them'
   assert.deepEqual(virshCommands(seen.line!)[1], args);
   assert.deepEqual(out, [`${XML}\n`, undefined]);
 });
+
+// ---- Virsh.downloadFile ------------------------------------------------------------------------------------------
+
+test('Virsh.downloadFile reads through a transient pool on the file\'s directory, and destroys it even on failure', async () => {
+  let pool = '';
+  const create = { cmd: 'virsh', args: (a: readonly string[]) => ((pool = a[3]!), a.join(' ') === `-c ${URI} pool-create-as ${pool} dir --target /var/lib/vms/a` && /^vms-copy-[0-9a-f]{8}$/.test(pool)) };
+  const download = (result = {}) => ({ cmd: 'virsh', args: (a: readonly string[]) => a.join(' ') === `-c ${URI} vol-download --pool ${pool} nvram.fd /tmp/b/nvram.fd`, result });
+  const destroy = { cmd: 'virsh', args: (a: readonly string[]) => a.join(' ') === `-c ${URI} pool-destroy ${pool}` };
+  const ok = new FakeRunner([create, download(), destroy]);
+  await new Virsh(ok, URI).downloadFile('/var/lib/vms/a/nvram.fd', '/tmp/b/nvram.fd');
+  ok.done();
+  const failing = new FakeRunner([create, download({ exitCode: 1, stderr: 'error: Permission denied\n' }), destroy]);
+  await assert.rejects(new Virsh(failing, URI).downloadFile('/var/lib/vms/a/nvram.fd', '/tmp/b/nvram.fd'), /virsh vol-download failed: Permission denied/);
+  failing.done();
+});
