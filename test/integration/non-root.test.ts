@@ -87,6 +87,14 @@ describe('vms as a user of the libvirt group', () => {
     }
   });
 
+  test('apply, as the user, runs a profile over the console with the password it keeps', async () => {
+    const r = await bed.vms(['apply', n, 'tbase', '--json'], asMember);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.applied, ['tbase']);
+    const password = readFileSync(join(bed.env.VMS_STATE_DIR!, n, 'root-password'), 'utf8').trim();
+    assert.deepEqual((await bed.guest(n, 'cat /root/profiles.log', password)).trim().split('\n'), ['tbase', 'tbase']);
+  });
+
   test('a user outside the libvirt group cannot connect to the console', () => {
     assert.equal(connectAs(OUTSIDER, socketOf(n)), 'EACCES');
     assert.equal(connectAs(MEMBER, socketOf(n)), 'connected');
