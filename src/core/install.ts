@@ -120,7 +120,7 @@ async function adoptPackage(file: string, target: string): Promise<void> {
     await chmod(file, 0o644);
     return rename(file, target);
   }
-  const part = `${target}.vms-part`;
+  const part = `${target}.${process.pid}.vms-part`; // ours alone: another install, or one that died, has its own
   try {
     await copyFile(file, part, fsConstants.COPYFILE_EXCL);
     await chmod(part, 0o644);

@@ -64,7 +64,8 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
   const devices = first(out.devices) ?? {};
   for (const iface of devices.interface ?? []) delete iface.mac;
   // Only the console's socket (and its transcript) is SRC's own; extra ports keep their paths, as virt-clone does.
-  const consoleSocket = first(first(devices.console)?.source)?.$?.path;
+  // Without a <console>, the console is the first serial port (as domainFacts reads it).
+  const consoleSocket = first(first(devices.console ?? devices.serial)?.source)?.$?.path;
   for (const kind of ['serial', 'console'] as const) {
     for (const dev of devices[kind] ?? []) {
       const source = first(dev.source);

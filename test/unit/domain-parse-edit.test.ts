@@ -166,6 +166,10 @@ test('cloneDefinition moves only the console socket: an extra unix serial port k
   const [main, extra] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
   assert.equal(main.source[0].$.path, '/var/lib/vms/work2/serial.sock');
   assert.deepEqual(extra.source, [{ $: { mode: 'bind', path: '/srv/extra.sock' } }]);
+  // No <console>: the first serial port is the console.
+  delete domain.devices[0].console;
+  const [first, other] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
+  assert.deepEqual([first.source[0].$.path, other.source[0].$.path], ['/var/lib/vms/work2/serial.sock', '/srv/extra.sock']);
 });
 
 test('cloneDefinition without an nvram leaves a BIOS VM without one', async () => {
