@@ -83,7 +83,7 @@ export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainS
     consoleOwner: chardevOwner(ctx.config),
     serialLog: files.serialLog,
     graphics: opts.graphics,
-    metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [] },
+    metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [], made: [] },
   };
 }
 
@@ -102,6 +102,7 @@ export async function makeVm(ctx: Context, spec: DomainSpec, diskBytes: number, 
   await progress.step(`Creating ${files.dir}`, () => makeVmDir(files, undo));
   ctx.signal?.throwIfAborted();
   spec.diskPath = await claimDiskPath(ctx.config.imagesDir.value, spec.name, undo);
+  spec.metadata.made = [spec.diskPath];
   await progress.step(`Creating disk ${spec.diskPath}`, () => qemuImg.create(spec.diskPath, diskBytes));
   ctx.signal?.throwIfAborted();
   await progress.step(`Defining domain ${spec.name}`, async () => {

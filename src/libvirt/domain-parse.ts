@@ -64,7 +64,7 @@ function vmsMetadataNode(domain: XmlNode): { key: string; node: any } | undefine
 
 export function readMetadata(domain: XmlNode): VmsMetadata {
   const found = vmsMetadataNode(domain);
-  if (!found) return { bases: [] };
+  if (!found) return { bases: [], made: [] };
   const prefix = found.key.includes(':') ? found.key.split(':')[0] + ':' : '';
   const get = (tag: string): string[] => (found.node[prefix + tag] ?? []).map((n: any) => text(n) ?? '');
   const pending = PENDING_STEPS.find((p) => p === get('pending')[0]);
@@ -75,6 +75,7 @@ export function readMetadata(domain: XmlNode): VmsMetadata {
     createdFrom: get('created-from')[0],
     ...(pending && { pending }),
     bases: get('base').filter(Boolean),
+    made: get('made').filter(Boolean),
     ...(notes !== undefined && { notes }),
   };
 }

@@ -14,6 +14,12 @@ export interface VmsMetadata {
   pending?: PendingStep;
   /** Read-only bases under this VM's disk that vms froze, nearest first. */
   bases: string[];
+  /**
+   * Every file vms made for this VM that it may still stand on (its disks, the overlays of its clones and external
+   * snapshots, their memory files). destroy deletes a file only when it is listed here or in `bases`: vms never
+   * deletes a file it did not make, wherever it lies (an image attached from the images dir stays).
+   */
+  made: string[];
   /** The user's own words about the VM (`vms set --notes`). */
   notes?: string;
 }
@@ -31,6 +37,7 @@ export function renderMetadata(m: VmsMetadata): string {
     el('created-from', m.createdFrom) +
     el('pending', m.pending) +
     m.bases.map((b) => el('base', b)).join('') +
+    m.made.map((f) => el('made', f)).join('') +
     el('notes', m.notes) +
     `</${VMS_PREFIX}:vm>`
   );

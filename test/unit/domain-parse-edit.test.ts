@@ -66,10 +66,10 @@ test('parseDomainXml refuses a document that is not a domain', async () => {
 test('readMetadata finds the vms block under any prefix and ignores other namespaces', async () => {
   const cases: [string, ReturnType<typeof readMetadata>][] = [
     [`<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`, { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'] }],
-    [`<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`, { profile: undefined, created: undefined, createdFrom: 'src', bases: [] }],
-    [`<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`, { bases: [] }],
-    [`<metadata/>`, { bases: [] }],
-    ['', { bases: [] }],
+    [`<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`, { profile: undefined, created: undefined, createdFrom: 'src', bases: [], made: [] }],
+    [`<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`, { bases: [], made: [] }],
+    [`<metadata/>`, { bases: [], made: [] }],
+    ['', { bases: [], made: [] }],
   ];
   for (const [inner, expected] of cases) assert.deepEqual(readMetadata(await parseDomainXml(minimal(inner))), expected, inner);
 });
@@ -191,14 +191,14 @@ test('withDiskSources only touches the disks it is given', async () => {
 });
 
 test('withMetadata adds a vms block where there was no metadata, and replaces an existing one', async () => {
-  const md = { profile: 'p&q', bases: [] };
+  const md = { profile: 'p&q', bases: [], made: [] };
   for (const inner of ['', '<metadata/>', `<metadata><old:vm xmlns:old="${VMS_NS}"><old:profile>x</old:profile></old:vm></metadata>`]) {
     const domain = await parseDomainXml(minimal(inner));
     const out = await withMetadata(domain, md);
     assert.deepEqual(Object.keys(out.metadata[0]), ['vms:vm'], inner);
     const xml = await buildDomainXml(out);
     assertValidDomainXml(xml, `withMetadata on ${inner}`);
-    assert.deepEqual(readMetadata(await parseDomainXml(xml)), { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [] }, inner);
+    assert.deepEqual(readMetadata(await parseDomainXml(xml)), { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [], made: [] }, inner);
   }
 });
 
@@ -264,13 +264,13 @@ test('withDiskBoot: with only package-cache shares, the filesystems and the shar
 
 test('metadata pending survives renderMetadata → XML → readMetadata; an unknown step reads as none', async () => {
   for (const pending of PENDING_STEPS) {
-    const md = { profile: 'dev', created: '2026-01-02T03:04:05.000Z', createdFrom: '/iso/arch.iso', pending, bases: [] };
+    const md = { profile: 'dev', created: '2026-01-02T03:04:05.000Z', createdFrom: '/iso/arch.iso', pending, bases: [], made: [] };
     const xml = await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), md));
     assertValidDomainXml(xml, `pending ${pending}`);
     assert.deepEqual(readMetadata(await parseDomainXml(xml)), md, pending);
     assert.ok(renderMetadata(md).includes(`<vms:pending>${pending}</vms:pending>`));
   }
-  const done = readMetadata(await parseDomainXml(await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [] }))));
+  const done = readMetadata(await parseDomainXml(await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [], made: [] }))));
   assert.ok(!('pending' in done), 'no pending key when nothing is pending');
 
   for (const odd of ['reboot', 'INSTALL', '', ' install']) {
