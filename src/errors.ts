@@ -20,13 +20,16 @@ export class VmsError extends Error {
   readonly hint?: string;
   /** Extra lines shown after the message, e.g. the tail of a transcript. */
   readonly details?: string;
+  /** A stable name for what went wrong (e.g. `lock.busy`): callers decide on it, never on the message text. */
+  readonly reason?: string;
 
-  constructor(code: ErrorCode, message: string, hint?: string, details?: string) {
+  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: string) {
     super(message);
     this.name = 'VmsError';
     this.code = code;
     this.hint = hint;
     this.details = details;
+    this.reason = reason;
   }
 
   get exitCode(): number {

@@ -32,8 +32,15 @@ function missingTool(cmd: string): VmsError {
 }
 
 export class ExecaRunner implements Runner {
-  /** @param log receives each command line and its output (the CLI's -v). */
-  constructor(private readonly log?: CommandLog) {}
+  /**
+   * @param log receives each command line and its output (the CLI's -v)
+   * @param env added to every tool's environment: VMS_OPERATION marks the tools an operation started, so a repair
+   *   after a kill waits for the ones still running before it undoes their work
+   */
+  constructor(
+    private readonly log?: CommandLog,
+    private readonly env: Record<string, string> = {},
+  ) {}
 
   async run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     opts.signal?.throwIfAborted();
@@ -48,7 +55,7 @@ export class ExecaRunner implements Runner {
       timeout: opts.timeoutMs,
       cancelSignal: opts.signal,
       stripFinalNewline: false,
-      env: { LC_ALL: 'C' }, // tools' messages are parsed: keep them in English
+      env: { ...this.env, LC_ALL: 'C' }, // tools' messages are parsed: keep them in English
     });
     if (r.isCanceled) throw interrupted();
     if (r.code === 'ENOENT') throw missingTool(cmd);

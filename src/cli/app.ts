@@ -1,7 +1,7 @@
 import chalk from 'chalk';
 import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
-import { createContext, type Context } from '../core/context.js';
+import { createContext, newOperationId, type Context } from '../core/context.js';
 import { silentProgress } from '../core/progress.js';
 import { cleanupInProgress } from '../core/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
@@ -54,25 +54,47 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
     const globals = command.optsWithGlobals<GlobalOptions>();
     const json = Boolean(globals.json);
     const abort = new AbortController();
-    let sigints = 0;
-    const onSigint = () => {
-      sigints++;
-      if (sigints === 1) return abort.abort(); // the command stops and undoes what it made
+    // SIGINT (Ctrl-C), SIGHUP (the terminal closed, ssh dropped) and SIGTERM (kill, a service manager) all stop the
+    // command the same way: it stops and undoes what it made. Only once it is done does a signal no longer count:
+    // a command that finished exits with its own code, whatever arrives while it prints.
+    let signals = 0;
+    let finished = false;
+    const say = (text: string) => {
+      try {
+        process.stderr.write(text);
+      } catch {
+        // no terminal any more (SIGHUP): the clean-up goes on regardless
+      }
+    };
+    const onSignal = () => {
+      if (finished) return;
+      signals++;
+      if (signals === 1) return abort.abort(); // the command stops and undoes what it made
       const left = cleanupInProgress();
       const list = left.map((what) => `  ${what}\n`).join('');
-      if (sigints === 2) return void process.stderr.write(`\nstill cleaning up; Ctrl-C once more to leave at once, which leaves:\n${list || '  (nothing yet)\n'}`);
-      if (left.length) process.stderr.write(`\nleft half-made, not cleaned up:\n${list}`);
+      if (signals === 2) return say(`\nstill cleaning up; Ctrl-C once more to leave at once, which leaves:\n${list || '  (nothing yet)\n'}`);
+      if (left.length) say(`\nleft half-made, not cleaned up (the next vms command, or \`vms repair\`, finishes it):\n${list}`);
       process.exit(130);
     };
-    process.on('SIGINT', onSigint);
+    process.stderr.on('error', () => {}); // EIO/EPIPE after a hang-up must not crash the clean-up
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     try {
       const config = loadConfig(process.env, globals.connect);
       const log = globals.verbose ? (line: string) => process.stderr.write(chalk.dim(line) + '\n') : undefined;
       // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
       const spinner = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !globals.verbose;
       const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress(Boolean(globals.verbose));
-      const ctx = createContext({ config, runner: new ExecaRunner(log), progress, signal: abort.signal });
+      const operationId = newOperationId();
+      const ctx = createContext({
+        config,
+        runner: new ExecaRunner(log, { VMS_OPERATION: operationId }),
+        progress,
+        signal: abort.signal,
+        operationId,
+        lockWaitMs: lockWaitMs(process.env),
+      });
       const out = await body({ ctx, opts: command.opts<O>(), globals }, ...args);
+      finished = true;
       if (out.exitCode) process.exitCode = out.exitCode;
       if (json) process.stdout.write(JSON.stringify(out.data, null, 2) + '\n');
       else if (out.human) {
@@ -80,11 +102,20 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
         if (text) process.stdout.write(text + '\n');
       }
     } catch (err) {
+      finished = true;
       const error = toVmsError(err);
       printError(error, json);
       process.exitCode = error.exitCode;
-    } finally {
-      process.off('SIGINT', onSigint);
     }
+    // The handlers stay until the process exits: a signal now finds the command done and changes nothing.
   };
 }
+
+const STOP_SIGNALS = ['SIGINT', 'SIGHUP', 'SIGTERM'] as const;
+
+/** VMS_LOCK_WAIT: seconds a command waits for a VM another command holds (default 5). */
+function lockWaitMs(env: NodeJS.ProcessEnv): number | undefined {
+  const seconds = Number(env.VMS_LOCK_WAIT);
+  return env.VMS_LOCK_WAIT && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+}
+

@@ -15,6 +15,7 @@ import { register as mount } from './commands/mount.js';
 import { register as nic } from './commands/nic.js';
 import { register as pool } from './commands/pool.js';
 import { register as power } from './commands/power.js';
+import { register as repair } from './commands/repair.js';
 import { register as serial } from './commands/serial.js';
 import { register as set } from './commands/set.js';
 import { register as snapshot } from './commands/snapshot.js';
@@ -34,7 +35,7 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, disk, nic, serial, pool, snapshot, mount, config, doctor, iso];
+  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, disk, nic, serial, pool, snapshot, mount, config, doctor, repair, iso];
   for (const register of commands) register(program);
   return program.parseAsync(argv);
 }

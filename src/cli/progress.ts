@@ -21,7 +21,8 @@ export function spinnerProgress(): Progress {
     async step(title, fn) {
       const t0 = performance.now();
       const { default: ora } = await import('ora'); // only on a terminal: its load time is not paid otherwise
-      const spinner = ora({ text: title, stream: process.stderr }).start();
+      // discardStdin off: ora would read the terminal raw, and a Ctrl-C typed there would never become SIGINT.
+      const spinner = ora({ text: title, stream: process.stderr, discardStdin: false }).start();
       current = { spinner, title };
       try {
         const result = await fn();

@@ -7,8 +7,8 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withUndo, type UndoStack } from './undo.js';
-import { powerOffIfRunning, undefineIfDefined } from './vm.js';
 import { chardevOwner, claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
+import { undoOptions, withOperation } from './operation.js';
 
 export interface CreateOptions {
   name: string;
@@ -106,7 +106,7 @@ export async function makeVm(ctx: Context, spec: DomainSpec, diskBytes: number, 
   await progress.step(`Creating disk ${spec.diskPath}`, () => qemuImg.create(spec.diskPath, diskBytes));
   ctx.signal?.throwIfAborted();
   await progress.step(`Defining domain ${spec.name}`, async () => {
-    undo.push(`undefine ${spec.name}`, undefineIfDefined(virsh.uninterruptible(), spec.name));
+    await undo.add(`undefine ${spec.name}`, { kind: 'undefine', vm: spec.name });
     await virsh.define(await renderDomainXml(spec));
   });
   ctx.signal?.throwIfAborted();
@@ -114,22 +114,24 @@ export async function makeVm(ctx: Context, spec: DomainSpec, diskBytes: number, 
 
 /** Disk + definition (+ start). Any failure or interrupt removes everything made so far. */
 export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInfo> {
-  const { progress, virsh } = ctx;
-  validateName(opts.name);
-  const spec = await progress.step('Checking input', async () => {
-    await requireFreeName(ctx, opts.name);
-    return planVm(ctx, opts);
-  });
-  const cleanVirsh = virsh.uninterruptible();
+  return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
+    const { progress, virsh } = ctx;
+    validateName(opts.name);
+    const spec = await progress.step('Checking input', async () => {
+      await requireFreeName(ctx, opts.name);
+      return planVm(ctx, opts);
+    });
+    const cleanVirsh = virsh.uninterruptible();
 
-  await withUndo(async (undo) => {
-    await makeVm(ctx, spec, opts.disk ?? ctx.config.disk.value, undo);
-    if (opts.start) {
-      await progress.step(`Starting ${spec.name}`, async () => {
-        undo.push(`stop ${spec.name}`, powerOffIfRunning(cleanVirsh, spec.name));
-        await virsh.start(spec.name);
-      });
-    }
+    await withUndo(async (undo) => {
+      await makeVm(ctx, spec, opts.disk ?? ctx.config.disk.value, undo);
+      if (opts.start) {
+        await progress.step(`Starting ${spec.name}`, async () => {
+          await undo.add(`stop ${spec.name}`, { kind: 'power-off', vm: spec.name });
+          await virsh.start(spec.name);
+        });
+      }
+    }, undoOptions(ctx));
+    return vmInfo({ ...ctx, virsh: cleanVirsh }, spec.name); // made: a Ctrl-C now must not report a failure
   });
-  return vmInfo({ ...ctx, virsh: cleanVirsh }, spec.name); // made: a Ctrl-C now must not report a failure
 }

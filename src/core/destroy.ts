@@ -1,71 +1,101 @@
 import { existsSync } from 'node:fs';
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { VmsError, conflict } from '../errors.js';
+import { conflict, isInterrupt } from '../errors.js';
 import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
 import type { Context } from './context.js';
+import { withOperation } from './operation.js';
+import { runUndoAction, type UndoAction } from './undo-actions.js';
 import { ownFiles, vmFiles, vmPackageCache } from './vm-files.js';
 import { isActive, loadVm, ownDisks } from './vm.js';
 
 export interface DestroyPlan {
   name: string;
-  /** Files that go: the VM's own disks, then bases vms froze for it that nothing else uses any more. */
+  /** Files that go: the VM's own disks, then files vms made for it (bases, overlays) that nothing else uses. */
   remove: string[];
   /** Files that stay, and why. */
   keep: { path: string; reason: string }[];
   dir: string;
+  /** Other VMs whose definition or disk chain could not be read: every base they might use is kept. */
+  unreadable: string[];
+}
+
+interface OthersUse {
+  used: Map<string, string>;
+  unreadable: { vm: string; reason: string }[];
 }
 
 /**
  * Every file the other VMs' disks stand on (their disks and all their backing files), from both their saved and
- * their running definitions. Fails closed: a VM whose definition or disk chain cannot be read stops the destroy,
- * rather than letting a base it may use look unused.
+ * their running definitions. A VM whose definition or chain cannot be read is listed, never a reason to fail: the
+ * destroy goes on and keeps whatever that VM might use (fail closed on deleting, not on destroying).
  */
-async function filesUsedByOthers(ctx: Context, name: string): Promise<Map<string, string>> {
+async function filesUsedByOthers(ctx: Context, name: string): Promise<OthersUse> {
   const others = (await ctx.virsh.names()).filter((n) => n !== name);
   const xmls = await ctx.virsh.batch(others.flatMap((n) => [['dumpxml', n, '--inactive'], ['dumpxml', n]]));
-  const used = new Map<string, string>();
+  const out: OthersUse = { used: new Map(), unreadable: [] };
   for (const [i, xml] of xmls.entries()) {
     const other = others[Math.floor(i / 2)]!;
-    if (!xml) throw new VmsError('failed', `cannot read the definition of VM '${other}'`, 'nothing was removed: check `virsh dumpxml` for it, then try again');
+    if (!xml) {
+      // Undefined meanwhile (its live half only exists while it runs) or unreadable: tell the two apart.
+      if (i % 2 === 0 && (await ctx.virsh.exists(other))) out.unreadable.push({ vm: other, reason: 'its definition cannot be read' });
+      continue;
+    }
     for (const disk of domainFacts(await parseDomainXml(xml)).disks) {
       if (!disk.path) continue;
-      used.set(disk.path, other);
+      out.used.set(disk.path, other);
       if (disk.device !== 'disk' || !existsSync(disk.path)) continue;
-      const chain = await ctx.qemuImg.chain(disk.path).catch((err: Error) => {
-        throw new VmsError('failed', `cannot read the disk chain of VM '${other}' (${disk.path}): ${err.message}`, 'nothing was removed');
-      });
-      for (const image of chain.slice(1)) used.set(image.filename, other);
+      try {
+        for (const image of (await ctx.qemuImg.chain(disk.path)).slice(1)) out.used.set(image.filename, other);
+      } catch (err) {
+        if (isInterrupt(err)) throw err;
+        out.unreadable.push({ vm: other, reason: `the disk chain of ${disk.path} cannot be read` });
+      }
     }
   }
-  return used;
+  return out;
 }
 
 /** Works out what `destroy` would remove, without changing anything (the CLI shows it before asking). */
 export async function planDestroy(ctx: Context, name: string): Promise<DestroyPlan> {
   const { facts } = await loadVm(ctx, name);
-  const used = await filesUsedByOthers(ctx, name);
-  const imagesDir = ctx.config.imagesDir.value + '/';
-  const plan: DestroyPlan = { name, remove: [], keep: [], dir: vmFiles(ctx.config, name).dir };
+  const { used, unreadable } = await filesUsedByOthers(ctx, name);
+  const unknownUsers = [...new Set(unreadable.map((u) => u.vm))];
+  const plan: DestroyPlan = { name, remove: [], keep: [], dir: vmFiles(ctx.config, name).dir, unreadable: unknownUsers };
+  const made = new Set([...facts.metadata.made, ...facts.metadata.bases]);
+  const bases = new Set(facts.metadata.bases);
+  const seen = new Set<string>();
   const consider = (path: string) => {
+    if (seen.has(path)) return;
+    seen.add(path);
     const user = used.get(path);
     if (user) plan.keep.push({ path, reason: `used by ${user}` });
-    else if (!plan.remove.includes(path)) plan.remove.push(path);
+    else if (!made.has(path)) plan.keep.push({ path, reason: 'vms did not make it' });
+    // A base may stand under a VM whose chain could not be read: it stays until that is known.
+    else if (bases.has(path) && unknownUsers.length) plan.keep.push({ path, reason: `${unknownUsers.join(', ')} cannot be read and may stand on it` });
+    else if (existsSync(path)) plan.remove.push(path);
   };
   for (const disk of ownDisks(facts)) {
-    // Only files in the images dir are vms' to delete: a disk attached from elsewhere, or a device, stays.
-    if (disk.type !== 'file' || !disk.path!.startsWith(imagesDir)) {
-      plan.keep.push({ path: disk.path!, reason: `not in ${ctx.config.imagesDir.value}: vms did not create it` });
+    if (disk.type !== 'file') {
+      plan.keep.push({ path: disk.path!, reason: 'not a file: vms did not make it' });
       continue;
     }
-    if (!existsSync(disk.path!)) continue;
     consider(disk.path!);
-    // Only bases vms itself froze are ever deleted: a backing file someone else made (a golden image) stays.
-    for (const image of (await ctx.qemuImg.chain(disk.path!)).slice(1)) {
-      if (facts.metadata.bases.includes(image.filename)) consider(image.filename);
-      else plan.keep.push({ path: image.filename, reason: 'a backing file vms did not create' });
+    if (!existsSync(disk.path!)) continue;
+    let chain;
+    try {
+      chain = await ctx.qemuImg.chain(disk.path!);
+    } catch (err) {
+      if (isInterrupt(err)) throw err;
+      // A broken chain (a backing file gone) must not keep the VM from going: its bases are left where they are.
+      plan.keep.push({ path: `(the backing files of ${disk.path})`, reason: `its backing chain cannot be read: ${(err as Error).message}` });
+      continue;
     }
+    // Only files vms made for this VM ever go: a backing file someone else made (a golden image) stays.
+    for (const image of chain.slice(1)) consider(image.filename);
   }
+  // Files vms made for the VM that it no longer stands on (a data disk dropped by a snapshot revert).
+  for (const path of facts.metadata.made) if (existsSync(path)) consider(path);
   return plan;
 }
 
@@ -75,29 +105,44 @@ export interface DestroyResult {
   kept: { path: string; reason: string }[];
 }
 
-/** Carries out a plan; `expected`, when given, is the plan the user agreed to: anything different stops it. */
-export async function destroyVm(ctx: Context, plan: DestroyPlan, expected?: DestroyPlan): Promise<DestroyResult> {
-  if (expected && JSON.stringify(expected) !== JSON.stringify(plan)) {
-    throw conflict(`${plan.name} changed while you were asked (a clone, a disk)`, 'nothing was removed: run the command again');
-  }
-  const virsh = ctx.virsh.uninterruptible(); // once started, finish: a half-removed VM is worse than a slow one
-  const { progress } = ctx;
-  if (isActive(await virsh.state(plan.name))) await progress.step(`Powering off ${plan.name}`, () => virsh.destroy(plan.name));
-  await progress.step(`Undefining ${plan.name}`, () => virsh.undefine(plan.name));
-  await progress.step('Removing disks', async () => {
-    for (const path of plan.remove) await rm(path, { force: true });
-  });
-  // Only vms' own files, never a recursive delete: the directory may hold something a user put there.
+/** Every step of a destroy, in order, as data: run now, and written down first so a repair can finish a killed one. */
+function destroySteps(ctx: Context, plan: DestroyPlan, rotatedLogs: string[]): UndoAction[] {
   const files = vmFiles(ctx.config, plan.name);
-  for (const f of ownFiles(files)) await rm(f, { force: true });
-  for (const f of await readdir(plan.dir).catch(() => [])) {
-    if (/^serial\.log\.\d+$/.test(f)) await rm(join(plan.dir, f), { force: true }); // virtlogd's rotated transcripts
-  }
-  await rm(vmPackageCache(ctx.config, plan.name), { recursive: true, force: true }); // vms' own, left by a kept failed install
-  const kept = [...plan.keep];
-  await rmdir(plan.dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOTEMPTY') kept.push({ path: plan.dir, reason: 'it holds files vms did not make' });
-    else if (err.code !== 'ENOENT') throw err;
+  return [
+    { kind: 'power-off', vm: plan.name },
+    { kind: 'undefine', vm: plan.name },
+    ...plan.remove.map((path): UndoAction => ({ kind: 'remove-file', path })),
+    // Only vms' own files, never a recursive delete of the VM's directory: it may hold something a user put there.
+    ...[...ownFiles(files), ...rotatedLogs].map((path): UndoAction => ({ kind: 'remove-file', path })),
+    { kind: 'remove-dir', path: vmPackageCache(ctx.config, plan.name) }, // vms' own, left by a kept failed install
+    { kind: 'remove-dir-if-empty', path: plan.dir },
+  ];
+}
+
+/**
+ * Destroys a VM under its lock. The plan is made again there; `expected`, when given, is the plan the user agreed
+ * to: anything different stops it before anything is removed.
+ */
+export async function destroyVm(ctx: Context, name: string, expected?: DestroyPlan): Promise<DestroyResult> {
+  return withOperation(ctx, { command: 'destroy', vms: [name], host: true }, async (ctx) => {
+    const plan = await planDestroy(ctx, name);
+    if (expected && JSON.stringify(expected) !== JSON.stringify(plan)) {
+      throw conflict(`${plan.name} changed while you were asked (a clone, a disk)`, 'nothing was removed: run the command again');
+    }
+    const rotated = (await readdir(plan.dir).catch(() => [] as string[])).filter((f) => /^serial\.log\.\d+$/.test(f)); // virtlogd's
+    const steps = destroySteps(ctx, plan, rotated.map((f) => join(plan.dir, f)));
+    // Once started, finish: a half-removed VM is worse than a slow one. A kill is finished by the next vms.
+    await ctx.journal?.finish({ what: `destroy ${plan.name}`, actions: steps });
+    const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() };
+    const [powerOff, undefine, ...rest] = steps;
+    if (isActive(await clean.virsh.state(plan.name))) await ctx.progress.step(`Powering off ${plan.name}`, () => runUndoAction(clean, powerOff!));
+    await ctx.progress.step(`Undefining ${plan.name}`, () => runUndoAction(clean, undefine!));
+    await ctx.progress.step('Removing disks', async () => {
+      for (const step of rest) await runUndoAction(clean, step);
+    });
+    await ctx.journal?.finish(undefined);
+    const kept = [...plan.keep];
+    if (existsSync(plan.dir)) kept.push({ path: plan.dir, reason: 'it holds files vms did not make' });
+    return { name: plan.name, removed: plan.remove, kept };
   });
-  return { name: plan.name, removed: plan.remove, kept };
 }

@@ -20,8 +20,9 @@ import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { makeSharedDir } from './shared-dir.js';
 import { withUndo } from './undo.js';
-import { isActive, loadVm, powerOffIfRunning } from './vm.js';
+import { isActive, loadVm } from './vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from './vm-files.js';
+import { undoOptions, withOperation } from './operation.js';
 
 // `vms create NAME --profile P`: the unattended Arch install. The live ISO is booted straight into its kernel, vms
 // logs in on the serial console, copies guest/ there and runs install.sh; then the VM boots from its disk and gets its
@@ -200,109 +201,113 @@ async function result(ctx: Context, name: string, transcript: Transcript, user: 
 }
 
 export async function installVm(ctx: Context, opts: InstallOptions): Promise<InstallResult> {
-  const { progress } = ctx;
-  const checked = await progress.step('Checking input', async () => {
-    await requireFreeName(ctx, opts.name);
-    profileChain(loadCatalog(ctx.config), opts.profile);
-    await guestFiles(ctx);
-    const iso = resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
-    const disk = opts.disk ?? ctx.config.disk.value;
-    await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-    const host = hostFacts(process.env);
-    const user = opts.user === undefined ? host.user : validateUser(opts.user);
-    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
-  });
-  const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
-  const caches = packageCacheShares(ctx, opts.name);
-  if (caches.reason) progress.note(caches.reason);
-  const spec = await planVm(ctx, {
-    ...opts,
-    iso: checked.iso,
-    kernelBoot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline },
-    start: false,
-  });
-  spec.shares = [...caches.ro, ...(caches.rw ? [caches.rw] : [])];
-  spec.metadata = { ...spec.metadata, createdFrom: checked.iso, pending: 'install' };
+  return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
+    const { progress } = ctx;
+    const checked = await progress.step('Checking input', async () => {
+      await requireFreeName(ctx, opts.name);
+      profileChain(loadCatalog(ctx.config), opts.profile);
+      await guestFiles(ctx);
+      const iso = resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+      const disk = opts.disk ?? ctx.config.disk.value;
+      await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
+      const host = hostFacts(process.env);
+      const user = opts.user === undefined ? host.user : validateUser(opts.user);
+      return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+    });
+    const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
+    const caches = packageCacheShares(ctx, opts.name);
+    if (caches.reason) progress.note(caches.reason);
+    const spec = await planVm(ctx, {
+      ...opts,
+      iso: checked.iso,
+      kernelBoot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline },
+      start: false,
+    });
+    spec.shares = [...caches.ro, ...(caches.rw ? [caches.rw] : [])];
+    spec.metadata = { ...spec.metadata, createdFrom: checked.iso, pending: 'install' };
 
-  const files = vmFiles(ctx.config, opts.name);
-  const password = generatePassword();
-  const secrets: VmSecrets = {
-    password,
-    settings: renderSettings({
-      name: opts.name,
-      hostname: hostnameFor(opts.name),
-      user: checked.user,
-      passwordHash: hashPassword(password),
-      sshKey: checked.sshKey,
-      timezone: checked.host.timezone,
-      locale: checked.host.locale,
-      keymap: checked.host.keymap,
-      disk: '/dev/vda',
-      firmware: opts.firmware,
-      cacheRo: caches.ro.map((s) => s.tag),
-      cacheRw: caches.rw?.tag ?? '',
-    }),
-  };
-  let defined = false;
-  let transcript: Transcript | undefined;
-  let savedTranscript: string | undefined;
-  try {
-    await withUndo(
-      async (undo) => {
-        await makeVm(ctx, spec, checked.disk, undo);
-        defined = true;
-        await writeFile(files.password, `${password}\n`, { mode: 0o600 });
-        await writeFile(files.settings, secrets.settings, { mode: 0o600 });
-        transcript = openTranscript(ctx, files.installLog, `vms create ${opts.name} --profile ${opts.profile}`);
-        // Runs before the VM's directory goes: the transcript is what explains the failure.
-        undo.push('keep the transcript', async () => {
-          await transcript!.close();
-          const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
-          await copyFile(files.installLog, saved);
-          savedTranscript = saved; // only once it is there
-        });
-        if (caches.rw) {
-          await makeSharedDir(sharedCacheDir(ctx));
-          await makeSharedDir(dirname(caches.rw.source));
-          await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
-          undo.push(`remove ${caches.rw.source}`, () => rm(caches.rw!.source, { recursive: true, force: true }));
-        }
-        undo.push(`stop ${opts.name}`, powerOffIfRunning(ctx.virsh.uninterruptible(), opts.name));
-        await installStep(ctx, opts.name, secrets, transcript);
-        await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
-      },
-      () => opts.keepFailed && defined,
-    );
-  } catch (err) {
-    if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
-    if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
-      const cleaned = !err.message.includes('(and clean-up failed');
-      throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+    const files = vmFiles(ctx.config, opts.name);
+    const password = generatePassword();
+    const secrets: VmSecrets = {
+      password,
+      settings: renderSettings({
+        name: opts.name,
+        hostname: hostnameFor(opts.name),
+        user: checked.user,
+        passwordHash: hashPassword(password),
+        sshKey: checked.sshKey,
+        timezone: checked.host.timezone,
+        locale: checked.host.locale,
+        keymap: checked.host.keymap,
+        disk: '/dev/vda',
+        firmware: opts.firmware,
+        cacheRo: caches.ro.map((s) => s.tag),
+        cacheRw: caches.rw?.tag ?? '',
+      }),
+    };
+    let defined = false;
+    let transcript: Transcript | undefined;
+    let savedTranscript: string | undefined;
+    try {
+      await withUndo(
+        async (undo) => {
+          await makeVm(ctx, spec, checked.disk, undo);
+          defined = true;
+          await writeFile(files.password, `${password}\n`, { mode: 0o600 });
+          await writeFile(files.settings, secrets.settings, { mode: 0o600 });
+          transcript = openTranscript(ctx, files.installLog, `vms create ${opts.name} --profile ${opts.profile}`);
+          // Runs before the VM's directory goes: the transcript is what explains the failure.
+          undo.push('keep the transcript', async () => {
+            await transcript!.close();
+            const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
+            await copyFile(files.installLog, saved);
+            savedTranscript = saved; // only once it is there
+          });
+          if (caches.rw) {
+            await makeSharedDir(sharedCacheDir(ctx));
+            await makeSharedDir(dirname(caches.rw.source));
+            await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
+            await undo.add(`remove ${caches.rw.source}`, { kind: 'remove-dir', path: caches.rw.source });
+          }
+          await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });
+          await installStep(ctx, opts.name, secrets, transcript);
+          await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
+        },
+        undoOptions(ctx, () => Boolean(opts.keepFailed) && defined),
+      );
+    } catch (err) {
+      if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
+      if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
+        const cleaned = !err.message.includes('(and clean-up failed');
+        throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+      }
+      throw err;
+    } finally {
+      await transcript?.close();
     }
-    throw err;
-  } finally {
-    await transcript?.close();
-  }
-  return result(ctx, opts.name, transcript!, checked.user);
+    return result(ctx, opts.name, transcript!, checked.user);
+  });
 }
 
 /** `vms create NAME --resume`: goes on from the step a kept failed create stopped at. */
 export async function resumeInstall(ctx: Context, name: string): Promise<InstallResult> {
-  const { facts } = await loadVm(ctx, name);
-  const files = vmFiles(ctx.config, name);
-  const pending = facts.metadata.pending;
-  if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${name} PROFILE\` runs a profile on it`);
-  if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
-  const secrets: VmSecrets = await readVmSecrets(files, name);
+  return withOperation(ctx, { command: 'create --resume', vms: [name] }, async (ctx) => {
+    const { facts } = await loadVm(ctx, name);
+    const files = vmFiles(ctx.config, name);
+    const pending = facts.metadata.pending;
+    if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${name} PROFILE\` runs a profile on it`);
+    if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
+    const secrets: VmSecrets = await readVmSecrets(files, name);
 
-  const transcript = openTranscript(ctx, files.installLog, `vms create ${name} --resume (${pending})`);
-  try {
-    if (pending === 'install') await installStep(ctx, name, secrets, transcript);
-    await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);
-  } catch (err) {
-    throw withHint(err, keptHint(name, files));
-  } finally {
-    await transcript.close();
-  }
-  return result(ctx, name, transcript, parseSettings(secrets.settings).VMS_USER ?? '');
+    const transcript = openTranscript(ctx, files.installLog, `vms create ${name} --resume (${pending})`);
+    try {
+      if (pending === 'install') await installStep(ctx, name, secrets, transcript);
+      await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);
+    } catch (err) {
+      throw withHint(err, keptHint(name, files));
+    } finally {
+      await transcript.close();
+    }
+    return result(ctx, name, transcript, parseSettings(secrets.settings).VMS_USER ?? '');
+  });
 }

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, notFound, VmsError } from '../errors.js';
 import type { Config } from '../config.js';
@@ -80,7 +80,7 @@ export async function claimDiskPath(imagesDir: string, stem: string, undo: UndoS
       if (code === 'ENOENT') throw notFound(`images directory ${imagesDir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
       throw new VmsError('failed', `cannot create a disk in ${imagesDir}: ${code ?? (err as Error).message}`, 'check that you may write there (`vms bootstrap` sets it up), or set VMS_IMAGES_DIR');
     }
-    undo.push(`remove ${path}`, () => rm(path, { force: true }));
+    await undo.add(`remove ${path}`, { kind: 'remove-file', path });
     return path;
   }
 }
@@ -93,8 +93,8 @@ export async function makeVmDir(files: VmFiles, undo: UndoStack): Promise<void> 
   if (existsSync(files.dir) && (await readdir(files.dir)).length > 0) {
     throw conflict(`${files.dir} already exists and is not empty`, 'a VM of that name was not removed cleanly: move the directory away');
   }
+  await undo.add(`remove ${files.dir}`, { kind: 'remove-dir', path: files.dir });
   await mkdir(files.dir, { recursive: true, mode: 0o755 });
-  undo.push(`remove ${files.dir}`, () => rm(files.dir, { recursive: true, force: true }));
 }
 
 /** The generated root password and the guest's settings, kept by `vms create` for --resume and `vms apply`. */

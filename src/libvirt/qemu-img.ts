@@ -46,6 +46,16 @@ export class QemuImg {
     await this.run(['resize', '-q', '-f', format, path, String(sizeBytes)], `cannot grow ${path}`);
   }
 
+  /** Writes an overlay's data down into its backing file (undoing a freeze that no clone came to stand on). */
+  async commit(overlay: string): Promise<void> {
+    await this.run(['commit', '-q', '-f', 'qcow2', overlay], `cannot merge ${overlay} into its backing file`);
+  }
+
+  /** The same QemuImg without the abort signal: for clean-up work that must run after an interrupt. */
+  uninterruptible(): QemuImg {
+    return new QemuImg(this.runner);
+  }
+
   async info(path: string): Promise<ImageInfo> {
     return JSON.parse(await this.run(['info', '-U', '--output=json', path], `cannot read ${path}`)) as ImageInfo;
   }

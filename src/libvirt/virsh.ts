@@ -36,6 +36,9 @@ function quoteForBatch(arg: string): string {
   return `"${arg.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
 
+/** The private temp dirs of a vms process: `vms-PID-XXXXXX` in the temp dir. */
+export const TEMP_PREFIX = 'vms-';
+
 export class Virsh {
   constructor(
     private readonly runner: Runner,
@@ -107,8 +110,9 @@ export class Virsh {
   }
 
   /** What each disk target of the running (or else defined) domain reads from: target → file. */
-  async diskSources(name: string): Promise<Map<string, string>> {
-    const rows = (await this.run(['domblklist', name], { subject: name })).split('\n').slice(2);
+  /** Target → source file of each disk, live (or, `inactive`, in the saved definition). */
+  async diskSources(name: string, inactive = false): Promise<Map<string, string>> {
+    const rows = (await this.run(['domblklist', name, ...(inactive ? ['--inactive'] : [])], { subject: name })).split('\n').slice(2);
     const pairs = rows.map((r) => /^\s*(\S+)\s+(.*\S)\s*$/.exec(r)).filter((m) => m !== null && m[2] !== '-');
     return new Map(pairs.map((m) => [m![1]!, m![2]!]));
   }
@@ -117,9 +121,12 @@ export class Virsh {
     return (await this.run(['domstate', name], { subject: name })).trim();
   }
 
-  /** `virsh define` reads a file (stdin would be a socket pair, which /dev/stdin cannot open): a private temp file. */
+  /**
+   * `virsh define` reads a file (stdin would be a socket pair, which /dev/stdin cannot open): a private temp file,
+   * named after the process, so a repair after a kill removes what the killed one left (tempFilesOf).
+   */
   async define(xml: string): Promise<void> {
-    const dir = await mkdtemp(join(tmpdir(), 'vms-'));
+    const dir = await mkdtemp(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
     try {
       await writeFile(join(dir, 'domain.xml'), xml);
       await this.run(['define', join(dir, 'domain.xml')]);

@@ -34,7 +34,7 @@ test('domainFacts reads a real dumpxml', async () => {
       profile: 'dev',
       created: '2026-01-02T03:04:05.000Z',
       createdFrom: 'golden',
-      bases: ['/var/lib/libvirt/images/golden.qcow2', '/var/lib/libvirt/images/arch-base.qcow2'],
+      bases: ['/var/lib/libvirt/images/golden.qcow2', '/var/lib/libvirt/images/arch-base.qcow2'], made: [],
     },
   });
 });
@@ -65,7 +65,7 @@ test('parseDomainXml refuses a document that is not a domain', async () => {
 
 test('readMetadata finds the vms block under any prefix and ignores other namespaces', async () => {
   const cases: [string, ReturnType<typeof readMetadata>][] = [
-    [`<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`, { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'] }],
+    [`<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`, { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'], made: [] }],
     [`<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`, { profile: undefined, created: undefined, createdFrom: 'src', bases: [], made: [] }],
     [`<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`, { bases: [], made: [] }],
     [`<metadata/>`, { bases: [], made: [] }],
@@ -81,7 +81,7 @@ const IDENTITY: CloneIdentity = {
   serialSocket: '/var/lib/vms/work2/serial.sock',
   consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work2/console.log',
-  metadata: { profile: 'dev', created: '2026-02-03T04:05:06.000Z', createdFrom: 'work', bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'] },
+  metadata: { profile: 'dev', created: '2026-02-03T04:05:06.000Z', createdFrom: 'work', bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'], made: [] },
 };
 
 test('cloneDefinition gives the copy a new identity and its own files', async () => {
@@ -134,7 +134,7 @@ test('edited domains keep the xml2js shape: readMetadata sees the new block with
   const clone = await cloneDefinition(await parseDomainXml(FIXTURE), IDENTITY);
   assert.ok(Array.isArray(clone.metadata[0]['vms:vm']));
   assert.deepEqual(readMetadata(clone), IDENTITY.metadata);
-  assert.deepEqual(domainFacts(await withMetadata(clone, { bases: ['/x'] })).metadata, { profile: undefined, created: undefined, createdFrom: undefined, bases: ['/x'] });
+  assert.deepEqual(domainFacts(await withMetadata(clone, { bases: ['/x'], made: [] })).metadata, { profile: undefined, created: undefined, createdFrom: undefined, bases: ['/x'], made: [] });
 });
 
 test('the cloned definition builds back to schema-valid XML with the same facts', async () => {

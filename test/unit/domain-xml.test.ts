@@ -17,7 +17,7 @@ const base: DomainSpec = {
   consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work/console.log',
   graphics: false,
-  metadata: { profile: 'dev', created: '2026-01-02T03:04:05.000Z', bases: ['/var/lib/libvirt/images/base.qcow2'] },
+  metadata: { profile: 'dev', created: '2026-01-02T03:04:05.000Z', bases: ['/var/lib/libvirt/images/base.qcow2'], made: [] },
 };
 const NVRAM = '/var/lib/vms/work/nvram.fd';
 const ISO = '/var/lib/libvirt/iso/archlinux.iso';
@@ -124,7 +124,7 @@ test('markup characters in values are escaped and parse back to the exact string
     serialSocket: `/run/s'"<&>.sock`,
     serialLog: `/run/l'"<&>.log`,
     network: { kind: 'network', name: `net'"&` },
-    metadata: { profile: `dev & "test" <'x'>`, created: nasty, createdFrom: `src<&>`, bases: [`/b'1`, `/b"2&`] },
+    metadata: { profile: `dev & "test" <'x'>`, created: nasty, createdFrom: `src<&>`, bases: [`/b'1`, `/b"2&`], made: [`/m<'&">`] },
   };
   const xml = await renderDomainXml(spec);
   assertValidDomainXml(xml, 'escaping');
@@ -145,7 +145,7 @@ test('markup characters in values are escaped and parse back to the exact string
   assert.equal(devices.console[0].source[0].$.path, spec.serialSocket);
   assert.equal(md.$['xmlns:vms'], VMS_NS);
   assert.deepEqual(
-    { profile: md['vms:profile'], created: md['vms:created'], from: md['vms:created-from'], bases: md['vms:base'] },
-    { profile: [spec.metadata.profile], created: [nasty], from: ['src<&>'], bases: [`/b'1`, `/b"2&`] },
+    { profile: md['vms:profile'], created: md['vms:created'], from: md['vms:created-from'], bases: md['vms:base'], made: md['vms:made'] },
+    { profile: [spec.metadata.profile], created: [nasty], from: ['src<&>'], bases: [`/b'1`, `/b"2&`], made: [`/m<'&">`] },
   );
 });

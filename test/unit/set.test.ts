@@ -222,7 +222,7 @@ test('setVm on a running VM: the definition first, then live; a failing step und
 
 test('notes survive the metadata round trip, markup and lines included; no notes, no key', async () => {
   const notes = 'needs 2G & <a quiet> "desk"\nsecond line';
-  const xml = await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [], notes }));
+  const xml = await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [], made: [], notes }));
   assertValidDomainXml(xml, 'notes in the metadata');
   assert.equal(readMetadata(await parseDomainXml(xml)).notes, notes);
   const without = readMetadata(await parseDomainXml(await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { bases: [], made: [] }))));

@@ -10,6 +10,7 @@ async function confirm(plan: DestroyPlan): Promise<boolean> {
     ...plan.remove.map((p) => `  ${p}`),
     `  ${plan.dir}`,
     ...plan.keep.map((k) => `It keeps ${k.path} (${k.reason}).`),
+    ...(plan.unreadable.length ? [`warning: ${plan.unreadable.join(', ')} cannot be read; every base they may stand on is kept`] : []),
   ];
   process.stderr.write(lines.join('\n') + '\n');
   return askYesNo('Destroy it?');
@@ -24,14 +25,14 @@ export function register(program: Command): void {
     .option('-y, --yes', 'do not ask')
     .action(
       action<{ yes?: boolean }>(async ({ ctx, opts }, name) => {
-        const plan = await planDestroy(ctx, name!);
         let result;
-        if (opts.yes) result = await destroyVm(ctx, plan);
+        if (opts.yes) result = await destroyVm(ctx, name!);
         else {
           if (!process.stdin.isTTY) throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
+          const plan = await planDestroy(ctx, name!);
           if (!(await confirm(plan))) throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
-          // Planned again: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
-          result = await destroyVm(ctx, await planDestroy(ctx, name!), plan);
+          // Planned again under the VM's lock: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
+          result = await destroyVm(ctx, name!, plan);
         }
         return {
           data: result,

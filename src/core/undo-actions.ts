@@ -1,0 +1,85 @@
+import { chmod, rm, rmdir } from 'node:fs/promises';
+import type { VmsMetadata } from '../libvirt/metadata.js';
+import { buildDomainXml, parseDomainXml } from '../libvirt/domain-parse.js';
+import { withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
+import type { Context } from './context.js';
+import { isActive, powerOffIfRunning, undefineIfDefined } from './vm.js';
+
+// Undo steps as data: what the live process runs when a command fails or is interrupted, and what a later vms runs
+// from the journal when the process was killed (SIGKILL, a crash) before it could. Each is safe whether or not the
+// step it undoes got to finish, and safe to run twice (a repair may be interrupted too).
+
+export type UndoAction =
+  | { kind: 'remove-file'; path: string }
+  /** A directory vms made for the operation, with everything in it. */
+  | { kind: 'remove-dir'; path: string }
+  /** A directory that goes only when empty (it may hold something a user put there). */
+  | { kind: 'remove-dir-if-empty'; path: string }
+  | { kind: 'undefine'; vm: string }
+  | { kind: 'power-off'; vm: string }
+  /** Puts a definition back as it was (the XML it had). */
+  | { kind: 'define'; xml: string }
+  | { kind: 'chmod'; path: string; mode: number }
+  /**
+   * A clone froze a VM's disks under new overlays (`overlays`: target → overlay file, over `bases`: target → file):
+   * the overlays' data go back into the VM's own files and it runs on them again, with its metadata as it was.
+   */
+  | { kind: 'unfreeze'; vm: string; overlays: [string, string][]; bases: [string, string][]; metadata: VmsMetadata };
+
+/** The actions on files alone, which need no libvirt: an UndoStack without a context runs these. */
+export async function runFileAction(action: UndoAction): Promise<void> {
+  switch (action.kind) {
+    case 'remove-file':
+      return rm(action.path, { force: true });
+    case 'remove-dir':
+      return rm(action.path, { recursive: true, force: true });
+    case 'remove-dir-if-empty':
+      return rmdir(action.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
+      });
+    case 'chmod':
+      return chmod(action.path, action.mode);
+    default:
+      throw new Error(`internal: undo step ${action.kind} needs a context (withUndo inside an operation)`);
+  }
+}
+
+export async function runUndoAction(ctx: Context, action: UndoAction): Promise<void> {
+  const virsh = ctx.virsh.uninterruptible();
+  switch (action.kind) {
+    case 'undefine':
+      return undefineIfDefined(virsh, action.vm)();
+    case 'power-off':
+      return powerOffIfRunning(virsh, action.vm)();
+    case 'define':
+      return virsh.define(action.xml);
+    case 'unfreeze':
+      return unfreeze(ctx, action);
+    default:
+      return runFileAction(action);
+  }
+}
+
+/**
+ * Running, the VM's overlays are merged live (blockcommit --active --pivot); shut off (it was stopped, or the
+ * machine restarted), qemu-img merges them and the definition points at the bases again. Only overlays the VM really
+ * stands on are merged: a freeze that never took effect leaves nothing to merge.
+ */
+async function unfreeze(ctx: Context, a: Extract<UndoAction, { kind: 'unfreeze' }>): Promise<void> {
+  const virsh = ctx.virsh.uninterruptible();
+  if (!(await virsh.exists(a.vm))) return;
+  const overlays = new Map(a.overlays);
+  const active = isActive(await virsh.state(a.vm));
+  const current = await virsh.diskSources(a.vm, !active);
+  const merge = [...current].filter(([target, file]) => overlays.get(target) === file).map(([target]) => target);
+  if (merge.length === 0) return;
+  if (active) {
+    for (const target of merge) await virsh.commitActiveLayer(a.vm, target);
+  } else {
+    for (const target of merge) await ctx.qemuImg.uninterruptible().commit(overlays.get(target)!);
+  }
+  // The pivot put the disks back in the definition (shut off: done here); the metadata must not keep calling them bases.
+  const now = await parseDomainXml(await virsh.dumpxml(a.vm, true));
+  const bases = new Map(a.bases.filter(([target]) => merge.includes(target)));
+  await virsh.define(await buildDomainXml(await withMetadata(active ? now : withDiskSources(now, bases), a.metadata)));
+}
