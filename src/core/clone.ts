@@ -140,7 +140,7 @@ async function makeClone(ctx: Context, opts: CloneOptions, src: LoadedVm, undo: 
   const newDisks = new Map<string, string>();
   for (const [i, d] of disks.entries()) newDisks.set(d.target, await claimDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i), undo));
   let frozen: { overlays: Map<string, string>; quiesced: boolean } | undefined;
-
+  const writable: string[] = [];
   if (opts.full) {
     await progress.step(`Copying ${disks.length} disk(s)`, async () => {
       for (const d of disks) await qemuImg.convert(d.path!, d.format ?? 'qcow2', newDisks.get(d.target)!);
@@ -150,6 +150,9 @@ async function makeClone(ctx: Context, opts: CloneOptions, src: LoadedVm, undo: 
     await progress.step('Creating overlays', async () => {
       for (const d of disks) await qemuImg.createOverlay(newDisks.get(d.target)!, d.path!);
     });
+    // Nothing may ever write to a base again: read-only at once, before any VM records it as a base (and before NEW
+    // starts: libvirt then gives the base to the qemu user). A SRC started by someone meanwhile cannot write it either.
+    for (const d of disks) if (!(await makeBaseReadOnly(ctx, d.path!, opts.source, undo))) writable.push(d.path!);
   }
   ctx.signal?.throwIfAborted();
 
@@ -192,9 +195,6 @@ async function makeClone(ctx: Context, opts: CloneOptions, src: LoadedVm, undo: 
       }
     });
   }
-  // Nothing may ever write to a base again. Before NEW starts: libvirt then gives the base to the qemu user.
-  const writable: string[] = [];
-  if (frozen) for (const d of disks) if (!(await makeBaseReadOnly(ctx, d.path!, opts.source, undo))) writable.push(d.path!);
   if (opts.start) {
     await progress.step(`Starting ${opts.name}`, async () => {
       await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { TEMP_PREFIX } from '../libvirt/virsh.js';
 import { processAlive } from './file-lock.js';
 import type { Context } from './context.js';
-import { readJournals, rewriteJournal, type JournalRecord, type JournalStep } from './host/journal.js';
+import { readJournals, removeDeadTempJournals, rewriteJournal, type JournalRecord, type JournalStep } from './host/journal.js';
 import { LockBusy } from './host/locks.js';
 import { runUndoAction } from './undo-actions.js';
 
@@ -117,6 +117,7 @@ async function repairOne(ctx: Context, j: JournalRecord & { path: string }): Pro
  * its journal (with the steps left) for the next try.
  */
 export async function repairInterrupted(ctx: Context): Promise<RepairReport[]> {
+  await removeDeadTempJournals(ctx.config.stateDir.value);
   const dead = (await readJournals(ctx.config.stateDir.value)).filter((j) => !j.alive);
   const reports: RepairReport[] = [];
   for (const j of dead) reports.push(await repairOne(ctx, j));

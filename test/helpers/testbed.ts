@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SerialSession } from '../../src/console/serial.js';
+import { BaseWatch, fullCheck } from './invariants.js';
 
 // The real-libvirt test bed: the qemu:///system libvirtd that test/setup.sh started, the tiny guest it built, and
 // directories of the tests' own so nothing of a user's is touched.
@@ -38,6 +39,11 @@ export function testbed(tag: string) {
   };
   for (const d of [env.VMS_IMAGES_DIR!, env.VMS_STATE_DIR!, env.VMS_ISO_DIR!]) mkdirSync(d, { recursive: true, mode: 0o755 });
 
+  const invariantEnv = { id, imagesDir: env.VMS_IMAGES_DIR!, stateDir: env.VMS_STATE_DIR! };
+  const bases = new BaseWatch();
+  /** Every rule of test/helpers/invariants.ts; `foreign`: files the test put into the images dir itself. */
+  const invariants = (foreign: string[] = []) => fullCheck(invariantEnv, bases, foreign);
+
   /** VM names carry the bed's id so a crashed run's leftovers are recognisable and never clash. */
   const name = (n: string) => `${id}-${n}`;
 
@@ -53,11 +59,11 @@ export function testbed(tag: string) {
    * groups (setpriv --init-groups: node's own uid/gid options would drop the supplementary groups, libvirt among them),
    * or with none (`staleSession`: a login from before the user joined them).
    */
-  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string; staleSession?: boolean } = {}) {
+  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string; staleSession?: boolean; skipInvariants?: boolean } = {}) {
     const argv = opts.as
       ? ['setpriv', `--reuid=${opts.as}`, `--regid=${opts.as}`, opts.staleSession ? '--clear-groups' : '--init-groups', process.execPath, sharedBundle(), ...args]
       : [process.execPath, join(ROOT, 'dist/vms.cjs'), ...args];
-    return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve) => {
+    return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve, reject) => {
       execFile(
         argv[0]!,
         argv.slice(1),
@@ -70,7 +76,10 @@ export function testbed(tag: string) {
           } catch {
             json = undefined;
           }
-          resolve({ code, stdout, stderr, json });
+          // After every command: a frozen base never changes and stays read-only (test/helpers/invariants.ts).
+          const problems = opts.skipInvariants ? [] : bases.check(invariantEnv);
+          if (problems.length) reject(new Error(`after vms ${args.join(' ')}: ${problems.join('; ')}`));
+          else resolve({ code, stdout, stderr, json });
         },
       );
     });
@@ -148,7 +157,7 @@ export function testbed(tag: string) {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  return { id, dir, env, name, vms, spawnVms, onTerminal, spawnOnTerminal, createTiny, shell, guest, virsh, domains, cleanup };
+  return { id, dir, env, name, invariants, vms, spawnVms, onTerminal, spawnOnTerminal, createTiny, shell, guest, virsh, domains, cleanup };
 }
 
 export type Testbed = ReturnType<typeof testbed>;

@@ -102,7 +102,7 @@ export class Journal {
     const record: JournalRecord = { ...this.head, steps: this.stacks.flat(), ...(this.finishing && { finish: this.finishing }) };
     this.writing = this.writing.then(async () => {
       if (this.removed) return;
-      const tmp = `${this.path}.tmp`;
+      const tmp = tempName(this.path);
       await writeFile(tmp, JSON.stringify(record, null, 1) + '\n', { mode: 0o664 });
       await rename(tmp, this.path); // whole or not at all: a kill mid-write never leaves half a journal
     });
@@ -136,6 +136,19 @@ export async function readJournals(stateDir: string): Promise<(JournalRecord & {
 
 /** Rewrites a dead operation's journal with the steps still left (after a partial repair). */
 export async function rewriteJournal(path: string, record: JournalRecord): Promise<void> {
-  await writeFile(`${path}.tmp`, JSON.stringify(record, null, 1) + '\n', { mode: 0o664 });
-  await rename(`${path}.tmp`, path);
+  const tmp = tempName(path);
+  await writeFile(tmp, JSON.stringify(record, null, 1) + '\n', { mode: 0o664 });
+  await rename(tmp, path);
+}
+
+/** A journal being written goes to `ID.json.PID.tmp` first: one a killed process left is known by its dead pid. */
+const tempName = (path: string) => `${path}.${process.pid}.tmp`;
+
+/** Removes the half-written journals of processes that are gone. */
+export async function removeDeadTempJournals(stateDir: string): Promise<void> {
+  const dir = journalsDir(stateDir);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = /\.json\.(\d+)\.tmp$/.exec(name)?.[1];
+    if (pid && !processAlive(Number(pid))) await rm(join(dir, name), { force: true });
+  }
 }
