@@ -205,7 +205,7 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
     await requireFreeName(ctx, opts.name);
     profileChain(loadCatalog(ctx.config), opts.profile);
     await guestFiles(ctx);
-    const iso = resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+    const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
     const disk = opts.disk ?? ctx.config.disk.value;
     await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
     const host = hostFacts(process.env);
