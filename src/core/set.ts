@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { readdir, rename } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { conflict, usageError, VmsError } from '../errors.js';
+import { conflict, VmsError } from '../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../libvirt/domain-parse.js';
 import { withMetadata } from '../libvirt/domain-edit.js';
+import { checkXmlText } from '../libvirt/xml-text.js';
 import { readResources, withCpus, withDisplays, withMemory, withMovedDir, type Amount, type Resources } from '../libvirt/set-xml.js';
 import type { DomainState, Virsh } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
@@ -159,23 +160,9 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   }
 }
 
-/**
- * What XML 1.0 cannot hold (the notes live in the domain's XML): control characters but tab, newline and carriage
- * return; U+FFFE and U+FFFF; and surrogates without their pair (only a library caller can pass those).
- */
-const NOT_XML_TEXT = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
-
-/** Refuses notes XML cannot hold, naming the first such character, before libvirt or the XML builder sees them. */
-export function checkNotes(notes: string): void {
-  const bad = NOT_XML_TEXT.exec(notes)?.[0];
-  if (bad === undefined) return;
-  const code = `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-  throw usageError(`the notes may not hold ${code}: control characters, U+FFFE, U+FFFF and lone surrogates cannot be kept in the domain's XML`, 'plain text, tabs and newlines are fine');
-}
-
 /** Reads the VM and works out the plan, refusing before anything is changed. */
 async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; plan: SetPlan; restart: boolean }> {
-  if (opts.notes !== undefined) checkNotes(opts.notes);
+  if (opts.notes !== undefined) checkXmlText(opts.notes, 'the notes', "the domain's XML");
   const vm = await loadVm(ctx, opts.name);
   const running = isActive(vm.state);
   const settings: VmSettings = { name: opts.name, notes: vm.facts.metadata.notes, saved: readResources(vm.domain) };

@@ -9,6 +9,7 @@ import type { Context } from './context.js';
 import { vmFiles } from './vm-files.js';
 import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
+import { checkXmlText } from '../libvirt/xml-text.js';
 
 // Snapshots through libvirt: internal ones (inside the qcow2 disks, with the RAM of a running VM) by default, external
 // ones (overlay files, plus a memory file when running) with --external. What libvirt 9.0 can and cannot do with them
@@ -106,6 +107,7 @@ async function uefiRefusal(ctx: Context, vm: string): Promise<VmsError> {
 export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions): Promise<SnapshotInfo> {
   const name = opts.name ?? defaultSnapshotName(new Date());
   validateSnapshotName(name);
+  if (opts.description !== undefined) checkXmlText(opts.description, 'the description', "the snapshot's XML");
   const { facts, state } = await ctx.progress.step('Checking input', () => checkCreate(ctx, opts, name));
   const running = isActive(state);
   const memoryFile = opts.external && running ? join(vmFiles(ctx.config, opts.vm).dir, `snapshot-${name}.mem`) : undefined;

@@ -169,6 +169,12 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
     });
   }
 
+  test('snapshot create --description with U+FFFF: exit 2 before libvirt is asked; no snapshot', async () => {
+    const r = await bed.vms(['snapshot', 'create', n, 's1', '--description', 'x\uFFFF']);
+    assertRefused(r, 2, /^error: the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/, /^hint: plain text, tabs and newlines are fine$/);
+    assert.equal(bed.virsh('snapshot-list', n, '--name').trim(), '');
+  });
+
   test("mount --readonly of a shut-off VM (a HOSTDIR with ' and $(…)): the pasted hint mounts it read-only, and it stays so", async () => {
     const hostDir = join(bed.dir, AWKWARD);
     mkdirSync(hostDir);
