@@ -257,22 +257,21 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
 }
 
 export async function mountShare(ctx: Context, asked: MountOptions, find = findVirtiofsd): Promise<MountResult> {
-  let opts = asked; // with the read-only the definition may keep, once it is read below
-  const guestDir = checkGuestDir(opts.guestDir);
-  const hostDir = await resolveHostDir(opts.hostDir);
-  refuseSystemDir(opts.hostDir, hostDir, opts.allowSystemDir ?? false);
+  const guestDir = checkGuestDir(asked.guestDir);
+  const hostDir = await resolveHostDir(asked.hostDir);
+  refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
   requireVirtiofsd(find);
-  const vm = await loadVm(ctx, opts.name);
+  const vm = await loadVm(ctx, asked.name);
   const live = await runningDomain(ctx, vm);
   const tag = shareTag(guestDir);
   const existing = [live && findShare(live, tag), findShare(vm.domain, tag)].find((s) => s !== undefined);
   if (existing && existing.source !== hostDir) {
-    throw conflict(`${guestDir} in ${opts.name} is already shared from ${existing.source}`, `\`vms umount ${q(opts.name)} ${q(guestDir)}\` first`);
+    throw conflict(`${guestDir} in ${asked.name} is already shared from ${existing.source}`, `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`);
   }
   // Read-only once is read-only from then on: a later mount (the hint's, or one without --readonly) keeps it so.
   const kept = findShare(vm.domain, tag) !== undefined && readonlyKept(vm.domain, tag);
-  const readonly = opts.readonly || kept || (existing?.readonly ?? false);
-  opts = { ...opts, readonly };
+  const readonly = asked.readonly || kept || (existing?.readonly ?? false);
+  const opts = { ...asked, readonly };
   const share = existing ?? { tag, source: hostDir, readonly };
   const result = { name: opts.name, hostDir, guestDir, tag, readonly };
   if (!live) {

@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .argument('<name>', 'VM name')
     .argument('<hostdir>', 'host directory to share (must exist)')
     .argument('<guestdir>', 'absolute path in the guest to mount it at')
-    .option('--readonly', 'mount it read-only')
+    .option('--readonly', 'mount it read-only (kept in the definition: later mounts of this share are read-only too)')
     .option('--temp', 'only until the VM stops: no definition change, no fstab line (VM running)')
     .option('--force', 'mount over a GUESTDIR that has files (hidden until `vms umount`)')
     .option('--restart', 'restart a running VM when virtiofs needs it (to add shared memory)')
