@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shareTag } from '../../src/libvirt/fs-xml.js';
@@ -99,6 +99,29 @@ describe('--iso takes only ISO 9660 images', () => {
     assertRefused(r, 2, new RegExp(`^error: ${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`), /^hint: `vms iso fetch` downloads the current Arch ISO$/);
     assertNothingMade(n);
     assert.deepEqual(fileState(secret), before);
+  });
+
+  test('as a user of the libvirt group: /etc/shadow, or a link to it, is a file vms cannot read: exit 2, nothing made, /etc/shadow untouched', async () => {
+    const user = `vms-${bed.id}`;
+    execFileSync('useradd', ['-M', '-G', 'libvirt', user]);
+    try {
+      const own = join(bed.dir, 'user-links');
+      mkdirSync(own);
+      chownSync(own, Number(execFileSync('id', ['-u', user], { encoding: 'utf8' })), 0);
+      const link = join(own, 'shadow.iso');
+      execFileSync('setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', 'ln', '-s', '/etc/shadow', link]);
+      const before = fileState('/etc/shadow');
+      // Never with --start: before this fix that would have handed /etc/shadow to the qemu user.
+      for (const [iso, shown] of [['/etc/shadow', '/etc/shadow'], [link, `${link} \\(a link to /etc/shadow\\)`]]) {
+        const n = bed.name('isouser');
+        const r = await bed.vms(['create', n, '--bare', '--iso', iso, ...TINY], { as: user });
+        assertRefused(r, 2, new RegExp(`^error: cannot read ${shown}: permission denied$`), /^hint: vms takes only ISO images you can read$/);
+        assertNothingMade(n);
+      }
+      assert.deepEqual(fileState('/etc/shadow'), before);
+    } finally {
+      spawnSync('userdel', [user]);
+    }
   });
 
   test('a link to a real ISO is taken, and the definition names the ISO itself, not the link', async () => {
