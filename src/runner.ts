@@ -1,4 +1,5 @@
 import { VmsError, interrupted } from './errors.js';
+import { shellQuote } from './quote.js';
 
 // The only way the core spawns processes. Always argv arrays, never a shell. Tests swap in a fake (test/helpers).
 
@@ -24,8 +25,7 @@ export interface Runner {
 
 export type CommandLog = (line: string) => void;
 
-const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
-export const formatCommand = (cmd: string, args: readonly string[]) => [cmd, ...args].map(quote).join(' ');
+export const formatCommand = (cmd: string, args: readonly string[]) => [cmd, ...args].map(shellQuote).join(' ');
 
 function missingTool(cmd: string): VmsError {
   return new VmsError('missingTool', `${cmd} is not installed`, 'run `vms bootstrap` to install what vms needs');

@@ -1,5 +1,6 @@
 import type { VmInfo } from '../core/info.js';
 import { colorState, fields, size } from './format.js';
+import { shellQuote as q } from '../quote.js';
 
 /** The human view of one VM, shared by info, create and clone. */
 export function renderVmInfo(vm: VmInfo): string {
@@ -12,7 +13,7 @@ export function renderVmInfo(vm: VmInfo): string {
     ['uuid', vm.uuid],
     ['profile', vm.profile],
     ['created from', vm.createdFrom],
-    ['unfinished', vm.pending && `the ${vm.pending} step: \`vms create ${vm.name} --resume\` goes on`],
+    ['unfinished', vm.pending && `the ${vm.pending} step: \`vms create ${q(vm.name)} --resume\` goes on`],
     ['created', vm.created],
     ['memory', size(vm.memory)],
     ['cpus', vm.cpus],

@@ -6,6 +6,7 @@ import { loadCatalog, profileChain } from './profiles.js';
 import { withUndo } from './undo.js';
 import { isActive, loadVm } from './vm.js';
 import { readVmSecrets, vmFiles } from './vm-files.js';
+import { shellQuote as q } from '../quote.js';
 import { undoOptions, withOperation } from './operation.js';
 
 // `vms apply NAME PROFILE`: runs a profile chain on an existing VM over its console, and leaves the VM as it found it
@@ -26,11 +27,11 @@ export async function applyProfile(ctx: Context, name: string, profile: string):
     const files = vmFiles(ctx.config, name);
     const catalog = loadCatalog(ctx.config);
     const chain = profileChain(catalog, profile);
-    if (facts.metadata.pending) throw conflict(`${name} is an unfinished create (its ${facts.metadata.pending} step)`, `\`vms create ${name} --resume\` finishes it first`);
-    if (state === 'paused' || state === 'pmsuspended') throw conflict(`${name} is ${state}`, `\`vms resume ${name}\` first`);
+    if (facts.metadata.pending) throw conflict(`${name} is an unfinished create (its ${facts.metadata.pending} step)`, `\`vms create ${q(name)} --resume\` finishes it first`);
+    if (state === 'paused' || state === 'pmsuspended') throw conflict(`${name} is ${state}`, `\`vms resume ${q(name)}\` first`);
     const { password, settings } = await readVmSecrets(files, name);
     const wasRunning = isActive(state);
-    const transcript = openTranscript(ctx, files.applyLog, `vms apply ${name} ${profile}`);
+    const transcript = openTranscript(ctx, files.applyLog, `vms apply ${q(name)} ${q(profile)}`);
     try {
       await withUndo(async (undo) => {
         if (!wasRunning) {

@@ -3,6 +3,7 @@ import { delimiter, join } from 'node:path';
 import { VmsError } from '../errors.js';
 import type { Context } from './context.js';
 import { isActive, loadVm } from './vm.js';
+import { shellQuote as q } from '../quote.js';
 
 // What `vms console` and `vms viewer` attach to. The core says what to run; the CLI runs it on the user's terminal.
 
@@ -13,7 +14,7 @@ export interface AttachCommand {
 
 async function requireRunning(ctx: Context, name: string) {
   const vm = await loadVm(ctx, name);
-  if (!isActive(vm.state)) throw new VmsError('conflict', `${name} is not running (${vm.state})`, `start it with \`vms start ${name}\``);
+  if (!isActive(vm.state)) throw new VmsError('conflict', `${name} is not running (${vm.state})`, `start it with \`vms start ${q(name)}\``);
   return vm;
 }
 
@@ -27,7 +28,7 @@ export interface ConsoleTarget {
 export async function consoleTarget(ctx: Context, name: string): Promise<ConsoleTarget> {
   const vm = await requireRunning(ctx, name);
   if (!vm.facts.serialSocket) {
-    throw new VmsError('conflict', `${name} has no unix-socket serial console`, `it was not made by vms: use \`virsh console ${name}\``);
+    throw new VmsError('conflict', `${name} has no unix-socket serial console`, `it was not made by vms: use \`virsh console ${q(name)}\``);
   }
   return { name, socket: vm.facts.serialSocket, log: vm.facts.serialLog };
 }
@@ -56,7 +57,7 @@ export interface ViewerPlan {
 
 export async function viewerPlan(ctx: Context, name: string, env: NodeJS.ProcessEnv): Promise<ViewerPlan> {
   const vm = await requireRunning(ctx, name);
-  if (!vm.facts.graphics) throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${name}\``);
+  if (!vm.facts.graphics) throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${q(name)}\``);
   const uri = await ctx.virsh.domdisplay(name);
   if (!env.DISPLAY && !env.WAYLAND_DISPLAY) {
     return { name, uri, reason: 'no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): open the URI with remote-viewer on a machine with a display' };

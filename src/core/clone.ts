@@ -4,6 +4,7 @@ import { conflict, usageError } from '../errors.js';
 import { buildDomainXml } from '../libvirt/domain-parse.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
 import { validateName } from '../names.js';
+import { shellQuote as q } from '../quote.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withOperation, undoOptions } from './operation.js';
@@ -112,14 +113,14 @@ async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
     if (foreign) {
       throw conflict(
         `${opts.source}'s disk ${foreign.target} (${foreign.path}) was not made by vms: a linked clone would freeze it read-only under both VMs`,
-        `use --full for an independent copy, or \`vms disk detach ${opts.source} ${foreign.target}\` first`,
+        `use --full for an independent copy, or \`vms disk detach ${q(opts.source)} ${foreign.target}\` first`,
       );
     }
   }
   const bad = ownDisks(src.facts).find((d) => d.format !== 'qcow2' && !opts.full);
   if (bad) throw usageError(`${opts.source}'s disk ${bad.path} is ${bad.format ?? 'not qcow2'}: a linked clone needs qcow2`, 'use --full for an independent copy');
   if (opts.full && isActive(src.state)) {
-    throw conflict(`${opts.source} is running: a full copy needs it shut off`, `\`vms stop ${opts.source}\` first, or drop --full for an instant linked clone`);
+    throw conflict(`${opts.source} is running: a full copy needs it shut off`, `\`vms stop ${q(opts.source)}\` first, or drop --full for an instant linked clone`);
   }
   if (isActive(src.state)) {
     // The snapshot works on the running disks; the clone is built from the saved ones: they must be the same.

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { conflict, notFound, usageError } from '../errors.js';
 import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../libvirt/domain-xml.js';
@@ -6,6 +6,7 @@ import { pickDomainType } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmInfo, type VmInfo } from './info.js';
+import { checkIsoImage } from './iso.js';
 import { withUndo, type UndoStack } from './undo.js';
 import { chardevOwner, claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 import { undoOptions, withOperation } from './operation.js';
@@ -39,12 +40,13 @@ export function parseFirmware(text: string): Firmware {
   return text;
 }
 
-/** An ISO given by name is looked up in the ISO dir; a path is taken as it is. */
-export function resolveIso(isoDir: string, iso: string, hint = `put it in ${isoDir} or pass its full path with --iso`): string {
+/**
+ * An ISO given by name is looked up in the ISO dir, then in the current directory; a path is taken as it is. Only an
+ * ISO 9660 image is taken (see checkIsoImage); the real path of the one found is returned.
+ */
+export async function resolveIso(isoDir: string, iso: string, hint = `--iso takes an ISO 9660 image: its name in ${isoDir}, or its path`): Promise<string> {
   const candidates = iso.includes('/') ? [resolve(iso)] : [join(isoDir, iso), resolve(iso)];
-  const found = candidates.find((p) => existsSync(p) && statSync(p).isFile());
-  if (!found) throw notFound(`ISO not found: ${candidates[0]}`, hint);
-  return found;
+  return checkIsoImage(candidates.find((p) => existsSync(p)) ?? candidates[0]!, hint);
 }
 
 export async function requireFreeName(ctx: Context, name: string): Promise<void> {
@@ -76,7 +78,7 @@ export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainS
     firmware: opts.firmware,
     nvramPath: opts.firmware === 'efi' ? files.nvram : undefined,
     diskPath: freeDiskPath(ctx.config.imagesDir.value, opts.name),
-    cdrom: opts.iso && resolveIso(ctx.config.isoDir.value, opts.iso),
+    cdrom: opts.iso && (await resolveIso(ctx.config.isoDir.value, opts.iso)),
     kernelBoot,
     network: opts.network,
     serialSocket: files.serialSocket,

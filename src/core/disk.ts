@@ -21,6 +21,7 @@ import { planDestroy } from './destroy.js';
 import { withUndo, type UndoStack } from './undo.js';
 import { claimDiskPath } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
+import { shellQuote as q } from '../quote.js';
 
 // `vms disk`: add, attach, detach, list and grow a VM's disks, in its saved definition and, when it runs, live.
 //
@@ -63,7 +64,7 @@ function explainPlugError(err: unknown, name: string, path: string, scsiFits: bo
 
 function refuseColdPlugBus(bus: string | undefined, active: boolean, name: string, verb: 'plugged into' | 'unplugged from'): void {
   if (active && bus && COLD_PLUG_ONLY.includes(bus)) {
-    throw conflict(`a ${bus} disk cannot be ${verb} a running VM (QEMU's AHCI has no hotplug)`, `stop ${name} first (\`vms stop ${name}\`)${verb === 'plugged into' ? ', or use --bus virtio or scsi' : ''}`);
+    throw conflict(`a ${bus} disk cannot be ${verb} a running VM (QEMU's AHCI has no hotplug)`, `stop ${name} first (\`vms stop ${q(name)}\`)${verb === 'plugged into' ? ', or use --bus virtio or scsi' : ''}`);
   }
 }
 
@@ -181,13 +182,13 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
   if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
   if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
   const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
-  if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${opts.name}\` shows its disks`);
+  if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
   // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
   if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
   refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
   const info = await ctx.qemuImg.info(path);
   if (info.format !== 'qcow2' && info.format !== 'raw') {
-    throw usageError(`${path} is a ${info.format} image: vms attaches qcow2 and raw images`, `convert it: qemu-img convert -O qcow2 ${path} NEW.qcow2`);
+    throw usageError(`${path} is a ${info.format} image: vms attaches qcow2 and raw images`, `convert it: qemu-img convert -O qcow2 ${q(path)} NEW.qcow2`);
   }
   return withUndo((undo) =>
     plugDisk(ctx, disks, { path, format: info.format, bus: opts.bus, readonly: opts.readonly, size: info['virtual-size'], created: false }, undo),
@@ -201,7 +202,7 @@ function findDisk(disks: VmDisks, which: string): { saved?: DiskDevice; live?: D
   const found = { saved: disks.saved.find(matches), live: disks.live.find(matches) };
   if (!found.saved && !found.live) {
     const name = disks.vm.facts.name;
-    throw notFound(`${name} has no disk ${which}`, `\`vms disk list ${name}\` shows its disks (by target, e.g. vdb, or by path)`);
+    throw notFound(`${name} has no disk ${which}`, `\`vms disk list ${q(name)}\` shows its disks (by target, e.g. vdb, or by path)`);
   }
   return found;
 }
@@ -231,7 +232,7 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
   const disk = (live ?? saved)!;
   const boot = disks.saved.find((d) => d.device === 'disk');
   if (boot?.target === disk.target) {
-    throw conflict(`${disk.target} is ${opts.name}'s boot disk: vms does not detach it`, `\`vms destroy ${opts.name}\` removes the VM with its disk`);
+    throw conflict(`${disk.target} is ${opts.name}'s boot disk: vms does not detach it`, `\`vms destroy ${q(opts.name)}\` removes the VM with its disk`);
   }
   if (live) refuseColdPlugBus(live.bus, true, opts.name, 'unplugged from');
   const path = (saved ?? live)!.path;

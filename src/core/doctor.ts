@@ -8,6 +8,7 @@ import { formatSize } from '../size.js';
 import { findProgram } from './attach.js';
 import { libvirtGroup } from './libvirt-group.js';
 import type { Context } from './context.js';
+import { shellQuote as q } from '../quote.js';
 
 // `vms doctor`: one check per line, pass / warn / fail, and for anything not passing the exact fix.
 
@@ -64,13 +65,13 @@ export function checkGroup(f: GroupFacts): CheckResult {
   if (group?.members.includes(f.user)) {
     return fail('group', `${f.user} is in the libvirt group, but this session started before that`, 'log out and in again (or, in this shell only: `newgrp libvirt`)');
   }
-  return fail('group', `${f.user} is not in the libvirt group${group ? '' : ' (there is no libvirt group)'}`, `sudo usermod -aG libvirt ${f.user}, then log out and in again (\`vms bootstrap\` does it)`);
+  return fail('group', `${f.user} is not in the libvirt group${group ? '' : ' (there is no libvirt group)'}`, `sudo usermod -aG libvirt ${q(f.user)}, then log out and in again (\`vms bootstrap\` does it)`);
 }
 
 /** The qemu user must be able to reach the images dir: every directory on the way needs x for it. */
 function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   const dir = ctx.config.imagesDir.value;
-  if (!existsSync(dir)) return fail('images', `images dir ${dir} does not exist`, `\`vms bootstrap\` creates it, or: sudo mkdir -p ${dir}`);
+  if (!existsSync(dir)) return fail('images', `images dir ${dir} does not exist`, `\`vms bootstrap\` creates it, or: sudo mkdir -p ${q(dir)}`);
   const m = caps && /<baselabel type=['"](?:kvm|qemu)['"]>\+?(\d+):\+?(\d+)<\/baselabel>/.exec(caps);
   if (!m) return pass('images', `${dir} exists`);
   const [uid, gid] = [Number(m[1]), Number(m[2])];
@@ -78,7 +79,7 @@ function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   for (let d = dir; ; d = dirname(d)) {
     const s = statSync(d);
     const x = s.uid === uid ? s.mode & 0o100 : s.gid === gid ? s.mode & 0o010 : s.mode & 0o001;
-    if (!x) return fail('images', `the qemu user (uid ${uid}) cannot enter ${d}, so it cannot open disks in ${dir}`, `sudo chmod o+x ${d}`);
+    if (!x) return fail('images', `the qemu user (uid ${uid}) cannot enter ${d}, so it cannot open disks in ${dir}`, `sudo chmod o+x ${q(d)}`);
     if (d === '/') break;
   }
   return pass('images', `${dir} is reachable by the qemu user (uid ${uid})`);

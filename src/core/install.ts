@@ -22,6 +22,7 @@ import { makeSharedDir } from './shared-dir.js';
 import { withUndo } from './undo.js';
 import { isActive, loadVm } from './vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from './vm-files.js';
+import { shellQuote as q } from '../quote.js';
 import { undoOptions, withOperation } from './operation.js';
 
 // `vms create NAME --profile P`: the unattended Arch install. The live ISO is booted straight into its kernel, vms
@@ -187,8 +188,8 @@ async function profileStep(ctx: Context, name: string, profile: string, secrets:
 }
 
 const keptHint = (name: string, files: VmFiles) =>
-  `kept for inspection (--keep-failed): \`vms console ${name}\` (root password in ${files.password}); ` +
-  `go on with \`vms create ${name} --resume\`, or remove it with \`vms destroy ${name}\``;
+  `kept for inspection (--keep-failed): \`vms console ${q(name)}\` (root password in ${files.password}); ` +
+  `go on with \`vms create ${q(name)} --resume\`, or remove it with \`vms destroy ${q(name)}\``;
 
 function withHint(err: unknown, hint: string): unknown {
   return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details) : err;
@@ -207,7 +208,7 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
       await requireFreeName(ctx, opts.name);
       profileChain(loadCatalog(ctx.config), opts.profile);
       await guestFiles(ctx);
-      const iso = resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+      const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
       const disk = opts.disk ?? ctx.config.disk.value;
       await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
       const host = hostFacts(process.env);
@@ -255,7 +256,7 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
           defined = true;
           await writeFile(files.password, `${password}\n`, { mode: 0o600 });
           await writeFile(files.settings, secrets.settings, { mode: 0o600 });
-          transcript = openTranscript(ctx, files.installLog, `vms create ${opts.name} --profile ${opts.profile}`);
+          transcript = openTranscript(ctx, files.installLog, `vms create ${q(opts.name)} --profile ${q(opts.profile)}`);
           // Runs before the VM's directory goes: the transcript is what explains the failure.
           undo.push('keep the transcript', async () => {
             await transcript!.close();
@@ -295,11 +296,11 @@ export async function resumeInstall(ctx: Context, name: string): Promise<Install
     const { facts } = await loadVm(ctx, name);
     const files = vmFiles(ctx.config, name);
     const pending = facts.metadata.pending;
-    if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${name} PROFILE\` runs a profile on it`);
+    if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${q(name)} PROFILE\` runs a profile on it`);
     if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
     const secrets: VmSecrets = await readVmSecrets(files, name);
 
-    const transcript = openTranscript(ctx, files.installLog, `vms create ${name} --resume (${pending})`);
+    const transcript = openTranscript(ctx, files.installLog, `vms create ${q(name)} --resume (${pending})`);
     try {
       if (pending === 'install') await installStep(ctx, name, secrets, transcript);
       await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);

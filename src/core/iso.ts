@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { VmsError } from '../errors.js';
+import { notFound, usageError, VmsError } from '../errors.js';
 import { errorSummary } from '../runner.js';
 import { findProgram } from './attach.js';
 import type { Context } from './context.js';
@@ -36,7 +36,7 @@ const isUnset = (field: Buffer) => field.toString('latin1', 0, 16) === '0'.repea
 /** Pure: the label and UUID from an ISO's primary volume descriptor (the 2048 bytes at sector 16). */
 export function parsePrimaryVolumeDescriptor(pvd: Buffer): IsoIdentity {
   if (pvd.length < 881 || pvd[0] !== 1 || pvd.toString('latin1', 1, 6) !== 'CD001') {
-    throw new VmsError('failed', 'not an ISO 9660 image (no primary volume descriptor)', 'pass the Arch ISO with --iso');
+    throw usageError('not an ISO 9660 image (no primary volume descriptor)', 'pass an ISO image with --iso');
   }
   const label = pvd.toString('latin1', 40, 72).trimEnd();
   // archiso sets both dates alike; blkid (and so archiso's udev lookup) reads the modification date first.
@@ -54,6 +54,35 @@ export async function readIsoIdentity(path: string): Promise<IsoIdentity> {
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Checks that `path` names an ISO 9660 image vms may hand to libvirt as a cdrom, and returns its real path (no
+ * symbolic links). libvirt gives a VM's cdrom to the qemu user when the VM starts and never gives it back, so a link
+ * to a root-only file (/etc/shadow) would hand that file to the qemu user: only a readable file that starts like an
+ * ISO is taken, and the definition names the file that was checked, not a link that could be pointed elsewhere.
+ */
+export async function checkIsoImage(path: string, hint: string): Promise<string> {
+  const shown = resolve(path);
+  let real: string;
+  try {
+    real = await realpath(shown);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`ISO not found: ${shown}`, hint);
+    throw usageError(`cannot read ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give an ISO image you can read');
+  }
+  const what = real === shown ? shown : `${shown} (a link to ${real})`;
+  const st = await stat(real);
+  if (st.isDirectory()) throw usageError(`${what} is a directory, not an ISO image`, hint);
+  if (!st.isFile()) throw usageError(`${what} is not a regular file, so not an ISO image`, hint);
+  try {
+    await readIsoIdentity(real);
+  } catch (err) {
+    if (err instanceof VmsError) throw usageError(`${what} is not an ISO 9660 image`, hint);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw usageError(`cannot read ${what}: permission denied`, 'vms takes only ISO images you can read');
+    throw err;
+  }
+  return real;
 }
 
 /** Pure: the kernel arguments that let archiso's initramfs find its ISO, and put its console on the serial port. */

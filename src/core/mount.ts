@@ -2,8 +2,10 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import type { SerialSession } from '../console/serial.js';
 import { conflict, notFound, usageError, VmsError } from '../errors.js';
+import { shellQuote as q } from '../quote.js';
 import { changeDevice, liveDomain } from '../libvirt/device-xml.js';
-import { buildDomainXml, parseDomainXml, type XmlNode } from '../libvirt/domain-parse.js';
+import { withMetadata } from '../libvirt/domain-edit.js';
+import { buildDomainXml, parseDomainXml, readMetadata, type XmlNode } from '../libvirt/domain-parse.js';
 import { filesystemXml, findShare, hasSharedMemory, shareTag, withShare, withSharedMemory, withoutShare, type FsShare } from '../libvirt/fs-xml.js';
 import type { Context } from './context.js';
 import { findVirtiofsd } from './doctor.js';
@@ -26,6 +28,8 @@ export interface MountOptions {
   force: boolean;
   /** Restart a running VM when it needs it for the share (shared memory can be added only while it is off). */
   restart: boolean;
+  /** Share a system directory (/, /etc, /usr …) all the same. */
+  allowSystemDir?: boolean;
 }
 
 export interface MountResult {
@@ -33,6 +37,7 @@ export interface MountResult {
   hostDir: string;
   guestDir: string;
   tag: string;
+  /** Asked for now, or kept in the definition by an earlier `vms mount --readonly` of this share. */
   readonly: boolean;
   /** False when --readonly is only the guest's mount option: libvirt 9.0 cannot make a virtiofs share read-only. */
   readonlyOnHost: boolean;
@@ -92,6 +97,27 @@ export async function resolveHostDir(dir: string): Promise<string> {
   return real;
 }
 
+/** Trees that are the system itself: its configuration, boot files, programs and libraries, root's home, the kernel's views. */
+const SYSTEM_TREES = /^\/(etc|boot|root|proc|sys|dev|bin|sbin|lib[^/]*|usr\/(bin|sbin|lib[^/]*))(\/|$)/;
+/** Directories that hold the system or every user's files as a whole; some of their subdirectories are fine (/var/www, /run/media/USER, /home/USER). */
+const SYSTEM_PARENTS = new Set(['/', '/usr', '/var', '/run', '/home']);
+
+/** Pure: a host directory (absolute, no symbolic links) that is part of the system. */
+export const isSystemDir = (real: string) => SYSTEM_PARENTS.has(real) || SYSTEM_TREES.test(real);
+
+/**
+ * virtiofsd runs as root and serves the guest with root's rights on the host (and libvirt 9.0 cannot make it
+ * read-only), so sharing a system directory hands the guest the host: refused unless asked for by name.
+ */
+export function refuseSystemDir(given: string, real: string, allow: boolean): void {
+  if (allow || !isSystemDir(real)) return;
+  const what = resolve(given) === real ? real : `${resolve(given)} is ${real}, which`;
+  throw usageError(
+    `${what} is a system directory: virtiofsd runs as root, so the guest would get it with root's rights on the host`,
+    'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it',
+  );
+}
+
 export function requireVirtiofsd(find: () => string | undefined = findVirtiofsd): void {
   if (find()) return;
   throw new VmsError('missingTool', 'virtiofsd is not installed: shared folders need it', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian 13; QEMU brings it on Debian 12), dnf install virtiofsd (Fedora)');
@@ -141,7 +167,32 @@ const unplugIfPlugged = (ctx: Context, name: string, tag: string) => async () =>
   if (share) await changeDevice(virsh, 'detach-device', name, await filesystemXml(share), LIVE);
 };
 
-const defineWithShare = (ctx: Context, domain: XmlNode) => async (share: FsShare) => ctx.virsh.define(await buildDomainXml(withShare(withSharedMemory(domain), share)));
+/** Whether an earlier `vms mount --readonly` kept this share read-only in the definition (vms' metadata). */
+const readonlyKept = (domain: XmlNode, tag: string) => readMetadata(domain).readonlyShares?.includes(tag) ?? false;
+
+/** The definition with the tag recorded as read-only in vms' metadata, or no longer recorded; unchanged when it already says so. */
+async function withReadonlyKept(domain: XmlNode, tag: string, readonly: boolean): Promise<XmlNode> {
+  if (readonlyKept(domain, tag) === readonly) return domain;
+  const metadata = readMetadata(domain);
+  const readonlyShares = [...(metadata.readonlyShares ?? []).filter((t) => t !== tag), ...(readonly ? [tag] : [])];
+  return withMetadata(domain, { ...metadata, readonlyShares: readonlyShares.length > 0 ? readonlyShares : undefined });
+}
+
+/** Defines the VM with the share (added when it is not in yet, with shared memory) and, asked read-only, that kept. */
+const defineWithShare = (ctx: Context, domain: XmlNode, readonly: boolean) => async (share: FsShare) => {
+  const withIt = findShare(domain, share.tag) ? domain : withShare(withSharedMemory(domain), share);
+  await ctx.virsh.define(await buildDomainXml(await withReadonlyKept(withIt, share.tag, readonly)));
+};
+
+/** What the definition still needs for this share: the title of that step, or undefined when it has it all. */
+function definitionChange(domain: XmlNode, name: string, tag: string, readonly: boolean): string | undefined {
+  if (!findShare(domain, tag)) return `Adding the share to ${name}'s definition`;
+  if (readonly && !readonlyKept(domain, tag)) return `Keeping the share read-only in ${name}'s definition`;
+  return undefined;
+}
+
+/** The definition without the share, and without its read-only record. */
+const definitionWithoutShare = async (domain: XmlNode, tag: string) => buildDomainXml(await withReadonlyKept(withoutShare(domain, tag), tag, false));
 
 const restoreDefinition = (ctx: Context, domain: XmlNode) => async () => ctx.virsh.uninterruptible().define(await buildDomainXml(domain));
 
@@ -201,31 +252,37 @@ class GuestConsole {
 
 /** The running VM's own definition (undefined when it is shut off); a paused guest cannot be driven over its console. */
 async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | undefined> {
-  if (vm.state === 'paused' || vm.state === 'pmsuspended') throw conflict(`${vm.facts.name} is ${vm.state}`, `\`virsh resume ${vm.facts.name}\` first`);
+  if (vm.state === 'paused' || vm.state === 'pmsuspended') throw conflict(`${vm.facts.name} is ${vm.state}`, `\`virsh resume ${q(vm.facts.name)}\` first`);
   return liveDomain(ctx.virsh, vm.facts.name, isActive(vm.state));
 }
 
-export async function mountShare(ctx: Context, opts: MountOptions, find = findVirtiofsd): Promise<MountResult> {
-  const guestDir = checkGuestDir(opts.guestDir);
-  const hostDir = await resolveHostDir(opts.hostDir);
+export async function mountShare(ctx: Context, asked: MountOptions, find = findVirtiofsd): Promise<MountResult> {
+  const guestDir = checkGuestDir(asked.guestDir);
+  const hostDir = await resolveHostDir(asked.hostDir);
+  refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
   requireVirtiofsd(find);
-  const vm = await loadVm(ctx, opts.name);
+  const vm = await loadVm(ctx, asked.name);
   const live = await runningDomain(ctx, vm);
   const tag = shareTag(guestDir);
   const existing = [live && findShare(live, tag), findShare(vm.domain, tag)].find((s) => s !== undefined);
   if (existing && existing.source !== hostDir) {
-    throw conflict(`${guestDir} in ${opts.name} is already shared from ${existing.source}`, `\`vms umount ${opts.name} ${guestDir}\` first`);
+    throw conflict(`${guestDir} in ${asked.name} is already shared from ${existing.source}`, `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`);
   }
-  const share = existing ?? { tag, source: hostDir, readonly: opts.readonly };
-  const result = { name: opts.name, hostDir, guestDir, tag, readonly: opts.readonly };
+  // Read-only once is read-only from then on: a later mount (the hint's, or one without --readonly) keeps it so.
+  const kept = findShare(vm.domain, tag) !== undefined && readonlyKept(vm.domain, tag);
+  const readonly = asked.readonly || kept || (existing?.readonly ?? false);
+  const opts = { ...asked, readonly };
+  const share = existing ?? { tag, source: hostDir, readonly };
+  const result = { name: opts.name, hostDir, guestDir, tag, readonly };
   if (!live) {
-    if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${opts.name}\` first, or drop --temp`);
-    const added = existing ?? (await ctx.progress.step(`Adding the share to ${opts.name}'s definition`, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain))));
+    if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
+    const change = definitionChange(vm.domain, opts.name, tag, readonly);
+    const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain, readonly))) : share;
     return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
   }
   if (!hasSharedMemory(live) && !opts.restart) throw needsRestart(opts.name, 'it runs without shared memory');
 
-  const guest = await GuestConsole.open(ctx, vm, `vms mount ${opts.name} ${hostDir} ${guestDir}`);
+  const guest = await GuestConsole.open(ctx, vm, `vms mount ${[opts.name, hostDir, guestDir].map(q).join(' ')}${opts.readonly ? ' --readonly' : ''}`);
   try {
     return await withUndo(async (undo) => {
       // Before anything changes: never hide the guest's files unasked.
@@ -266,7 +323,7 @@ async function plugIn(ctx: Context, guest: GuestConsole, input: PlugInput): Prom
   const define = (title: string, withTheShare: boolean) =>
     ctx.progress.step(title, async () => {
       undo.push(`restore ${name}'s definition`, restoreDefinition(ctx, vm.domain));
-      if (withTheShare) share = await withReadonlyFallback(share, defineWithShare(ctx, vm.domain));
+      if (withTheShare) share = await withReadonlyFallback(share, defineWithShare(ctx, vm.domain, opts.readonly));
       else await ctx.virsh.define(await buildDomainXml(withSharedMemory(vm.domain)));
     });
   const plugLive = () =>
@@ -288,7 +345,8 @@ async function plugIn(ctx: Context, guest: GuestConsole, input: PlugInput): Prom
     if (opts.temp) await plugLive();
     return { share, restarted: true };
   }
-  if (!opts.temp && !findShare(vm.domain, share.tag)) await define(`Adding the share to ${name}'s definition`, true);
+  const change = definitionChange(vm.domain, name, share.tag, opts.readonly);
+  if (!opts.temp && change) await define(change, true);
   return { share, restarted: false };
 }
 
@@ -312,12 +370,12 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
   const saved = findShare(vm.domain, tag);
   const plugged = live && findShare(live, tag);
   const result = { name, guestDir, tag };
-  if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${name}\``);
+  if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``);
   if (!live) {
-    await ctx.progress.step(`Removing the share from ${name}'s definition`, async () => ctx.virsh.define(await buildDomainXml(withoutShare(vm.domain, tag))));
+    await ctx.progress.step(`Removing the share from ${name}'s definition`, async () => ctx.virsh.define(await definitionWithoutShare(vm.domain, tag)));
     return { ...result, guest: false };
   }
-  const guest = await GuestConsole.open(ctx, vm, `vms umount ${name} ${guestDir}`);
+  const guest = await GuestConsole.open(ctx, vm, `vms umount ${q(name)} ${q(guestDir)}`);
   try {
     return await withUndo(async (undo) => {
       const readonly = (await guest.answer(`grep -s '^${tag} ${guestDir} virtiofs ro[ ,]' /proc/mounts >/dev/null && echo ro || echo rw`, 'reading /proc/mounts in the guest failed')) === 'ro';
@@ -338,7 +396,7 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
           await changeDevice(ctx.virsh, 'detach-device', name, xml, LIVE);
         });
       }
-      if (saved) await ctx.virsh.define(await buildDomainXml(withoutShare(vm.domain, tag)));
+      if (saved) await ctx.virsh.define(await definitionWithoutShare(vm.domain, tag));
       return { ...result, guest: true };
     });
   } finally {

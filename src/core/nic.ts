@@ -8,6 +8,7 @@ import { classifyVirshError, type DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
 import { parseNetwork } from './create.js';
 import { isActive, loadVm } from './vm.js';
+import { shellQuote as q } from '../quote.js';
 
 // `vms nic`: network cards plugged into a running VM and its saved definition at once (PCIe hotplug), or into the
 // definition only while it is shut off.
@@ -109,7 +110,7 @@ async function checkNetwork(ctx: Context, network: string): Promise<void> {
     throw classifyVirshError(['net-info', network], r, ctx.virsh.uri);
   }
   if (!/^Active:\s+yes/m.test(r.stdout)) {
-    const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${network}\` starts it`;
+    const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${q(network)}\` starts it`;
     throw conflict(`libvirt's network '${network}' is not active`, `${start}; or use --user (no libvirt network needed)`);
   }
 }
@@ -152,7 +153,7 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
       await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
     } catch (err) {
       if (err instanceof VmsError && /No more available PCI slots/i.test(err.message)) {
-        throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${name}\`) and add the NIC then: it gets a slot at the next start`);
+        throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
       }
       throw err;
     }
@@ -160,7 +161,7 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
   const known = new Set(before.nics.map((n) => n.mac));
   const { nics } = await listNics(ctx, name);
   const nic = nics.find((n) => (spec.mac ? n.mac === spec.mac : n.inConfig && !known.has(n.mac)));
-  if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${name}\` shows what is there`);
+  if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${q(name)}\` shows what is there`);
   return { name, nic, live };
 }
 
@@ -169,8 +170,8 @@ function findNic(list: NicList, which: string): NicInfo {
   const mac = which.toLowerCase();
   const nic = /^\d+$/.test(which) ? list.nics[Number(which)] : MAC.test(mac) ? list.nics.find((n) => n.mac === mac) : undefined;
   if (nic) return nic;
-  if (!/^\d+$/.test(which) && !MAC.test(mac)) throw usageError(`'${which}' is neither a NIC index nor a MAC address`, `\`vms nic list ${list.name}\` shows both`);
-  throw notFound(`${list.name} has no NIC ${which}`, `\`vms nic list ${list.name}\` shows its NICs`);
+  if (!/^\d+$/.test(which) && !MAC.test(mac)) throw usageError(`'${which}' is neither a NIC index nor a MAC address`, `\`vms nic list ${q(list.name)}\` shows both`);
+  throw notFound(`${list.name} has no NIC ${which}`, `\`vms nic list ${q(list.name)}\` shows its NICs`);
 }
 
 /** Unplugs a NIC from the running VM (waiting until the guest has let go of it) and from the saved definition. */

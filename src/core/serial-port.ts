@@ -8,6 +8,7 @@ import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
 import { isActive, loadVm } from './vm.js';
 import { chardevOwner } from './vm-files.js';
+import { shellQuote as q } from '../quote.js';
 
 // `vms serial`: extra serial ports (ttyS1… in the guest) that write to a file or a socket on the host. QEMU cannot
 // plug a serial port (an ISA device) into a running VM: the saved definition changes and the running VM follows at
@@ -120,7 +121,7 @@ export async function addSerialPort(ctx: Context, name: string, backend: SerialB
     if (clash) throw conflict(`${name}'s serial port ${clash.port} already uses ${backendSpec(backend)}`, 'give another path or port');
     const used = new Set(vm.saved.map((p) => p.port));
     const port = EXTRA_PORTS.find((p) => !used.has(p));
-    if (port === undefined) throw conflict(`${name} has no free serial port: ttyS1 to ttyS${LAST_PORT} are taken`, `\`vms serial del ${name} PORT\` frees one`);
+    if (port === undefined) throw conflict(`${name} has no free serial port: ttyS1 to ttyS${LAST_PORT} are taken`, `\`vms serial del ${q(name)} PORT\` frees one`);
     checkDirectory(backend);
     return { ...vm, port };
   });
@@ -133,11 +134,11 @@ export async function addSerialPort(ctx: Context, name: string, backend: SerialB
 
 export async function deleteSerialPort(ctx: Context, name: string, portText: string): Promise<SerialChange> {
   const n = /^\d+$/.test(portText) ? Number(portText) : NaN;
-  if (Number.isNaN(n)) throw usageError(`invalid serial port '${portText}'`, `give its number as \`vms serial list ${name}\` shows it`);
-  if (n === CONSOLE_PORT) throw usageError(`serial port ${CONSOLE_PORT} is vms's console and stays`, `\`vms serial list ${name}\` shows the ports that can go`);
+  if (Number.isNaN(n)) throw usageError(`invalid serial port '${portText}'`, `give its number as \`vms serial list ${q(name)}\` shows it`);
+  if (n === CONSOLE_PORT) throw usageError(`serial port ${CONSOLE_PORT} is vms's console and stays`, `\`vms serial list ${q(name)}\` shows the ports that can go`);
   const vm = await readVmPorts(ctx, name);
   const port = vm.saved.find((p) => p.port === n);
-  if (!port) throw notFound(`${name} has no serial port ${n} in its definition`, `\`vms serial list ${name}\` shows its ports`);
+  if (!port) throw notFound(`${name} has no serial port ${n} in its definition`, `\`vms serial list ${q(name)}\` shows its ports`);
   await ctx.progress.step(`Removing serial port ${n} from ${name}'s definition`, async () =>
     changeDevice(ctx.virsh, 'detach-device', name, await detachSerialXml(port), { live: false, config: true }),
   );

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, VmsError } from '../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../libvirt/domain-parse.js';
 import { withMetadata } from '../libvirt/domain-edit.js';
+import { checkXmlText } from '../libvirt/xml-text.js';
 import { readResources, withCpus, withDisplays, withMemory, withMovedDir, type Amount, type Resources } from '../libvirt/set-xml.js';
 import type { DomainState, Virsh } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
@@ -13,6 +14,7 @@ import { stopVm } from './power.js';
 import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
+import { shellQuote as q } from '../quote.js';
 
 /** What `vms set` is asked to change; undefined leaves a setting alone. */
 export interface SetRequest {
@@ -151,15 +153,16 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   const dir = vmFiles(ctx.config, to).dir;
   if (existsSync(dir) && (await readdir(dir)).length > 0) throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
   if (vm.facts.metadata.pending) {
-    throw conflict(`${name} is an unfinished create`, `finish it with \`vms create ${name} --resume\` (or destroy it) first`);
+    throw conflict(`${name} is an unfinished create`, `finish it with \`vms create ${q(name)} --resume\` (or destroy it) first`);
   }
   if ((await ctx.virsh.run(['snapshot-list', name, '--name'], { subject: name })).trim()) {
-    throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${name}\` shows them`);
+    throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);
   }
 }
 
 /** Reads the VM and works out the plan, refusing before anything is changed. */
 async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; plan: SetPlan; restart: boolean }> {
+  if (opts.notes !== undefined) checkXmlText(opts.notes, 'the notes', "the domain's XML");
   const vm = await loadVm(ctx, opts.name);
   const running = isActive(vm.state);
   const settings: VmSettings = { name: opts.name, notes: vm.facts.metadata.notes, saved: readResources(vm.domain) };
@@ -170,10 +173,10 @@ async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; 
   if (!opts.restart) {
     throw conflict(
       `${opts.name} is running: changing ${plan.needsOff.join(' and ')} requires the VM to be shut off; use --restart`,
-      `--restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${opts.name}\` first. Nothing was changed.`,
+      `--restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${q(opts.name)}\` first. Nothing was changed.`,
     );
   }
-  if (vm.state === 'paused') throw conflict(`${opts.name} is paused and cannot shut down`, `\`vms resume ${opts.name}\` first`);
+  if (vm.state === 'paused') throw conflict(`${opts.name} is paused and cannot shut down`, `\`vms resume ${q(opts.name)}\` first`);
   // Restarted, everything is applied to the saved definition the VM then boots with.
   const offPlan = planSet(settings, opts);
   return { vm, plan: { ...offPlan, changes: offPlan.changes.map((c) => ({ ...c, applied: 'restart' })) }, restart: true };
@@ -187,7 +190,7 @@ async function shutDown(ctx: Context, name: string, timeoutSeconds: number): Pro
     throw new VmsError(
       'timeout',
       `${name} did not shut down within ${timeoutSeconds}s; nothing was changed`,
-      `the guest may ignore ACPI: wait longer with --timeout, or power it off with \`vms stop ${name} --force\` and run this again`,
+      `the guest may ignore ACPI: wait longer with --timeout, or power it off with \`vms stop ${q(name)} --force\` and run this again`,
     );
   }
 }

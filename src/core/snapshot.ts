@@ -8,6 +8,8 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { vmFiles } from './vm-files.js';
 import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
+import { shellQuote as q } from '../quote.js';
+import { checkXmlText } from '../libvirt/xml-text.js';
 
 // Snapshots through libvirt: internal ones (inside the qcow2 disks, with the RAM of a running VM) by default, external
 // ones (overlay files, plus a memory file when running) with --external. What libvirt 9.0 can and cannot do with them
@@ -43,7 +45,7 @@ async function readSnapshot(ctx: Context, vm: string, snapshot: string): Promise
   const args = ['snapshot-dumpxml', vm, snapshot];
   const r = await ctx.virsh.runRaw(args);
   if (r.exitCode === 0) return parseSnapshotXml(r.stdout);
-  if (/Domain snapshot not found/i.test(r.stderr)) throw notFound(`${vm} has no snapshot named '${snapshot}'`, `\`vms snapshot list ${vm}\` shows its snapshots`);
+  if (/Domain snapshot not found/i.test(r.stderr)) throw notFound(`${vm} has no snapshot named '${snapshot}'`, `\`vms snapshot list ${q(vm)}\` shows its snapshots`);
   throw classifyVirshError(args, r, ctx.virsh.uri, vm);
 }
 
@@ -82,7 +84,7 @@ export interface CreateSnapshotOptions {
 async function checkCreate(ctx: Context, opts: CreateSnapshotOptions, name: string): Promise<LoadedVm> {
   const vm = await loadVm(ctx, opts.vm);
   if ((await snapshotNames(ctx, opts.vm)).includes(name)) {
-    throw conflict(`${opts.vm} already has a snapshot named '${name}'`, `pick another name, or \`vms snapshot delete ${opts.vm} ${name}\` first`);
+    throw conflict(`${opts.vm} already has a snapshot named '${name}'`, `pick another name, or \`vms snapshot delete ${q(opts.vm)} ${q(name)}\` first`);
   }
   const notQcow2 = ownDisks(vm.facts).find((d) => d.format !== 'qcow2');
   if (!opts.external && notQcow2) {
@@ -105,6 +107,7 @@ async function uefiRefusal(ctx: Context, vm: string): Promise<VmsError> {
 export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions): Promise<SnapshotInfo> {
   const name = opts.name ?? defaultSnapshotName(new Date());
   validateSnapshotName(name);
+  if (opts.description !== undefined) checkXmlText(opts.description, 'the description', "the snapshot's XML");
   const { facts, state } = await ctx.progress.step('Checking input', () => checkCreate(ctx, opts, name));
   const running = isActive(state);
   const memoryFile = opts.external && running ? join(vmFiles(ctx.config, opts.vm).dir, `snapshot-${name}.mem`) : undefined;
@@ -146,7 +149,7 @@ export async function planRevert(ctx: Context, vm: string, snapshot: string): Pr
   if (facts.kind === 'external' && !(await canRevertExternal(ctx))) {
     throw conflict(
       `libvirt ${await libvirtVersion(ctx)} cannot revert to an external snapshot (libvirt ≥ ${EXTERNAL_REVERT_SINCE} can)`,
-      `nothing was changed; \`vms snapshot delete ${vm} ${snapshot}\` merges it into the present state. Internal snapshots (qcow2 disks; a UEFI VM shut off) can be reverted to`,
+      `nothing was changed; \`vms snapshot delete ${q(vm)} ${q(snapshot)}\` merges it into the present state. Internal snapshots (qcow2 disks; a UEFI VM shut off) can be reverted to`,
     );
   }
   return { vm, vmState: state, snapshot: facts };

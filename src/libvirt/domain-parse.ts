@@ -69,6 +69,7 @@ export function readMetadata(domain: XmlNode): VmsMetadata {
   const get = (tag: string): string[] => (found.node[prefix + tag] ?? []).map((n: any) => text(n) ?? '');
   const pending = PENDING_STEPS.find((p) => p === get('pending')[0]);
   const notes = get('notes')[0];
+  const readonlyShares = get('readonly-share').filter(Boolean);
   return {
     profile: get('profile')[0],
     created: get('created')[0],
@@ -76,6 +77,7 @@ export function readMetadata(domain: XmlNode): VmsMetadata {
     ...(pending && { pending }),
     bases: get('base').filter(Boolean),
     made: get('made').filter(Boolean),
+    ...(readonlyShares.length > 0 && { readonlyShares }),
     ...(notes !== undefined && { notes }),
   };
 }

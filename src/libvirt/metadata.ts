@@ -20,6 +20,11 @@ export interface VmsMetadata {
    * deletes a file it did not make, wherever it lies (an image attached from the images dir stays).
    */
   made: string[];
+  /**
+   * Tags of `vms mount --readonly` shares. libvirt 9.0 refuses `<readonly/>` on a virtiofs share, so the share is
+   * defined writable and vms keeps read-only here: every later mount of it is read-only in the guest and its fstab.
+   */
+  readonlyShares?: string[];
   /** The user's own words about the VM (`vms set --notes`). */
   notes?: string;
 }
@@ -38,6 +43,7 @@ export function renderMetadata(m: VmsMetadata): string {
     el('pending', m.pending) +
     m.bases.map((b) => el('base', b)).join('') +
     m.made.map((f) => el('made', f)).join('') +
+    (m.readonlyShares ?? []).map((t) => el('readonly-share', t)).join('') +
     el('notes', m.notes) +
     `</${VMS_PREFIX}:vm>`
   );

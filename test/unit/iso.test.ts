@@ -2,13 +2,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   ARCHISO_INITRD,
   ARCHISO_KERNEL,
   archisoCmdline,
+  checkIsoImage,
   extractCommand,
   isoBootFiles,
   parsePrimaryVolumeDescriptor,
@@ -89,7 +90,7 @@ test('parsePrimaryVolumeDescriptor refuses what is not an ISO 9660 PVD', () => {
   for (const [name, buffer] of notPvd) {
     assert.throws(() => parsePrimaryVolumeDescriptor(buffer), (err: unknown) => {
       assert.ok(err instanceof VmsError, `${name}: ${String(err)}`);
-      assert.equal(err.code, 'failed');
+      assert.equal(err.code, 'usage');
       assert.match(err.message, /not an ISO 9660 image/);
       return true;
     }, name);
@@ -99,6 +100,54 @@ test('parsePrimaryVolumeDescriptor refuses what is not an ISO 9660 PVD', () => {
 test('readIsoIdentity refuses a file that is not an ISO, however short', async () => {
   for (const data of [Buffer.alloc(0), randomBytes(100), Buffer.alloc(40 * 2048)]) {
     await assert.rejects(readIsoIdentity(writeTemp(data)), (err: unknown) => err instanceof VmsError && /not an ISO 9660 image/.test(err.message));
+  }
+});
+
+test('checkIsoImage takes an ISO 9660 image, directly or through a link, and returns the file it checked', async () => {
+  const iso = writeTemp(isoImage(CASES[0]![1]));
+  assert.equal(await checkIsoImage(iso, 'h'), iso);
+  const link = join(TMP, 'link-to-iso.iso');
+  symlinkSync(iso, link);
+  assert.equal(await checkIsoImage(link, 'h'), iso, 'the definition names the checked file, not a link that could be re-pointed');
+});
+
+test('checkIsoImage refuses anything else with a usage error (exit 2) and its hint, and changes nothing', async () => {
+  const secret = join(TMP, 'root-only-secret');
+  writeFileSync(secret, 'root:$6$hash:19000:0:99999:7:::\n'.repeat(40));
+  chmodSync(secret, 0o600);
+  const before = statSync(secret);
+  const link = join(TMP, 'innocent.iso');
+  symlinkSync(secret, link);
+  const dir = mkdtempSync(join(TMP, 'a-dir.iso-'));
+  const fifo = join(TMP, 'a-fifo.iso');
+  execFileSync('mkfifo', [fifo]);
+  const plain = writeTemp(Buffer.from('just text\n'));
+  const cases: [string, string, RegExp][] = [
+    ['a link to a root-only file', link, new RegExp(`^${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`)],
+    ['a plain file', plain, new RegExp(`^${plain} is not an ISO 9660 image$`)],
+    ['/etc/shadow', '/etc/shadow', /^\/etc\/shadow is not an ISO 9660 image$/],
+    ['a directory', dir, new RegExp(`^${dir} is a directory, not an ISO image$`)],
+    ['a FIFO (would block a reader)', fifo, /is not a regular file, so not an ISO image$/],
+    ['/dev/null', '/dev/null', /^\/dev\/null is not a regular file/],
+  ];
+  for (const [what, path, message] of cases) {
+    await assert.rejects(checkIsoImage(path, 'the hint'), (err: unknown) => {
+      assert.ok(err instanceof VmsError, `${what}: ${String(err)}`);
+      assert.equal(err.exitCode, 2, what);
+      assert.match(err.message, message, what);
+      assert.equal(err.hint, 'the hint', what);
+      return true;
+    }, what);
+  }
+  const after = statSync(secret);
+  assert.deepEqual([after.uid, after.gid, after.mode, after.mtimeMs], [before.uid, before.gid, before.mode, before.mtimeMs]);
+});
+
+test('checkIsoImage: a missing file or a dangling link is not found (exit 3)', async () => {
+  const dangling = join(TMP, 'dangling.iso');
+  symlinkSync(join(TMP, 'nowhere'), dangling);
+  for (const path of [join(TMP, 'missing.iso'), dangling]) {
+    await assert.rejects(checkIsoImage(path, 'h'), (err: unknown) => err instanceof VmsError && err.exitCode === 3 && err.message === `ISO not found: ${path}`);
   }
 });
 

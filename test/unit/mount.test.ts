@@ -11,13 +11,18 @@ import {
   fstabCommand,
   fstabLine,
   guestDirStateCommand,
+  isSystemDir,
   mountShare,
+  refuseSystemDir,
+  unmountShare,
   requireVirtiofsd,
   resolveHostDir,
   type MountOptions,
 } from '../../src/core/mount.js';
 import { VmsError } from '../../src/errors.js';
-import { buildDomainXml, parseDomainXml } from '../../src/libvirt/domain-parse.js';
+import { describeMount } from '../../src/cli/commands/mount.js';
+import { buildDomainXml, parseDomainXml, readMetadata } from '../../src/libvirt/domain-parse.js';
+import { renderMetadata } from '../../src/libvirt/metadata.js';
 import { filesystemXml, hasSharedMemory, shareTag, virtiofsShares, withShare, withSharedMemory, withoutShare } from '../../src/libvirt/fs-xml.js';
 import { FakeRunner, type Expected } from '../helpers/fake-runner.js';
 
@@ -67,6 +72,33 @@ test('resolveHostDir: an existing directory, symbolic links resolved; missing is
   assert.equal(await resolveHostDir(join(tmp, 'link')), hostDir);
   await assert.rejects(resolveHostDir(join(tmp, 'missing')), isVmsError('notFound', /does not exist/));
   await assert.rejects(resolveHostDir(join(tmp, 'file')), isVmsError('usage', /not a directory/));
+});
+
+test('isSystemDir: /, system trees and every file below them, and the parents of everyone\'s files as a whole', () => {
+  const system = [
+    '/', '/etc', '/etc/ssh', '/usr', '/var', '/run', '/home', '/boot', '/boot/efi', '/root', '/root/.ssh', '/proc', '/proc/1', '/sys',
+    '/dev', '/dev/shm', '/bin', '/sbin', '/lib', '/lib64', '/lib32', '/libx32', '/lib/modules', '/usr/bin', '/usr/sbin', '/usr/lib',
+    '/usr/lib/x86_64-linux-gnu', '/usr/libexec', '/usr/lib64',
+  ];
+  const fine = [
+    '/home/alice', '/home/alice/src', '/var/www', '/var/lib/vms-test/x', '/run/media/alice/usb', '/srv/data', '/mnt/x', '/opt/app',
+    '/usr/local/src', '/usr/share/doc', '/tmp/x', '/etcetera', '/rooted', '/devices', '/binaries', '/usr/binx', '/data/etc',
+  ];
+  for (const dir of system) assert.equal(isSystemDir(dir), true, dir);
+  for (const dir of fine) assert.equal(isSystemDir(dir), false, dir);
+});
+
+test('refuseSystemDir: a usage error that says why and names the override; the override and other dirs pass', () => {
+  assert.throws(() => refuseSystemDir('/etc', '/etc', false), (err: unknown) => {
+    assert.ok(err instanceof VmsError);
+    assert.equal(err.exitCode, 2);
+    assert.equal(err.message, "/etc is a system directory: virtiofsd runs as root, so the guest would get it with root's rights on the host");
+    assert.equal(err.hint, 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it');
+    return true;
+  });
+  assert.throws(() => refuseSystemDir('/home/a/etc-link', '/etc', false), isVmsError('usage', /^\/home\/a\/etc-link is \/etc, which is a system directory:/));
+  assert.doesNotThrow(() => refuseSystemDir('/', '/', true));
+  assert.doesNotThrow(() => refuseSystemDir('/home/a', '/home/a', false));
 });
 
 test('requireVirtiofsd: a missing virtiofsd is a missing-tool error (exit 7) that says how to install it', () => {
@@ -172,6 +204,20 @@ const define = (check: (xml: string) => void, stderr = ''): Expected => ({
   result: { exitCode: stderr ? 1 : 0, stderr },
 });
 
+test('/ and /etc (also through a link) are refused before libvirt is asked anything; --allow-system-dir goes on', async () => {
+  const link = join(tmp, 'etc-link');
+  symlinkSync('/etc', link);
+  for (const dir of ['/', '/etc', link, '/usr/bin', '/var']) {
+    const { ctx, runner } = ctxWith([]);
+    await assert.rejects(mountShare(ctx, opts({ hostDir: dir, force: true }), () => 'virtiofsd'), isVmsError('usage', /is a system directory: virtiofsd runs as root/), dir);
+    runner.done();
+  }
+  const { ctx, runner } = ctxWith([...loads(domainXml(), 'shut off'), define((xml) => assert.match(xml, /<source dir="\/etc"\/>/))]);
+  const r = await mountShare(ctx, opts({ hostDir: link, allowSystemDir: true }), () => 'virtiofsd');
+  runner.done();
+  assert.equal(r.hostDir, '/etc');
+});
+
 test('without virtiofsd nothing is asked of libvirt', async () => {
   const { ctx, runner } = ctxWith([]);
   await assert.rejects(mountShare(ctx, opts(), () => undefined), isVmsError('missingTool', /virtiofsd/));
@@ -217,6 +263,55 @@ test('a shut-off VM: shared memory and the share go into its definition; read-on
   assert.deepEqual(virtiofsShares(first!), [{ tag, source: hostDir, readonly: true }]);
   assert.deepEqual(virtiofsShares(second!), [{ tag, source: hostDir, readonly: false }]);
   assert.equal(hasSharedMemory(second!), true);
+  assert.deepEqual(readMetadata(second!).readonlyShares, [tag], 'read-only is kept in the definition, where libvirt cannot keep it');
+});
+
+const keptReadonly = (tags: string[]) => `<metadata>${renderMetadata({ bases: [], made: [], readonlyShares: tags })}</metadata>`;
+
+test('a shut-off VM whose definition keeps the share read-only: a mount without --readonly is read-only too, nothing to do', async () => {
+  const tag = shareTag('/mnt/s');
+  const { ctx, runner } = ctxWith(loads(domainXml(keptReadonly([tag]) + SHARED, share(tag, hostDir)), 'shut off'));
+  const r = await mountShare(ctx, opts(), () => 'virtiofsd');
+  runner.done();
+  assert.deepEqual({ readonly: r.readonly, readonlyOnHost: r.readonlyOnHost }, { readonly: true, readonlyOnHost: false });
+});
+
+test('--readonly for a share the definition has writable: only vms\' record changes; umount takes the record away again', async () => {
+  const tag = shareTag('/mnt/s');
+  const defined: string[] = [];
+  const { ctx, runner } = ctxWith([...loads(domainXml(SHARED, share(tag, hostDir)), 'shut off'), define((xml) => defined.push(xml))]);
+  const r = await mountShare(ctx, opts({ readonly: true }), () => 'virtiofsd');
+  runner.done();
+  assert.equal(r.readonly, true);
+  const edited = await parseDomainXml(defined[0]!);
+  assert.deepEqual(virtiofsShares(edited), [{ tag, source: hostDir, readonly: false }]);
+  assert.deepEqual(readMetadata(edited).readonlyShares, [tag]);
+
+  const other = shareTag('/mnt/other');
+  const off = ctxWith([...loads(domainXml(keptReadonly([other, tag]) + SHARED, share(tag, hostDir)), 'shut off'), define((xml) => defined.push(xml))]);
+  await unmountShare(off.ctx, 'm', '/mnt/s');
+  off.runner.done();
+  const after = await parseDomainXml(defined[1]!);
+  assert.deepEqual(virtiofsShares(after), []);
+  assert.deepEqual(readMetadata(after).readonlyShares, [other], "only this share's record goes");
+});
+
+const shutOffResult = { name: 'm', hostDir: "/srv/it's $(touch x) dir", guestDir: '/mnt/s', tag: 't', readonlyOnHost: false, persistent: true, mounted: false, fstab: false, restarted: false };
+
+test('describeMount on a shut-off VM: the hint carries --readonly (and the overrides given), quoted for the shell, and says libvirt cannot enforce it', () => {
+  const text = describeMount({ ...shutOffResult, readonly: true }, { readonly: true, allowSystemDir: true });
+  assert.equal(
+    text,
+    [
+      "/srv/it's $(touch x) dir is shared read-only into m (shut off) as t: only its definition changed",
+      "next: vms start m && vms mount m '/srv/it'\\''s $(touch x) dir' /mnt/s --readonly --allow-system-dir   # mounts it read-only in the guest and adds it to /etc/fstab",
+      'note: read-only in the guest only: libvirt cannot make this virtiofs share read-only on the host (libvirt 9.0 refuses <readonly/> for virtiofs), so root in the guest could remount it writable',
+    ].join('\n'),
+  );
+  const kept = describeMount({ ...shutOffResult, readonly: true }, {});
+  assert.match(kept, /--readonly   # mounts it read-only/, 'read-only kept in the definition: the hint says so too');
+  assert.match(kept, /note: read-only, as m's definition keeps this share since it was mounted with --readonly/);
+  assert.doesNotMatch(describeMount({ ...shutOffResult, readonly: false }, {}), /--readonly|note:/);
 });
 
 test('a shut-off VM that has the share already: nothing to do', async () => {

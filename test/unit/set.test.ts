@@ -45,7 +45,6 @@ test('toSetOptions refuses bad input with a usage error', () => {
     [{ cpus: '1.5' }, /invalid CPU count/],
     [{ displays: '0' }, /invalid display count '0'/],
     [{ displays: '17' }, /invalid display count '17'/],
-    [{ notes: 'ring\x07' }, /control characters/],
     [{ notes: 'x', timeout: '-1' }, /invalid --timeout '-1'/],
   ];
   for (const [flags, message] of cases) assert.throws(() => toSetOptions('a', { timeout: '60', ...flags }), isUsage(message), JSON.stringify(flags));
@@ -198,6 +197,13 @@ test('setVm refuses a change that needs the VM off, having only read', async () 
     assert.equal(err.message, 'work is running: changing --displays requires the VM to be shut off; use --restart');
     return true;
   });
+  runner.done();
+});
+
+test('setVm (the library, past the CLI) refuses notes with U+FFFF before reading anything: exit 2, not the XML builder\'s error', async () => {
+  const runner = new FakeRunner([]);
+  await assert.rejects(setVm(context(runner), { ...request, notes: 'bad \uFFFF' }), (err: unknown) => err instanceof VmsError && err.exitCode === 2 && /may not hold U\+FFFF/.test(err.message));
+  await assert.rejects(setVm(context(runner), { ...request, memory: 2 * GiB, notes: '\uFFFE' }), (err: unknown) => err instanceof VmsError && err.exitCode === 2);
   runner.done();
 });
 

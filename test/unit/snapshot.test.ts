@@ -150,6 +150,12 @@ test('create: a snapshot name already taken is a conflict (exit 4); a bad name i
   await assertVmsError(createSnapshot(none.ctx, { vm: 'vm', name: '../x', external: false }), 2, /invalid snapshot name '\.\.\/x'/, /letters, digits/);
 });
 
+test('create: a description XML cannot hold (U+FFFF) is refused without asking libvirt (exit 2, not libvirt\'s "Char 0xFFFF out of allowed range")', async () => {
+  const { ctx, runner } = fakeContext([]);
+  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', description: 'x\uFFFF', external: false }), 2, /^the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/, /plain text/);
+  runner.done();
+});
+
 test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is told with the way out", async () => {
   const refusal = 'error: Operation not supported: internal snapshots of a VM with pflash based firmware are not supported\n';
   const { ctx, runner } = fakeContext([

@@ -6,6 +6,7 @@ import { DISK_RANGE, MEMORY_RANGE, parseSize } from '../../size.js';
 import { installVm, resumeInstall, type InstallOptions, type InstallResult } from '../../core/install.js';
 import { action } from '../app.js';
 import { renderVmInfo } from '../vm-view.js';
+import { shellQuote as q } from '../../quote.js';
 
 interface Flags {
   bare?: boolean;
@@ -54,8 +55,8 @@ export function toInstallOptions(name: string, f: Flags): InstallOptions {
 }
 
 function renderInstalled(vm: InstallResult): string {
-  const next = [`vms console ${vm.name}     # serial console; log in as root or ${vm.user}`];
-  if (vm.graphics) next.push(`vms viewer ${vm.name}      # SPICE display`);
+  const next = [`vms console ${q(vm.name)}     # serial console; log in as root or ${vm.user}`];
+  if (vm.graphics) next.push(`vms viewer ${q(vm.name)}      # SPICE display`);
   return `${renderVmInfo(vm)}\n\npassword for root and ${vm.user}: in ${vm.passwordFile}\ninstall transcript: ${vm.transcript}\n\nnext:\n  ${next.join('\n  ')}`;
 }
 
@@ -97,7 +98,7 @@ export function register(program: Command): void {
         }
         if (!opts.bare) return { data: await installVm(ctx, toInstallOptions(name!, opts)), human: renderInstalled };
         const vm = await createVm(ctx, toCreateOptions(name!, opts));
-        return { data: vm, human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${vm.name}` };
+        return { data: vm, human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${q(vm.name)}` };
       }),
     );
 }

@@ -5,6 +5,7 @@ import { DISK_BUSES, parseBus } from '../../libvirt/disk-xml.js';
 import { DISK_RANGE, formatSize, parseSize } from '../../size.js';
 import { action } from '../app.js';
 import { size, table } from '../format.js';
+import { shellQuote as q } from '../../quote.js';
 
 /** parseSize, with an example that fits where the size was given. */
 function diskSize(text: string, example: string): number {
@@ -21,7 +22,7 @@ const pluggedWhere = (d: { live: boolean }) => (d.live ? 'plugged in now and sav
 function renderAttached(d: AttachedDisk): string {
   const lines = [`${d.name}: ${d.target} (${d.bus}${d.readonly ? ', read-only' : ''}) ${d.path} ${formatSize(d.size)} ${d.format}, ${pluggedWhere(d)}`];
   if (!d.created && d.destroyedWithVm) {
-    lines.push(`note: ${d.path} is in the images dir, so vms counts it as ${d.name}'s own: \`vms destroy ${d.name}\` removes it (unless another VM uses it)`);
+    lines.push(`note: ${d.path} is in the images dir, so vms counts it as ${d.name}'s own: \`vms destroy ${q(d.name)}\` removes it (unless another VM uses it)`);
   }
   return lines.join('\n');
 }
@@ -117,7 +118,7 @@ export function register(program: Command): void {
     .argument('<size>', 'the new size, e.g. 60G')
     .action(
       action(async ({ ctx }, name, which, newSize) => ({
-        data: await resizeDisk(ctx, { name: name!, disk: which!, size: diskSize(newSize!, `\`vms disk resize ${name} ${which} 60G\``) }),
+        data: await resizeDisk(ctx, { name: name!, disk: which!, size: diskSize(newSize!, `\`vms disk resize ${q(name)} ${q(which)} 60G\``) }),
         human: renderResized,
       })),
     );

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { listPools, poolInfo, type PoolInfo } from '../../core/pool.js';
 import { action } from '../app.js';
 import { fields, size, table } from '../format.js';
+import { shellQuote as q } from '../../quote.js';
 
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
 
@@ -27,7 +28,7 @@ function renderInfo(p: PoolInfo): string {
     ['allocation', sizeAndBytes(p.allocation)],
     ['free', sizeAndBytes(p.free)],
   ]);
-  return p.capacity === undefined ? `${info}\n\nlibvirt knows a pool's sizes only while it runs: \`virsh pool-start ${p.name}\`` : info;
+  return p.capacity === undefined ? `${info}\n\nlibvirt knows a pool's sizes only while it runs: \`virsh pool-start ${q(p.name)}\`` : info;
 }
 
 export function register(program: Command): void {

@@ -15,6 +15,7 @@ import type { SnapshotFacts } from '../../libvirt/snapshot-xml.js';
 import { action } from '../app.js';
 import { askYesNo } from '../ask.js';
 import { table } from '../format.js';
+import { shellQuote as q } from '../../quote.js';
 
 /** "running", "running (disks only)", "shut off". */
 const takenWhile = (s: SnapshotFacts) => (isActive(s.state) && !s.withMemory ? `${s.state} (disks only)` : s.state);
@@ -23,7 +24,7 @@ const takenWhile = (s: SnapshotFacts) => (isActive(s.state) && !s.withMemory ? `
 const localTime = (iso: string) => new Date(iso).toLocaleString('sv-SE');
 
 function renderList(vm: string, list: SnapshotInfo[]): string {
-  if (list.length === 0) return `${vm} has no snapshots: \`vms snapshot create ${vm}\` takes one`;
+  if (list.length === 0) return `${vm} has no snapshots: \`vms snapshot create ${q(vm)}\` takes one`;
   const rows = list.map((s) => [s.name, localTime(s.created), takenWhile(s), s.kind, s.current ? 'yes' : '-', s.description ?? '']);
   return table(['NAME', 'CREATED', 'STATE', 'KIND', 'CURRENT', 'DESCRIPTION'], rows);
 }
@@ -40,7 +41,7 @@ async function confirmRevert(plan: RevertPlan): Promise<boolean> {
   const lost = isActive(plan.vmState) ? 'its disks and memory' : 'its disks';
   process.stderr.write(
     `This reverts ${plan.vm} (${plan.vmState}) to snapshot ${s.name}, taken ${localTime(s.created)} (${takenWhile(s)}).\n` +
-      `Its present state (${lost}) is lost: \`vms snapshot create ${plan.vm}\` first keeps it.\n`,
+      `Its present state (${lost}) is lost: \`vms snapshot create ${q(plan.vm)}\` first keeps it.\n`,
   );
   return askYesNo('Revert?');
 }
