@@ -40,7 +40,7 @@ async function makeBaseReadOnly(ctx: Context, path: string, source: string, undo
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-    ctx.progress.note(`${path} stays writable: it belongs to the qemu user while ${source} runs (\`sudo chmod 444 ${path}\` protects it)`);
+    ctx.progress.note(`${path} stays writable: it belongs to the qemu user while ${source} runs (\`sudo chmod 444 ${q(path)}\` protects it)`);
     return false;
   }
 }
