@@ -8,6 +8,7 @@ import { formatSize } from '../size.js';
 import { findProgram } from './attach.js';
 import { libvirtGroup } from './libvirt-group.js';
 import type { Context } from './context.js';
+import { interruptedOperations } from './repair.js';
 import { shellQuote as q } from '../quote.js';
 
 // `vms doctor`: one check per line, pass / warn / fail, and for anything not passing the exact fix.
@@ -135,6 +136,14 @@ async function checkSpace(ctx: Context): Promise<CheckResult> {
   return pass('space', message);
 }
 
+/** Operations whose vms process was killed before it could finish or undo them (the next command repairs them). */
+async function checkInterrupted(ctx: Context): Promise<CheckResult> {
+  const left = await interruptedOperations(ctx);
+  if (left.length === 0) return pass('interrupted', 'no vms command was left half-done');
+  const what = left.map((j) => `vms ${j.command} (pid ${j.pid}) on ${j.vms.join(', ') || 'the host'}`).join('; ');
+  return warn('interrupted', `killed before it could finish or undo: ${what}`, '`vms repair` finishes it (any command on those VMs does it first)');
+}
+
 const unchecked = (check: string) => warn(check, 'not checked: libvirtd does not answer', 'fix the libvirt check first');
 
 /** Runs every check; never throws for a failing check (that is a result), only for a bug. */
@@ -161,5 +170,6 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
     caps === undefined ? unchecked('network') : await checkNetwork(ctx),
     checkIso(ctx, now),
     await checkSpace(ctx),
+    await checkInterrupted(ctx),
   ];
 }

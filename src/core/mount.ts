@@ -13,6 +13,7 @@ import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from 
 import { withUndo, type UndoStack } from './undo.js';
 import { isActive, loadVm, powerOffIfRunning, type LoadedVm } from './vm.js';
 import { vmFiles } from './vm-files.js';
+import { withOperation } from './operation.js';
 
 // `vms mount` / `vms umount`: a host directory shared into a VM over virtiofs. libvirt plugs the share in (live and in
 // the definition); vms mounts it in the guest over the serial console as root and keeps it in the guest's /etc/fstab.
@@ -257,51 +258,53 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
 }
 
 export async function mountShare(ctx: Context, asked: MountOptions, find = findVirtiofsd): Promise<MountResult> {
-  const guestDir = checkGuestDir(asked.guestDir);
-  const hostDir = await resolveHostDir(asked.hostDir);
-  refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
-  requireVirtiofsd(find);
-  const vm = await loadVm(ctx, asked.name);
-  const live = await runningDomain(ctx, vm);
-  const tag = shareTag(guestDir);
-  const existing = [live && findShare(live, tag), findShare(vm.domain, tag)].find((s) => s !== undefined);
-  if (existing && existing.source !== hostDir) {
-    throw conflict(`${guestDir} in ${asked.name} is already shared from ${existing.source}`, `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`);
-  }
-  // Read-only once is read-only from then on: a later mount (the hint's, or one without --readonly) keeps it so.
-  const kept = findShare(vm.domain, tag) !== undefined && readonlyKept(vm.domain, tag);
-  const readonly = asked.readonly || kept || (existing?.readonly ?? false);
-  const opts = { ...asked, readonly };
-  const share = existing ?? { tag, source: hostDir, readonly };
-  const result = { name: opts.name, hostDir, guestDir, tag, readonly };
-  if (!live) {
-    if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
-    const change = definitionChange(vm.domain, opts.name, tag, readonly);
-    const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain, readonly))) : share;
-    return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
-  }
-  if (!hasSharedMemory(live) && !opts.restart) throw needsRestart(opts.name, 'it runs without shared memory');
+  return withOperation(ctx, { command: 'mount', vms: [asked.name] }, async (ctx) => {
+    const guestDir = checkGuestDir(asked.guestDir);
+    const hostDir = await resolveHostDir(asked.hostDir);
+    refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
+    requireVirtiofsd(find);
+    const vm = await loadVm(ctx, asked.name);
+    const live = await runningDomain(ctx, vm);
+    const tag = shareTag(guestDir);
+    const existing = [live && findShare(live, tag), findShare(vm.domain, tag)].find((s) => s !== undefined);
+    if (existing && existing.source !== hostDir) {
+      throw conflict(`${guestDir} in ${asked.name} is already shared from ${existing.source}`, `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`);
+    }
+    // Read-only once is read-only from then on: a later mount (the hint's, or one without --readonly) keeps it so.
+    const kept = findShare(vm.domain, tag) !== undefined && readonlyKept(vm.domain, tag);
+    const readonly = asked.readonly || kept || (existing?.readonly ?? false);
+    const opts = { ...asked, readonly };
+    const share = existing ?? { tag, source: hostDir, readonly };
+    const result = { name: opts.name, hostDir, guestDir, tag, readonly };
+    if (!live) {
+      if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
+      const change = definitionChange(vm.domain, opts.name, tag, readonly);
+      const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain, readonly))) : share;
+      return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
+    }
+    if (!hasSharedMemory(live) && !opts.restart) throw needsRestart(opts.name, 'it runs without shared memory');
 
-  const guest = await GuestConsole.open(ctx, vm, `vms mount ${[opts.name, hostDir, guestDir].map(q).join(' ')}${opts.readonly ? ' --readonly' : ''}`);
-  try {
-    return await withUndo(async (undo) => {
-      // Before anything changes: never hide the guest's files unasked.
-      const state = await guest.answer(guestDirStateCommand(tag, guestDir), `looking at ${guestDir} in the guest failed`);
-      if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
-      if (state === 'nonempty' && !opts.force) {
-        throw conflict(`${guestDir} in ${opts.name} is not empty: the share would hide its files`, 'pick an empty or new directory, or add --force (the files come back after `vms umount`)');
-      }
-      const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
-      await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
-        undo.push(`unmount ${guestDir} in the guest`, () => guest.check(unmountCommand(tag, guestDir), `umount ${guestDir}`));
-        await guest.check(mountCommand(tag, guestDir, opts.readonly), `mounting ${tag} at ${guestDir} in the guest failed`);
+    const guest = await GuestConsole.open(ctx, vm, `vms mount ${[opts.name, hostDir, guestDir].map(q).join(' ')}${opts.readonly ? ' --readonly' : ''}`);
+    try {
+      return await withUndo(async (undo) => {
+        // Before anything changes: never hide the guest's files unasked.
+        const state = await guest.answer(guestDirStateCommand(tag, guestDir), `looking at ${guestDir} in the guest failed`);
+        if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
+        if (state === 'nonempty' && !opts.force) {
+          throw conflict(`${guestDir} in ${opts.name} is not empty: the share would hide its files`, 'pick an empty or new directory, or add --force (the files come back after `vms umount`)');
+        }
+        const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
+        await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
+          undo.push(`unmount ${guestDir} in the guest`, () => guest.check(unmountCommand(tag, guestDir), `umount ${guestDir}`));
+          await guest.check(mountCommand(tag, guestDir, opts.readonly), `mounting ${tag} at ${guestDir} in the guest failed`);
+        });
+        if (!opts.temp) await guest.check(fstabCommand(tag, fstabLine(tag, guestDir, opts.readonly)), 'adding the share to /etc/fstab in the guest failed');
+        return { ...result, readonlyOnHost: plugged.share.readonly, persistent: !opts.temp || findShare(vm.domain, tag) !== undefined, mounted: true, fstab: !opts.temp, restarted: plugged.restarted };
       });
-      if (!opts.temp) await guest.check(fstabCommand(tag, fstabLine(tag, guestDir, opts.readonly)), 'adding the share to /etc/fstab in the guest failed');
-      return { ...result, readonlyOnHost: plugged.share.readonly, persistent: !opts.temp || findShare(vm.domain, tag) !== undefined, mounted: true, fstab: !opts.temp, restarted: plugged.restarted };
-    });
-  } finally {
-    await guest.close();
-  }
+    } finally {
+      await guest.close();
+    }
+  });
 }
 
 const needsRestart = (name: string, why: string) =>
@@ -363,43 +366,45 @@ async function pluggedLive(plugLive: () => Promise<void>, opts: MountOptions): P
 }
 
 export async function unmountShare(ctx: Context, name: string, guestDirArg: string): Promise<UnmountResult> {
-  const guestDir = checkGuestDir(guestDirArg);
-  const vm = await loadVm(ctx, name);
-  const live = await runningDomain(ctx, vm);
-  const tag = shareTag(guestDir);
-  const saved = findShare(vm.domain, tag);
-  const plugged = live && findShare(live, tag);
-  const result = { name, guestDir, tag };
-  if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``);
-  if (!live) {
-    await ctx.progress.step(`Removing the share from ${name}'s definition`, async () => ctx.virsh.define(await definitionWithoutShare(vm.domain, tag)));
-    return { ...result, guest: false };
-  }
-  const guest = await GuestConsole.open(ctx, vm, `vms umount ${q(name)} ${q(guestDir)}`);
-  try {
-    return await withUndo(async (undo) => {
-      const readonly = (await guest.answer(`grep -s '^${tag} ${guestDir} virtiofs ro[ ,]' /proc/mounts >/dev/null && echo ro || echo rw`, 'reading /proc/mounts in the guest failed')) === 'ro';
-      const fstab = (await guest.check(`grep -s '^${tag}[[:space:]]' /etc/fstab; true`, 'reading /etc/fstab in the guest failed')).trim().split('\n')[0]!.trim();
-      await ctx.progress.step(`Unmounting ${guestDir} in ${name}`, async () => {
-        const r = await guest.answer(`${unmountCommand(tag, guestDir)} && echo done || echo busy`, `umount ${guestDir} in the guest failed`);
-        if (r !== 'done') throw conflict(`${guestDir} is busy in ${name}: cannot unmount it`, 'stop what uses it in the guest (fuser -m) and try again');
-      });
-      undo.push(`mount ${guestDir} in the guest again`, () => guest.check(mountCommand(tag, guestDir, readonly), `mount ${guestDir}`));
-      if (fstab) {
-        undo.push('put the share back into /etc/fstab', () => guest.check(fstabCommand(tag, fstab), 'fstab'));
-        await guest.check(fstabCommand(tag), 'removing the share from /etc/fstab in the guest failed');
-      }
-      if (plugged) {
-        await ctx.progress.step(`Unplugging the share from ${name}`, async () => {
-          const xml = await filesystemXml(plugged);
-          undo.push(`plug the share into ${name} again`, () => changeDevice(ctx.virsh.uninterruptible(), 'attach-device', name, xml, LIVE));
-          await changeDevice(ctx.virsh, 'detach-device', name, xml, LIVE);
+  return withOperation(ctx, { command: 'umount', vms: [name] }, async (ctx) => {
+    const guestDir = checkGuestDir(guestDirArg);
+    const vm = await loadVm(ctx, name);
+    const live = await runningDomain(ctx, vm);
+    const tag = shareTag(guestDir);
+    const saved = findShare(vm.domain, tag);
+    const plugged = live && findShare(live, tag);
+    const result = { name, guestDir, tag };
+    if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``);
+    if (!live) {
+      await ctx.progress.step(`Removing the share from ${name}'s definition`, async () => ctx.virsh.define(await definitionWithoutShare(vm.domain, tag)));
+      return { ...result, guest: false };
+    }
+    const guest = await GuestConsole.open(ctx, vm, `vms umount ${q(name)} ${q(guestDir)}`);
+    try {
+      return await withUndo(async (undo) => {
+        const readonly = (await guest.answer(`grep -s '^${tag} ${guestDir} virtiofs ro[ ,]' /proc/mounts >/dev/null && echo ro || echo rw`, 'reading /proc/mounts in the guest failed')) === 'ro';
+        const fstab = (await guest.check(`grep -s '^${tag}[[:space:]]' /etc/fstab; true`, 'reading /etc/fstab in the guest failed')).trim().split('\n')[0]!.trim();
+        await ctx.progress.step(`Unmounting ${guestDir} in ${name}`, async () => {
+          const r = await guest.answer(`${unmountCommand(tag, guestDir)} && echo done || echo busy`, `umount ${guestDir} in the guest failed`);
+          if (r !== 'done') throw conflict(`${guestDir} is busy in ${name}: cannot unmount it`, 'stop what uses it in the guest (fuser -m) and try again');
         });
-      }
-      if (saved) await ctx.virsh.define(await definitionWithoutShare(vm.domain, tag));
-      return { ...result, guest: true };
-    });
-  } finally {
-    await guest.close();
-  }
+        undo.push(`mount ${guestDir} in the guest again`, () => guest.check(mountCommand(tag, guestDir, readonly), `mount ${guestDir}`));
+        if (fstab) {
+          undo.push('put the share back into /etc/fstab', () => guest.check(fstabCommand(tag, fstab), 'fstab'));
+          await guest.check(fstabCommand(tag), 'removing the share from /etc/fstab in the guest failed');
+        }
+        if (plugged) {
+          await ctx.progress.step(`Unplugging the share from ${name}`, async () => {
+            const xml = await filesystemXml(plugged);
+            undo.push(`plug the share into ${name} again`, () => changeDevice(ctx.virsh.uninterruptible(), 'attach-device', name, xml, LIVE));
+            await changeDevice(ctx.virsh, 'detach-device', name, xml, LIVE);
+          });
+        }
+        if (saved) await ctx.virsh.define(await definitionWithoutShare(vm.domain, tag));
+        return { ...result, guest: true };
+      });
+    } finally {
+      await guest.close();
+    }
+  });
 }

@@ -9,6 +9,7 @@ import type { Context } from './context.js';
 import { parseNetwork } from './create.js';
 import { isActive, loadVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
+import { withOperation } from './operation.js';
 
 // `vms nic`: network cards plugged into a running VM and its saved definition at once (PCIe hotplug), or into the
 // definition only while it is shut off.
@@ -139,30 +140,32 @@ export interface NicChange {
 }
 
 export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise<NicChange> {
-  const before = await ctx.progress.step('Checking input', async () => {
-    const { list: before } = await readVmNics(ctx, name, false);
-    if (spec.source.kind === 'network') await checkNetwork(ctx, spec.source.name);
-    if (spec.source.kind === 'bridge') checkBridge(spec.source.name);
-    const owner = spec.mac && (await macOwner(ctx, spec.mac));
-    if (owner) throw conflict(`MAC address ${spec.mac} is already used by a NIC of '${owner}'`, 'give another --mac, or leave it out and libvirt picks one');
-    return before;
-  });
-  const live = isActive(before.state);
-  await ctx.progress.step(`Adding a NIC (${spec.model}, ${spec.source.kind}) to ${name}${live ? ' (live)' : ''}`, async () => {
-    try {
-      await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
-    } catch (err) {
-      if (err instanceof VmsError && /No more available PCI slots/i.test(err.message)) {
-        throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
+  return withOperation(ctx, { command: 'nic add', vms: [name] }, async (ctx) => {
+    const before = await ctx.progress.step('Checking input', async () => {
+      const { list: before } = await readVmNics(ctx, name, false);
+      if (spec.source.kind === 'network') await checkNetwork(ctx, spec.source.name);
+      if (spec.source.kind === 'bridge') checkBridge(spec.source.name);
+      const owner = spec.mac && (await macOwner(ctx, spec.mac));
+      if (owner) throw conflict(`MAC address ${spec.mac} is already used by a NIC of '${owner}'`, 'give another --mac, or leave it out and libvirt picks one');
+      return before;
+    });
+    const live = isActive(before.state);
+    await ctx.progress.step(`Adding a NIC (${spec.model}, ${spec.source.kind}) to ${name}${live ? ' (live)' : ''}`, async () => {
+      try {
+        await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
+      } catch (err) {
+        if (err instanceof VmsError && /No more available PCI slots/i.test(err.message)) {
+          throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
+        }
+        throw err;
       }
-      throw err;
-    }
+    });
+    const known = new Set(before.nics.map((n) => n.mac));
+    const { nics } = await listNics(ctx, name);
+    const nic = nics.find((n) => (spec.mac ? n.mac === spec.mac : n.inConfig && !known.has(n.mac)));
+    if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${q(name)}\` shows what is there`);
+    return { name, nic, live };
   });
-  const known = new Set(before.nics.map((n) => n.mac));
-  const { nics } = await listNics(ctx, name);
-  const nic = nics.find((n) => (spec.mac ? n.mac === spec.mac : n.inConfig && !known.has(n.mac)));
-  if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${q(name)}\` shows what is there`);
-  return { name, nic, live };
 }
 
 /** A NIC by its index in `vms nic list` or by its MAC. */
@@ -176,14 +179,16 @@ function findNic(list: NicList, which: string): NicInfo {
 
 /** Unplugs a NIC from the running VM (waiting until the guest has let go of it) and from the saved definition. */
 export async function deleteNic(ctx: Context, name: string, which: string): Promise<NicChange> {
-  const { list, placed } = await readVmNics(ctx, name, false);
-  const nic = findNic(list, which);
-  const where = { live: Boolean(nic.live), config: nic.inConfig };
-  await ctx.progress.step(`Removing NIC ${nic.index} (${nic.mac}) from ${name}${where.live ? ' (live)' : ''}`, async () => {
-    await changeDevice(ctx.virsh, 'detach-device', name, await detachNicXml(placed[nic.index]!.device), where);
-    if (where.live) await waitUntilUnplugged(ctx, name, nic);
+  return withOperation(ctx, { command: 'nic del', vms: [name] }, async (ctx) => {
+    const { list, placed } = await readVmNics(ctx, name, false);
+    const nic = findNic(list, which);
+    const where = { live: Boolean(nic.live), config: nic.inConfig };
+    await ctx.progress.step(`Removing NIC ${nic.index} (${nic.mac}) from ${name}${where.live ? ' (live)' : ''}`, async () => {
+      await changeDevice(ctx.virsh, 'detach-device', name, await detachNicXml(placed[nic.index]!.device), where);
+      if (where.live) await waitUntilUnplugged(ctx, name, nic);
+    });
+    return { name, nic, live: where.live };
   });
-  return { name, nic, live: where.live };
 }
 
 /** How long a guest may take to let go of an unplugged NIC (PCIe hotplug: the guest's driver must answer). */

@@ -15,6 +15,7 @@ import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
+import { withOperation } from './operation.js';
 
 /** What `vms set` is asked to change; undefined leaves a setting alone. */
 export interface SetRequest {
@@ -225,65 +226,67 @@ const startIfOff = (virsh: Virsh, name: string) => async () => {
  * saved definition; a running VM that needs to be off for a change is refused, or restarted with `restart`.
  */
 export async function setVm(ctx: Context, opts: SetOptions): Promise<SetResult> {
-  const { progress, virsh } = ctx;
-  const { vm, plan, restart } = await progress.step('Checking input', () => prepare(ctx, opts));
-  const name = opts.name;
-  const newName = plan.name ?? name;
-  if (plan.changes.length === 0) return { name, state: vm.state, changes: [], live: false, config: false, restarted: false, warnings: [] };
+  return withOperation(ctx, { command: 'set', vms: [opts.name, ...(opts.rename ? [opts.rename] : [])] }, async (ctx) => {
+    const { progress, virsh } = ctx;
+    const { vm, plan, restart } = await progress.step('Checking input', () => prepare(ctx, opts));
+    const name = opts.name;
+    const newName = plan.name ?? name;
+    if (plan.changes.length === 0) return { name, state: vm.state, changes: [], live: false, config: false, restarted: false, warnings: [] };
 
-  const dirs = { from: vmFiles(ctx.config, name).dir, to: vmFiles(ctx.config, newName).dir };
-  const [original, edited] = [await buildDomainXml(vm.domain), await buildDomainXml(await editedDefinition(vm, plan, dirs))];
-  const clean = virsh.uninterruptible();
-  const warnings: string[] = [];
-  await withUndo(async (undo) => {
-    if (restart) {
-      undo.push(`start ${name} again`, startIfOff(clean, name));
-      await shutDown(ctx, name, opts.timeoutSeconds);
-    }
-    if (plan.name && existsSync(dirs.from)) {
-      await progress.step(`Moving ${dirs.from} to ${dirs.to}`, async () => {
-        undo.push(`move ${dirs.to} back`, async () => existsSync(dirs.to) && rename(dirs.to, dirs.from));
-        await rename(dirs.from, dirs.to);
+    const dirs = { from: vmFiles(ctx.config, name).dir, to: vmFiles(ctx.config, newName).dir };
+    const [original, edited] = [await buildDomainXml(vm.domain), await buildDomainXml(await editedDefinition(vm, plan, dirs))];
+    const clean = virsh.uninterruptible();
+    const warnings: string[] = [];
+    await withUndo(async (undo) => {
+      if (restart) {
+        undo.push(`start ${name} again`, startIfOff(clean, name));
+        await shutDown(ctx, name, opts.timeoutSeconds);
+      }
+      if (plan.name && existsSync(dirs.from)) {
+        await progress.step(`Moving ${dirs.from} to ${dirs.to}`, async () => {
+          undo.push(`move ${dirs.to} back`, async () => existsSync(dirs.to) && rename(dirs.to, dirs.from));
+          await rename(dirs.from, dirs.to);
+        });
+      }
+      await progress.step(`Saving ${name}'s definition`, async () => {
+        undo.push(`restore ${name}'s definition`, () => clean.define(original));
+        await virsh.define(edited);
       });
-    }
-    await progress.step(`Saving ${name}'s definition`, async () => {
-      undo.push(`restore ${name}'s definition`, () => clean.define(original));
-      await virsh.define(edited);
+      if (plan.name) {
+        await progress.step(`Renaming ${name} to ${newName}`, async () => {
+          undo.push(`rename ${newName} back to ${name}`, async () => (await clean.exists(newName)) && clean.run(['domrename', newName, name]));
+          await virsh.run(['domrename', name, newName], { subject: name });
+        });
+      }
+      if (plan.liveMemory !== undefined) {
+        const bytes = plan.liveMemory;
+        await progress.step(`Setting ${name}'s memory to ${formatSize(bytes)} (balloon)`, async () => {
+          const before = String((plan.changes.find((c) => c.setting === 'memory')!.before as number) / 1024);
+          undo.push(`set ${name}'s memory back`, () => clean.run(['setmem', name, before, '--live']));
+          await virsh.run(['setmem', name, String(bytes / 1024), '--live'], { subject: name });
+          if (!(await balloonReached(ctx, name, bytes))) {
+            warnings.push(`the guest has not followed the balloon to ${formatSize(bytes)} (does it run the virtio_balloon driver?)`);
+          }
+        });
+      }
+      // Last: a plugged vCPU cannot reliably be taken back (unplugging needs the guest's help).
+      if (plan.liveCpus !== undefined) await progress.step(`Plugging in vCPUs (${plan.liveCpus} in all)`, () => plugCpus(ctx, name, plan.liveCpus!, warnings));
+      if (restart) {
+        await progress.step(`Starting ${newName}`, async () => {
+          undo.push(`stop ${newName}`, async () => (await clean.exists(newName)) && isActive(await clean.state(newName)) && clean.destroy(newName));
+          await virsh.start(newName);
+        });
+      }
     });
-    if (plan.name) {
-      await progress.step(`Renaming ${name} to ${newName}`, async () => {
-        undo.push(`rename ${newName} back to ${name}`, async () => (await clean.exists(newName)) && clean.run(['domrename', newName, name]));
-        await virsh.run(['domrename', name, newName], { subject: name });
-      });
-    }
-    if (plan.liveMemory !== undefined) {
-      const bytes = plan.liveMemory;
-      await progress.step(`Setting ${name}'s memory to ${formatSize(bytes)} (balloon)`, async () => {
-        const before = String((plan.changes.find((c) => c.setting === 'memory')!.before as number) / 1024);
-        undo.push(`set ${name}'s memory back`, () => clean.run(['setmem', name, before, '--live']));
-        await virsh.run(['setmem', name, String(bytes / 1024), '--live'], { subject: name });
-        if (!(await balloonReached(ctx, name, bytes))) {
-          warnings.push(`the guest has not followed the balloon to ${formatSize(bytes)} (does it run the virtio_balloon driver?)`);
-        }
-      });
-    }
-    // Last: a plugged vCPU cannot reliably be taken back (unplugging needs the guest's help).
-    if (plan.liveCpus !== undefined) await progress.step(`Plugging in vCPUs (${plan.liveCpus} in all)`, () => plugCpus(ctx, name, plan.liveCpus!, warnings));
-    if (restart) {
-      await progress.step(`Starting ${newName}`, async () => {
-        undo.push(`stop ${newName}`, async () => (await clean.exists(newName)) && isActive(await clean.state(newName)) && clean.destroy(newName));
-        await virsh.start(newName);
-      });
-    }
+    for (const w of warnings) progress.note(w);
+    return {
+      name: newName,
+      state: await clean.state(newName),
+      changes: plan.changes,
+      live: plan.changes.some((c) => c.applied === 'live'),
+      config: true,
+      restarted: restart,
+      warnings,
+    };
   });
-  for (const w of warnings) progress.note(w);
-  return {
-    name: newName,
-    state: await clean.state(newName),
-    changes: plan.changes,
-    live: plan.changes.some((c) => c.applied === 'live'),
-    config: true,
-    restarted: restart,
-    warnings,
-  };
 }

@@ -24,7 +24,7 @@ describe('vms doctor', () => {
     assert.match(c.kvm.message, /TCG/);
     assert.equal(c.images.status, 'pass');
     assert.equal(c.ovmf.status, 'pass');
-    assert.deepEqual(Object.keys(c), ['kvm', 'libvirt', 'group', 'images', 'security', 'ovmf', 'virtiofsd', 'network', 'iso', 'space']);
+    assert.deepEqual(Object.keys(c), ['kvm', 'libvirt', 'group', 'images', 'security', 'ovmf', 'virtiofsd', 'network', 'iso', 'space', 'interrupted']);
     for (const check of r.json.checks) if (check.status !== 'pass') assert.ok(check.fix, `${check.check} has a fix`);
   });
 

@@ -146,6 +146,32 @@ describe('SIGKILL, then the next command finishes the undo', () => {
     return repair.json.operations as { command: string; done: string[]; failed: string[] }[];
   }
 
+  test('what a kill left is said by doctor and repair --dry-run, and finished by the next command on the VM', async () => {
+    const src = bed.name('kleft');
+    await bed.createTiny(src);
+    const child = bed.spawnVms(['clone', src, `${src}-c`]);
+    const done = finished(child);
+    await reached(child, 'Creating overlays');
+    child.kill('SIGKILL');
+    await done;
+    const doctor = (await bed.vms(['doctor', '--json'])).json.checks.find((c: { check: string }) => c.check === 'interrupted');
+    assert.equal(doctor.status, 'warn');
+    assert.match(doctor.message, new RegExp(`vms clone \\(pid ${child.pid}\\) on ${src}`));
+    assert.match(doctor.fix, /vms repair/);
+    const dry = await bed.vms(['repair', '--dry-run']);
+    assert.equal(dry.code, 0);
+    assert.match(dry.stdout, new RegExp(`^vms clone \\(pid ${child.pid}, started .*\\) on ${src}, ${src}-c$`, 'm'));
+    assert.ok(dry.stdout.includes(`  to do: remove ${join(bed.env.VMS_IMAGES_DIR!, `${src}-c.qcow2`)}\n`), dry.stdout);
+    assert.equal(journals().length, 1, 'a dry run changes nothing');
+    // Not repair itself: the next command that touches the VM finishes the undo first.
+    const info = await bed.vms(['start', src]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stderr, new RegExp(`undoing what an interrupted vms clone \\(pid ${child.pid}\\) left half-made`));
+    assert.deepEqual(journals(), []);
+    assertClean();
+    await destroyAll(src);
+  });
+
   test('create: killed at each step, nothing is left', async () => {
     const vm = bed.name('kcreate');
     for (const step of ['Creating disk', 'Defining domain', 'Starting']) {

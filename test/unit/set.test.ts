@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { renderSet, toSetOptions, type SetFlags } from '../../src/cli/commands/set.js';
 import { resolveConfig } from '../../src/config.js';
 import { createContext } from '../../src/core/context.js';
@@ -186,7 +188,8 @@ const define = (into: string[]): Expected => ({
 });
 const SAVED = FIXTURE.replace("<vcpu placement='static'>4</vcpu>", "<vcpu placement='static' current='2'>4</vcpu>");
 const reads = [virsh(['dumpxml', 'work', '--inactive', '--security-info'], SAVED), virsh(['domstate', 'work'], 'running\n'), virsh(['dumpxml', 'work'], SAVED)];
-const context = (runner: FakeRunner) => createContext({ config: resolveConfig({ env: { VMS_STATE_DIR: '/nonexistent/vms', VMS_CONFIG: '/nonexistent/config.json' } }), runner });
+const STATE = mkdtempSync(join(tmpdir(), 'vms-set-'));
+const context = (runner: FakeRunner) => createContext({ config: resolveConfig({ env: { VMS_STATE_DIR: join(STATE, 'vms'), VMS_CONFIG: join(STATE, 'config.json') } }), runner });
 const request = { name: 'work', restart: false, timeoutSeconds: 60 };
 
 test('setVm refuses a change that needs the VM off, having only read', async () => {

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive } from '../file-lock.js';
 import type { UndoAction } from '../undo-actions.js';
+import { makeSharedDir } from './locks.js';
 
 // An operation's journal: before a command that holds locks changes anything, it writes down what it is about to
 // make or change and how to take it back. The file lives while the command runs; a SIGKILL (or a crash, or a machine
@@ -63,12 +64,7 @@ export class Journal {
 
   static async create(stateDir: string, head: { id: string; command: string; vms: string[]; host: boolean }): Promise<Journal> {
     const dir = journalsDir(stateDir);
-    try {
-      await mkdir(dir, { mode: 0o2775 });
-      await chmod(dir, 0o2775);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    await makeSharedDir(dir);
     const record = { ...head, pid: process.pid, start: processStart(process.pid), started: new Date().toISOString() };
     const journal = new Journal(join(dir, `${head.id}.json`), record);
     await journal.flush();

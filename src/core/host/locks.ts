@@ -42,14 +42,18 @@ export function lockOrder(req: LockRequest): string[] {
 
 export const locksDir = (stateDir: string) => join(stateDir, '.locks');
 
-/** Makes the locks directory: group-writable and setgid like the state dir, so every user of the libvirt group can lock. */
+/**
+ * Makes one of vms' own bookkeeping dirs in the state dir (and the state dir, if missing: as `vms create` always
+ * did): group-writable and setgid like the state dir, so every user of the libvirt group can lock and journal.
+ */
+export async function makeSharedDir(dir: string): Promise<void> {
+  if ((await mkdir(dir, { recursive: true, mode: 0o2775 })) === dir) await chmod(dir, 0o2775); // new: the umask narrowed it
+}
+
 async function ensureDir(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { mode: 0o2775 });
-    await chmod(dir, 0o2775); // the umask narrowed it
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw lockError(dir, err);
-  }
+  await makeSharedDir(dir).catch((err) => {
+    throw lockError(dir, err);
+  });
 }
 
 const lockError = (path: string, err: unknown) =>
