@@ -132,6 +132,28 @@ describe('signals: SIGHUP and SIGTERM undo like SIGINT', () => {
   }
 });
 
+describe('Ctrl-C typed on a terminal while the spinner runs', () => {
+  test('reaches vms as SIGINT (the spinner does not swallow it): the clone is undone, exit 130', async () => {
+    const src = bed.name('pty');
+    const dst = bed.name('pty-c');
+    await bed.createTiny(src, ['--start']);
+    const before = bed.virsh('dumpxml', src, '--inactive');
+    const child = bed.spawnOnTerminal(['clone', src, dst]);
+    let screen = '';
+    child.stdout!.on('data', (d) => (screen += d));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    while (!/Freezing|Creating overlays/.test(screen)) await sleep(10);
+    child.stdin!.write('\x03'); // the byte a Ctrl-C key sends: the pty turns it into SIGINT, unless the terminal is raw
+    const code = await exited;
+    assert.equal(code, 130, screen);
+    assert.match(screen, /everything this command had made so far was removed/);
+    assert.ok(!bed.domains().includes(dst));
+    assert.equal(bed.virsh('dumpxml', src, '--inactive'), before);
+    assertClean();
+    await destroyAll(src);
+  });
+});
+
 describe('SIGKILL, then the next command finishes the undo', () => {
   /** Kills `args` with SIGKILL when its stderr shows `step`, runs `vms repair`, and returns what repair said. */
   async function killAt(args: string[], step: string) {
