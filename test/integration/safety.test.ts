@@ -87,6 +87,38 @@ describe('concurrency: per-VM locks', () => {
     assertClean();
   });
 
+  test('set --rename racing set --notes: the notes are never lost while "saved" is said', async () => {
+    for (const offset of [0, 40]) {
+      const [x, y] = [bed.name(`ren${offset}`), bed.name(`ren${offset}-new`)];
+      await bed.createTiny(x);
+      const rename = bed.vms(['set', x, '--rename', y]);
+      await sleep(offset);
+      const notes = await bed.vms(['set', x, '--notes', 'keep me']);
+      const r = await rename;
+      assert.equal(r.code, 0, r.stderr);
+      if (notes.code === 0) {
+        // The notes went in first, then the rename: the renamed VM has them.
+        assert.match(bed.virsh('dumpxml', y, '--inactive'), /<vms:notes>keep me<\/vms:notes>/);
+      } else {
+        assert.equal(notes.code, 3, notes.stderr); // renamed first: there is no x any more, and it says so
+      }
+      assertClean();
+      await destroyAll(y);
+    }
+  });
+
+  test('clone racing disk add on SRC: the new disk is never lost from the definition', async () => {
+    const [x, z] = [bed.name('cd'), bed.name('cd-c')];
+    await bed.createTiny(x);
+    const [clone, add] = await Promise.all([bed.vms(['clone', x, z]), bed.vms(['disk', 'add', x, '--size', '8M', '--json'])]);
+    assert.equal(clone.code, 0, clone.stderr);
+    assert.equal(add.code, 0, add.stderr);
+    assert.ok(bed.virsh('dumpxml', x, '--inactive').includes(add.json.path), 'the added disk is in the definition');
+    assertClean();
+    await destroyAll(z, x);
+    assertClean();
+  });
+
   test('a second command on a busy VM waits briefly, then exits 4 naming the holder; then goes ahead', async () => {
     const vm = bed.name('busy');
     await bed.createTiny(vm, ['--start']);
