@@ -12,6 +12,7 @@ import { join } from 'node:path';
 // - metadata agrees with libvirt: every file a VM's metadata lists as made exists; every backing file is a recorded base.
 
 const URI = 'qemu:///system';
+const QEMU_UID = Number(execFileSync('id', ['-u', 'libvirt-qemu'], { encoding: 'utf8' }).trim());
 
 export interface InvariantEnv {
   id: string;
@@ -72,7 +73,10 @@ export class BaseWatch {
       const before = this.seen.get(base);
       if (before && before !== sum) problems.push(`base ${base} changed (sha256 ${before.slice(0, 12)} → ${sum.slice(0, 12)})`);
       this.seen.set(base, sum);
-      if ((statSync(base).mode & 0o222) !== 0) problems.push(`base ${base} is writable`);
+      // The one exception vms itself reports: a base a user froze under a running VM belongs to the qemu user, who
+      // alone may chmod it (`clone` says so and lists it as `writable`).
+      const st = statSync(base);
+      if ((st.mode & 0o222) !== 0 && st.uid !== QEMU_UID) problems.push(`base ${base} is writable`);
     }
     // A base no VM lists any more may go (destroy), but never change while it stays.
     for (const [base, sum] of this.seen) {
