@@ -1,0 +1,255 @@
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { domainXmlReferences, snapshotReferences, type FileAccess, type FileReference, type FileRole } from '../libvirt/domain-files.js';
+import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
+import { parseNames } from '../libvirt/virsh.js';
+import type { Context } from './context.js';
+
+// Which files the VMs on this host use, for every decision that could hurt one: deleting a file (destroy, gc, disk
+// detach --delete), writing into one (disk attach, a serial port's file), freezing one. libvirt is the source: each
+// domain's saved and running definitions and its snapshots, and qemu-img for the backing chains under their disks.
+//
+//   const inUse = await filesInUse(ctx, { except: 'web' });   // every VM but web
+//   inUse.usesOf('/var/lib/libvirt/images/base.qcow2')        // → [{ vm: 'web2', role: 'backing', … }]
+//   inUse.unreadable                                          // VMs it could not fully read, and why
+//
+// It never throws because of one VM: a VM whose definition or disk chain cannot be read is listed in `unreadable`
+// with the reason, and whatever could be read of it is still in `uses`.
+
+export type { FileAccess, FileRole };
+
+export interface FileUse {
+  /** As the VM names it (compare with usesOf, which sees through symlinks, hard links and `..`). */
+  path: string;
+  vm: string;
+  role: FileRole;
+  access: FileAccess;
+  /** Named only by this snapshot of the VM (a revert would bring it back); else by its saved or running definition. */
+  snapshot?: string;
+  /** For a backing file: the disk image it lies under. */
+  under?: string;
+}
+
+export interface UnreadableVm {
+  vm: string;
+  reason: string;
+  /**
+   * True when the VM may use files that are not in `uses` (its definition or a disk chain could not be read): a
+   * caller about to delete or overwrite a file must assume this VM uses it. False when only a file is missing (a
+   * backing file, a disk): everything it names is listed all the same.
+   */
+  incomplete: boolean;
+}
+
+/** What vms recorded for a VM in its saved definition's metadata. */
+export interface VmRecord {
+  name: string;
+  /** Files vms made for it (metadata.made). */
+  made: string[];
+  /** Read-only bases vms froze for it (metadata.bases). */
+  bases: string[];
+}
+
+export interface FilesInUse {
+  uses: FileUse[];
+  unreadable: UnreadableVm[];
+  /** Every VM read, with the files vms made for it. */
+  vms: VmRecord[];
+  /** The uses of one file, however it is named. */
+  usesOf(path: string): FileUse[];
+}
+
+/**
+ * A file's real path (symlinks and `..` resolved), also for a path that does not exist yet: its nearest existing
+ * directory resolved, the rest kept.
+ */
+export function realPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return realpathSync(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(realPath(parent), basename(abs));
+  }
+}
+
+/** Two names of one file get one key: the inode when it exists (hard links too), else its real path. */
+function fileKey(path: string): string {
+  const s = statSync(path, { throwIfNoEntry: false });
+  return s ? `inode ${s.dev}:${s.ino}` : `path ${realPath(path)}`;
+}
+
+/** A use in words, for messages: "the base under u's disk /…/u.qcow2", "b's disk", "s's NVRAM". */
+export function describeUse(u: FileUse): string {
+  const vm = `${u.vm}'s`;
+  const what: Record<FileRole, string> = {
+    disk: u.access === 'read' ? `${vm} read-only disk` : `${vm} disk`,
+    backing: `a base under ${vm} disk${u.under ? ` ${u.under}` : ''}`,
+    cdrom: `${vm} ISO (cdrom)`,
+    nvram: `${vm} NVRAM (UEFI variables)`,
+    loader: `${vm} firmware`,
+    kernel: `${vm} kernel`,
+    initrd: `${vm} initrd`,
+    console: `${vm} console socket`,
+    serial: `${vm} serial port`,
+    log: `${vm} console transcript`,
+    channel: `${vm} channel socket`,
+    memory: `the memory file of ${vm} snapshot ${u.snapshot ?? ''}`.trimEnd(),
+  };
+  return what[u.role] + (u.snapshot && u.role !== 'memory' ? ` (in its snapshot ${u.snapshot})` : '');
+}
+
+/** Formats that cannot have a backing file: their chain is the file itself (and reading it must not probe it). */
+const FLAT_FORMATS = new Set(['raw', undefined]);
+
+/** Reads backing chains with qemu-img, each disk once per call, and records the ones that cannot be read. */
+class ChainReader {
+  private readonly cache = new Map<string, Promise<{ files: string[]; problem?: Omit<UnreadableVm, 'vm'> }>>();
+
+  constructor(private readonly ctx: Context) {}
+
+  /** The backing files under a disk, nearest first; on a problem, those read up to it. */
+  read(disk: string) {
+    let chain = this.cache.get(disk);
+    if (!chain) this.cache.set(disk, (chain = this.readUncached(disk)));
+    return chain;
+  }
+
+  private async readUncached(disk: string): Promise<{ files: string[]; problem?: Omit<UnreadableVm, 'vm'> }> {
+    if (!existsSync(disk)) return { files: [], problem: { reason: `its disk ${disk} is missing`, incomplete: false } };
+    try {
+      return { files: (await this.ctx.qemuImg.chain(disk)).slice(1).map((i) => i.filename) };
+    } catch {
+      return this.walk(disk); // one level at a time, to get as far as the chain goes and say where it breaks
+    }
+  }
+
+  private async walk(disk: string): Promise<{ files: string[]; problem?: Omit<UnreadableVm, 'vm'> }> {
+    const files: string[] = [];
+    for (let file = disk; ; ) {
+      let info;
+      try {
+        info = await this.ctx.qemuImg.info(file);
+      } catch (err) {
+        return { files, problem: { reason: `cannot read the disk chain under ${disk}: ${(err as Error).message}`, incomplete: true } };
+      }
+      const next = info['full-backing-filename'] ?? info['backing-filename'];
+      if (!next) return { files }; // read to the end after all (the whole-chain read failed for another reason)
+      const backing = resolve(dirname(file), next);
+      if (files.includes(backing) || backing === disk) return { files, problem: { reason: `the disk chain under ${disk} loops at ${backing}`, incomplete: false } };
+      files.push(backing);
+      if (!existsSync(backing)) return { files, problem: { reason: `backing file ${backing} of ${disk} is missing`, incomplete: false } };
+      file = backing;
+    }
+  }
+}
+
+/** One VM's definitions (saved, running) and snapshots as virsh printed them; undefined where virsh failed. */
+interface VmXml {
+  name: string;
+  saved?: string;
+  live?: string;
+  snapshots: { name: string; xml?: string }[];
+  /** Its snapshots could not be listed. */
+  snapshotsUnknown: boolean;
+}
+
+/**
+ * Reads every domain: its saved and running definitions and the number and names of its snapshots in one virsh
+ * process, then (only when there are snapshots) their definitions in a second one.
+ */
+async function readDomains(ctx: Context, except?: string): Promise<VmXml[]> {
+  const names = (await ctx.virsh.names()).filter((n) => n !== except);
+  const out = await ctx.virsh.batch(
+    names.flatMap((n) => [['dumpxml', n, '--inactive'], ['dumpxml', n], ['snapshot-list', n], ['snapshot-list', n, '--name']]),
+  );
+  const vms: VmXml[] = names.map((name, i) => {
+    const [saved, live, table, list] = out.slice(i * 4, i * 4 + 4);
+    const snapshots = list ? parseNames(list).map((s) => ({ name: s })) : [];
+    // `--name` prints nothing both when it fails and when there are none; the table always has its header, and one
+    // row per snapshot under the dashes.
+    const rows = table?.split(/^-+$/m)[1];
+    const snapshotsUnknown = rows === undefined || parseNames(rows).length !== snapshots.length;
+    return { name, saved, live, snapshots, snapshotsUnknown };
+  });
+  const wanted = vms.flatMap((vm) => vm.snapshots.map((s) => ({ vm, s })));
+  const xmls = await ctx.virsh.batch(wanted.map(({ vm, s }) => ['snapshot-dumpxml', vm.name, s.name]));
+  for (const [i, { s }] of wanted.entries()) s.xml = xmls[i];
+  return vms;
+}
+
+/**
+ * Every file that each VM (each libvirt domain but `except`) uses, from its saved and running definitions and its
+ * snapshots: disks with their whole backing chains, ISOs, NVRAM, firmware, kernel and initrd, serial files and
+ * sockets and their transcripts, snapshot memory files.
+ */
+export async function filesInUse(ctx: Context, opts: { except?: string } = {}): Promise<FilesInUse> {
+  const chains = new ChainReader(ctx);
+  const uses: FileUse[] = [];
+  const unreadable: UnreadableVm[] = [];
+  const records: VmRecord[] = [];
+  const seen = new Set<string>();
+  const add = (u: FileUse) => {
+    const key = JSON.stringify([u.path, u.vm, u.role, u.access, u.snapshot ?? '', u.under ?? '']);
+    if (seen.has(key)) return;
+    seen.add(key);
+    uses.push(u);
+  };
+  const problem = (vm: string, p: Omit<UnreadableVm, 'vm'>) => {
+    if (!unreadable.some((u) => u.vm === vm && u.reason === p.reason)) unreadable.push({ vm, ...p });
+  };
+
+  /** Adds what one definition (or snapshot) names, and the chains under its disks. */
+  const addReferences = async (vm: string, refs: FileReference[], snapshot?: string) => {
+    for (const ref of refs) {
+      add({ path: ref.path, vm, role: ref.role, access: ref.access, ...(snapshot && { snapshot }) });
+      if (ref.role !== 'disk' || FLAT_FORMATS.has(ref.format)) continue;
+      const chain = await chains.read(ref.path);
+      for (const file of chain.files) add({ path: file, vm, role: 'backing', access: 'read', ...(snapshot && { snapshot }), under: ref.path });
+      if (chain.problem) problem(vm, chain.problem);
+    }
+  };
+
+  for (const vm of await readDomains(ctx, opts.except)) {
+    if (!vm.saved && !vm.live) {
+      if (await ctx.virsh.exists(vm.name).catch(() => true)) problem(vm.name, { reason: 'virsh cannot print its definition', incomplete: true });
+      continue; // else undefined meanwhile: it uses nothing any more
+    }
+    for (const [which, xml] of [['saved', vm.saved], ['running', vm.live]] as const) {
+      if (!xml) continue;
+      try {
+        await addReferences(vm.name, await domainXmlReferences(xml));
+        if (which === 'saved') {
+          const { made, bases } = domainFacts(await parseDomainXml(xml)).metadata;
+          records.push({ name: vm.name, made, bases });
+        }
+      } catch (err) {
+        problem(vm.name, { reason: `cannot read its ${which} definition: ${(err as Error).message}`, incomplete: true });
+      }
+    }
+    if (!vm.saved) problem(vm.name, { reason: 'virsh cannot print its saved definition', incomplete: true });
+    if (vm.snapshotsUnknown) problem(vm.name, { reason: 'virsh cannot list its snapshots', incomplete: true });
+    for (const s of vm.snapshots) {
+      try {
+        if (!s.xml) throw new Error('virsh cannot print it');
+        await addReferences(vm.name, await snapshotReferences(s.xml), s.name);
+      } catch (err) {
+        // Failing closed: a snapshot deleted meanwhile looks the same, and costs only a refusal.
+        problem(vm.name, { reason: `cannot read its snapshot ${s.name}: ${(err as Error).message}`, incomplete: true });
+      }
+    }
+  }
+
+  let index: Map<string, FileUse[]> | undefined;
+  const usesOf = (path: string) => {
+    if (!index) {
+      index = new Map();
+      for (const u of uses) {
+        const key = fileKey(u.path);
+        index.set(key, [...(index.get(key) ?? []), u]);
+      }
+    }
+    return index.get(fileKey(path)) ?? [];
+  };
+  return { uses, unreadable, vms: records, usesOf };
+}
