@@ -2,32 +2,39 @@ import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, notFound, usageError, VmsError } from '../errors.js';
-import type { XmlNode } from '../libvirt/domain-parse.js';
+import { buildDomainXml, parseDomainXml, type XmlNode } from '../libvirt/domain-parse.js';
+import { editMetadata } from '../libvirt/domain-edit.js';
+import type { Virsh } from '../libvirt/virsh.js';
 import {
   COLD_PLUG_ONLY,
   diskByTargetXml,
   diskDevices,
+  diskNode,
   diskXml,
   nextTarget,
   hasScsiController,
   SCSI_CONTROLLER_XML,
+  withDisk,
+  withoutDisk,
   type DiskBus,
   type DiskDevice,
 } from '../libvirt/disk-xml.js';
 import { changeDevice, liveDomain, placeDevices, type Where } from '../libvirt/device-xml.js';
+import { formatCommand } from '../runner.js';
 import { formatSize } from '../size.js';
 import type { Context } from './context.js';
-import { planDestroy } from './destroy.js';
 import { withUndo, type UndoStack } from './undo.js';
+import { describeUse, filesInUse, type FilesInUse } from './files-in-use.js';
 import { claimDiskPath } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
 
 // `vms disk`: add, attach, detach, list and grow a VM's disks, in its saved definition and, when it runs, live.
 //
-// Whose file is it? As with `vms destroy`: a writable file in the images dir is vms's, and goes with the last VM that
-// uses it; anything else (a file attached from elsewhere, any read-only disk) is never deleted by vms. `detach --delete`
-// deletes exactly what destroy would delete for that disk, and nothing when destroy would keep it.
+// Whose file is it? vms's only when vms made it: `disk add` records the new file in the VM's metadata.made, in the
+// same define that adds the disk. A file the user attached is never deleted by vms, wherever it lies (the images dir
+// too). `detach --delete` deletes only a recorded file that nothing else needs; a file detached without --delete
+// stays recorded, so `vms gc` finds it once nothing uses it.
 
 /** A VM's disks as libvirt has them: the saved definition and, while it runs, the live one. */
 interface VmDisks {
@@ -78,7 +85,7 @@ export interface AttachedDisk {
   readonly: boolean;
   /** Plugged into the running VM too (else only in the saved definition, for its next start). */
   live: boolean;
-  /** A writable file in the images dir: `vms destroy` removes it with the VM (unless another VM uses it). */
+  /** A writable file vms made for this VM (in its metadata.made): `vms destroy` removes it with the VM (unless another VM uses it). */
   destroyedWithVm: boolean;
   created: boolean;
 }
@@ -116,20 +123,29 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
     });
   }
   ctx.signal?.throwIfAborted();
-  const xml = diskXml({ path: req.path, format: req.format, bus: req.bus, target, readonly: req.readonly });
+  const spec = { path: req.path, format: req.format, bus: req.bus, target, readonly: req.readonly };
+  const ours = (d: DiskDevice) => d.target === target && d.path === req.path;
   await ctx.progress.step(`Attaching ${target} to ${name}`, async () => {
     // Registered first: an attach interrupted half-way may have taken effect on either side.
     undo.push(`detach ${target} from ${name}`, async () => {
       const now = await loadDisks({ ...ctx, virsh: cleanVirsh }, name);
-      const ours = (d: DiskDevice) => d.target === target && d.path === req.path;
-      const where = { live: now.live.some(ours), config: now.saved.some(ours) };
-      if (where.live || where.config) await changeDevice(cleanVirsh, 'detach-device', name, diskByTargetXml(target), where);
+      if (now.live.some(ours)) await changeDevice(cleanVirsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
+      if (now.saved.some(ours) || (req.created && now.vm.facts.metadata.made.includes(req.path))) {
+        await redefine(cleanVirsh, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: req.created ? m.made.filter((f) => f !== req.path) : m.made })));
+      }
     });
-    await changeDevice(ctx.virsh, 'attach-device', name, xml, { live: disks.active, config: true }).catch((err) => {
-      throw explainPlugError(err, name, req.path, req.bus !== 'scsi' && !lacking.live);
+    if (disks.active) {
+      await changeDevice(ctx.virsh, 'attach-device', name, diskXml(spec), { live: true, config: false }).catch((err) => {
+        throw explainPlugError(err, name, req.path, req.bus !== 'scsi' && !lacking.live);
+      });
+    }
+    // The saved definition gets the disk and, for a file vms made, the file in its metadata.made: one define, so the
+    // definition never holds a disk vms made without saying so (destroy and gc delete only what is recorded there).
+    await redefine(ctx.virsh, name, async (d) => {
+      const withIt = withDisk(d, await diskNode(spec));
+      return req.created ? editMetadata(withIt, (m) => ({ ...m, made: [...m.made, req.path] })) : withIt;
     });
   });
-  const imagesDir = ctx.config.imagesDir.value + '/';
   return {
     name,
     target,
@@ -139,9 +155,15 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
     size: req.size,
     readonly: req.readonly,
     live: disks.active,
-    destroyedWithVm: !req.readonly && req.path.startsWith(imagesDir),
+    destroyedWithVm: !req.readonly && (req.created || disks.vm.facts.metadata.made.includes(req.path)),
     created: req.created,
   };
+}
+
+/** Reads the saved definition again (a step before may have changed it), edits it and defines it. */
+async function redefine(virsh: Virsh, name: string, edit: (domain: XmlNode) => XmlNode | Promise<XmlNode>): Promise<void> {
+  const domain = await parseDomainXml(await virsh.dumpxml(name, true));
+  await virsh.define(await buildDomainXml(await edit(domain)));
 }
 
 /** Sizes go to QEMU in whole 512-byte sectors (rounded up). */
@@ -173,6 +195,27 @@ export interface AttachOptions {
   readonly: boolean;
 }
 
+/**
+ * A file any VM uses (its disk, a base in its chain, its NVRAM, an ISO, …) is never attached where a guest could write
+ * it: that VM's data would be overwritten, or a base its overlays stand on would change under them. With --readonly it
+ * may be attached when every VM that uses it only reads it (a frozen base, an ISO): QEMU opens it read-only and the
+ * guest cannot write it, so nothing changes for them. A file some VM writes is refused even read-only: the reader would
+ * see it change under it, and QEMU's image locks would stop that VM or this one from starting.
+ */
+function refuseImageInUse(inUse: FilesInUse, path: string, readonly: boolean): void {
+  const uses = inUse.usesOf(path);
+  if (uses.length === 0) return;
+  const writers = uses.filter((u) => u.access !== 'read');
+  if (readonly && writers.length === 0) return;
+  const shown = writers[0] ?? uses[0]!;
+  const others = [...new Set(uses.map((u) => u.vm))].filter((vm) => vm !== shown.vm);
+  const copy = `attach a copy of it (${formatCommand('cp', ['--sparse=always', path, 'COPY'])}${writers.length ? `, with ${shown.vm} shut off` : ''})`;
+  throw conflict(
+    `${path} is in use: it is ${describeUse(shown)}${others.length ? `, and used by ${others.join(', ')}` : ''}`,
+    writers.length ? `${copy}; vms attaches no file another VM writes, not even read-only` : `${copy}, or attach it with --readonly: the VMs that use it only read it`,
+  );
+}
+
 /** An existing image file (qcow2 or raw, as qemu-img reads it), attached as it is: vms never changes it here. */
 export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<AttachedDisk> {
   const path = resolve(opts.path);
@@ -183,6 +226,7 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
   if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
   const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
   if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
+  await ctx.progress.step('Checking which VMs use it', async () => refuseImageInUse(await filesInUse(ctx), path, opts.readonly));
   // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
   if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
   refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
@@ -223,6 +267,22 @@ export interface DetachResult {
   deleted: boolean;
 }
 
+/**
+ * `detach --delete` deletes only a file vms made for this VM (its metadata.made) that nothing else needs: no other VM
+ * and no snapshot of this one (a revert would want it back); and not while a VM that might use it cannot be read.
+ * Decided before anything changes.
+ */
+async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefined, saved: DiskDevice | undefined): Promise<void> {
+  const name = disks.vm.facts.name;
+  const refuse = (why: string) => conflict(`vms will not delete ${path ?? 'that disk'}: ${why}`, 'nothing was changed; detach it without --delete to keep the file');
+  if (!path || !saved || !disks.vm.facts.metadata.made.includes(path)) throw refuse(`vms did not make it for ${name}`);
+  const inUse = await filesInUse(ctx);
+  const other = inUse.usesOf(path).find((u) => !(u.vm === name && u.role === 'disk' && !u.snapshot));
+  if (other) throw refuse(`it is also ${describeUse(other)}`);
+  const unknown = inUse.unreadable.find((u) => u.incomplete);
+  if (unknown) throw refuse(`VM ${unknown.vm} might use it and cannot be read (${unknown.reason})`);
+}
+
 /** How long a running guest may take to let go of an unplugged disk (TCG guests are slow to answer the hot-unplug). */
 const RELEASE_TIMEOUT_MS = 30_000;
 
@@ -236,16 +296,16 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
   }
   if (live) refuseColdPlugBus(live.bus, true, opts.name, 'unplugged from');
   const path = (saved ?? live)!.path;
-  if (opts.delete) {
-    // Decided before anything changes: exactly what `vms destroy` would delete of this disk.
-    const plan = await planDestroy(ctx, opts.name);
-    if (!path || !saved || !plan.remove.includes(path)) {
-      const why = plan.keep.find((k) => k.path === path)?.reason ?? 'vms deletes only writable files in the images dir that no other VM uses';
-      throw conflict(`vms will not delete ${path ?? disk.target}: ${why}`, 'nothing was changed; detach it without --delete to keep the file');
-    }
-  }
+  if (opts.delete) await refuseDelete(ctx, disks, path, saved);
   await ctx.progress.step(`Detaching ${disk.target} from ${opts.name}`, async () => {
-    await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), { live: Boolean(live), config: Boolean(saved) });
+    if (live) await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), { live: true, config: false });
+    // A deleted file leaves metadata.made with it, in the same define: no record of a file that is gone (or of
+    // another file that might be put at its path later).
+    if (saved) {
+      await redefine(ctx.virsh, opts.name, (d) =>
+        opts.delete ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) })) : withoutDisk(d, disk.target),
+      );
+    }
     if (live) await waitForRelease(ctx, opts.name, disk.target);
   });
   if (opts.delete) await ctx.progress.step(`Deleting ${path}`, () => rm(path!, { force: true }));

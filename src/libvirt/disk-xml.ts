@@ -82,3 +82,49 @@ export function diskDevices(domain: XmlNode): DiskDevice[] {
   const nodes: XmlNode[] = first(domain.devices)?.disk ?? [];
   return domainFacts(domain).disks.map((d, i) => ({ ...d, bus: first(nodes[i]?.target)?.$?.bus }));
 }
+
+/** libvirt's number for a target name (virDiskNameToIndex): vda → 0, vdz → 25, vdaa → 26; -1 when it has none. */
+export function targetIndex(target: string): number {
+  const letters = /^(?:[a-z]{2})([a-z]+)$/.exec(target)?.[1];
+  if (!letters) return -1;
+  let index = 0;
+  for (const c of letters) index = index * 26 + (c.charCodeAt(0) - 96);
+  return index - 1;
+}
+
+/** A <disk> element (as diskXml writes it) in the xml2js shape, for editing a parsed domain. */
+export async function diskNode(d: DiskSpec): Promise<XmlNode> {
+  const { parseStringPromise } = await import('xml2js');
+  return (await parseStringPromise(diskXml(d))).disk;
+}
+
+const busOf = (disk: XmlNode): string | undefined => first(disk.target)?.$?.bus;
+const targetOf = (disk: XmlNode): string => first(disk.target)?.$?.dev ?? '';
+
+/**
+ * The domain with a disk added where libvirt's attach-device would put it (virDomainDiskInsert): before the first
+ * disk of its bus with a higher target, else after the last one of its bus, else at the end. So a disk defined with
+ * `virsh define` sits where an attached one would (guests and `vms disk list` see the same order).
+ */
+export function withDisk(domain: XmlNode, disk: XmlNode): XmlNode {
+  const out = structuredClone(domain);
+  if (!out.devices) out.devices = [{}];
+  if (typeof out.devices[0] !== 'object') out.devices[0] = {};
+  const disks: XmlNode[] = (out.devices[0].disk ??= []);
+  let at = -1;
+  for (let i = disks.length - 1; i >= 0; i--) {
+    if (busOf(disks[i]!) !== busOf(disk)) continue;
+    if (targetIndex(targetOf(disks[i]!)) > targetIndex(targetOf(disk))) at = i;
+    else if (at === -1) at = i + 1;
+  }
+  disks.splice(at === -1 ? disks.length : at, 0, disk);
+  return out;
+}
+
+/** The domain without the disk of that target. */
+export function withoutDisk(domain: XmlNode, target: string): XmlNode {
+  const out = structuredClone(domain);
+  const devices = first(out.devices);
+  if (devices?.disk) devices.disk = devices.disk.filter((d: XmlNode) => targetOf(d) !== target);
+  return out;
+}

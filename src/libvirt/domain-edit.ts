@@ -1,4 +1,4 @@
-import type { XmlNode } from './domain-parse.js';
+import { readMetadata, type XmlNode } from './domain-parse.js';
 import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
 import { ownerSeclabel } from './serial-xml.js';
 
@@ -24,6 +24,9 @@ export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Prom
   out.metadata = [md];
   return out;
 }
+
+/** The domain with its vms metadata changed by `edit` (the rest of it, and other applications' metadata, kept). */
+export const editMetadata = (domain: XmlNode, edit: (m: VmsMetadata) => VmsMetadata) => withMetadata(domain, edit(readMetadata(domain)));
 
 /** Points disks (by target dev) at new files; libvirt re-reads their backing chains itself. */
 export function withDiskSources(domain: XmlNode, sources: ReadonlyMap<string, string>): XmlNode {

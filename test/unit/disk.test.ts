@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -7,10 +7,12 @@ import { resolveConfig } from '../../src/config.js';
 import { createContext } from '../../src/core/context.js';
 import { addDisk, detachDisk, resizeDisk } from '../../src/core/disk.js';
 import { VmsError } from '../../src/errors.js';
-import { parseDomainXml } from '../../src/libvirt/domain-parse.js';
-import { diskDevices, diskXml, hasScsiController, nextTarget, parseBus, SCSI_CONTROLLER_XML, targetName } from '../../src/libvirt/disk-xml.js';
+import { parseDomainXml, type XmlNode } from '../../src/libvirt/domain-parse.js';
+import { VMS_NS } from '../../src/libvirt/metadata.js';
+import { diskDevices, diskNode, diskXml, hasScsiController, nextTarget, parseBus, SCSI_CONTROLLER_XML, targetIndex, targetName, withDisk, withoutDisk } from '../../src/libvirt/disk-xml.js';
 import { FakeRunner, type Expected } from '../helpers/fake-runner.js';
 import { assertValidDomainXml } from './validate-xml.js';
+import { batchCall } from './virsh-fake.js';
 
 const URI = 'qemu:///system';
 const domain = (devices: string) =>
@@ -56,6 +58,20 @@ describe('disk XML', () => {
     assert.deepEqual(ro, { type: 'file', device: 'disk', target: 'sdb', bus: 'scsi', path, format: 'raw', readonly: true });
   });
 
+  test('withDisk puts a disk where libvirt\'s attach-device would: among its bus by target, else at the end; withoutDisk takes it out', async () => {
+    const vdc = `<disk type='file' device='disk'><source file='/img/c'/><target dev='vdc' bus='virtio'/></disk>`;
+    const parsed = await parseDomainXml(domain(BOOT + CDROM + vdc));
+    const spec = (target: string, bus: 'virtio' | 'scsi' | 'sata') => diskNode({ path: `/img/${target}`, format: 'qcow2', bus, target, readonly: false });
+    const order = (d: XmlNode) => diskDevices(d).map((x) => x.target).join(' ');
+    assert.equal(order(withDisk(parsed, await spec('vdb', 'virtio'))), 'vda sda vdb vdc', 'just before the first virtio disk with a higher target');
+    assert.equal(order(withDisk(parsed, await spec('vdd', 'virtio'))), 'vda sda vdc vdd', 'after the last virtio disk');
+    assert.equal(order(withDisk(parsed, await spec('sdb', 'sata'))), 'vda sda sdb vdc', 'after the sata cdrom');
+    assert.equal(order(withDisk(parsed, await spec('sda', 'scsi'))), 'vda sda vdc sda', 'the first of its bus: at the end');
+    assert.equal(order(withoutDisk(parsed, 'sda')), 'vda vdc');
+    assert.equal(order(parsed), 'vda sda vdc', 'the input is left alone');
+    assert.deepEqual(['vda', 'vdz', 'vdaa', 'sdb', 'hda', 'x'].map(targetIndex), [0, 25, 26, 1, 0, -1]);
+  });
+
   test('diskDevices reads every disk with its bus, in order; hasScsiController finds any scsi controller', async () => {
     const parsed = await parseDomainXml(VM);
     assert.deepEqual(diskDevices(parsed).map((d) => [d.target, d.bus, d.device]), [['vda', 'virtio', 'disk'], ['sda', 'sata', 'cdrom']]);
@@ -81,16 +97,24 @@ describe('disk commands (fake virsh)', () => {
     args: (a) => a[2] === verb && a[3] === 'u' && content.test(readFileSync(a[4]!, 'utf8')) && a.slice(5).join(' ') === flags.join(' '),
     result: fail ? { exitCode: 1, stderr: 'error: Failed to attach device\nerror: internal error: something broke' } : {},
   });
+  /** `virsh define FILE`, with the definition's content checked. */
+  const defined = (content: RegExp | ((text: string) => boolean)): Expected => ({
+    cmd: 'virsh',
+    args: (a) => a[2] === 'define' && (typeof content === 'function' ? content : (t: string) => content.test(t))(readFileSync(a[3]!, 'utf8')),
+  });
+  const savedAgain = (xml: string) => virsh(['dumpxml', 'u', '--inactive', '--security-info'], xml);
   const context = (runner: FakeRunner) =>
     createContext({ config: resolveConfig({ env: { VMS_IMAGES_DIR: images, VMS_STATE_DIR: join(images, 'state'), VMS_CONFIG: join(images, 'none.json') } }), runner });
   const qemuImgCreate = (size: number): Expected => ({ cmd: 'qemu-img', args: (a) => a[0] === 'create' && a.at(-1) === String(size) });
 
-  test('add a scsi disk to a shut-off VM: a virtio-scsi controller first, then the disk, both in the definition', async () => {
+  test('add a scsi disk to a shut-off VM: a virtio-scsi controller first, then the disk and its file in metadata.made, in one define', async () => {
+    const path = join(images, 'u-data.qcow2');
     const fake = new FakeRunner([
       ...load(VM, 'shut off'),
       qemuImgCreate(2 ** 30),
       device('attach-device', ['--config'], /<controller type='scsi' index='0' model='virtio-scsi'\/>/),
-      device('attach-device', ['--config'], /<target dev='sdb' bus='scsi'\/>/),
+      savedAgain(domain(BOOT + CDROM + SCSI_CONTROLLER_XML)),
+      defined(new RegExp(`<target dev="sdb" bus="scsi"/>[^]*<vms:made>${path}</vms:made>`)),
     ]);
     const r = await addDisk(context(fake), { name: 'u', size: 2 ** 30, bus: 'scsi' });
     fake.done();
@@ -107,7 +131,9 @@ describe('disk commands (fake virsh)', () => {
       ...load(VM, 'running'),
       virsh(['dumpxml', 'u'], live),
       qemuImgCreate(1024 * 1024 + 512),
-      device('attach-device', ['--live', '--config'], /<target dev='vdc' bus='virtio'\/>/),
+      device('attach-device', ['--live'], /<target dev='vdc' bus='virtio'\/>/),
+      savedAgain(VM),
+      defined(/<target dev="vdc" bus="virtio"\/>[^]*<vms:made>[^<]*u-data.qcow2<\/vms:made>/),
     ]);
     const r = await addDisk(context(fake), { name: 'u', size: 1024 * 1024 + 1, bus: 'virtio' });
     fake.done();
@@ -122,12 +148,13 @@ describe('disk commands (fake virsh)', () => {
       ...load(VM, 'shut off'),
       qemuImgCreate(2 ** 20),
       device('attach-device', ['--config'], /virtio-scsi/),
-      device('attach-device', ['--config'], /bus='scsi'/, true),
+      savedAgain(withController),
+      { ...defined(/bus="scsi"/), result: { exitCode: 1, stderr: 'error: Failed to define domain\nerror: internal error: something broke' } },
       ...load(withController, 'shut off'), // undo the attach: the disk is not there
       ...load(withController, 'shut off'), // undo the controller: it is
       device('detach-device', ['--config'], /virtio-scsi/),
     ]);
-    await assert.rejects(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }), /virsh attach-device failed: .*something broke/);
+    await assert.rejects(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }), /virsh define failed: .*something broke/);
     fake.done();
     assert.deepEqual(readdirSync(images).filter((f) => f.endsWith('.qcow2')), []);
   });
@@ -167,5 +194,45 @@ describe('disk commands (fake virsh)', () => {
     await assert.rejects(detachDisk(context(unknown), { name: 'u', disk: 'vdq', delete: false }), (e: VmsError) => e.code === 'notFound' && /u has no disk vdq/.test(e.message));
     boot.done();
     unknown.done();
+  });
+
+  describe('detach --delete: only a file vms made for the VM that nothing else needs', () => {
+    const data = join(images, 'u-data.qcow2');
+    const made = (files: string[]) => `<metadata><vms:vm xmlns:vms="${VMS_NS}">${files.map((f) => `<vms:made>${f}</vms:made>`).join('')}</vms:vm></metadata>`;
+    const withData = (files: string[]) =>
+      domain(BOOT + `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${data}'/><target dev='vdb' bus='virtio'/></disk>`).replace('<devices>', `${made(files)}<devices>`);
+    const chain = (path: string): Expected => ({ cmd: 'qemu-img', args: ['info', '-U', '--backing-chain', '--output=json', path], result: { stdout: JSON.stringify([{ filename: path, format: 'qcow2' }]) } });
+    const inUse = (others: string, answers: string[]): Expected[] => [
+      virsh(['list', '--all', '--name'], `u\n${others}`),
+      batchCall(['dumpxml u --inactive'], answers),
+    ];
+    const NO_SNAPSHOTS = ' Name   Creation Time   State\n-----\n';
+
+    test('a file the user attached (not in metadata.made) is refused before anything is read or changed', async () => {
+      const fake = new FakeRunner(load(withData([]), 'shut off'));
+      await assert.rejects(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), (e: VmsError) => e.code === 'conflict' && e.message === `vms will not delete ${data}: vms did not make it for u`);
+      fake.done();
+    });
+
+    test('a made file another VM uses is refused, naming it; an unused one is detached, unrecorded and deleted', async () => {
+      writeFileSync(data, '');
+      const other = domain(`<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${data}'/><target dev='vdb' bus='virtio'/><readonly/></disk>`).replace('<name>u</name>', '<name>o</name>');
+      const xml = withData([data]);
+      const refused = new FakeRunner([...load(xml, 'shut off'), ...inUse('o\n', [xml, xml, NO_SNAPSHOTS, '', other, other, NO_SNAPSHOTS, '']), chain(data)]);
+      await assert.rejects(detachDisk(context(refused), { name: 'u', disk: 'vdb', delete: true }), (e: VmsError) => e.message === `vms will not delete ${data}: it is also o's read-only disk`);
+      refused.done();
+      assert.ok(existsSync(data));
+
+      const fake = new FakeRunner([
+        ...load(xml, 'shut off'),
+        ...inUse('', [xml, xml, NO_SNAPSHOTS, '']),
+        chain(data),
+        savedAgain(xml),
+        defined((text) => !text.includes('u-data') && text.includes('<vms:vm')),
+      ] as Expected[]);
+      const r = await detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true });
+      fake.done();
+      assert.deepEqual([r.deleted, existsSync(data)], [true, false]);
+    });
   });
 });

@@ -22,7 +22,7 @@ const pluggedWhere = (d: { live: boolean }) => (d.live ? 'plugged in now and sav
 function renderAttached(d: AttachedDisk): string {
   const lines = [`${d.name}: ${d.target} (${d.bus}${d.readonly ? ', read-only' : ''}) ${d.path} ${formatSize(d.size)} ${d.format}, ${pluggedWhere(d)}`];
   if (!d.created && d.destroyedWithVm) {
-    lines.push(`note: ${d.path} is in the images dir, so vms counts it as ${d.name}'s own: \`vms destroy ${q(d.name)}\` removes it (unless another VM uses it)`);
+    lines.push(`note: vms made ${d.path} for ${d.name} (\`vms disk add\`): \`vms destroy ${q(d.name)}\` removes it (unless another VM uses it)`);
   }
   return lines.join('\n');
 }
@@ -96,7 +96,7 @@ export function register(program: Command): void {
     .description('detach a disk; its file stays unless --delete')
     .argument('<name>', 'VM name')
     .argument('<disk>', 'target (vdb, sdb) or path of its file')
-    .option('--delete', "also delete the file, when it is vms's own (in the images dir, writable, used by no other VM)")
+    .option('--delete', 'also delete the file, when vms made it for this VM (`vms disk add`) and nothing else uses it')
     .action(
       action<{ delete?: boolean }>(async ({ ctx, opts }, name, which) => ({
         data: await detachDisk(ctx, { name: name!, disk: which!, delete: Boolean(opts.delete) }),
