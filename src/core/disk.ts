@@ -24,7 +24,7 @@ import { formatCommand } from '../runner.js';
 import { formatSize } from '../size.js';
 import type { Context } from './context.js';
 import { withUndo, type UndoStack } from './undo.js';
-import { describeUse, filesInUse, type FilesInUse } from './files-in-use.js';
+import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from './files-in-use.js';
 import { claimDiskPath } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
@@ -226,7 +226,11 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
   if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
   const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
   if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
-  await ctx.progress.step('Checking which VMs use it', async () => refuseImageInUse(await filesInUse(ctx), path, opts.readonly));
+  await ctx.progress.step('Checking which VMs use it', async () => {
+    const inUse = await filesInUse(ctx);
+    refuseImageInUse(inUse, path, opts.readonly);
+    noteUnchecked(ctx, inUse, path);
+  });
   // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
   if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
   refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');

@@ -99,6 +99,14 @@ export function describeUse(u: FileUse): string {
   return what[u.role] + (u.snapshot && u.role !== 'memory' ? ` (in its snapshot ${u.snapshot})` : '');
 }
 
+/**
+ * Says which VMs could not be fully read, for a check about `path` that goes on without them (one broken VM must not
+ * block every other command); a deletion must not go on this way: it keeps the file instead.
+ */
+export function noteUnchecked(ctx: Context, inUse: FilesInUse, path: string): void {
+  for (const u of inUse.unreadable.filter((x) => x.incomplete)) ctx.progress.note(`could not check whether ${u.vm} uses ${path}: ${u.reason}`);
+}
+
 /** Formats that cannot have a backing file: their chain is the file itself (and reading it must not probe it). */
 const FLAT_FORMATS = new Set(['raw', undefined]);
 

@@ -1,13 +1,14 @@
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, isAbsolute } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { conflict, notFound, usageError } from '../errors.js';
 import { changeDevice, liveDomain, placeDevices } from '../libvirt/device-xml.js';
 import { backendSpec, detachSerialXml, readSerialPorts, serialXml, type SerialBackend, type SerialFacts } from '../libvirt/serial-xml.js';
 import type { DomainState } from '../libvirt/virsh.js';
 import type { Context } from './context.js';
 import { isActive, loadVm } from './vm.js';
-import { chardevOwner } from './vm-files.js';
+import { describeUse, filesInUse, noteUnchecked, realPath, type FileUse } from './files-in-use.js';
+import { chardevOwner, ownFiles, vmFiles } from './vm-files.js';
 import { shellQuote as q } from '../quote.js';
 
 // `vms serial`: extra serial ports (ttyS1… in the guest) that write to a file or a socket on the host. QEMU cannot
@@ -110,6 +111,37 @@ function checkDirectory(b: SerialBackend): void {
   if (statSync(b.path, { throwIfNoEntry: false })?.isDirectory()) throw usageError(`${b.path} is a directory`, 'name a file in it');
 }
 
+const isInside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith('/') ? dir : dir + '/');
+
+/**
+ * A file port's file is appended to (libvirt opens it, as root, and hands it to QEMU), and a socket port binds or
+ * connects: pointed at a VM's disk, base, NVRAM or ISO, the guest's serial output would be written into it, and at a
+ * console socket it would take that console over. Refused:
+ * - a path in the images dir or the ISO dir, or one of vms's own files in a VM's directory (exit 2, bad input: those
+ *   places hold only images and vms's files, whatever uses them right now);
+ * - any file a VM uses (exit 4, a conflict with that VM, as `disk attach` says it): a disk, base, NVRAM, ISO, kernel,
+ *   transcript, console or channel socket, another VM's serial file. Sockets of other serial ports are fine as long as
+ *   only one side listens: that is how two VMs' ports are linked.
+ */
+async function refuseUsedPath(ctx: Context, name: string, b: Extract<SerialBackend, { path: string }>): Promise<void> {
+  const real = realPath(b.path);
+  const hint = `give the port a file of its own, e.g. ${join(vmFiles(ctx.config, name).dir, b.type === 'file' ? 'ttyS1.log' : 'ttyS1.sock')}`;
+  for (const [dir, what] of [[ctx.config.imagesDir.value, 'images'], [ctx.config.isoDir.value, 'ISO']] as const) {
+    if (isInside(real, realPath(dir))) throw usageError(`${b.path} is in the ${what} dir ${dir}: a serial port never writes there`, hint);
+  }
+  const owner = basename(dirname(real));
+  const own = ownFiles(vmFiles(ctx.config, owner)).map(realPath);
+  if (realPath(dirname(dirname(real))) === realPath(ctx.config.stateDir.value) && (own.includes(real) || /\/serial\.log\.\d+$/.test(real))) {
+    throw usageError(`${b.path} is one of vms's own files for VM ${owner}`, hint);
+  }
+  const inUse = await filesInUse(ctx);
+  const linksTo = (u: FileUse) => b.type === 'unix' && u.role === 'serial' && (u.access === 'listen' || u.access === 'connect') && !(u.access === 'listen' && b.server);
+  // Its own ports: the saved ones were compared above; a running one is replaced by this one at the next start.
+  const clash = inUse.usesOf(b.path).find((u) => !(u.vm === name && u.role === 'serial' && !u.snapshot) && !linksTo(u));
+  if (clash) throw conflict(`${b.path} is in use: it is ${describeUse(clash)}`, hint);
+  noteUnchecked(ctx, inUse, b.path);
+}
+
 /** Where a backend's bytes go, whatever the direction: two ports (or the console) must not share it. */
 const endpoint = (b: SerialBackend) => (b.type === 'tcp' ? `tcp ${b.host}:${b.port}` : `path ${b.path}`);
 
@@ -123,6 +155,7 @@ export async function addSerialPort(ctx: Context, name: string, backend: SerialB
     const port = EXTRA_PORTS.find((p) => !used.has(p));
     if (port === undefined) throw conflict(`${name} has no free serial port: ttyS1 to ttyS${LAST_PORT} are taken`, `\`vms serial del ${q(name)} PORT\` frees one`);
     checkDirectory(backend);
+    if (backend.type !== 'tcp') await refuseUsedPath(ctx, name, backend);
     return { ...vm, port };
   });
   const pendingRestart = isActive(state);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../src/config.js';
 import { chardevOwner } from '../../src/core/vm-files.js';
@@ -10,6 +12,7 @@ import { parseDomainXml } from '../../src/libvirt/domain-parse.js';
 import { backendSpec, readSerialPorts, serialXml, type SerialBackend } from '../../src/libvirt/serial-xml.js';
 import { FakeRunner, type Expected } from '../helpers/fake-runner.js';
 import { assertValidDomainXml } from './validate-xml.js';
+import { batchCall } from './virsh-fake.js';
 
 // ---- --backend ----------------------------------------------------------------------------------------------------
 
@@ -191,5 +194,53 @@ test('serial list: by port, the console marked, and where the running VM differs
       [3, `file:${TMP}/3`, false, true, false],
     ],
   );
+  fake.done();
+});
+
+test('serial add: a path in the images or ISO dir, or a file of vms in a VM directory, is bad input; any file a VM uses is a conflict', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-serial-'));
+  const env = { VMS_IMAGES_DIR: join(dir, 'images'), VMS_ISO_DIR: join(dir, 'iso'), VMS_STATE_DIR: join(dir, 'vms'), VMS_CONFIG: join(dir, 'none.json') };
+  for (const d of [env.VMS_IMAGES_DIR, env.VMS_ISO_DIR, join(env.VMS_STATE_DIR, 'b'), join(dir, 'free')]) mkdirSync(d, { recursive: true });
+  symlinkSync(env.VMS_IMAGES_DIR, join(dir, 'link'));
+  const context = (expected: Expected[]) => {
+    const fake = new FakeRunner(expected);
+    return { fake, ctx: createContext({ config: resolveConfig({ env }), runner: fake }) };
+  };
+  const load = [virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')];
+  const usage: [SerialBackend, RegExp][] = [
+    [{ type: 'file', path: join(env.VMS_IMAGES_DIR, 'new.log') }, /is in the images dir/],
+    [{ type: 'file', path: join(dir, 'link', 'b.qcow2') }, /is in the images dir/], // through a symlink
+    [{ type: 'unix', path: join(env.VMS_ISO_DIR, 'x.sock'), server: true }, /is in the ISO dir/],
+    [{ type: 'file', path: join(env.VMS_STATE_DIR, 'b', 'root-password') }, /is one of vms's own files for VM b/],
+  ];
+  for (const [backend, message] of usage) {
+    const { fake, ctx } = context(load);
+    await assert.rejects(addSerialPort(ctx, 'a', backend), (e: unknown) => e instanceof VmsError && e.code === 'usage' && message.test(e.message) && /give the port a file of its own/.test(e.hint ?? ''));
+    fake.done();
+  }
+
+  // b's NVRAM lies outside the images dir; b listens on a socket of an extra port, and has a console socket.
+  const nvram = join(dir, 'free', 'b.fd');
+  const peer = join(dir, 'free', 'peer.sock');
+  const b = `<domain type='qemu'><name>b</name><os><type>hvm</type><nvram>${nvram}</nvram></os><devices>` +
+    `<serial type='unix'><source mode='bind' path='${join(dir, 'free', 'b-console.sock')}'/><target port='0'/></serial>` +
+    `<serial type='unix'><source mode='bind' path='${peer}'/><target port='1'/></serial></devices></domain>`;
+  const NONE = ' Name   Creation Time   State\n-----\n';
+  const inUse = [virsh(['list', '--all', '--name'], 'a\nb\n'), batchCall(['dumpxml b --inactive'], [domain(), domain(), NONE, '', b, b, NONE, ''])];
+  const conflicts: [SerialBackend, RegExp][] = [
+    [{ type: 'file', path: nvram }, /is in use: it is b's NVRAM/],
+    [{ type: 'unix', path: join(dir, 'free', 'b-console.sock'), server: false }, /is in use: it is b's console socket/],
+    [{ type: 'unix', path: peer, server: true }, /is in use: it is b's serial port/], // two listeners
+    [{ type: 'file', path: peer }, /is in use: it is b's serial port/],
+  ];
+  for (const [backend, message] of conflicts) {
+    const { fake, ctx } = context([...load, ...inUse]);
+    await assert.rejects(addSerialPort(ctx, 'a', backend), (e: unknown) => e instanceof VmsError && e.code === 'conflict' && message.test(e.message));
+    fake.done();
+  }
+  // Connecting to b's listening port links the two VMs: allowed.
+  const link: SerialBackend = { type: 'unix', path: peer, server: false };
+  const { fake, ctx } = context([...load, ...inUse, configOnly('attach-device', await serialXml(1, link, chardevOwner(resolveConfig({ env }))))]);
+  assert.equal((await addSerialPort(ctx, 'a', link)).port.backend, `unix:${peer}`);
   fake.done();
 });
