@@ -1,3 +1,4 @@
+import { basename, dirname, join } from 'node:path';
 import { readMetadata, type XmlNode } from './domain-parse.js';
 import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
 import { ownerSeclabel } from './serial-xml.js';
@@ -45,6 +46,7 @@ export interface CloneIdentity {
   name: string;
   disks: ReadonlyMap<string, string>;
   nvram?: string;
+  /** In the clone's own directory: its extra serial ports' files and sockets go there too. */
   serialSocket: string;
   /** The cloning user may connect to the clone's console (see chardevOwner). */
   consoleOwner: string;
@@ -66,8 +68,8 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
   }
   const devices = first(out.devices) ?? {};
   for (const iface of devices.interface ?? []) delete iface.mac;
-  // Only the console's socket (and its transcript) is SRC's own; extra ports keep their paths, as virt-clone does.
-  // Without a <console>, the console is the first serial port (as domainFacts reads it).
+  // The console's socket and transcript are the clone's own. Without a <console>, the console is the first serial
+  // port (as domainFacts reads it).
   const consoleSocket = first(first(devices.console ?? devices.serial)?.source)?.$?.path;
   for (const kind of ['serial', 'console'] as const) {
     for (const dev of devices[kind] ?? []) {
@@ -77,6 +79,7 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
       if (dev.log) dev.log = [{ $: { ...first(dev.log).$, file: id.serialLog } }];
     }
   }
+  const moved = withOwnPortFiles(devices, id);
   for (const channel of devices.channel ?? []) if (channel.$?.type === 'unix') delete channel.source; // per-domain path
   for (const g of devices.graphics ?? []) {
     if (g.$?.autoport === 'yes') {
@@ -84,7 +87,50 @@ export async function cloneDefinition(domain: XmlNode, id: CloneIdentity): Promi
       delete g.$.tlsPort;
     }
   }
-  return withMetadata(withOemName(out, id.name), id.metadata);
+  return withMetadata(withOemName(out, id.name), { ...id.metadata, made: [...(id.metadata.made ?? []), ...moved] });
+}
+
+/** `name`, or name-2, name-3 … before its extension, whichever `taken` does not hold yet. */
+function freeName(name: string, taken: Set<string>): string {
+  const dot = name.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+  for (let i = 1; ; i++) {
+    const candidate = i === 1 ? name : `${stem}-${i}${ext}`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+/**
+ * Extra serial and parallel ports that write a file or listen on a socket, and their transcripts: kept as SRC has
+ * them, the clone could not start while SRC runs (QEMU cannot bind one socket twice) and both would write into one
+ * file. The clone gets its own, with the same names, in its own directory (where its console socket is); never one
+ * of the names of its console socket, transcript or NVRAM. A port that connects to someone else's socket keeps it.
+ * Edits `devices` in place; returns the new paths (files vms chose for the clone: its metadata.made).
+ */
+function withOwnPortFiles(devices: XmlNode, id: CloneIdentity): string[] {
+  const dir = dirname(id.serialSocket);
+  const taken = new Set([id.serialSocket, id.serialLog, id.nvram].filter((p): p is string => Boolean(p)).map((p) => basename(p)));
+  const moved: string[] = [];
+  const own = (path: string) => {
+    const name = freeName(basename(path), taken);
+    taken.add(name);
+    moved.push(join(dir, name));
+    return join(dir, name);
+  };
+  for (const kind of ['serial', 'parallel', 'console'] as const) {
+    for (const dev of devices[kind] ?? []) {
+      const source = first(dev.source);
+      const path: string | undefined = source?.$?.path;
+      if (!path || path === id.serialSocket) continue; // the console, done above
+      const type = dev.$?.type;
+      if (type === 'file' || (type === 'unix' && source.$.mode === 'bind')) {
+        dev.source = [{ ...source, $: { ...source.$, path: own(path) }, ...(source.seclabel && { seclabel: ownerSeclabel(id.consoleOwner) }) }];
+      }
+      const log = first(dev.log)?.$;
+      if (log?.file) dev.log = [{ $: { ...log, file: own(log.file) } }];
+    }
+  }
+  return moved;
 }
 
 /** Sets the SMBIOS OEM string the guest takes its name from (see guest/README.md). */

@@ -158,18 +158,41 @@ test('the cloned definition builds back to schema-valid XML with the same facts'
   assert.deepEqual(facts.metadata, IDENTITY.metadata);
 });
 
-test('cloneDefinition moves only the console socket: an extra unix serial port keeps its path', async () => {
+test('cloneDefinition gives the clone its own files for extra ports that write a file or listen, in its directory, and records them', async () => {
   const console = `<source mode='bind' path='/var/lib/vms/work/serial.sock'/><target port='0'/>`;
+  const seclabel = `<seclabel model='dac' relabel='yes'><label>+0:+0</label></seclabel>`;
   const domain = await parseDomainXml(
-    minimal(`<devices><serial type='unix'>${console}</serial><serial type='unix'><source mode='bind' path='/srv/extra.sock'/><target port='1'/></serial><console type='unix'>${console}</console></devices>`),
+    minimal(
+      `<devices><serial type='unix'>${console}</serial>` +
+        `<serial type='file'><source path='/srv/logs/ttyS1.log' append='on'>${seclabel}</source><log file='/srv/logs/serial.log'/><target port='1'/></serial>` +
+        `<serial type='unix'><source mode='bind' path='/srv/extra.sock'/><target port='2'/></serial>` +
+        `<serial type='unix'><source mode='connect' path='/run/hub.sock'/><target port='3'/></serial>` +
+        `<parallel type='file'><source path='/other/ttyS1.log'/><target port='0'/></parallel>` +
+        `<console type='unix'>${console}</console></devices>`,
+    ),
   );
-  const [main, extra] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
+  const before = structuredClone(domain);
+  const clone = await cloneDefinition(domain, IDENTITY);
+  assert.deepEqual(domain, before, 'the input is left alone');
+  const [main, file, listen, connect] = clone.devices[0].serial;
   assert.equal(main.source[0].$.path, '/var/lib/vms/work2/serial.sock');
-  assert.deepEqual(extra.source, [{ $: { mode: 'bind', path: '/srv/extra.sock' } }]);
+  assert.deepEqual(file.source, [{ $: { path: '/var/lib/vms/work2/ttyS1.log', append: 'on' }, seclabel: [{ $: { model: 'dac', relabel: 'yes' }, label: ['+1000:+106'] }] }]);
+  assert.deepEqual(file.log, [{ $: { file: '/var/lib/vms/work2/serial.log' } }], 'the console transcript is console.log here, so serial.log is free');
+  assert.deepEqual(listen.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/extra.sock' } }]);
+  assert.deepEqual(connect.source, [{ $: { mode: 'connect', path: '/run/hub.sock' } }], "a client of someone else's socket keeps it");
+  assert.deepEqual(clone.devices[0].parallel[0].source, [{ $: { path: '/var/lib/vms/work2/ttyS1-2.log' } }], 'the same name twice: the second gets a number');
+  const moved = ['/var/lib/vms/work2/ttyS1.log', '/var/lib/vms/work2/serial.log', '/var/lib/vms/work2/extra.sock', '/var/lib/vms/work2/ttyS1-2.log'];
+  assert.deepEqual(readMetadata(clone).made, [...IDENTITY.metadata.made, ...moved]);
+
+  // A port named like the clone's own console transcript or NVRAM gets another name.
+  const clash = await parseDomainXml(minimal(`<devices><serial type='unix'>${console}</serial><serial type='file'><source path='/srv/console.log'/><target port='1'/></serial><serial type='file'><source path='/srv/nvram.fd'/><target port='2'/></serial></devices>`));
+  const [, log, nv] = (await cloneDefinition(clash, IDENTITY)).devices[0].serial;
+  assert.deepEqual([log.source[0].$.path, nv.source[0].$.path], ['/var/lib/vms/work2/console-2.log', '/var/lib/vms/work2/nvram-2.fd']);
+
   // No <console>: the first serial port is the console.
   delete domain.devices[0].console;
   const [first, other] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
-  assert.deepEqual([first.source[0].$.path, other.source[0].$.path], ['/var/lib/vms/work2/serial.sock', '/srv/extra.sock']);
+  assert.deepEqual([first.source[0].$.path, other.source[0].$.path], ['/var/lib/vms/work2/serial.sock', '/var/lib/vms/work2/ttyS1.log']);
 });
 
 test('cloneDefinition without an nvram leaves a BIOS VM without one', async () => {
