@@ -8,6 +8,7 @@ import { register as create } from './commands/create.js';
 import { register as destroy } from './commands/destroy.js';
 import { register as disk } from './commands/disk.js';
 import { register as doctor } from './commands/doctor.js';
+import { register as gc } from './commands/gc.js';
 import { register as info } from './commands/info.js';
 import { register as iso } from './commands/iso.js';
 import { register as list } from './commands/list.js';
@@ -35,7 +36,7 @@ export function run(argv: string[], version: string): Promise<Command> {
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, disk, nic, serial, pool, snapshot, mount, config, doctor, repair, iso];
+  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, gc, disk, nic, serial, pool, snapshot, mount, config, doctor, repair, iso];
   for (const register of commands) register(program);
   return program.parseAsync(argv);
 }
