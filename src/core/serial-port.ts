@@ -117,15 +117,20 @@ const isInside = (path: string, dir: string) => path === dir || path.startsWith(
  * A file port's file is appended to (libvirt opens it, as root, and hands it to QEMU), and a socket port binds or
  * connects: pointed at a VM's disk, base, NVRAM or ISO, the guest's serial output would be written into it, and at a
  * console socket it would take that console over. Refused:
- * - a path in the images dir or the ISO dir, or one of vms's own files in a VM's directory (exit 2, bad input: those
- *   places hold only images and vms's files, whatever uses them right now);
- * - any file a VM uses (exit 4, a conflict with that VM, as `disk attach` says it): a disk, base, NVRAM, ISO, kernel,
- *   transcript, console or channel socket, another VM's serial file. Sockets of other serial ports are fine as long as
- *   only one side listens: that is how two VMs' ports are linked.
+ * - any file a VM uses (exit 4, a conflict with that VM, named as `disk attach` names it): a disk, base, NVRAM, ISO,
+ *   kernel, transcript, console or channel socket, another VM's serial file. Sockets of other serial ports are fine as
+ *   long as only one side listens: that is how two VMs' ports are linked.
+ * - else a path in the images dir or the ISO dir, or one of vms's own files in a VM's directory (exit 2, bad input:
+ *   those places hold only images and vms's files, whatever uses them right now).
  */
 async function refuseUsedPath(ctx: Context, name: string, b: Extract<SerialBackend, { path: string }>): Promise<void> {
-  const real = realPath(b.path);
   const hint = `give the port a file of its own, e.g. ${join(vmFiles(ctx.config, name).dir, b.type === 'file' ? 'ttyS1.log' : 'ttyS1.sock')}`;
+  const inUse = await filesInUse(ctx);
+  const linksTo = (u: FileUse) => b.type === 'unix' && u.role === 'serial' && (u.access === 'listen' || u.access === 'connect') && !(u.access === 'listen' && b.server);
+  // Its own ports: the saved ones were compared above; a running one is replaced by this one at the next start.
+  const clash = inUse.usesOf(b.path).find((u) => !(u.vm === name && u.role === 'serial' && !u.snapshot) && !linksTo(u));
+  if (clash) throw conflict(`${b.path} is in use: it is ${describeUse(clash)}`, hint);
+  const real = realPath(b.path);
   for (const [dir, what] of [[ctx.config.imagesDir.value, 'images'], [ctx.config.isoDir.value, 'ISO']] as const) {
     if (isInside(real, realPath(dir))) throw usageError(`${b.path} is in the ${what} dir ${dir}: a serial port never writes there`, hint);
   }
@@ -134,11 +139,6 @@ async function refuseUsedPath(ctx: Context, name: string, b: Extract<SerialBacke
   if (realPath(dirname(dirname(real))) === realPath(ctx.config.stateDir.value) && (own.includes(real) || /\/serial\.log\.\d+$/.test(real))) {
     throw usageError(`${b.path} is one of vms's own files for VM ${owner}`, hint);
   }
-  const inUse = await filesInUse(ctx);
-  const linksTo = (u: FileUse) => b.type === 'unix' && u.role === 'serial' && (u.access === 'listen' || u.access === 'connect') && !(u.access === 'listen' && b.server);
-  // Its own ports: the saved ones were compared above; a running one is replaced by this one at the next start.
-  const clash = inUse.usesOf(b.path).find((u) => !(u.vm === name && u.role === 'serial' && !u.snapshot) && !linksTo(u));
-  if (clash) throw conflict(`${b.path} is in use: it is ${describeUse(clash)}`, hint);
   noteUnchecked(ctx, inUse, b.path);
 }
 

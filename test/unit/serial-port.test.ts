@@ -207,6 +207,8 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
     return { fake, ctx: createContext({ config: resolveConfig({ env }), runner: fake }) };
   };
   const load = [virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')];
+  const NONE = ' Name   Creation Time   State\n-----\n';
+  const onlyA = [virsh(['list', '--all', '--name'], 'a\n'), batchCall(['dumpxml a --inactive'], [domain(), domain(), NONE, ''])];
   const usage: [SerialBackend, RegExp][] = [
     [{ type: 'file', path: join(env.VMS_IMAGES_DIR, 'new.log') }, /is in the images dir/],
     [{ type: 'file', path: join(dir, 'link', 'b.qcow2') }, /is in the images dir/], // through a symlink
@@ -214,7 +216,7 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
     [{ type: 'file', path: join(env.VMS_STATE_DIR, 'b', 'root-password') }, /is one of vms's own files for VM b/],
   ];
   for (const [backend, message] of usage) {
-    const { fake, ctx } = context(load);
+    const { fake, ctx } = context([...load, ...onlyA]);
     await assert.rejects(addSerialPort(ctx, 'a', backend), (e: unknown) => e instanceof VmsError && e.code === 'usage' && message.test(e.message) && /give the port a file of its own/.test(e.hint ?? ''));
     fake.done();
   }
@@ -225,7 +227,6 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   const b = `<domain type='qemu'><name>b</name><os><type>hvm</type><nvram>${nvram}</nvram></os><devices>` +
     `<serial type='unix'><source mode='bind' path='${join(dir, 'free', 'b-console.sock')}'/><target port='0'/></serial>` +
     `<serial type='unix'><source mode='bind' path='${peer}'/><target port='1'/></serial></devices></domain>`;
-  const NONE = ' Name   Creation Time   State\n-----\n';
   const inUse = [virsh(['list', '--all', '--name'], 'a\nb\n'), batchCall(['dumpxml b --inactive'], [domain(), domain(), NONE, '', b, b, NONE, ''])];
   const conflicts: [SerialBackend, RegExp][] = [
     [{ type: 'file', path: nvram }, /is in use: it is b's NVRAM/],
