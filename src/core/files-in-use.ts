@@ -150,10 +150,10 @@ class ChainReader {
 
   private async walk(disk: string): Promise<{ files: string[]; problem?: Omit<UnreadableVm, 'vm'> }> {
     const files: string[] = [];
-    for (let file = disk; ; ) {
+    for (let file = disk, format: string | undefined; ; ) {
       let info;
       try {
-        info = await this.ctx.qemuImg.info(file);
+        info = await this.ctx.qemuImg.info(file, format);
       } catch (err) {
         return { files, problem: { reason: `cannot read the disk chain under ${disk}: ${(err as Error).message}`, incomplete: true } };
       }
@@ -164,6 +164,7 @@ class ChainReader {
       files.push(backing);
       if (!existsSync(backing)) return { files, problem: { reason: `backing file ${backing} of ${disk} is missing`, incomplete: false } };
       file = backing;
+      format = info['backing-filename-format']; // as QEMU opens it: a garbled base must not pass for a raw image
     }
   }
 }

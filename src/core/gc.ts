@@ -3,12 +3,15 @@ import { conflict } from '../errors.js';
 import { buildDomainXml, parseDomainXml } from '../libvirt/domain-parse.js';
 import { editMetadata } from '../libvirt/domain-edit.js';
 import type { Context } from './context.js';
-import { filesInUse, type UnreadableVm } from './files-in-use.js';
+import { filesInUse, realPath, type UnreadableVm } from './files-in-use.js';
 
 // `vms gc`: the files vms made (a VM's metadata.made and bases) that no VM uses any more, e.g. a data disk a snapshot
 // revert or a `disk detach` dropped from the definition. Only such files are ever candidates: vms never deletes a
 // file it did not make. Used means anything filesInUse sees: any VM's saved or running definition, backing chains,
 // snapshots. While a VM cannot be read, nothing is removed: it might use any of them.
+//
+// Only files under this configuration's images dir and state dir are looked at: another configuration (another
+// VMS_IMAGES_DIR, as each test bed has) is another set of VMs' files, mid-way through its own commands.
 
 export interface GcFile {
   path: string;
@@ -36,7 +39,9 @@ export async function planGc(ctx: Context): Promise<GcPlan> {
   }
   const blockers = inUse.unreadable.filter((u) => u.incomplete);
   const plan: GcPlan = { remove: [], keep: [], unreadable: inUse.unreadable };
+  const ours = [ctx.config.imagesDir.value, ctx.config.stateDir.value].map((d) => realPath(d) + '/');
   for (const [path, vms] of [...madeFor].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!ours.some((dir) => realPath(path).startsWith(dir))) continue;
     const file = await lstat(path).catch(() => undefined);
     if (!file?.isFile() || inUse.usesOf(path).length > 0) continue; // gone already, not a plain file, or in use
     const entry = { path, madeFor: vms, bytes: file.blocks * 512 };

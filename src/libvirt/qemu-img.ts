@@ -56,8 +56,9 @@ export class QemuImg {
     return new QemuImg(this.runner);
   }
 
-  async info(path: string): Promise<ImageInfo> {
-    return JSON.parse(await this.run(['info', '-U', '--output=json', path], `cannot read ${path}`)) as ImageInfo;
+  /** `format`, when known (a backing file's, from the image above it), is stated: then the file is not probed. */
+  async info(path: string, format?: string): Promise<ImageInfo> {
+    return JSON.parse(await this.run(['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path], `cannot read ${path}`)) as ImageInfo;
   }
 
   /** The image and all its backing files, the image first. -U: readable while a running VM holds its lock. */

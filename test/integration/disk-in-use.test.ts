@@ -126,14 +126,16 @@ describe('disk add and detach go by metadata.made', () => {
     assert.doesNotMatch(saved(n), new RegExp(`${n}-data`));
   });
 
-  // Waits for destroy.ts to delete only metadata.made and bases files (another session's change): until then destroy
-  // deletes every writable disk in the images dir, the user's image with them.
-  test('destroy keeps the user image attached from the images dir, unchanged', { todo: 'waits for destroy to delete only made and bases files' }, async () => {
+  // destroy deletes only metadata.made and bases files; the made record of a disk vms added is what lets it go.
+  test('destroy removes the disk vms added and keeps the user image attached from the images dir, unchanged', async () => {
+    const add = await bed.vms(['disk', 'add', n, '--size', '16M', '--json']);
+    assert.equal(add.code, 0, add.stderr);
     const before = fileState(user);
     const r = await bed.vms(['destroy', n, '--yes', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(user), 'the user image is still there');
     assert.deepEqual(fileState(user), before);
     assert.equal(existsSync(join(images, `${n}.qcow2`)), false, 'its own disk is gone');
+    assert.equal(existsSync(add.json.path), false, 'the disk vms added is gone');
   });
 });

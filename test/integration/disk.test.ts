@@ -122,7 +122,7 @@ describe('vms disk', () => {
     ['sata on a running VM (no AHCI hotplug)', ['disk', 'add', n, '--size', '1G', '--bus', 'sata'], 4, /cannot be plugged into a running VM/],
     ['detaching what is not attached', ['disk', 'detach', n, 'vdq'], 3, /has no disk vdq/],
     ['detaching the boot disk', ['disk', 'detach', n, 'vda'], 4, /vda is .* boot disk/],
-    ['deleting a file vms did not make', ['disk', 'detach', n, 'vdc', '--delete'], 4, /will not delete .*outside\.raw: not in .*vms did not create it/],
+    ['deleting a file vms did not make', ['disk', 'detach', n, 'vdc', '--delete'], 4, /will not delete .*outside\.raw: vms did not make it for /],
     ['shrinking', ['disk', 'resize', n, 'vdb', '100M'], 2, /vms does not shrink disks/],
     ['a file that does not exist', ['disk', 'attach', n, join(bed.dir, 'none.qcow2')], 3, /no file .*none\.qcow2/],
     ['a file already attached', ['disk', 'attach', n, outside], 4, /already attached .* as vdc/],

@@ -11,6 +11,7 @@ import { batchCall, fakeContext, virshCall } from './virsh-fake.js';
 
 const NONE = ' Name   Creation Time   State\n-----\n';
 const dir = mkdtempSync(join(tmpdir(), 'vms-unit-gc-'));
+const outside = mkdtempSync(join(tmpdir(), 'vms-unit-gc-other-')); // another configuration's images dir
 const f = (name: string) => join(dir, name);
 const vm = (name: string, disks: string[], made: string[], bases: string[] = []) =>
   `<domain type='qemu'><name>${name}</name><metadata><vms:vm xmlns:vms="${VMS_NS}">${bases.map((b) => `<vms:base>${b}</vms:base>`).join('')}` +
@@ -19,7 +20,7 @@ const vm = (name: string, disks: string[], made: string[], bases: string[] = [])
   `</devices></domain>`;
 
 // a made its disk and a data disk since detached; its base is still under b's disk (raw here: no chain to read).
-const A = vm('a', [f('a.img')], [f('a.img'), f('a-data.img'), f('gone.img')], [f('base.img')]);
+const A = vm('a', [f('a.img')], [f('a.img'), f('a-data.img'), f('gone.img'), join(outside, 'x.img')], [f('base.img')]);
 const B = vm('b', [f('b.img'), f('base.img')], [f('b.img')]);
 const readAll = (extra: string[] = []): Expected[] => [
   virshCall(['list', '--all', '--name'], ['a', 'b', ...extra].join('\n') + '\n'),
@@ -29,13 +30,14 @@ const readAll = (extra: string[] = []): Expected[] => [
 
 test('gc plans to remove only files vms made that no VM uses; a VM it cannot read keeps them all', async (t) => {
   for (const name of ['a.img', 'a-data.img', 'b.img', 'base.img']) writeFileSync(join(dir, name), 'x');
-  const { ctx, runner } = fakeContext(readAll());
+  writeFileSync(join(outside, 'x.img'), 'x');
+  const { ctx, runner } = fakeContext(readAll(), { VMS_IMAGES_DIR: dir });
   t.after(() => runner.done());
   const plan = await planGc(ctx);
-  assert.deepEqual(plan.remove.map((r) => [r.path, r.madeFor]), [[f('a-data.img'), ['a']]], 'not a disk in use, not a base in use, not a file already gone');
+  assert.deepEqual(plan.remove.map((r) => [r.path, r.madeFor]), [[f('a-data.img'), ['a']]], 'not a disk in use, not a base in use, not a file already gone, not another images dir');
   assert.deepEqual(plan.keep, []);
 
-  const broken = fakeContext(readAll(['x']));
+  const broken = fakeContext(readAll(['x']), { VMS_IMAGES_DIR: dir });
   const kept = await planGc(broken.ctx);
   broken.runner.done();
   assert.deepEqual(kept.remove, []);

@@ -35,10 +35,10 @@ export function batchCall(commands: string[], outputs: string[]): Expected {
   return call;
 }
 
-/** A Context whose processes are the expected calls, with its own state dir. */
-export function fakeContext(expected: Expected[]) {
+/** A Context whose processes are the expected calls, with its own state dir (and `env` over its settings). */
+export function fakeContext(expected: Expected[], extraEnv: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
   const runner = new FakeRunner(expected);
-  const env = { VMS_CONFIG: join(dir, 'none.json'), VMS_STATE_DIR: join(dir, 'state'), VMS_IMAGES_DIR: join(dir, 'images'), LIBVIRT_DEFAULT_URI: URI };
+  const env = { VMS_CONFIG: join(dir, 'none.json'), VMS_STATE_DIR: join(dir, 'state'), VMS_IMAGES_DIR: join(dir, 'images'), LIBVIRT_DEFAULT_URI: URI, ...extraEnv };
   return { ctx: createContext({ config: resolveConfig({ env }), runner }), runner, dir };
 }

@@ -18,7 +18,7 @@ function renderPlan(plan: GcPlan, verb: string): string {
 export function register(program: Command): void {
   program
     .command('gc')
-    .description('remove files vms made that no VM uses any more (a detached or reverted-away data disk); shows them and asks first')
+    .description('remove files vms made (in the images and state dirs) that no VM uses any more, e.g. a detached data disk; shows them and asks first')
     .option('-y, --yes', 'do not ask')
     .option('--dry-run', 'only show what would be removed')
     .action(
