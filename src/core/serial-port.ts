@@ -124,7 +124,7 @@ const isInside = (path: string, dir: string) => path === dir || path.startsWith(
  *   those places hold only images and vms's files, whatever uses them right now).
  */
 async function refuseUsedPath(ctx: Context, name: string, b: Extract<SerialBackend, { path: string }>): Promise<void> {
-  const hint = `give the port a file of its own, e.g. ${join(vmFiles(ctx.config, name).dir, b.type === 'file' ? 'ttyS1.log' : 'ttyS1.sock')}`;
+  const hint = `give the port a file of its own, e.g. ${q(join(vmFiles(ctx.config, name).dir, b.type === 'file' ? 'ttyS1.log' : 'ttyS1.sock'))}`;
   const inUse = await filesInUse(ctx);
   const linksTo = (u: FileUse) => b.type === 'unix' && u.role === 'serial' && (u.access === 'listen' || u.access === 'connect') && !(u.access === 'listen' && b.server);
   // Its own ports: the saved ones were compared above; a running one is replaced by this one at the next start.
