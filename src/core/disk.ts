@@ -202,8 +202,9 @@ export interface AttachOptions {
  * guest cannot write it, so nothing changes for them. A file some VM writes is refused even read-only: the reader would
  * see it change under it, and QEMU's image locks would stop that VM or this one from starting.
  */
-function refuseImageInUse(inUse: FilesInUse, path: string, readonly: boolean): void {
-  const uses = inUse.usesOf(path);
+function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonly: boolean): void {
+  // Its own disk from before, named by one of its snapshots: attached again, it is where it was.
+  const uses = inUse.usesOf(path).filter((u) => !(u.vm === name && u.role === 'disk' && u.snapshot));
   if (uses.length === 0) return;
   const writers = uses.filter((u) => u.access !== 'read');
   if (readonly && writers.length === 0) return;
@@ -228,7 +229,7 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
   if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
   await ctx.progress.step('Checking which VMs use it', async () => {
     const inUse = await filesInUse(ctx);
-    refuseImageInUse(inUse, path, opts.readonly);
+    refuseImageInUse(inUse, path, opts.name, opts.readonly);
     noteUnchecked(ctx, inUse, path);
   });
   // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.

@@ -75,7 +75,12 @@ export function realPath(path: string): string {
 
 /** Two names of one file get one key: the inode when it exists (hard links too), else its real path. */
 function fileKey(path: string): string {
-  const s = statSync(path, { throwIfNoEntry: false });
+  let s;
+  try {
+    s = statSync(path, { throwIfNoEntry: false });
+  } catch {
+    // not ours to look at (a root-only directory, for a user): its name has to do
+  }
   return s ? `inode ${s.dev}:${s.ino}` : `path ${realPath(path)}`;
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { resolveConfig } from '../../src/config.js';
 import { createContext } from '../../src/core/context.js';
-import { addDisk, detachDisk, resizeDisk } from '../../src/core/disk.js';
+import { addDisk, attachDisk, detachDisk, resizeDisk } from '../../src/core/disk.js';
 import { VmsError } from '../../src/errors.js';
 import { parseDomainXml, type XmlNode } from '../../src/libvirt/domain-parse.js';
 import { VMS_NS } from '../../src/libvirt/metadata.js';
@@ -233,6 +233,55 @@ describe('disk commands (fake virsh)', () => {
       const r = await detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true });
       fake.done();
       assert.deepEqual([r.deleted, existsSync(data)], [true, false]);
+    });
+  });
+
+  describe('attach of a file a VM uses', () => {
+    const image = join(images, 'shared.qcow2');
+    const NO_SNAPSHOTS = ' Name   Creation Time   State\n-----\n';
+    const user = (name: string, disk: string) => domain(disk).replace('<name>u</name>', `<name>${name}</name>`);
+    const qcow2Disk = (path: string) => `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='vda' bus='virtio'/></disk>`;
+    const chain = (top: string, files: string[]): Expected => ({
+      cmd: 'qemu-img',
+      args: ['info', '-U', '--backing-chain', '--output=json', top],
+      result: { stdout: JSON.stringify([top, ...files].map((filename) => ({ filename, format: 'qcow2' }))) },
+    });
+    const info: Expected = { cmd: 'qemu-img', args: ['info', '-U', '--output=json', image], result: { stdout: JSON.stringify({ filename: image, format: 'qcow2', 'virtual-size': 2 ** 20 }) } };
+    /** u (shut off, no disk of its own here) and o, whose disk stands on `image`; u has a snapshot naming `snapDisk`. */
+    const others = (snapshot?: string): Expected[] => {
+      const top = join(images, 'o.qcow2');
+      writeFileSync(top, '');
+      const snap = snapshot && `<domainsnapshot><name>s1</name>${user('u', `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${snapshot}'/><target dev='vdb' bus='virtio'/></disk>`)}</domainsnapshot>`;
+      return [
+        virsh(['list', '--all', '--name'], 'u\no\n'),
+        batchCall(['dumpxml o --inactive'], [VM, VM, snap ? `${NO_SNAPSHOTS} s1  2026  shutoff\n` : NO_SNAPSHOTS, snap ? 's1\n' : '', user('o', qcow2Disk(top)), user('o', qcow2Disk(top)), NO_SNAPSHOTS, '']),
+        ...(snap ? [batchCall(['snapshot-dumpxml u s1'], [snap])] : []),
+        chain(top, [image]),
+      ];
+    };
+
+    test('a base under another VM is refused writable, with the way out; --readonly attaches it', async () => {
+      writeFileSync(image, '');
+      const refused = new FakeRunner([...load(VM, 'shut off'), ...others()]);
+      await assert.rejects(attachDisk(context(refused), { name: 'u', path: image, bus: 'virtio', readonly: false }), (e: VmsError) =>
+        e.code === 'conflict' &&
+        e.message === `${image} is in use: it is a base under o's disk ${join(images, 'o.qcow2')}` &&
+        e.hint === `attach a copy of it (cp --sparse=always ${image} COPY), or attach it with --readonly: the VMs that use it only read it`);
+      refused.done();
+
+      const readonly = new FakeRunner([...load(VM, 'shut off'), ...others(), info, savedAgain(VM), defined(/<source file="[^"]*shared.qcow2"\/>\s*<target dev="vdb" bus="virtio"\/>\s*<readonly\/>/)]);
+      const r = await attachDisk(context(readonly), { name: 'u', path: image, bus: 'virtio', readonly: true });
+      readonly.done();
+      assert.deepEqual([r.target, r.readonly, r.destroyedWithVm], ['vdb', true, false]);
+    });
+
+    test('its own disk from before, named by one of its snapshots, may be attached again', async () => {
+      const own = join(images, 'u-old.raw');
+      writeFileSync(own, '');
+      const ownInfo: Expected = { cmd: 'qemu-img', args: ['info', '-U', '--output=json', own], result: { stdout: JSON.stringify({ filename: own, format: 'raw', 'virtual-size': 2 ** 20 }) } };
+      const fake = new FakeRunner([...load(VM, 'shut off'), ...others(own), ownInfo, savedAgain(VM), defined(/u-old\.raw/)]);
+      assert.equal((await attachDisk(context(fake), { name: 'u', path: own, bus: 'virtio', readonly: false })).path, own);
+      fake.done();
     });
   });
 });
