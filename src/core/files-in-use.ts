@@ -127,33 +127,107 @@ interface VmXml {
 }
 
 /**
- * Reads every domain: its saved and running definitions and the number and names of its snapshots in one virsh
- * process, then (only when there are snapshots) their definitions in a second one.
+ * Reads the domains: their saved and running definitions and their snapshot lists in one virsh process, then (only
+ * when there are snapshots) the snapshots' definitions in a second one.
  */
-async function readDomains(ctx: Context, except?: string): Promise<VmXml[]> {
-  const names = (await ctx.virsh.names()).filter((n) => n !== except);
+async function readDomains(ctx: Context, names: string[]): Promise<VmXml[]> {
   const out = await ctx.virsh.batch(
     names.flatMap((n) => [['dumpxml', n, '--inactive'], ['dumpxml', n], ['snapshot-list', n], ['snapshot-list', n, '--name']]),
   );
-  const vms: VmXml[] = names.map((name, i) => {
+  const vms: VmXml[] = [];
+  for (const [i, name] of names.entries()) {
     const [saved, live, table, list] = out.slice(i * 4, i * 4 + 4);
-    const snapshots = list ? parseNames(list).map((s) => ({ name: s })) : [];
     // `--name` prints nothing both when it fails and when there are none; the table always has its header, and one
-    // row per snapshot under the dashes.
+    // row per snapshot under the dashes. Rows but no names (all deleted in between, or a failure): asked once more.
     const rows = table?.split(/^-+$/m)[1];
-    const snapshotsUnknown = rows === undefined || parseNames(rows).length !== snapshots.length;
-    return { name, saved, live, snapshots, snapshotsUnknown };
-  });
+    let snapshots = list === undefined ? undefined : parseNames(list);
+    if (rows !== undefined && !snapshots) snapshots = parseNames(rows).length ? await snapshotNames(ctx, name) : [];
+    vms.push({ name, saved, live, snapshots: (snapshots ?? []).map((s) => ({ name: s })), snapshotsUnknown: snapshots === undefined });
+  }
   const wanted = vms.flatMap((vm) => vm.snapshots.map((s) => ({ vm, s })));
   const xmls = await ctx.virsh.batch(wanted.map(({ vm, s }) => ['snapshot-dumpxml', vm.name, s.name]));
   for (const [i, { s }] of wanted.entries()) s.xml = xmls[i];
   return vms;
 }
 
-/** A snapshot virsh could not print may have been deleted meanwhile (then it needs nothing any more); unsure: yes. */
-async function stillThere(ctx: Context, vm: string, snapshot: string): Promise<boolean> {
-  const list = await ctx.virsh.run(['snapshot-list', vm, '--name']).catch(() => undefined);
-  return list === undefined || parseNames(list).includes(snapshot);
+/** A VM's snapshot names, or undefined when virsh cannot list them. */
+async function snapshotNames(ctx: Context, vm: string): Promise<string[] | undefined> {
+  return ctx.virsh.run(['snapshot-list', vm, '--name']).then(parseNames, () => undefined);
+}
+
+/** What one VM uses, as far as it could be read. */
+interface VmUses {
+  name: string;
+  uses: FileUse[];
+  unreadable: UnreadableVm[];
+  record?: VmRecord;
+}
+
+/** Goes through one VM's definitions and snapshots; the chains under its disks are read (a few at a time) meanwhile. */
+async function vmUses(ctx: Context, vm: VmXml, chains: ChainReader): Promise<VmUses> {
+  const result: VmUses = { name: vm.name, uses: [], unreadable: [] };
+  const seen = new Set<string>();
+  const add = (u: FileUse) => {
+    const key = JSON.stringify([u.path, u.role, u.access, u.snapshot ?? '', u.under ?? '']);
+    if (seen.has(key)) return;
+    seen.add(key);
+    result.uses.push(u);
+  };
+  const problem = (p: Omit<UnreadableVm, 'vm'>) => {
+    if (!result.unreadable.some((u) => u.reason === p.reason)) result.unreadable.push({ vm: vm.name, ...p });
+  };
+  // Their files are added after the definitions' own (in a fixed order), once every chain is read.
+  const chainsRead: (() => Promise<void>)[] = [];
+  const addReferences = (refs: FileReference[], snapshot?: string) => {
+    for (const ref of refs) {
+      add({ path: ref.path, vm: vm.name, role: ref.role, access: ref.access, ...(snapshot && { snapshot }) });
+      if (ref.role !== 'disk' || FLAT_FORMATS.has(ref.format)) continue;
+      const reading = chains.read(ref.path);
+      chainsRead.push(async () => {
+        const chain = await reading;
+        for (const file of chain.files) add({ path: file, vm: vm.name, role: 'backing', access: 'read', ...(snapshot && { snapshot }), under: ref.path });
+        if (chain.problem) problem(chain.problem);
+      });
+    }
+  };
+
+  if (!vm.saved && !vm.live) {
+    // Undefined meanwhile (then it uses nothing any more), or virsh cannot print it.
+    if (await ctx.virsh.exists(vm.name).catch(() => true)) problem({ reason: 'virsh cannot print its definition', incomplete: true });
+    return result;
+  }
+  for (const [which, xml] of [['saved', vm.saved], ['running', vm.live]] as const) {
+    if (!xml) continue;
+    try {
+      addReferences(await domainXmlReferences(xml));
+      if (which === 'saved') result.record = { name: vm.name, ...pick(domainFacts(await parseDomainXml(xml)).metadata) };
+    } catch (err) {
+      problem({ reason: `cannot read its ${which} definition: ${(err as Error).message}`, incomplete: true });
+    }
+  }
+  if (!vm.saved) problem({ reason: 'virsh cannot print its saved definition', incomplete: true });
+  if (vm.snapshotsUnknown) problem({ reason: 'virsh cannot list its snapshots', incomplete: true });
+  for (const s of vm.snapshots) {
+    try {
+      if (s.xml) addReferences(await snapshotReferences(s.xml), s.name);
+      // Deleted meanwhile, it needs nothing any more.
+      else if ((await snapshotNames(ctx, vm.name))?.includes(s.name) ?? true) throw new Error('virsh cannot print it');
+    } catch (err) {
+      problem({ reason: `cannot read its snapshot ${s.name}: ${(err as Error).message}`, incomplete: true });
+    }
+  }
+  for (const addChain of chainsRead) await addChain();
+  return result;
+}
+
+const pick = ({ made, bases }: { made: string[]; bases: string[] }) => ({ made, bases });
+
+/** Reads the VMs one after the other (their chains a few at a time). */
+async function readVms(ctx: Context, names: string[]): Promise<VmUses[]> {
+  const chains = new ChainReader(ctx);
+  const out: VmUses[] = [];
+  for (const vm of await readDomains(ctx, names)) out.push(await vmUses(ctx, vm, chains));
+  return out;
 }
 
 /**
@@ -162,67 +236,16 @@ async function stillThere(ctx: Context, vm: string, snapshot: string): Promise<b
  * sockets and their transcripts, snapshot memory files.
  */
 export async function filesInUse(ctx: Context, opts: { except?: string } = {}): Promise<FilesInUse> {
-  const chains = new ChainReader(ctx);
-  const uses: FileUse[] = [];
-  const unreadable: UnreadableVm[] = [];
-  const records: VmRecord[] = [];
-  const seen = new Set<string>();
-  const add = (u: FileUse) => {
-    const key = JSON.stringify([u.path, u.vm, u.role, u.access, u.snapshot ?? '', u.under ?? '']);
-    if (seen.has(key)) return;
-    seen.add(key);
-    uses.push(u);
-  };
-  const problem = (vm: string, p: Omit<UnreadableVm, 'vm'>) => {
-    if (!unreadable.some((u) => u.vm === vm && u.reason === p.reason)) unreadable.push({ vm, ...p });
-  };
-
-  // The chains are read while the definitions are gone through, and their files added after (in a fixed order).
-  const chainsRead: (() => Promise<void>)[] = [];
-  /** Adds what one definition (or snapshot) names, and (later) the chains under its disks. */
-  const addReferences = (vm: string, refs: FileReference[], snapshot?: string) => {
-    for (const ref of refs) {
-      add({ path: ref.path, vm, role: ref.role, access: ref.access, ...(snapshot && { snapshot }) });
-      if (ref.role !== 'disk' || FLAT_FORMATS.has(ref.format)) continue;
-      const reading = chains.read(ref.path);
-      chainsRead.push(async () => {
-        const chain = await reading;
-        for (const file of chain.files) add({ path: file, vm, role: 'backing', access: 'read', ...(snapshot && { snapshot }), under: ref.path });
-        if (chain.problem) problem(vm, chain.problem);
-      });
-    }
-  };
-
-  for (const vm of await readDomains(ctx, opts.except)) {
-    if (!vm.saved && !vm.live) {
-      if (await ctx.virsh.exists(vm.name).catch(() => true)) problem(vm.name, { reason: 'virsh cannot print its definition', incomplete: true });
-      continue; // else undefined meanwhile: it uses nothing any more
-    }
-    for (const [which, xml] of [['saved', vm.saved], ['running', vm.live]] as const) {
-      if (!xml) continue;
-      try {
-        addReferences(vm.name, await domainXmlReferences(xml));
-        if (which === 'saved') {
-          const { made, bases } = domainFacts(await parseDomainXml(xml)).metadata;
-          records.push({ name: vm.name, made, bases });
-        }
-      } catch (err) {
-        problem(vm.name, { reason: `cannot read its ${which} definition: ${(err as Error).message}`, incomplete: true });
-      }
-    }
-    if (!vm.saved) problem(vm.name, { reason: 'virsh cannot print its saved definition', incomplete: true });
-    if (vm.snapshotsUnknown) problem(vm.name, { reason: 'virsh cannot list its snapshots', incomplete: true });
-    for (const s of vm.snapshots) {
-      try {
-        if (s.xml) addReferences(vm.name, await snapshotReferences(s.xml), s.name);
-        else if (await stillThere(ctx, vm.name, s.name)) throw new Error('virsh cannot print it');
-      } catch (err) {
-        problem(vm.name, { reason: `cannot read its snapshot ${s.name}: ${(err as Error).message}`, incomplete: true });
-      }
-    }
+  const names = (await ctx.virsh.names()).filter((n) => n !== opts.except);
+  let read = await readVms(ctx, names);
+  // A VM caught half-way through another command (a disk or snapshot being made) can look broken for a moment: the
+  // ones that did are read once more, and only what is still broken then counts.
+  const again = read.filter((v) => v.unreadable.some((u) => u.incomplete)).map((v) => v.name);
+  if (again.length) {
+    const reread = await readVms(ctx, again);
+    read = read.map((v) => reread.find((r) => r.name === v.name) ?? v);
   }
-  for (const addChain of chainsRead) await addChain();
-
+  const uses = read.flatMap((v) => v.uses);
   let index: Map<string, FileUse[]> | undefined;
   const usesOf = (path: string) => {
     if (!index) {
@@ -234,5 +257,5 @@ export async function filesInUse(ctx: Context, opts: { except?: string } = {}): 
     }
     return index.get(fileKey(path)) ?? [];
   };
-  return { uses, unreadable, vms: records, usesOf };
+  return { uses, unreadable: read.flatMap((v) => v.unreadable), vms: read.flatMap((v) => (v.record ? [v.record] : [])), usesOf };
 }

@@ -111,6 +111,12 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
     infoCall(f('c-mid.qcow2'), undefined, 1, 'qcow2'),
     virshCall(['domuuid', 'gone'], '', { exitCode: 1, stderr: "error: failed to get domain 'gone'" }),
     virshCall(['domuuid', 'broken'], 'b7c1\n'),
+    // The VMs that may use more than could be read are read once more: still so.
+    batchCall(['dumpxml c --inactive', 'dumpxml broken --inactive'], [cXml, cXml, NO_SNAPSHOTS, '', '', '', '', '']),
+    failingChainCall(f('c.qcow2'), 'qemu-img: Image is not in qcow2 format'),
+    infoCall(f('c.qcow2'), f('c-mid.qcow2')),
+    infoCall(f('c-mid.qcow2'), undefined, 1, 'qcow2'),
+    virshCall(['domuuid', 'broken'], 'b7c1\n'),
   ]);
   t.after(() => runner.done());
   const found = await filesInUse(ctx);
@@ -123,18 +129,17 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
     ['a', 'disk', 'user.raw', '-'], // plugged in live only: still in use
     ['a', 'disk', 'a.qcow2', 's1'],
     ['a', 'disk', 'a-data.qcow2', 's1'], // detached since the snapshot, which still needs it
-    ['b', 'disk', 'b.qcow2', '-'],
-    ['c', 'disk', 'c.qcow2', '-'],
-    // the backing chains, read meanwhile, a few at a time
-    ['a', 'backing', 'base.qcow2', '-'],
+    ['a', 'backing', 'base.qcow2', '-'], // each VM's chains after its definitions' own files
     ['a', 'backing', 'base.qcow2', 's1'],
+    ['b', 'disk', 'b.qcow2', '-'],
     ['b', 'backing', 'gone.qcow2', '-'],
+    ['c', 'disk', 'c.qcow2', '-'],
     ['c', 'backing', 'c-mid.qcow2', '-'],
   ]);
   assert.deepEqual(found.unreadable, [
-    { vm: 'broken', reason: 'virsh cannot print its definition', incomplete: true },
     { vm: 'b', reason: `backing file ${f('gone.qcow2')} of ${f('b.qcow2')} is missing`, incomplete: false },
     { vm: 'c', reason: `cannot read the disk chain under ${f('c.qcow2')}: cannot read ${f('c-mid.qcow2')}: Could not open '${f('c-mid.qcow2')}': Image is not in qcow2 format`, incomplete: true },
+    { vm: 'broken', reason: 'virsh cannot print its definition', incomplete: true },
   ]);
   assert.deepEqual(found.vms, [
     { name: 'a', made: [f('a.qcow2'), f('a-data.qcow2')], bases: [f('base.qcow2')] },
@@ -153,15 +158,18 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
   assert.equal(describeUse(found.usesOf(f('a-data.qcow2'))[0]!), "a's disk (in its snapshot s1)");
 });
 
-test('filesInUse: except leaves that VM out; an undefined-meanwhile VM uses nothing', async (t) => {
+test('filesInUse: except leaves that VM out; an undefined-meanwhile VM uses nothing; a VM unreadable for a moment is read again', async (t) => {
+  const c = domainXml('c', disk('/img/c.raw', 'vda', 'raw'));
   const { ctx, runner } = fakeContext([
-    virshCall(['list', '--all', '--name'], 'a\nb\n'),
-    batchCall(['dumpxml b --inactive', 'dumpxml b'], ['', '', '', '']),
+    virshCall(['list', '--all', '--name'], 'a\nb\nc\n'),
+    batchCall(['dumpxml b --inactive', 'dumpxml b', 'dumpxml c --inactive'], ['', '', '', '', '', '', '', '']),
     virshCall(['domuuid', 'b'], '', { exitCode: 1, stderr: "error: failed to get domain 'b'" }),
+    virshCall(['domuuid', 'c'], 'u\n'), // c is there, its definition was not printed: read again
+    batchCall(['dumpxml c --inactive'], [c, c, NO_SNAPSHOTS, '']),
   ]);
   t.after(() => runner.done());
   const found = await filesInUse(ctx, { except: 'a' });
-  assert.deepEqual([found.uses, found.unreadable, found.vms], [[], [], []]);
+  assert.deepEqual([found.uses.map((u) => `${u.vm} ${u.path}`), found.unreadable, found.vms], [['c /img/c.raw'], [], [{ name: 'c', made: [], bases: [] }]]);
 });
 
 test('realPath resolves the existing part of a path and keeps the rest', () => {
