@@ -20,6 +20,7 @@ import type { Context } from './context.js';
 import { planDestroy } from './destroy.js';
 import { withUndo, type UndoStack } from './undo.js';
 import { claimDiskPath } from './vm-files.js';
+import { addMade, dropMade, editMetadata } from './vm-metadata.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
 
@@ -162,7 +163,12 @@ export async function addDisk(ctx: Context, opts: AddOptions): Promise<AttachedD
     const path = await claimDiskPath(ctx.config.imagesDir.value, `${opts.name}-data`, undo);
     await ctx.progress.step(`Creating disk ${path} (${formatSize(size)})`, () => ctx.qemuImg.create(path, size));
     ctx.signal?.throwIfAborted();
-    return plugDisk(ctx, disks, { path, format: 'qcow2', bus: opts.bus, readonly: false, size, created: true }, undo);
+    const added = await plugDisk(ctx, disks, { path, format: 'qcow2', bus: opts.bus, readonly: false, size, created: true }, undo);
+    // vms made it: destroy (or gc, once no definition uses it) removes it.
+    undo.push(`forget ${path} in ${opts.name}'s metadata`, () => editMetadata(ctx.virsh.uninterruptible(), opts.name, dropMade([path])));
+    await editMetadata(ctx.virsh, opts.name, addMade([path]));
+    ctx.signal?.throwIfAborted();
+    return added;
   });
 }
 

@@ -84,6 +84,11 @@ describe('disk commands (fake virsh)', () => {
   const context = (runner: FakeRunner) =>
     createContext({ config: resolveConfig({ env: { VMS_IMAGES_DIR: images, VMS_STATE_DIR: join(images, 'state'), VMS_CONFIG: join(images, 'none.json') } }), runner });
   const qemuImgCreate = (size: number): Expected => ({ cmd: 'qemu-img', args: (a) => a[0] === 'create' && a.at(-1) === String(size) });
+  /** The new file recorded in the saved definition's metadata.made (destroy and gc remove only what vms made). */
+  const recordMade = (xml: string, file: string): Expected[] => [
+    virsh(['dumpxml', 'u', '--inactive', '--security-info'], xml),
+    virsh((a) => a[2] === 'define' && readFileSync(a[3]!, 'utf8').includes(`<vms:made>${file}</vms:made>`)),
+  ];
 
   test('add a scsi disk to a shut-off VM: a virtio-scsi controller first, then the disk, both in the definition', async () => {
     const fake = new FakeRunner([
@@ -91,6 +96,7 @@ describe('disk commands (fake virsh)', () => {
       qemuImgCreate(2 ** 30),
       device('attach-device', ['--config'], /<controller type='scsi' index='0' model='virtio-scsi'\/>/),
       device('attach-device', ['--config'], /<target dev='sdb' bus='scsi'\/>/),
+      ...recordMade(VM, join(images, 'u-data.qcow2')),
     ]);
     const r = await addDisk(context(fake), { name: 'u', size: 2 ** 30, bus: 'scsi' });
     fake.done();
@@ -108,6 +114,7 @@ describe('disk commands (fake virsh)', () => {
       virsh(['dumpxml', 'u'], live),
       qemuImgCreate(1024 * 1024 + 512),
       device('attach-device', ['--live', '--config'], /<target dev='vdc' bus='virtio'\/>/),
+      ...recordMade(VM, join(images, 'u-data.qcow2')),
     ]);
     const r = await addDisk(context(fake), { name: 'u', size: 1024 * 1024 + 1, bus: 'virtio' });
     fake.done();
