@@ -195,7 +195,8 @@ describe('a raw disk', () => {
     const made = await bed.createTiny(vm);
     const raw = made.disks[0].path.replace(/\.qcow2$/, '.img');
     execFileSync('qemu-img', ['convert', '-O', 'raw', made.disks[0].path, raw]);
-    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(made.disks[0].path, raw);
+    // The disk's source only: the path is in the metadata (<vms:made>) too, and stays there.
+    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(`file='${made.disks[0].path}'`, `file='${raw}'`);
     const file = join(bed.dir, 'raw.xml');
     writeFileSync(file, xml);
     bed.virsh('define', file);
@@ -449,5 +450,33 @@ describe('metadata.made: the files snapshots and disks made', () => {
     assert.ok(madeFiles(vm).includes(add.json.path), 'still known to vms');
     assert.ok(existsSync(add.json.path));
     assert.match(definition(vm), /<vms:notes>after the snapshot<\/vms:notes>/, 'the notes of now are kept');
+  });
+});
+
+describe('an internal snapshot with an external one taken after it (its file now under an overlay)', () => {
+  const vm = bed.name('under');
+  before(async () => {
+    await bed.createTiny(vm, ['--start']);
+    await bed.guest(vm, 'true');
+  });
+
+  test('revert and delete are refused (exit 4): writing the file under the overlay would corrupt it; nothing changed', async () => {
+    const disk = diskOf(vm);
+    assert.equal((await bed.vms(['snapshot', 'create', vm, 'i1'])).code, 0);
+    assert.equal((await bed.vms(['snapshot', 'create', vm, 'e1', '--external'])).code, 0);
+    const overlay = diskOf(vm);
+    assert.equal((await bed.vms(['kill', vm])).code, 0);
+    const world = () => ({ sha: sha256(disk), definition: definition(vm), snapshots: snapshotNames(vm), files: bedFiles() });
+    const before = world();
+    for (const [action, args, wayOut] of [
+      ['revert', ['--yes'], `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 '${disk}' NEW.qcow2\``],
+      ['delete', [], `\`virsh snapshot-delete ${vm} i1 --metadata\` takes it off the list without touching any file`],
+    ] as const) {
+      const r = await bed.vms(['snapshot', action, vm, 'i1', ...args]);
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.stderr, `error: cannot ${action} i1 of ${vm}: i1's data lie in ${disk}, and ${vm}'s vda is ${overlay} now\nhint: nothing was changed; ${wayOut}\n`);
+    }
+    assert.deepEqual(world(), before);
+    assert.match((await bed.vms(['snapshot', 'list', vm])).stdout, /^i1\s+\S+ \S+\s+running\s+internal\s+-\s+no$/m);
   });
 });
