@@ -7,6 +7,7 @@ import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts } from '../lib
 import { classifyVirshError, parseNames, type DomainState } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
+import { undoOptions } from './operation.js';
 import { guardInternalData, internalDataBlocker } from './snapshot-guard.js';
 import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
@@ -155,7 +156,7 @@ export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions):
     if (files.length) await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () => editMetadata(ctx.virsh, opts.vm, addMade(files)));
     ctx.signal?.throwIfAborted();
     return snapshot;
-  });
+  }, undoOptions(ctx));
 
   // Taken: from here on an interrupt changes nothing (it would only hide the result).
   if (facts.firmware === 'efi') ctx.progress.note('the UEFI NVRAM (boot entries) is not part of the snapshot: a revert leaves it as it is');

@@ -26,10 +26,16 @@ export const dropMade = (files: readonly string[]) => (m: VmsMetadata): VmsMetad
 /**
  * A revert brings back the snapshot's definition, with the metadata it had then. vms keeps what it knows now: the
  * files it made (a data disk added since and dropped by the revert is still vms' to remove), the bases it froze,
- * the user's notes, where the VM came from. Only an unfinished `vms create`'s next step belongs to the definition
- * brought back: it says what that definition still lacks.
+ * the user's notes, where the VM came from. What describes the definition itself belongs to the one brought back: an
+ * unfinished `vms create`'s next step (what that definition still lacks), the read-only shares among its devices.
  */
 export function metadataAfterRevert(now: VmsMetadata, reverted: VmsMetadata): VmsMetadata {
-  const { pending: _, ...kept } = now;
-  return { ...kept, ...(reverted.pending && { pending: reverted.pending }), bases: union(now.bases, reverted.bases), made: union(reverted.made, now.made) };
+  const { pending: _, readonlyShares: __, ...kept } = now;
+  return {
+    ...kept,
+    ...(reverted.pending && { pending: reverted.pending }),
+    ...(reverted.readonlyShares && { readonlyShares: reverted.readonlyShares }),
+    bases: union(now.bases, reverted.bases),
+    made: union(reverted.made, now.made),
+  };
 }

@@ -100,6 +100,9 @@ test('metadata: made grows without duplicates and forgets; a revert keeps what v
     profile: 'dev', created: 't1', pending: 'profile', bases: ['/i/base'], made: ['/i/vm.qcow2', '/i/vm-data.qcow2'], notes: 'mine',
   });
   assert.equal('pending' in metadataAfterRevert({ ...now, pending: 'install' }, { bases: [], made: [] }), false);
+  // Read-only shares are devices of the definition: those of the one brought back.
+  assert.deepEqual(metadataAfterRevert({ ...now, readonlyShares: ['new'] }, { ...then, readonlyShares: ['old'] }).readonlyShares, ['old']);
+  assert.equal('readonlyShares' in metadataAfterRevert({ ...now, readonlyShares: ['new'] }, then), false);
 });
 
 // ---- the core on a fake virsh --------------------------------------------------------------------------------------
