@@ -174,18 +174,20 @@ const madeBy = (s: SnapshotFacts) => [...s.disks.filter((d) => d.snapshot === 'e
 
 /**
  * Undoes `snapshot create` if libvirt took the snapshot. An internal one is deleted. An external one is taken apart
- * by hand (libvirt 9.0 cannot delete one whose parent is internal): a running VM's overlays merged back into its
- * disks (the VM pivoted onto them), libvirt's record of it dropped, the definition from before restored, the
- * overlays and the memory file removed.
+ * by hand (libvirt 9.0 cannot delete one whose parent is internal): the overlays merged back into the disks under
+ * them, libvirt's record of it dropped, the definition from before restored, the overlays and the memory file removed.
  */
 async function takeBack(ctx: Context, before: LoadedVm, name: string, memoryFile: string | undefined): Promise<void> {
   const vm = before.facts.name;
   if ((await snapshotNames(ctx, vm)).includes(name)) {
     const snapshot = await readSnapshot(ctx, vm, name);
     if (snapshot.kind === 'internal') return void (await ctx.virsh.run(['snapshot-delete', vm, name], { subject: vm }));
-    if (isActive(await ctx.virsh.state(vm))) {
-      const live = await ctx.virsh.diskSources(vm);
-      for (const d of snapshot.disks) if (d.file && live.get(d.target) === d.file) await ctx.virsh.commitActiveLayer(vm, d.target);
+    // What was written since goes back into the disks: live (blockcommit and pivot), or by qemu-img if it stopped since.
+    const active = isActive(await ctx.virsh.state(vm));
+    const current = await ctx.virsh.diskSources(vm, !active);
+    for (const d of snapshot.disks.filter((d) => d.file && current.get(d.target) === d.file)) {
+      if (active) await ctx.virsh.commitActiveLayer(vm, d.target);
+      else await ctx.qemuImg.uninterruptible().commit(d.file!);
     }
     await ctx.virsh.run(['snapshot-delete', vm, name, '--metadata'], { subject: vm });
     await ctx.virsh.define(await buildDomainXml(before.domain));

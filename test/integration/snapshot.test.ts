@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { shellQuote } from '../../src/quote.js';
 import { testbed } from '../helpers/testbed.js';
 
 const bed = testbed('snap');
@@ -297,19 +298,31 @@ const sha256 = (file: string) => createHash('sha256').update(readFileSync(file))
 const bedFiles = () =>
   [bed.env.VMS_IMAGES_DIR!, bed.env.VMS_STATE_DIR!].flatMap((d) => readdirSync(d, { recursive: true, encoding: 'utf8' }).map((f) => join(d, f))).sort();
 
-describe('an internal snapshot taken before `vms clone` (its data now in the frozen base)', () => {
-  const s = bed.name('s');
-  const u = bed.name('u');
+/** A running tiny guest that has booted (its console answers). */
+async function startBooted(vm: string): Promise<void> {
+  await bed.createTiny(vm, ['--start']);
+  await bed.guest(vm, 'true');
+}
+
+// Running, libvirt takes and reverts the snapshot through QEMU; shut off, with qemu-img on the file itself (which, as
+// root, writes a 0444 base all the same).
+for (const taken of ['running', 'shut off'] as const) describe(`an internal snapshot taken ${taken} before \`vms clone\` (its data now in the frozen base)`, () => {
+  const s = bed.name(taken === 'running' ? 's' : 'os');
+  const u = bed.name(taken === 'running' ? 'u' : 'ou');
   let base = '';
+  const kill = async () => assert.equal((await bed.vms(['kill', s])).code, 0);
   before(async () => {
     await bed.createTiny(s, ['--start']);
     await writeMarker(s, 'old');
+    if (taken === 'shut off') await kill();
     assert.equal((await bed.vms(['snapshot', 'create', s, 'snap1'])).code, 0);
+    if (taken === 'shut off') assert.equal((await bed.vms(['start', s])).code, 0);
     await writeMarker(s, 'new');
     base = diskOf(s);
+    if (taken === 'shut off') await kill();
     const clone = await bed.vms(['clone', s, u]);
     assert.equal(clone.code, 0, clone.stderr);
-    assert.equal((await bed.vms(['kill', s])).code, 0);
+    if (taken === 'running') await kill();
   });
 
   /** What the refusals must leave as it was: the base's bytes and mode, both definitions, the snapshots. */
@@ -323,7 +336,7 @@ describe('an internal snapshot taken before `vms clone` (its data now in the fro
     assert.equal(
       revert.stderr,
       `error: cannot revert snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
-        `hint: nothing was changed; its disk can be copied out of that file: \`qemu-img convert -l snap1 -O qcow2 '${base}' NEW.qcow2\`\n`,
+        `hint: nothing was changed; its disk can be copied out of that file: \`qemu-img convert -l snap1 -O qcow2 ${shellQuote(base)} NEW.qcow2\`\n`,
     );
     const del = await bed.vms(['snapshot', 'delete', s, 'snap1']);
     assert.equal(del.code, 4, del.stderr);
@@ -339,7 +352,7 @@ describe('an internal snapshot taken before `vms clone` (its data now in the fro
     const r = await bed.vms(['snapshot', 'list', s, '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.json.map((x: any) => [x.name, x.revertable]), [['snap1', false]]);
-    assert.match((await bed.vms(['snapshot', 'list', s])).stdout, /^snap1\s+\S+ \S+\s+running\s+internal\s+yes\s+no$/m);
+    assert.match((await bed.vms(['snapshot', 'list', s])).stdout, new RegExp(`^snap1\\s+\\S+ \\S+\\s+${taken}\\s+internal\\s+yes\\s+no$`, 'm'));
   });
 
   test("the hint's way out is true: the copied-out disk holds the snapshot's data", () => {
@@ -375,18 +388,24 @@ async function interruptedCreate(args: string[], offsetMs: number) {
 }
 
 describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken back, 0 when it was kept', () => {
-  // Running VMs: libvirt takes their snapshots through QEMU (a shut-off VM's need libvirtd to have found qemu-img).
-  const vms = { internal: bed.name('ci'), external: bed.name('ce') };
+  // Running, libvirt takes a snapshot through QEMU (with the memory: long enough to land in); shut off, with qemu-img.
+  const cases = [
+    { kind: 'internal', running: true, offsets: [0, 100, 250, 400, 700] },
+    { kind: 'external', running: true, offsets: [0, 100, 250, 400, 700] },
+    { kind: 'internal', running: false, offsets: [0, 20, 50, 100, 200] },
+    { kind: 'external', running: false, offsets: [0, 20, 50, 100, 200] },
+  ] as const;
+  const vmOf = (c: (typeof cases)[number]) => bed.name(`c${c.kind[0]}${c.running ? 'r' : 'o'}`);
   before(async () => {
-    for (const vm of Object.values(vms)) await bed.createTiny(vm, ['--start']);
-    for (const vm of Object.values(vms)) await bed.guest(vm, 'true'); // booted
+    for (const c of cases) await (c.running ? startBooted(vmOf(c)) : bed.createTiny(vmOf(c)));
   });
 
-  for (const kind of ['internal', 'external'] as const) {
-    test(`${kind}: SIGINT at several offsets while libvirt works`, async (t) => {
-      const vm = vms[kind];
+  for (const c of cases) {
+    const { kind, running } = c;
+    test(`${kind}, ${running ? 'running' : 'shut off'}: SIGINT at several offsets while libvirt works`, async (t) => {
+      const vm = vmOf(c);
       const outcomes: string[] = [];
-      for (const [i, offset] of [0, 100, 250, 400, 700].entries()) {
+      for (const [i, offset] of c.offsets.entries()) {
         const name = `i${i}`;
         const before = { definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() };
         const r = await interruptedCreate([vm, name, ...(kind === 'external' ? ['--external'] : [])], offset);
@@ -402,13 +421,15 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
           if (kind === 'external') {
             const overlay = diskOf(vm);
             assert.notEqual(overlay, before.disk, what);
-            assert.deepEqual(madeFiles(vm).filter((f) => !before.definition.includes(f)), [overlay, join(bed.env.VMS_STATE_DIR!, vm, `snapshot-${name}.mem`)], what);
+            const memory = running ? [join(bed.env.VMS_STATE_DIR!, vm, `snapshot-${name}.mem`)] : [];
+            assert.deepEqual(madeFiles(vm).filter((f) => !before.definition.includes(f)), [overlay, ...memory], what);
           }
           // Back to where it was, for the next offset (an external one merged back).
-          assert.equal((await bed.vms(['snapshot', 'delete', vm, name])).code, 0);
+          const del = await bed.vms(['snapshot', 'delete', vm, name]);
+          assert.equal(del.code, 0, del.stderr);
         }
         outcomes.push(`${offset}:${r.code}`);
-        assert.equal(state(vm), 'running', what);
+        assert.equal(state(vm), running ? 'running' : 'shut off', what);
       }
       t.diagnostic(`offset ms:exit code ${outcomes.join(' ')}`);
       assert.ok(outcomes.some((o) => o.endsWith(':130')), `no interrupt landed while libvirt worked: ${outcomes.join(' ')}`);
@@ -418,10 +439,7 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
 
 describe('metadata.made: the files snapshots and disks made', () => {
   const vm = bed.name('made');
-  before(async () => {
-    await bed.createTiny(vm, ['--start']);
-    await bed.guest(vm, 'true');
-  });
+  before(() => startBooted(vm));
 
   test('create --external records the overlay and the memory file; delete forgets what it merged away', async () => {
     const disk = diskOf(vm);
@@ -455,10 +473,7 @@ describe('metadata.made: the files snapshots and disks made', () => {
 
 describe('an internal snapshot with an external one taken after it (its file now under an overlay)', () => {
   const vm = bed.name('under');
-  before(async () => {
-    await bed.createTiny(vm, ['--start']);
-    await bed.guest(vm, 'true');
-  });
+  before(() => startBooted(vm));
 
   test('revert and delete are refused (exit 4): writing the file under the overlay would corrupt it; nothing changed', async () => {
     const disk = diskOf(vm);
@@ -469,7 +484,7 @@ describe('an internal snapshot with an external one taken after it (its file now
     const world = () => ({ sha: sha256(disk), definition: definition(vm), snapshots: snapshotNames(vm), files: bedFiles() });
     const before = world();
     for (const [action, args, wayOut] of [
-      ['revert', ['--yes'], `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 '${disk}' NEW.qcow2\``],
+      ['revert', ['--yes'], `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 ${shellQuote(disk)} NEW.qcow2\``],
       ['delete', [], `\`virsh snapshot-delete ${vm} i1 --metadata\` takes it off the list without touching any file`],
     ] as const) {
       const r = await bed.vms(['snapshot', action, vm, 'i1', ...args]);

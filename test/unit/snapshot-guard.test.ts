@@ -239,3 +239,26 @@ test('create --external interrupted: the running VM is merged back onto its disk
   assert.equal(existsSync(overlay), false);
   assert.equal(existsSync(memory), false);
 });
+
+test('create --external interrupted on a shut-off VM: qemu-img merges the overlay, the old definition comes back, the overlay goes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const disk = join(dir, 'vm.img');
+  const overlay = join(dir, 'vm.e1');
+  const xml = domainXml(disk, metadataXml({ made: [disk] })).replace("type='qcow2'", "type='raw'");
+  const abort = new AbortController();
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(xml, 'shut off'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    { cmd: 'virsh', args: (a) => a[2] === 'snapshot-create-as' && a.includes('--disk-only') && (writeFileSync(overlay, ''), abort.abort(), true) },
+    virshCall(['snapshot-list', 'vm', '--name'], 'e1\n\n'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', overlay)),
+    virshCall(['domstate', 'vm'], 'shut off\n'),
+    virshCall(['domblklist', 'vm', '--inactive'], ` Target   Source\n------------------\n vda      ${overlay}\n`),
+    { cmd: 'qemu-img', args: ['commit', '-q', '-f', 'qcow2', overlay] },
+    virshCall(['snapshot-delete', 'vm', 'e1', '--metadata']),
+    { cmd: 'virsh', args: (a) => a[2] === 'define' && /<driver name="qemu" type="raw"\/>\s*<source file="[^"]*vm\.img"\/>/.test(readFileSync(a[3]!, 'utf8')) },
+  ]);
+  await assert.rejects(createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 'e1', external: true }), (e: unknown) => e instanceof VmsError && e.exitCode === 130);
+  runner.done();
+  assert.equal(existsSync(overlay), false);
+});
