@@ -412,8 +412,8 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
         const what = `offset ${offset} ms: exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`;
         assert.equal(r.signal, null, `killed by the signal instead of exiting: ${what}`);
         if (r.code === 130) {
-          assert.match(r.stderr, /error: interrupted\nhint: everything this command had made so far was removed\n$/, what);
           assert.deepEqual({ definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() }, before, what);
+          assert.match(r.stderr, /error: interrupted\nhint: everything this command had made so far was removed\n$/, what);
         } else {
           assert.equal(r.code, 0, what);
           assert.match(r.stdout, new RegExp(`^${vm}: ${kind} snapshot ${name} taken`), what);
