@@ -2,11 +2,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VmsError, conflict, notFound, usageError } from '../errors.js';
+import { buildDomainXml, domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
 import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts } from '../libvirt/snapshot-xml.js';
 import { classifyVirshError, parseNames, type DomainState } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
+import { undoOptions } from './operation.js';
+import { guardInternalData, internalDataBlocker } from './snapshot-guard.js';
+import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
+import { addMade, dropMade, editMetadata, metadataAfterRevert } from './vm-metadata.js';
 import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
 import { checkXmlText } from '../libvirt/xml-text.js';
@@ -19,6 +24,11 @@ export interface SnapshotInfo extends SnapshotFacts {
   vm: string;
   /** libvirt's current snapshot: the one the VM's present state descends from. */
   current: boolean;
+  /**
+   * `vms snapshot revert` can go back to it: not an external one on a libvirt before 9.9, nor an internal one whose
+   * file vms may not write any more (a base frozen by `vms clone`, an overlay put over it since).
+   */
+  revertable: boolean;
 }
 
 /** The libvirt releases that lifted the limits vms runs into (libvirt's NEWS). */
@@ -61,13 +71,21 @@ async function canRevertExternal(ctx: Context): Promise<boolean> {
 export async function listSnapshots(ctx: Context, vm: string): Promise<SnapshotInfo[]> {
   validateName(vm);
   const names = await snapshotNames(ctx, vm);
+  if (names.length === 0) return [];
   // One virsh process for all of them; "snapshot-current" fails (undefined) when there is no current snapshot.
-  const [current, ...xmls] = await ctx.virsh.batch([['snapshot-current', vm, '--name'], ...names.map((n) => ['snapshot-dumpxml', vm, n])]);
+  const [current, saved, ...xmls] = await ctx.virsh.batch([
+    ['snapshot-current', vm, '--name'],
+    ['dumpxml', vm, '--inactive'],
+    ...names.map((n) => ['snapshot-dumpxml', vm, n]),
+  ]);
+  const vmFacts = saved ? domainFacts(await parseDomainXml(saved)) : undefined;
+  let external: boolean | undefined; // asked once, when there is an external snapshot
   const list: SnapshotInfo[] = [];
   for (const xml of xmls) {
     if (!xml) continue; // deleted meanwhile
     const facts = await parseSnapshotXml(xml);
-    list.push({ vm, ...facts, current: facts.name === current?.trim() });
+    const revertable = facts.kind === 'external' ? (external ??= await canRevertExternal(ctx)) : Boolean(vmFacts && !internalDataBlocker(facts, vmFacts));
+    list.push({ vm, ...facts, current: facts.name === current?.trim(), revertable });
   }
   return list.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
 }
@@ -108,31 +126,88 @@ export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions):
   const name = opts.name ?? defaultSnapshotName(new Date());
   validateSnapshotName(name);
   if (opts.description !== undefined) checkXmlText(opts.description, 'the description', "the snapshot's XML");
-  const { facts, state } = await ctx.progress.step('Checking input', () => checkCreate(ctx, opts, name));
+  const before = await ctx.progress.step('Checking input', () => checkCreate(ctx, opts, name));
+  const { facts, state } = before;
   const running = isActive(state);
   const memoryFile = opts.external && running ? join(vmFiles(ctx.config, opts.vm).dir, `snapshot-${name}.mem`) : undefined;
   if (memoryFile && existsSync(memoryFile)) throw conflict(`${memoryFile} already exists`, 'remove it (a leftover?) or pick another snapshot name');
 
   const kind = opts.external ? 'external' : 'internal';
   const what = running ? 'disks and memory' : 'disks';
-  await ctx.progress.step(`Taking ${kind} snapshot ${name} of ${opts.vm} (${what})`, async () => {
-    if (memoryFile) await mkdir(dirname(memoryFile), { recursive: true });
-    const args = snapshotCreateArgs({ vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile });
-    // Once libvirt has started it, it finishes whatever we do: wait for it rather than leave it unknown.
-    const r = await ctx.virsh.uninterruptible().runRaw(args);
-    if (r.exitCode === 0) return;
-    if (memoryFile) await rm(memoryFile, { force: true }); // --atomic: the snapshot was not taken; a partial memory file may be
-    if (/pflash based firmware/i.test(r.stderr)) throw await uefiRefusal(ctx, opts.vm);
-    throw classifyVirshError(args, r, ctx.virsh.uri, opts.vm);
-  });
+  // Ctrl-C means "not this snapshot": once libvirt has started one it finishes it whatever we do, so an interrupt is
+  // answered by deleting it again (an external one merged back, the VM on its old disk), never by leaving it behind
+  // under an exit status that says nothing was made.
+  const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() };
+  const taken = await withUndo(async (undo) => {
+    await ctx.progress.step(`Taking ${kind} snapshot ${name} of ${opts.vm} (${what})`, async () => {
+      undo.push(`delete snapshot ${name} of ${opts.vm}`, () => takeBack(clean, before, name, memoryFile));
+      if (memoryFile) await mkdir(dirname(memoryFile), { recursive: true });
+      const args = snapshotCreateArgs({ vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile });
+      const r = await clean.virsh.runRaw(args); // waited for: libvirt finishes it anyway
+      if (r.exitCode === 0) return;
+      if (memoryFile) await rm(memoryFile, { force: true }); // --atomic: the snapshot was not taken; a partial memory file may be
+      if (/pflash based firmware/i.test(r.stderr)) throw await uefiRefusal(ctx, opts.vm);
+      throw classifyVirshError(args, r, ctx.virsh.uri, opts.vm);
+    });
+    ctx.signal?.throwIfAborted();
+    const snapshot = await readSnapshot(ctx, opts.vm, name);
+    // The overlays and the memory file are vms' own: destroy removes them with the VM.
+    const files = madeBy(snapshot);
+    if (files.length) await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () => editMetadata(ctx.virsh, opts.vm, addMade(files)));
+    ctx.signal?.throwIfAborted();
+    return snapshot;
+  }, undoOptions(ctx));
 
+  // Taken: from here on an interrupt changes nothing (it would only hide the result).
   if (facts.firmware === 'efi') ctx.progress.note('the UEFI NVRAM (boot entries) is not part of the snapshot: a revert leaves it as it is');
-  if (opts.external && !(await canRevertExternal(ctx))) {
+  const revertable = !opts.external || (await canRevertExternal(clean));
+  if (!revertable) {
     ctx.progress.note(
-      `libvirt ${await libvirtVersion(ctx)} cannot revert to external snapshots (libvirt ≥ ${EXTERNAL_REVERT_SINCE} can); \`vms snapshot delete\` merges one back`,
+      `libvirt ${await libvirtVersion(clean)} cannot revert to external snapshots (libvirt ≥ ${EXTERNAL_REVERT_SINCE} can); \`vms snapshot delete\` merges one back`,
     );
   }
-  return { vm: opts.vm, ...(await readSnapshot(ctx, opts.vm, name)), current: true };
+  return { vm: opts.vm, ...taken, current: true, revertable };
+}
+
+/** The files an external snapshot made: the overlays it put the disks on, its memory file. */
+const madeBy = (s: SnapshotFacts) => [...s.disks.filter((d) => d.snapshot === 'external' && d.file).map((d) => d.file!), ...(s.memoryFile ? [s.memoryFile] : [])];
+
+/**
+ * Undoes `snapshot create` if libvirt took the snapshot. An internal one is deleted. An external one is taken apart
+ * by hand (libvirt 9.0 cannot delete one whose parent is internal): the overlays merged back into the disks under
+ * them, libvirt's record of it dropped, the definition from before restored, the overlays and the memory file removed.
+ */
+async function takeBack(ctx: Context, before: LoadedVm, name: string, memoryFile: string | undefined): Promise<void> {
+  const vm = before.facts.name;
+  if ((await snapshotNames(ctx, vm)).includes(name)) {
+    const snapshot = await readSnapshot(ctx, vm, name);
+    if (snapshot.kind === 'internal') return void (await ctx.virsh.run(['snapshot-delete', vm, name], { subject: vm }));
+    // What was written since goes back into the disks: live (blockcommit and pivot), or by qemu-img if it stopped since.
+    const active = isActive(await ctx.virsh.state(vm));
+    const current = await ctx.virsh.diskSources(vm, !active);
+    for (const d of snapshot.disks.filter((d) => d.file && current.get(d.target) === d.file)) {
+      if (active) await ctx.virsh.commitActiveLayer(vm, d.target);
+      else await ctx.qemuImg.uninterruptible().commit(d.file!);
+    }
+    await ctx.virsh.run(['snapshot-delete', vm, name, '--metadata'], { subject: vm });
+    await ctx.virsh.define(await buildDomainXml(before.domain));
+    for (const f of madeBy(snapshot)) await rm(f, { force: true });
+  }
+  if (memoryFile) await rm(memoryFile, { force: true }); // checked not to exist before: ours
+}
+
+/**
+ * libvirt deletes the snapshot (an internal one's data in the qcow2; an external one's overlays merged into the
+ * files under them and removed, the VM pivoted back) but leaves an external one's memory file: vms removes it, and
+ * forgets in the metadata every file of the snapshot that is gone. Returns the files vms removed itself.
+ */
+async function removeSnapshot(ctx: Context, vm: string, snapshot: SnapshotFacts): Promise<string[]> {
+  await ctx.virsh.run(['snapshot-delete', vm, snapshot.name], { subject: vm });
+  const removed = snapshot.memoryFile && existsSync(snapshot.memoryFile) ? [snapshot.memoryFile] : [];
+  for (const f of removed) await rm(f, { force: true });
+  const gone = madeBy(snapshot).filter((f) => !existsSync(f));
+  if (gone.length) await editMetadata(ctx.virsh, vm, dropMade(gone));
+  return removed;
 }
 
 export interface RevertPlan {
@@ -144,7 +219,7 @@ export interface RevertPlan {
 
 /** Everything a revert needs to know, checked before anything changes (the CLI shows it before asking). */
 export async function planRevert(ctx: Context, vm: string, snapshot: string): Promise<RevertPlan> {
-  const { state } = await loadVm(ctx, vm);
+  const { state, facts: vmFacts } = await loadVm(ctx, vm);
   const facts = await readSnapshot(ctx, vm, snapshot);
   if (facts.kind === 'external' && !(await canRevertExternal(ctx))) {
     throw conflict(
@@ -152,6 +227,7 @@ export async function planRevert(ctx: Context, vm: string, snapshot: string): Pr
       `nothing was changed; \`vms snapshot delete ${q(vm)} ${q(snapshot)}\` merges it into the present state. Internal snapshots (qcow2 disks; a UEFI VM shut off) can be reverted to`,
     );
   }
+  guardInternalData(vmFacts, facts, 'revert');
   return { vm, vmState: state, snapshot: facts };
 }
 
@@ -162,9 +238,15 @@ export interface RevertResult {
 }
 
 export async function revertSnapshot(ctx: Context, plan: RevertPlan): Promise<RevertResult> {
-  const virsh = ctx.virsh.uninterruptible(); // half a revert is worse than a slow one
   const { vm, snapshot } = plan;
-  await ctx.progress.step(`Reverting ${vm} to ${snapshot.name}`, () => virsh.run(['snapshot-revert', vm, snapshot.name], { subject: vm }));
+  // Checked again after the question: what vms knows now is what the revert must keep.
+  const now = await loadVm(ctx, vm);
+  guardInternalData(now.facts, snapshot, 'revert');
+  const virsh = ctx.virsh.uninterruptible(); // half a revert is worse than a slow one
+  await ctx.progress.step(`Reverting ${vm} to ${snapshot.name}`, async () => {
+    await virsh.run(['snapshot-revert', vm, snapshot.name], { subject: vm });
+    await editMetadata(virsh, vm, (reverted) => metadataAfterRevert(now.facts.metadata, reverted));
+  });
   return { name: vm, snapshot: snapshot.name, state: await virsh.state(vm) };
 }
 
@@ -198,10 +280,8 @@ export async function deleteSnapshot(ctx: Context, vm: string, snapshot: string)
   const loaded = await loadVm(ctx, vm);
   const facts = await readSnapshot(ctx, vm, snapshot);
   if (facts.kind === 'external') await refuseUnderClone(ctx, loaded, facts);
-  const virsh = ctx.virsh.uninterruptible(); // a half-merged external snapshot is worse than a slow delete
-  await ctx.progress.step(`Deleting snapshot ${snapshot} of ${vm}`, () => virsh.run(['snapshot-delete', vm, snapshot], { subject: vm }));
-  // libvirt merges and removes an external snapshot's overlays, but leaves its memory file.
-  const removed = facts.memoryFile && existsSync(facts.memoryFile) ? [facts.memoryFile] : [];
-  for (const f of removed) await rm(f, { force: true });
+  else guardInternalData(loaded.facts, facts, 'delete');
+  const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() }; // a half-merged external snapshot is worse than a slow delete
+  const removed = await ctx.progress.step(`Deleting snapshot ${snapshot} of ${vm}`, () => removeSnapshot(clean, vm, facts));
   return { name: vm, snapshot, kind: facts.kind, removed };
 }

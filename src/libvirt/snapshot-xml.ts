@@ -1,3 +1,5 @@
+import { domainFacts } from './domain-parse.js';
+
 // Reading libvirt domain snapshots (`virsh snapshot-dumpxml`) and building `virsh snapshot-create-as` arguments.
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -18,7 +20,10 @@ export interface SnapshotFacts {
   withMemory: boolean;
   /** An external snapshot's memory file (libvirt leaves it behind when the snapshot is deleted). */
   memoryFile?: string;
-  /** Per disk: internal, external (with the overlay that started there) or no (cdroms, read-only disks). */
+  /**
+   * Per disk: internal, external or no (cdroms, read-only disks), with the file its data lie in: an external one's
+   * overlay that started there, an internal one's qcow2 (the disk's file when the snapshot was taken).
+   */
   disks: { target: string; snapshot: string; file?: string }[];
 }
 
@@ -32,10 +37,13 @@ export async function parseSnapshotXml(xml: string): Promise<SnapshotFacts> {
   const snap = (await parseStringPromise(xml))?.domainsnapshot;
   if (!snap) throw new Error('not a libvirt domain snapshot XML document');
   const memory = snap.memory?.[0]?.$ ?? {};
+  // The definition it was taken with (a running VM's saved one, when libvirt kept both): where its disks were then.
+  const taken = snap.inactiveDomain?.[0] ?? snap.domain?.[0];
+  const then = new Map(taken ? domainFacts(taken).disks.map((d) => [d.target, d.path]) : []);
   const disks = (snap.disks?.[0]?.disk ?? []).map((d: any) => ({
     target: d.$?.name ?? '',
     snapshot: d.$?.snapshot ?? 'no',
-    file: d.source?.[0]?.$?.file ?? d.source?.[0]?.$?.dev,
+    file: d.source?.[0]?.$?.file ?? d.source?.[0]?.$?.dev ?? (d.$?.snapshot === 'internal' ? then.get(d.$?.name) : undefined),
   }));
   const external = memory.snapshot === 'external' || disks.some((d: { snapshot: string }) => d.snapshot === 'external');
   return {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { shellQuote } from '../../src/quote.js';
 import { testbed } from '../helpers/testbed.js';
 
 const bed = testbed('snap');
@@ -130,9 +132,9 @@ describe('internal snapshots (qcow2)', () => {
     );
     assert.ok(r.json.every((s: any) => Math.abs(Date.parse(s.created) - Date.now()) < 10 * 60_000), 'created: a recent time');
     const human = (await bed.vms(['snapshot', 'list', vm])).stdout;
-    assert.match(human, /^NAME\s+CREATED\s+STATE\s+KIND\s+CURRENT\s+DESCRIPTION$/m);
-    assert.match(human, /^live\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+running\s+internal\s+-\s+marker A$/m);
-    assert.match(human, /^off\s+\S+ \S+\s+shut off\s+internal\s+yes$/m);
+    assert.match(human, /^NAME\s+CREATED\s+STATE\s+KIND\s+CURRENT\s+REVERTABLE\s+DESCRIPTION$/m);
+    assert.match(human, /^live\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+running\s+internal\s+-\s+yes\s+marker A$/m);
+    assert.match(human, /^off\s+\S+ \S+\s+shut off\s+internal\s+yes\s+yes$/m);
   });
 
   test('a name already taken: exit 4, nothing changed', async () => {
@@ -194,7 +196,8 @@ describe('a raw disk', () => {
     const made = await bed.createTiny(vm);
     const raw = made.disks[0].path.replace(/\.qcow2$/, '.img');
     execFileSync('qemu-img', ['convert', '-O', 'raw', made.disks[0].path, raw]);
-    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(made.disks[0].path, raw);
+    // The disk's source only: the path is in the metadata (<vms:made>) too, and stays there.
+    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(`file='${made.disks[0].path}'`, `file='${raw}'`);
     const file = join(bed.dir, 'raw.xml');
     writeFileSync(file, xml);
     bed.virsh('define', file);
@@ -258,7 +261,7 @@ describe('a UEFI VM on libvirt 9.0', () => {
     await writeMarker(vm, 'efi-B');
 
     const list = await bed.vms(['snapshot', 'list', vm]);
-    assert.match(list.stdout, /^ext\s+\S+ \S+\s+running\s+external\s+yes$/m);
+    assert.match(list.stdout, /^ext\s+\S+ \S+\s+running\s+external\s+yes\s+no$/m);
     const refused = await bed.vms(['snapshot', 'revert', vm, 'ext', '--yes']);
     assert.equal(refused.code, 4, refused.stderr);
     assert.match(refused.stderr, /cannot revert to an external snapshot/);
@@ -285,5 +288,210 @@ describe('a UEFI VM on libvirt 9.0', () => {
     const revert = await bed.vms(['snapshot', 'revert', vm, 'off', '--yes']);
     assert.equal(revert.code, 0, revert.stderr);
     assert.equal(diskMarker(disk), 'efi-B');
+  });
+});
+
+/** The files vms says it made for a VM (its saved definition's metadata). */
+const madeFiles = (vm: string) => [...definition(vm).matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]!);
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+/** Every file of the bed's images and state dirs, for "nothing was left behind". */
+const bedFiles = () =>
+  [bed.env.VMS_IMAGES_DIR!, bed.env.VMS_STATE_DIR!].flatMap((d) => readdirSync(d, { recursive: true, encoding: 'utf8' }).map((f) => join(d, f))).sort();
+
+/** A running tiny guest that has booted (its console answers). */
+async function startBooted(vm: string): Promise<void> {
+  await bed.createTiny(vm, ['--start']);
+  await bed.guest(vm, 'true');
+}
+
+// Running, libvirt takes and reverts the snapshot through QEMU; shut off, with qemu-img on the file itself (which, as
+// root, writes a 0444 base all the same).
+for (const taken of ['running', 'shut off'] as const) describe(`an internal snapshot taken ${taken} before \`vms clone\` (its data now in the frozen base)`, () => {
+  const s = bed.name(taken === 'running' ? 's' : 'os');
+  const u = bed.name(taken === 'running' ? 'u' : 'ou');
+  let base = '';
+  const kill = async () => assert.equal((await bed.vms(['kill', s])).code, 0);
+  before(async () => {
+    await bed.createTiny(s, ['--start']);
+    await writeMarker(s, 'old');
+    if (taken === 'shut off') await kill();
+    assert.equal((await bed.vms(['snapshot', 'create', s, 'snap1'])).code, 0);
+    if (taken === 'shut off') assert.equal((await bed.vms(['start', s])).code, 0);
+    await writeMarker(s, 'new');
+    base = diskOf(s);
+    if (taken === 'shut off') await kill();
+    const clone = await bed.vms(['clone', s, u]);
+    assert.equal(clone.code, 0, clone.stderr);
+    if (taken === 'running') await kill();
+  });
+
+  /** What the refusals must leave as it was: the base's bytes and mode, both definitions, the snapshots. */
+  const world = () => ({ sha: sha256(base), mode: statSync(base).mode & 0o777, s: definition(s), u: definition(u), snapshots: snapshotNames(s), files: bedFiles() });
+
+  test('revert and delete are refused (exit 4) with the way out; the base, both definitions and the files are unchanged', async () => {
+    const before = world();
+    assert.equal(before.mode, 0o444);
+    const revert = await bed.vms(['snapshot', 'revert', s, 'snap1', '--yes']);
+    assert.equal(revert.code, 4, revert.stderr);
+    assert.equal(
+      revert.stderr,
+      `error: cannot revert snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
+        `hint: nothing was changed; its disk can be copied out of that file: \`qemu-img convert -l snap1 -O qcow2 ${shellQuote(base)} NEW.qcow2\`\n`,
+    );
+    const del = await bed.vms(['snapshot', 'delete', s, 'snap1']);
+    assert.equal(del.code, 4, del.stderr);
+    assert.equal(
+      del.stderr,
+      `error: cannot delete snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
+        `hint: nothing was changed; it goes with the base, when the last VM on it is destroyed; \`virsh snapshot-delete ${s} snap1 --metadata\` takes it off the list without touching any file\n`,
+    );
+    assert.deepEqual(world(), before);
+  });
+
+  test('list shows it as not revertable', async () => {
+    const r = await bed.vms(['snapshot', 'list', s, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.map((x: any) => [x.name, x.revertable]), [['snap1', false]]);
+    assert.match((await bed.vms(['snapshot', 'list', s])).stdout, new RegExp(`^snap1\\s+\\S+ \\S+\\s+${taken}\\s+internal\\s+yes\\s+no$`, 'm'));
+  });
+
+  test("the hint's way out is true: the copied-out disk holds the snapshot's data", () => {
+    const copy = join(bed.dir, 'snap1-copy.qcow2');
+    execFileSync('qemu-img', ['convert', '-l', 'snap1', '-O', 'qcow2', base, copy]);
+    assert.equal(diskMarker(copy), 'old');
+  });
+
+  test('both VMs still start and read what they read before', async () => {
+    for (const vm of [s, u]) {
+      const r = await bed.vms(['start', vm]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await readMarker(vm), 'new', vm);
+    }
+  });
+});
+
+/**
+ * Runs `snapshot create`, sends SIGINT `offsetMs` after libvirt was asked to take the snapshot (unless the command has
+ * already printed its result), and returns how it ended.
+ */
+async function interruptedCreate(args: string[], offsetMs: number) {
+  const child = bed.spawnVms(['snapshot', 'create', ...args]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  while (!/==> Taking/.test(stderr) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, offsetMs));
+  if (stdout === '' && child.exitCode === null) child.kill('SIGINT');
+  return { ...(await exited), stdout, stderr };
+}
+
+describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken back, 0 when it was kept', () => {
+  // Running, libvirt takes a snapshot through QEMU (with the memory: long enough to land in); shut off, with qemu-img.
+  const cases = [
+    { kind: 'internal', running: true, offsets: [0, 100, 250, 400, 700] },
+    { kind: 'external', running: true, offsets: [0, 100, 250, 400, 700] },
+    { kind: 'internal', running: false, offsets: [0, 20, 50, 100, 200] },
+    { kind: 'external', running: false, offsets: [0, 20, 50, 100, 200] },
+  ] as const;
+  const vmOf = (c: (typeof cases)[number]) => bed.name(`c${c.kind[0]}${c.running ? 'r' : 'o'}`);
+  before(async () => {
+    for (const c of cases) await (c.running ? startBooted(vmOf(c)) : bed.createTiny(vmOf(c)));
+  });
+
+  for (const c of cases) {
+    const { kind, running } = c;
+    test(`${kind}, ${running ? 'running' : 'shut off'}: SIGINT at several offsets while libvirt works`, async (t) => {
+      const vm = vmOf(c);
+      const outcomes: string[] = [];
+      for (const [i, offset] of c.offsets.entries()) {
+        const name = `i${i}`;
+        const before = { definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() };
+        const r = await interruptedCreate([vm, name, ...(kind === 'external' ? ['--external'] : [])], offset);
+        const what = `offset ${offset} ms: exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`;
+        assert.equal(r.signal, null, `killed by the signal instead of exiting: ${what}`);
+        if (r.code === 130) {
+          assert.deepEqual({ definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() }, before, what);
+          assert.match(r.stderr, /error: interrupted\nhint: everything this command had made so far was removed\n$/, what);
+        } else {
+          assert.equal(r.code, 0, what);
+          assert.match(r.stdout, new RegExp(`^${vm}: ${kind} snapshot ${name} taken`), what);
+          assert.ok(snapshotNames(vm).includes(name), what);
+          if (kind === 'external') {
+            const overlay = diskOf(vm);
+            assert.notEqual(overlay, before.disk, what);
+            const memory = running ? [join(bed.env.VMS_STATE_DIR!, vm, `snapshot-${name}.mem`)] : [];
+            assert.deepEqual(madeFiles(vm).filter((f) => !before.definition.includes(f)), [overlay, ...memory], what);
+          }
+          // Back to where it was, for the next offset (an external one merged back).
+          const del = await bed.vms(['snapshot', 'delete', vm, name]);
+          assert.equal(del.code, 0, del.stderr);
+        }
+        outcomes.push(`${offset}:${r.code}`);
+        assert.equal(state(vm), running ? 'running' : 'shut off', what);
+      }
+      t.diagnostic(`offset ms:exit code ${outcomes.join(' ')}`);
+      assert.ok(outcomes.some((o) => o.endsWith(':130')), `no interrupt landed while libvirt worked: ${outcomes.join(' ')}`);
+    });
+  }
+});
+
+describe('metadata.made: the files snapshots and disks made', () => {
+  const vm = bed.name('made');
+  before(() => startBooted(vm));
+
+  test('create --external records the overlay and the memory file; delete forgets what it merged away', async () => {
+    const disk = diskOf(vm);
+    const r = await bed.vms(['snapshot', 'create', vm, 'ext', '--external', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const overlay = diskOf(vm);
+    assert.deepEqual(madeFiles(vm), [disk, overlay, r.json.memoryFile]);
+    const del = await bed.vms(['snapshot', 'delete', vm, 'ext']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(madeFiles(vm), [disk]);
+    assert.equal(existsSync(overlay), false);
+  });
+
+  test('a data disk added after a snapshot and dropped by the revert stays in metadata.made (its file stays too)', async () => {
+    assert.equal((await bed.vms(['snapshot', 'create', vm, 'before-disk'])).code, 0);
+    const add = await bed.vms(['disk', 'add', vm, '--size', '16M', '--json']);
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(add.json.path, join(bed.env.VMS_IMAGES_DIR!, `${vm}-data.qcow2`));
+    assert.ok(madeFiles(vm).includes(add.json.path), 'disk add records it');
+    const notes = await bed.vms(['set', vm, '--notes', 'after the snapshot']);
+    assert.equal(notes.code, 0, notes.stderr);
+
+    const revert = await bed.vms(['snapshot', 'revert', vm, 'before-disk', '--yes']);
+    assert.equal(revert.code, 0, revert.stderr);
+    assert.doesNotMatch(definition(vm), new RegExp(`${vm}-data\\.qcow2'`), 'the revert dropped the disk from the definition');
+    assert.ok(madeFiles(vm).includes(add.json.path), 'still known to vms');
+    assert.ok(existsSync(add.json.path));
+    assert.match(definition(vm), /<vms:notes>after the snapshot<\/vms:notes>/, 'the notes of now are kept');
+  });
+});
+
+describe('an internal snapshot with an external one taken after it (its file now under an overlay)', () => {
+  const vm = bed.name('under');
+  before(() => startBooted(vm));
+
+  test('revert and delete are refused (exit 4): writing the file under the overlay would corrupt it; nothing changed', async () => {
+    const disk = diskOf(vm);
+    assert.equal((await bed.vms(['snapshot', 'create', vm, 'i1'])).code, 0);
+    assert.equal((await bed.vms(['snapshot', 'create', vm, 'e1', '--external'])).code, 0);
+    const overlay = diskOf(vm);
+    assert.equal((await bed.vms(['kill', vm])).code, 0);
+    const world = () => ({ sha: sha256(disk), definition: definition(vm), snapshots: snapshotNames(vm), files: bedFiles() });
+    const before = world();
+    for (const [action, args, wayOut] of [
+      ['revert', ['--yes'], `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 ${shellQuote(disk)} NEW.qcow2\``],
+      ['delete', [], `\`virsh snapshot-delete ${vm} i1 --metadata\` takes it off the list without touching any file`],
+    ] as const) {
+      const r = await bed.vms(['snapshot', action, vm, 'i1', ...args]);
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.stderr, `error: cannot ${action} i1 of ${vm}: i1's data lie in ${disk}, and ${vm}'s vda is ${overlay} now\nhint: nothing was changed; ${wayOut}\n`);
+    }
+    assert.deepEqual(world(), before);
+    assert.match((await bed.vms(['snapshot', 'list', vm])).stdout, /^i1\s+\S+ \S+\s+running\s+internal\s+-\s+no$/m);
   });
 });

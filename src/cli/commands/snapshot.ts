@@ -25,8 +25,8 @@ const localTime = (iso: string) => new Date(iso).toLocaleString('sv-SE');
 
 function renderList(vm: string, list: SnapshotInfo[]): string {
   if (list.length === 0) return `${vm} has no snapshots: \`vms snapshot create ${q(vm)}\` takes one`;
-  const rows = list.map((s) => [s.name, localTime(s.created), takenWhile(s), s.kind, s.current ? 'yes' : '-', s.description ?? '']);
-  return table(['NAME', 'CREATED', 'STATE', 'KIND', 'CURRENT', 'DESCRIPTION'], rows);
+  const rows = list.map((s) => [s.name, localTime(s.created), takenWhile(s), s.kind, s.current ? 'yes' : '-', s.revertable ? 'yes' : 'no', s.description ?? '']);
+  return table(['NAME', 'CREATED', 'STATE', 'KIND', 'CURRENT', 'REVERTABLE', 'DESCRIPTION'], rows);
 }
 
 const renderCreated = (s: SnapshotInfo) => `${s.vm}: ${s.kind} snapshot ${s.name} taken (${s.state}: ${s.withMemory ? 'disks and memory' : 'disks'})`;
@@ -64,7 +64,7 @@ export function register(program: Command): void {
   snapshot
     .command('list')
     .alias('ls')
-    .description("a VM's snapshots: name, creation time, the VM's state then, kind, current, description")
+    .description("a VM's snapshots: name, creation time, the VM's state then, kind, current, whether revert can go back to it, description")
     .argument('<name>', 'VM name')
     .action(action(async ({ ctx }, vm) => ({ data: await listSnapshots(ctx, vm!), human: (l: SnapshotInfo[]) => renderList(vm!, l) })));
   snapshot
