@@ -1,3 +1,4 @@
+import { isInterrupt } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Context } from './context.js';
@@ -44,7 +45,8 @@ export class ChainReader {
     if (!existsSync(disk)) return { files: [], problem: { reason: `its disk ${disk} is missing`, incomplete: false } };
     try {
       return { files: (await this.ctx.qemuImg.chain(disk)).slice(1).map((i) => i.filename) };
-    } catch {
+    } catch (err) {
+      if (isInterrupt(err)) throw err; // stopped, not broken
       return this.walk(disk); // one level at a time, to get as far as the chain goes and say where it breaks
     }
   }
@@ -56,6 +58,7 @@ export class ChainReader {
       try {
         info = await this.ctx.qemuImg.info(file, format);
       } catch (err) {
+        if (isInterrupt(err)) throw err;
         return { files, problem: { reason: `cannot read the disk chain under ${disk}: ${(err as Error).message}`, incomplete: true } };
       }
       const next = info['full-backing-filename'] ?? info['backing-filename'];

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, isInterrupt } from '../errors.js';
-import { domainFacts, parseDomainXml } from '../libvirt/domain-parse.js';
 import type { Context } from './context.js';
+import { filesInUse } from './files-in-use.js';
 import { withOperation } from './operation.js';
 import { runUndoAction, type UndoAction } from './undo-actions.js';
 import { ownFiles, vmFiles, vmPackageCache } from './vm-files.js';
@@ -20,47 +20,13 @@ export interface DestroyPlan {
   unreadable: string[];
 }
 
-interface OthersUse {
-  used: Map<string, string>;
-  unreadable: { vm: string; reason: string }[];
-}
-
-/**
- * Every file the other VMs' disks stand on (their disks and all their backing files), from both their saved and
- * their running definitions. A VM whose definition or chain cannot be read is listed, never a reason to fail: the
- * destroy goes on and keeps whatever that VM might use (fail closed on deleting, not on destroying).
- */
-async function filesUsedByOthers(ctx: Context, name: string): Promise<OthersUse> {
-  const others = (await ctx.virsh.names()).filter((n) => n !== name);
-  const xmls = await ctx.virsh.batch(others.flatMap((n) => [['dumpxml', n, '--inactive'], ['dumpxml', n]]));
-  const out: OthersUse = { used: new Map(), unreadable: [] };
-  for (const [i, xml] of xmls.entries()) {
-    const other = others[Math.floor(i / 2)]!;
-    if (!xml) {
-      // Undefined meanwhile (its live half only exists while it runs) or unreadable: tell the two apart.
-      if (i % 2 === 0 && (await ctx.virsh.exists(other))) out.unreadable.push({ vm: other, reason: 'its definition cannot be read' });
-      continue;
-    }
-    for (const disk of domainFacts(await parseDomainXml(xml)).disks) {
-      if (!disk.path) continue;
-      out.used.set(disk.path, other);
-      if (disk.device !== 'disk' || !existsSync(disk.path)) continue;
-      try {
-        for (const image of (await ctx.qemuImg.chain(disk.path)).slice(1)) out.used.set(image.filename, other);
-      } catch (err) {
-        if (isInterrupt(err)) throw err;
-        out.unreadable.push({ vm: other, reason: `the disk chain of ${disk.path} cannot be read` });
-      }
-    }
-  }
-  return out;
-}
-
 /** Works out what `destroy` would remove, without changing anything (the CLI shows it before asking). */
 export async function planDestroy(ctx: Context, name: string): Promise<DestroyPlan> {
   const { facts } = await loadVm(ctx, name);
-  const { used, unreadable } = await filesUsedByOthers(ctx, name);
-  const unknownUsers = [...new Set(unreadable.map((u) => u.vm))];
+  // What every other VM uses (definitions, snapshots, chains). One that cannot be read is no reason to fail: the
+  // destroy goes on and keeps whatever that VM might use (fail closed on deleting, not on destroying).
+  const inUse = await filesInUse(ctx, { except: name });
+  const unknownUsers = [...new Set(inUse.unreadable.filter((u) => u.incomplete).map((u) => u.vm))];
   const plan: DestroyPlan = { name, remove: [], keep: [], dir: vmFiles(ctx.config, name).dir, unreadable: unknownUsers };
   const made = new Set([...facts.metadata.made, ...facts.metadata.bases]);
   const bases = new Set(facts.metadata.bases);
@@ -68,7 +34,7 @@ export async function planDestroy(ctx: Context, name: string): Promise<DestroyPl
   const consider = (path: string) => {
     if (seen.has(path)) return;
     seen.add(path);
-    const user = used.get(path);
+    const user = inUse.usesOf(path)[0]?.vm;
     if (user) plan.keep.push({ path, reason: `used by ${user}` });
     else if (!made.has(path)) plan.keep.push({ path, reason: 'vms did not make it' });
     // A base may stand under a VM whose chain could not be read: it stays until that is known.
@@ -129,6 +95,7 @@ export async function destroyVm(ctx: Context, name: string, expected?: DestroyPl
     if (expected && JSON.stringify(expected) !== JSON.stringify(plan)) {
       throw conflict(`${plan.name} changed while you were asked (a clone, a disk)`, 'nothing was removed: run the command again');
     }
+    ctx.signal?.throwIfAborted(); // a Ctrl-C while it planned: nothing was changed, and it says so (exit 130)
     const rotated = (await readdir(plan.dir).catch(() => [] as string[])).filter((f) => /^serial\.log\.\d+$/.test(f)); // virtlogd's
     const steps = destroySteps(ctx, plan, rotated.map((f) => join(plan.dir, f)));
     // Once started, finish: a half-removed VM is worse than a slow one. A kill is finished by the next vms.

@@ -28,6 +28,7 @@ import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from './files
 import { claimDiskPath } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
+import { undoOptions, withOperation } from './operation.js';
 
 // `vms disk`: add, attach, detach, list and grow a VM's disks, in its saved definition and, when it runs, live.
 //
@@ -105,18 +106,13 @@ interface PlugRequest {
  */
 async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: UndoStack): Promise<AttachedDisk> {
   const name = disks.vm.facts.name;
-  const cleanVirsh = ctx.virsh.uninterruptible();
   const target = nextTarget(req.bus, [...disks.saved, ...disks.live].map((d) => d.target));
   // A scsi disk needs a scsi controller, in the saved definition and in the running VM: added (as index 0, free on
   // a side that has none) where it is missing.
   const lacking: Where = { live: Boolean(disks.liveDomain && !hasScsiController(disks.liveDomain)), config: !hasScsiController(disks.vm.domain) };
   if (req.bus === 'scsi' && (lacking.live || lacking.config)) {
     await ctx.progress.step(`Adding a virtio-scsi controller to ${name}`, async () => {
-      undo.push(`remove the scsi controller from ${name}`, async () => {
-        const now = await loadDisks({ ...ctx, virsh: cleanVirsh }, name);
-        const added = { live: lacking.live && hasScsiController(now.liveDomain!), config: lacking.config && hasScsiController(now.vm.domain) };
-        if (added.live || added.config) await changeDevice(cleanVirsh, 'detach-device', name, SCSI_CONTROLLER_XML, added);
-      });
+      await undo.add(`remove the scsi controller from ${name}`, { kind: 'remove-scsi-controller', vm: name, live: lacking.live, config: lacking.config });
       await changeDevice(ctx.virsh, 'attach-device', name, SCSI_CONTROLLER_XML, lacking).catch((err) => {
         throw explainPlugError(err, name, req.path, false);
       });
@@ -124,16 +120,9 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
   }
   ctx.signal?.throwIfAborted();
   const spec = { path: req.path, format: req.format, bus: req.bus, target, readonly: req.readonly };
-  const ours = (d: DiskDevice) => d.target === target && d.path === req.path;
   await ctx.progress.step(`Attaching ${target} to ${name}`, async () => {
     // Registered first: an attach interrupted half-way may have taken effect on either side.
-    undo.push(`detach ${target} from ${name}`, async () => {
-      const now = await loadDisks({ ...ctx, virsh: cleanVirsh }, name);
-      if (now.live.some(ours)) await changeDevice(cleanVirsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
-      if (now.saved.some(ours) || (req.created && now.vm.facts.metadata.made.includes(req.path))) {
-        await redefine(cleanVirsh, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: req.created ? m.made.filter((f) => f !== req.path) : m.made })));
-      }
-    });
+    await undo.add(`detach ${target} from ${name}`, { kind: 'unplug-disk', vm: name, target, path: req.path, created: req.created });
     if (disks.active) {
       await changeDevice(ctx.virsh, 'attach-device', name, diskXml(spec), { live: true, config: false }).catch((err) => {
         throw explainPlugError(err, name, req.path, req.bus !== 'scsi' && !lacking.live);
@@ -160,6 +149,28 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
   };
 }
 
+/** Undoes plugDisk's controller step: the virtio-scsi controller goes again where it was added (and is still there). */
+export async function removeScsiController(ctx: Context, name: string, lacking: Where): Promise<void> {
+  const virsh = ctx.virsh.uninterruptible();
+  const now = await loadDisks({ ...ctx, virsh }, name);
+  const added = { live: lacking.live && hasScsiController(now.liveDomain!), config: lacking.config && hasScsiController(now.vm.domain) };
+  if (added.live || added.config) await changeDevice(virsh, 'detach-device', name, SCSI_CONTROLLER_XML, added);
+}
+
+/**
+ * Undoes plugDisk's attach, whichever sides it reached: out of the running VM, out of the saved definition, and a
+ * file vms made out of the metadata (its file itself goes with the claim's own undo step).
+ */
+export async function unplugDisk(ctx: Context, name: string, target: string, path: string, created: boolean): Promise<void> {
+  const virsh = ctx.virsh.uninterruptible();
+  const ours = (d: DiskDevice) => d.target === target && d.path === path;
+  const now = await loadDisks({ ...ctx, virsh }, name);
+  if (now.live.some(ours)) await changeDevice(virsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
+  if (now.saved.some(ours) || (created && now.vm.facts.metadata.made.includes(path))) {
+    await redefine(virsh, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: created ? m.made.filter((f) => f !== path) : m.made })));
+  }
+}
+
 /** Reads the saved definition again (a step before may have changed it), edits it and defines it. */
 async function redefine(virsh: Virsh, name: string, edit: (domain: XmlNode) => XmlNode | Promise<XmlNode>): Promise<void> {
   const domain = await parseDomainXml(await virsh.dumpxml(name, true));
@@ -177,14 +188,16 @@ export interface AddOptions {
 
 /** A new qcow2 in the images dir (`NAME-data.qcow2`, `NAME-data-2.qcow2`, …), attached to the VM. */
 export async function addDisk(ctx: Context, opts: AddOptions): Promise<AttachedDisk> {
-  const disks = await loadDisks(ctx, opts.name);
-  refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
-  const size = wholeSectors(opts.size);
-  return withUndo(async (undo) => {
-    const path = await claimDiskPath(ctx.config.imagesDir.value, `${opts.name}-data`, undo);
-    await ctx.progress.step(`Creating disk ${path} (${formatSize(size)})`, () => ctx.qemuImg.create(path, size));
-    ctx.signal?.throwIfAborted();
-    return plugDisk(ctx, disks, { path, format: 'qcow2', bus: opts.bus, readonly: false, size, created: true }, undo);
+  return withOperation(ctx, { command: 'disk add', vms: [opts.name] }, async (ctx) => {
+    const disks = await loadDisks(ctx, opts.name);
+    refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
+    const size = wholeSectors(opts.size);
+    return withUndo(async (undo) => {
+      const path = await claimDiskPath(ctx.config.imagesDir.value, `${opts.name}-data`, undo);
+      await ctx.progress.step(`Creating disk ${path} (${formatSize(size)})`, () => ctx.qemuImg.create(path, size));
+      ctx.signal?.throwIfAborted();
+      return plugDisk(ctx, disks, { path, format: 'qcow2', bus: opts.bus, readonly: false, size, created: true }, undo);
+    }, undoOptions(ctx));
   });
 }
 
@@ -219,29 +232,32 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
 
 /** An existing image file (qcow2 or raw, as qemu-img reads it), attached as it is: vms never changes it here. */
 export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<AttachedDisk> {
-  const path = resolve(opts.path);
-  if (opts.readonly && opts.bus === 'sata') throw usageError('a read-only disk cannot be on the sata bus (libvirt refuses it)', 'use --bus virtio or scsi');
-  const disks = await loadDisks(ctx, opts.name);
-  const file = await stat(path).catch(() => undefined);
-  if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
-  if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
-  const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
-  if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
-  await ctx.progress.step('Checking which VMs use it', async () => {
-    const inUse = await filesInUse(ctx);
-    refuseImageInUse(inUse, path, opts.name, opts.readonly);
-    noteUnchecked(ctx, inUse, path);
+  return withOperation(ctx, { command: 'disk attach', vms: [opts.name], host: true }, async (ctx) => {
+    const path = resolve(opts.path);
+    if (opts.readonly && opts.bus === 'sata') throw usageError('a read-only disk cannot be on the sata bus (libvirt refuses it)', 'use --bus virtio or scsi');
+    const disks = await loadDisks(ctx, opts.name);
+    const file = await stat(path).catch(() => undefined);
+    if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
+    if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
+    const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
+    if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
+    await ctx.progress.step('Checking which VMs use it', async () => {
+      const inUse = await filesInUse(ctx);
+      refuseImageInUse(inUse, path, opts.name, opts.readonly);
+      noteUnchecked(ctx, inUse, path);
+    });
+    // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
+    if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
+    refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
+    const info = await ctx.qemuImg.info(path);
+    if (info.format !== 'qcow2' && info.format !== 'raw') {
+      throw usageError(`${path} is a ${info.format} image: vms attaches qcow2 and raw images`, `convert it: qemu-img convert -O qcow2 ${q(path)} NEW.qcow2`);
+    }
+    return withUndo(
+      (undo) => plugDisk(ctx, disks, { path, format: info.format, bus: opts.bus, readonly: opts.readonly, size: info['virtual-size'], created: false }, undo),
+      undoOptions(ctx),
+    );
   });
-  // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
-  if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
-  refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
-  const info = await ctx.qemuImg.info(path);
-  if (info.format !== 'qcow2' && info.format !== 'raw') {
-    throw usageError(`${path} is a ${info.format} image: vms attaches qcow2 and raw images`, `convert it: qemu-img convert -O qcow2 ${q(path)} NEW.qcow2`);
-  }
-  return withUndo((undo) =>
-    plugDisk(ctx, disks, { path, format: info.format, bus: opts.bus, readonly: opts.readonly, size: info['virtual-size'], created: false }, undo),
-  );
 }
 
 /** A disk by target (vdb) or by its file's path, looked up in the saved and the live definition. */
@@ -292,29 +308,31 @@ async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefin
 const RELEASE_TIMEOUT_MS = 30_000;
 
 export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<DetachResult> {
-  const disks = await loadDisks(ctx, opts.name);
-  const { saved, live } = findDisk(disks, opts.disk);
-  const disk = (live ?? saved)!;
-  const boot = disks.saved.find((d) => d.device === 'disk');
-  if (boot?.target === disk.target) {
-    throw conflict(`${disk.target} is ${opts.name}'s boot disk: vms does not detach it`, `\`vms destroy ${q(opts.name)}\` removes the VM with its disk`);
-  }
-  if (live) refuseColdPlugBus(live.bus, true, opts.name, 'unplugged from');
-  const path = (saved ?? live)!.path;
-  if (opts.delete) await refuseDelete(ctx, disks, path, saved);
-  await ctx.progress.step(`Detaching ${disk.target} from ${opts.name}`, async () => {
-    if (live) await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), { live: true, config: false });
-    // A deleted file leaves metadata.made with it, in the same define: no record of a file that is gone (or of
-    // another file that might be put at its path later).
-    if (saved) {
-      await redefine(ctx.virsh, opts.name, (d) =>
-        opts.delete ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) })) : withoutDisk(d, disk.target),
-      );
+  return withOperation(ctx, { command: 'disk detach', vms: [opts.name], host: true }, async (ctx) => {
+    const disks = await loadDisks(ctx, opts.name);
+    const { saved, live } = findDisk(disks, opts.disk);
+    const disk = (live ?? saved)!;
+    const boot = disks.saved.find((d) => d.device === 'disk');
+    if (boot?.target === disk.target) {
+      throw conflict(`${disk.target} is ${opts.name}'s boot disk: vms does not detach it`, `\`vms destroy ${q(opts.name)}\` removes the VM with its disk`);
     }
-    if (live) await waitForRelease(ctx, opts.name, disk.target);
+    if (live) refuseColdPlugBus(live.bus, true, opts.name, 'unplugged from');
+    const path = (saved ?? live)!.path;
+    if (opts.delete) await refuseDelete(ctx, disks, path, saved);
+    await ctx.progress.step(`Detaching ${disk.target} from ${opts.name}`, async () => {
+      if (live) await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), { live: true, config: false });
+      // A deleted file leaves metadata.made with it, in the same define: no record of a file that is gone (or of
+      // another file that might be put at its path later).
+      if (saved) {
+        await redefine(ctx.virsh, opts.name, (d) =>
+          opts.delete ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) })) : withoutDisk(d, disk.target),
+        );
+      }
+      if (live) await waitForRelease(ctx, opts.name, disk.target);
+    });
+    if (opts.delete) await ctx.progress.step(`Deleting ${path}`, () => rm(path!, { force: true }));
+    return { name: opts.name, target: disk.target, path, inConfig: Boolean(saved), live: Boolean(live), deleted: opts.delete };
   });
-  if (opts.delete) await ctx.progress.step(`Deleting ${path}`, () => rm(path!, { force: true }));
-  return { name: opts.name, target: disk.target, path, inConfig: Boolean(saved), live: Boolean(live), deleted: opts.delete };
 }
 
 /** A live unplug completes when the guest lets go; until then QEMU still has the file open. */
@@ -392,21 +410,23 @@ export interface ResizeResult {
 
 /** Grows a disk (never shrinks: that would cut off whatever the guest keeps at its end). */
 export async function resizeDisk(ctx: Context, opts: ResizeOptions): Promise<ResizeResult> {
-  const disks = await loadDisks(ctx, opts.name);
-  const { saved, live } = findDisk(disks, opts.disk);
-  const disk = (live ?? saved)!;
-  if (disk.readonly) throw conflict(`${disk.target} of ${opts.name} is read-only`, 'vms grows only writable disks');
-  if (!disk.path || disk.type !== 'file') throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');
-  const from = (await ctx.qemuImg.info(disk.path))['virtual-size'];
-  const to = wholeSectors(opts.size);
-  const result = { name: opts.name, target: disk.target, path: disk.path, from, to, live: Boolean(live) };
-  if (to < from) {
-    throw usageError(`${disk.target} of ${opts.name} is ${formatSize(from)}: vms does not shrink disks (asked for ${formatSize(to)})`, 'shrinking would cut off whatever the guest keeps at the end of the disk: give a size above the current one');
-  }
-  if (to === from) return { ...result, changed: false };
-  await ctx.progress.step(`Growing ${disk.target} of ${opts.name} to ${formatSize(to)}`, async () => {
-    if (live) return void (await ctx.virsh.run(['blockresize', opts.name, disk.target, `${to}B`], { subject: opts.name }));
-    await ctx.qemuImg.resize(disk.path!, disk.format ?? 'raw', to);
+  return withOperation(ctx, { command: 'disk resize', vms: [opts.name] }, async (ctx) => {
+    const disks = await loadDisks(ctx, opts.name);
+    const { saved, live } = findDisk(disks, opts.disk);
+    const disk = (live ?? saved)!;
+    if (disk.readonly) throw conflict(`${disk.target} of ${opts.name} is read-only`, 'vms grows only writable disks');
+    if (!disk.path || disk.type !== 'file') throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');
+    const from = (await ctx.qemuImg.info(disk.path))['virtual-size'];
+    const to = wholeSectors(opts.size);
+    const result = { name: opts.name, target: disk.target, path: disk.path, from, to, live: Boolean(live) };
+    if (to < from) {
+      throw usageError(`${disk.target} of ${opts.name} is ${formatSize(from)}: vms does not shrink disks (asked for ${formatSize(to)})`, 'shrinking would cut off whatever the guest keeps at the end of the disk: give a size above the current one');
+    }
+    if (to === from) return { ...result, changed: false };
+    await ctx.progress.step(`Growing ${disk.target} of ${opts.name} to ${formatSize(to)}`, async () => {
+      if (live) return void (await ctx.virsh.run(['blockresize', opts.name, disk.target, `${to}B`], { subject: opts.name }));
+      await ctx.qemuImg.resize(disk.path!, disk.format ?? 'raw', to);
+    });
+    return { ...result, changed: true };
   });
-  return { ...result, changed: true };
 }

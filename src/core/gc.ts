@@ -3,6 +3,7 @@ import { conflict } from '../errors.js';
 import { buildDomainXml, parseDomainXml } from '../libvirt/domain-parse.js';
 import { editMetadata } from '../libvirt/domain-edit.js';
 import type { Context } from './context.js';
+import { withOperation } from './operation.js';
 import { filesInUse, realPath, type UnreadableVm } from './files-in-use.js';
 
 // `vms gc`: the files vms made (a VM's metadata.made and bases) that no VM uses any more, e.g. a data disk a snapshot
@@ -57,11 +58,25 @@ export interface GcResult extends GcPlan {
   notUpdated: { vm: string; reason: string }[];
 }
 
-/** Carries out a plan; `expected`, when given, is the plan the user agreed to: anything different stops it. */
-export async function collectGarbage(ctx: Context, plan: GcPlan, expected?: GcPlan): Promise<GcResult> {
-  if (expected && JSON.stringify(expected.remove) !== JSON.stringify(plan.remove)) {
-    throw conflict('the files to remove changed while you were asked (a VM started using one, or a new one is unused)', 'nothing was removed: run the command again');
-  }
+/**
+ * Removes what `shown` lists, under the host's lock and the locks of the VMs whose records it edits, after planning
+ * again there: anything different stops it (`asked`: the user agreed to `shown`; else it was planned a moment ago).
+ */
+export async function collectGarbage(ctx: Context, shown: GcPlan, asked = false): Promise<GcResult> {
+  const vms = [...new Set(shown.remove.flatMap((f) => f.madeFor))];
+  return withOperation(ctx, { command: 'gc', vms, host: true }, async (ctx) => {
+    const plan = await planGc(ctx);
+    if (JSON.stringify(shown.remove) !== JSON.stringify(plan.remove)) {
+      throw conflict(
+        `the files to remove changed ${asked ? 'while you were asked' : 'meanwhile'} (a VM started using one, or a new one is unused)`,
+        'nothing was removed: run the command again',
+      );
+    }
+    return removeGarbage(ctx, plan);
+  });
+}
+
+async function removeGarbage(ctx: Context, plan: GcPlan): Promise<GcResult> {
   const virsh = ctx.virsh.uninterruptible(); // once started, finish: the records must follow the files
   const removed: string[] = [];
   await ctx.progress.step(`Removing ${plan.remove.length} file(s)`, async () => {

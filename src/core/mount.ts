@@ -13,7 +13,7 @@ import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from 
 import { withUndo, type UndoStack } from './undo.js';
 import { isActive, loadVm, powerOffIfRunning, type LoadedVm } from './vm.js';
 import { vmFiles } from './vm-files.js';
-import { withOperation } from './operation.js';
+import { undoOptions, withOperation } from './operation.js';
 
 // `vms mount` / `vms umount`: a host directory shared into a VM over virtiofs. libvirt plugs the share in (live and in
 // the definition); vms mounts it in the guest over the serial console as root and keeps it in the guest's /etc/fstab.
@@ -300,7 +300,7 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = findV
         });
         if (!opts.temp) await guest.check(fstabCommand(tag, fstabLine(tag, guestDir, opts.readonly)), 'adding the share to /etc/fstab in the guest failed');
         return { ...result, readonlyOnHost: plugged.share.readonly, persistent: !opts.temp || findShare(vm.domain, tag) !== undefined, mounted: true, fstab: !opts.temp, restarted: plugged.restarted };
-      });
+      }, undoOptions(ctx));
     } finally {
       await guest.close();
     }
@@ -402,7 +402,7 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
         }
         if (saved) await ctx.virsh.define(await definitionWithoutShare(vm.domain, tag));
         return { ...result, guest: true };
-      });
+      }, undoOptions(ctx));
     } finally {
       await guest.close();
     }

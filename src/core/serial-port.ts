@@ -10,6 +10,7 @@ import { isActive, loadVm } from './vm.js';
 import { describeUse, filesInUse, noteUnchecked, realPath, type FileUse } from './files-in-use.js';
 import { chardevOwner, ownFiles, vmFiles } from './vm-files.js';
 import { shellQuote as q } from '../quote.js';
+import { withOperation } from './operation.js';
 
 // `vms serial`: extra serial ports (ttyS1… in the guest) that write to a file or a socket on the host. QEMU cannot
 // plug a serial port (an ISA device) into a running VM: the saved definition changes and the running VM follows at
@@ -146,35 +147,39 @@ async function refuseUsedPath(ctx: Context, name: string, b: Extract<SerialBacke
 const endpoint = (b: SerialBackend) => (b.type === 'tcp' ? `tcp ${b.host}:${b.port}` : `path ${b.path}`);
 
 export async function addSerialPort(ctx: Context, name: string, backend: SerialBackend): Promise<SerialChange> {
-  const { state, port } = await ctx.progress.step('Checking input', async () => {
-    // Only the saved ports count: the change is for the next start, when the running VM's ports are gone.
-    const vm = await readVmPorts(ctx, name);
-    const clash = vm.saved.find((p) => p.backend && endpoint(p.backend) === endpoint(backend));
-    if (clash) throw conflict(`${name}'s serial port ${clash.port} already uses ${backendSpec(backend)}`, 'give another path or port');
-    const used = new Set(vm.saved.map((p) => p.port));
-    const port = EXTRA_PORTS.find((p) => !used.has(p));
-    if (port === undefined) throw conflict(`${name} has no free serial port: ttyS1 to ttyS${LAST_PORT} are taken`, `\`vms serial del ${q(name)} PORT\` frees one`);
-    checkDirectory(backend);
-    if (backend.type !== 'tcp') await refuseUsedPath(ctx, name, backend);
-    return { ...vm, port };
+  return withOperation(ctx, { command: 'serial add', vms: [name], host: true }, async (ctx) => {
+    const { state, port } = await ctx.progress.step('Checking input', async () => {
+      // Only the saved ports count: the change is for the next start, when the running VM's ports are gone.
+      const vm = await readVmPorts(ctx, name);
+      const clash = vm.saved.find((p) => p.backend && endpoint(p.backend) === endpoint(backend));
+      if (clash) throw conflict(`${name}'s serial port ${clash.port} already uses ${backendSpec(backend)}`, 'give another path or port');
+      const used = new Set(vm.saved.map((p) => p.port));
+      const port = EXTRA_PORTS.find((p) => !used.has(p));
+      if (port === undefined) throw conflict(`${name} has no free serial port: ttyS1 to ttyS${LAST_PORT} are taken`, `\`vms serial del ${q(name)} PORT\` frees one`);
+      checkDirectory(backend);
+      if (backend.type !== 'tcp') await refuseUsedPath(ctx, name, backend);
+      return { ...vm, port };
+    });
+    const pendingRestart = isActive(state);
+    await ctx.progress.step(`Adding serial port ${port} to ${name}'s definition`, async () =>
+      changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend, chardevOwner(ctx.config)), { live: false, config: true }),
+    );
+    return { name, port: portInfo({ port, type: backend.type, backend }, true, pendingRestart ? false : undefined), pendingRestart };
   });
-  const pendingRestart = isActive(state);
-  await ctx.progress.step(`Adding serial port ${port} to ${name}'s definition`, async () =>
-    changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend, chardevOwner(ctx.config)), { live: false, config: true }),
-  );
-  return { name, port: portInfo({ port, type: backend.type, backend }, true, pendingRestart ? false : undefined), pendingRestart };
 }
 
 export async function deleteSerialPort(ctx: Context, name: string, portText: string): Promise<SerialChange> {
-  const n = /^\d+$/.test(portText) ? Number(portText) : NaN;
-  if (Number.isNaN(n)) throw usageError(`invalid serial port '${portText}'`, `give its number as \`vms serial list ${q(name)}\` shows it`);
-  if (n === CONSOLE_PORT) throw usageError(`serial port ${CONSOLE_PORT} is vms's console and stays`, `\`vms serial list ${q(name)}\` shows the ports that can go`);
-  const vm = await readVmPorts(ctx, name);
-  const port = vm.saved.find((p) => p.port === n);
-  if (!port) throw notFound(`${name} has no serial port ${n} in its definition`, `\`vms serial list ${q(name)}\` shows its ports`);
-  await ctx.progress.step(`Removing serial port ${n} from ${name}'s definition`, async () =>
-    changeDevice(ctx.virsh, 'detach-device', name, await detachSerialXml(port), { live: false, config: true }),
-  );
-  const live = vm.running && vm.running.some((p) => portKey(p) === portKey(port));
-  return { name, port: portInfo(port, false, live), pendingRestart: Boolean(live) };
+  return withOperation(ctx, { command: 'serial del', vms: [name] }, async (ctx) => {
+    const n = /^\d+$/.test(portText) ? Number(portText) : NaN;
+    if (Number.isNaN(n)) throw usageError(`invalid serial port '${portText}'`, `give its number as \`vms serial list ${q(name)}\` shows it`);
+    if (n === CONSOLE_PORT) throw usageError(`serial port ${CONSOLE_PORT} is vms's console and stays`, `\`vms serial list ${q(name)}\` shows the ports that can go`);
+    const vm = await readVmPorts(ctx, name);
+    const port = vm.saved.find((p) => p.port === n);
+    if (!port) throw notFound(`${name} has no serial port ${n} in its definition`, `\`vms serial list ${q(name)}\` shows its ports`);
+    await ctx.progress.step(`Removing serial port ${n} from ${name}'s definition`, async () =>
+      changeDevice(ctx.virsh, 'detach-device', name, await detachSerialXml(port), { live: false, config: true }),
+    );
+    const live = vm.running && vm.running.some((p) => portKey(p) === portKey(port));
+    return { name, port: portInfo(port, false, live), pendingRestart: Boolean(live) };
+  });
 }

@@ -15,7 +15,7 @@ import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
 import { isActive, loadVm, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
-import { withOperation } from './operation.js';
+import { undoOptions, withOperation } from './operation.js';
 
 /** What `vms set` is asked to change; undefined leaves a setting alone. */
 export interface SetRequest {
@@ -277,7 +277,7 @@ export async function setVm(ctx: Context, opts: SetOptions): Promise<SetResult> 
           await virsh.start(newName);
         });
       }
-    });
+    }, undoOptions(ctx));
     for (const w of warnings) progress.note(w);
     return {
       name: newName,

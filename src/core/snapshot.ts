@@ -7,7 +7,7 @@ import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts } from '../lib
 import { classifyVirshError, parseNames, type DomainState } from '../libvirt/virsh.js';
 import { validateName } from '../names.js';
 import type { Context } from './context.js';
-import { undoOptions } from './operation.js';
+import { undoOptions, withOperation } from './operation.js';
 import { guardInternalData, internalDataBlocker } from './snapshot-guard.js';
 import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
@@ -122,7 +122,12 @@ async function uefiRefusal(ctx: Context, vm: string): Promise<VmsError> {
   );
 }
 
-export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions): Promise<SnapshotInfo> {
+/** Under opts.vm's lock (src/core/operation.ts). */
+export function createSnapshot(ctx: Context, opts: CreateSnapshotOptions) {
+  return withOperation(ctx, { command: 'snapshot create', vms: [opts.vm] }, (ctx) => createSnapshotLocked(ctx, opts));
+}
+
+async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): Promise<SnapshotInfo> {
   const name = opts.name ?? defaultSnapshotName(new Date());
   validateSnapshotName(name);
   if (opts.description !== undefined) checkXmlText(opts.description, 'the description', "the snapshot's XML");
@@ -140,7 +145,8 @@ export async function createSnapshot(ctx: Context, opts: CreateSnapshotOptions):
   const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() };
   const taken = await withUndo(async (undo) => {
     await ctx.progress.step(`Taking ${kind} snapshot ${name} of ${opts.vm} (${what})`, async () => {
-      undo.push(`delete snapshot ${name} of ${opts.vm}`, () => takeBack(clean, before, name, memoryFile));
+      const definition = await buildDomainXml(before.domain);
+      await undo.add(`delete snapshot ${name} of ${opts.vm}`, { kind: 'take-back-snapshot', vm: opts.vm, snapshot: name, definition, memoryFile });
       if (memoryFile) await mkdir(dirname(memoryFile), { recursive: true });
       const args = snapshotCreateArgs({ vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile });
       const r = await clean.virsh.runRaw(args); // waited for: libvirt finishes it anyway
@@ -177,8 +183,7 @@ const madeBy = (s: SnapshotFacts) => [...s.disks.filter((d) => d.snapshot === 'e
  * by hand (libvirt 9.0 cannot delete one whose parent is internal): the overlays merged back into the disks under
  * them, libvirt's record of it dropped, the definition from before restored, the overlays and the memory file removed.
  */
-async function takeBack(ctx: Context, before: LoadedVm, name: string, memoryFile: string | undefined): Promise<void> {
-  const vm = before.facts.name;
+export async function takeBackSnapshot(ctx: Context, vm: string, name: string, definition: string, memoryFile: string | undefined): Promise<void> {
   if ((await snapshotNames(ctx, vm)).includes(name)) {
     const snapshot = await readSnapshot(ctx, vm, name);
     if (snapshot.kind === 'internal') return void (await ctx.virsh.run(['snapshot-delete', vm, name], { subject: vm }));
@@ -190,7 +195,7 @@ async function takeBack(ctx: Context, before: LoadedVm, name: string, memoryFile
       else await ctx.qemuImg.uninterruptible().commit(d.file!);
     }
     await ctx.virsh.run(['snapshot-delete', vm, name, '--metadata'], { subject: vm });
-    await ctx.virsh.define(await buildDomainXml(before.domain));
+    await ctx.virsh.define(definition);
     for (const f of madeBy(snapshot)) await rm(f, { force: true });
   }
   if (memoryFile) await rm(memoryFile, { force: true }); // checked not to exist before: ours
@@ -237,7 +242,12 @@ export interface RevertResult {
   state: DomainState;
 }
 
-export async function revertSnapshot(ctx: Context, plan: RevertPlan): Promise<RevertResult> {
+/** Under plan.vm's lock (src/core/operation.ts). */
+export function revertSnapshot(ctx: Context, plan: RevertPlan) {
+  return withOperation(ctx, { command: 'snapshot revert', vms: [plan.vm] }, (ctx) => revertSnapshotLocked(ctx, plan));
+}
+
+async function revertSnapshotLocked(ctx: Context, plan: RevertPlan): Promise<RevertResult> {
   const { vm, snapshot } = plan;
   // Checked again after the question: what vms knows now is what the revert must keep.
   const now = await loadVm(ctx, vm);
@@ -276,7 +286,12 @@ async function refuseUnderClone(ctx: Context, vm: LoadedVm, snapshot: SnapshotFa
   }
 }
 
-export async function deleteSnapshot(ctx: Context, vm: string, snapshot: string): Promise<DeleteSnapshotResult> {
+/** Under vm's lock (src/core/operation.ts). */
+export function deleteSnapshot(ctx: Context, vm: string, snapshot: string) {
+  return withOperation(ctx, { command: 'snapshot delete', vms: [vm] }, (ctx) => deleteSnapshotLocked(ctx, vm, snapshot));
+}
+
+async function deleteSnapshotLocked(ctx: Context, vm: string, snapshot: string): Promise<DeleteSnapshotResult> {
   const loaded = await loadVm(ctx, vm);
   const facts = await readSnapshot(ctx, vm, snapshot);
   if (facts.kind === 'external') await refuseUnderClone(ctx, loaded, facts);

@@ -3,6 +3,8 @@ import type { VmsMetadata } from '../libvirt/metadata.js';
 import { buildDomainXml, parseDomainXml } from '../libvirt/domain-parse.js';
 import { withDiskSources, withMetadata } from '../libvirt/domain-edit.js';
 import type { Context } from './context.js';
+import { removeScsiController, unplugDisk } from './disk.js';
+import { takeBackSnapshot } from './snapshot.js';
 import { isActive, powerOffIfRunning, undefineIfDefined } from './vm.js';
 
 // Undo steps as data: what the live process runs when a command fails or is interrupted, and what a later vms runs
@@ -24,6 +26,12 @@ export type UndoAction =
    * A clone froze a VM's disks under new overlays (`overlays`: target → overlay file, over `bases`: target → file):
    * the overlays' data go back into the VM's own files and it runs on them again, with its metadata as it was.
    */
+  /** A disk plugDisk attached (live, saved, or recorded as made) is taken out again. */
+  | { kind: 'unplug-disk'; vm: string; target: string; path: string; created: boolean }
+  /** The virtio-scsi controller plugDisk added where there was none. */
+  | { kind: 'remove-scsi-controller'; vm: string; live: boolean; config: boolean }
+  /** A snapshot libvirt took (or may have taken) is deleted again; an external one merged back, the definition as it was. */
+  | { kind: 'take-back-snapshot'; vm: string; snapshot: string; definition: string; memoryFile?: string }
   | { kind: 'unfreeze'; vm: string; overlays: [string, string][]; bases: [string, string][]; metadata: VmsMetadata };
 
 /** The actions on files alone, which need no libvirt: an UndoStack without a context runs these. */
@@ -55,6 +63,12 @@ export async function runUndoAction(ctx: Context, action: UndoAction): Promise<v
       return virsh.define(action.xml);
     case 'unfreeze':
       return unfreeze(ctx, action);
+    case 'unplug-disk':
+      return unplugDisk(ctx, action.vm, action.target, action.path, action.created);
+    case 'remove-scsi-controller':
+      return removeScsiController(ctx, action.vm, { live: action.live, config: action.config });
+    case 'take-back-snapshot':
+      return takeBackSnapshot({ ...ctx, virsh }, action.vm, action.snapshot, action.definition, action.memoryFile);
     default:
       return runFileAction(action);
   }

@@ -46,18 +46,23 @@ test('gc plans to remove only files vms made that no VM uses; a VM it cannot rea
   assert.deepEqual(kept.keep.map((k) => [k.path, k.reason]), [[f('a-data.img'), 'VM x cannot be read (virsh cannot print its definition): it may use it']]);
 });
 
-test('gc removes the planned files and drops them from the records; a changed plan removes nothing', async () => {
-  writeFileSync(f('a-data.img'), 'x');
-  const plan = { remove: [{ path: f('a-data.img'), madeFor: ['a'], bytes: 4096 }], keep: [], unreadable: [] };
-  const stale = fakeContext([]);
-  await assert.rejects(collectGarbage(stale.ctx, { ...plan, remove: [] }, plan), (e: unknown) => e instanceof VmsError && e.code === 'conflict');
+test('gc plans again under its locks and removes the files, dropping them from the records; a changed plan removes nothing', async () => {
+  for (const name of ['a.img', 'a-data.img', 'b.img', 'base.img']) writeFileSync(join(dir, name), 'x');
+  const shown = await planGc(fakeContext(readAll(), { VMS_IMAGES_DIR: dir }).ctx);
+  // Planned again, a VM cannot be read now: the plan differs and nothing is removed.
+  const stale = fakeContext(readAll(['x']), { VMS_IMAGES_DIR: dir });
+  await assert.rejects(collectGarbage(stale.ctx, shown, true), (e: unknown) => e instanceof VmsError && e.code === 'conflict' && /while you were asked/.test(e.message));
   assert.ok(existsSync(f('a-data.img')));
 
-  const { ctx, runner } = fakeContext([
-    virshCall(['dumpxml', 'a', '--inactive', '--security-info'], A),
-    { cmd: 'virsh', args: (a) => a[2] === 'define' && !readFileSync(a[3]!, 'utf8').includes('a-data') && readFileSync(a[3]!, 'utf8').includes(f('gone.img')) },
-  ]);
-  const r = await collectGarbage(ctx, plan, plan);
+  const { ctx, runner } = fakeContext(
+    [
+      ...readAll(),
+      virshCall(['dumpxml', 'a', '--inactive', '--security-info'], A),
+      { cmd: 'virsh', args: (a) => a[2] === 'define' && !readFileSync(a[3]!, 'utf8').includes('a-data') && readFileSync(a[3]!, 'utf8').includes(f('gone.img')) },
+    ],
+    { VMS_IMAGES_DIR: dir },
+  );
+  const r = await collectGarbage(ctx, shown);
   runner.done();
   assert.deepEqual([r.removed, r.notUpdated], [[f('a-data.img')], []]);
   assert.equal(existsSync(f('a-data.img')), false);

@@ -33,8 +33,8 @@ export function register(program: Command): void {
           if (!process.stdin.isTTY) throw usageError('refusing to remove files without confirmation', 'add --yes (no terminal to ask on), or --dry-run to see what would go');
           process.stderr.write(renderPlan(plan, 'This removes') + '\n');
           if (!(await askYesNo('Remove them?'))) throw new VmsError('conflict', 'nothing removed', 'nothing was changed');
-          // Planned again: what is removed must be what the user agreed to, even if a VM took up a file meanwhile.
-          result = await collectGarbage(ctx, await planGc(ctx), plan);
+          // Planned again under the locks: what is removed must be what the user agreed to, even if a VM took up a file meanwhile.
+          result = await collectGarbage(ctx, plan, true);
         }
         return {
           data: { ...result, dryRun: false },
