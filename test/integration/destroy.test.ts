@@ -49,7 +49,7 @@ describe('vms destroy', () => {
     const r = await bed.vms(['destroy', n, '--yes', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.json.removed, [vm.disks[0].path]);
-    assert.ok(r.json.kept.some((k: any) => k.path === foreign && /vms did not create it/.test(k.reason)));
+    assert.ok(r.json.kept.some((k: any) => k.path === foreign && /vms did not make it/.test(k.reason)));
     assert.ok(existsSync(foreign), 'the foreign disk survives');
     assert.ok(existsSync(mine), "the user's file survives");
   });
