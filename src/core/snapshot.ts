@@ -9,6 +9,7 @@ import { validateName } from '../names.js';
 import type { Context } from './context.js';
 import { undoOptions, withOperation } from './operation.js';
 import { guardInternalData, internalDataBlocker } from './snapshot-guard.js';
+import { mergeOverlaysBack } from './undo-actions.js';
 import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
 import { addMade, dropMade, editMetadata, metadataAfterRevert } from './vm-metadata.js';
@@ -188,12 +189,7 @@ export async function takeBackSnapshot(ctx: Context, vm: string, name: string, d
     const snapshot = await readSnapshot(ctx, vm, name);
     if (snapshot.kind === 'internal') return void (await ctx.virsh.run(['snapshot-delete', vm, name], { subject: vm }));
     // What was written since goes back into the disks: live (blockcommit and pivot), or by qemu-img if it stopped since.
-    const active = isActive(await ctx.virsh.state(vm));
-    const current = await ctx.virsh.diskSources(vm, !active);
-    for (const d of snapshot.disks.filter((d) => d.file && current.get(d.target) === d.file)) {
-      if (active) await ctx.virsh.commitActiveLayer(vm, d.target);
-      else await ctx.qemuImg.uninterruptible().commit(d.file!);
-    }
+    await mergeOverlaysBack(ctx, vm, new Map(snapshot.disks.filter((d) => d.file).map((d) => [d.target, d.file!])));
     await ctx.virsh.run(['snapshot-delete', vm, name, '--metadata'], { subject: vm });
     await ctx.virsh.define(definition);
     for (const f of madeBy(snapshot)) await rm(f, { force: true });

@@ -75,25 +75,30 @@ export async function runUndoAction(ctx: Context, action: UndoAction): Promise<v
 }
 
 /**
- * Running, the VM's overlays are merged live (blockcommit --active --pivot); shut off (it was stopped, or the
- * machine restarted), qemu-img merges them and the definition points at the bases again. Only overlays the VM really
- * stands on are merged: a freeze that never took effect leaves nothing to merge.
+ * Merges back the overlays (target → file) a VM still stands on, into the files under them: live when it runs
+ * (blockcommit --active --pivot), by qemu-img when it is shut off (stopped since, or the machine restarted). Returns
+ * the targets merged; an overlay the VM does not stand on (a step that never took effect) is left alone.
  */
+export async function mergeOverlaysBack(ctx: Context, vm: string, overlays: ReadonlyMap<string, string>): Promise<{ merged: string[]; active: boolean }> {
+  const virsh = ctx.virsh.uninterruptible();
+  const active = isActive(await virsh.state(vm));
+  const current = await virsh.diskSources(vm, !active);
+  const merged = [...current].filter(([target, file]) => overlays.get(target) === file).map(([target]) => target);
+  for (const target of merged) {
+    if (active) await virsh.commitActiveLayer(vm, target);
+    else await ctx.qemuImg.uninterruptible().commit(overlays.get(target)!);
+  }
+  return { merged, active };
+}
+
+/** A freeze taken back: the VM on its own disks again, with its metadata as it was. */
 async function unfreeze(ctx: Context, a: Extract<UndoAction, { kind: 'unfreeze' }>): Promise<void> {
   const virsh = ctx.virsh.uninterruptible();
   if (!(await virsh.exists(a.vm))) return;
-  const overlays = new Map(a.overlays);
-  const active = isActive(await virsh.state(a.vm));
-  const current = await virsh.diskSources(a.vm, !active);
-  const merge = [...current].filter(([target, file]) => overlays.get(target) === file).map(([target]) => target);
-  if (merge.length === 0) return;
-  if (active) {
-    for (const target of merge) await virsh.commitActiveLayer(a.vm, target);
-  } else {
-    for (const target of merge) await ctx.qemuImg.uninterruptible().commit(overlays.get(target)!);
-  }
+  const { merged, active } = await mergeOverlaysBack(ctx, a.vm, new Map(a.overlays));
+  if (merged.length === 0) return;
   // The pivot put the disks back in the definition (shut off: done here); the metadata must not keep calling them bases.
   const now = await parseDomainXml(await virsh.dumpxml(a.vm, true));
-  const bases = new Map(a.bases.filter(([target]) => merge.includes(target)));
+  const bases = new Map(a.bases.filter(([target]) => merged.includes(target)));
   await virsh.define(await buildDomainXml(await withMetadata(active ? now : withDiskSources(now, bases), a.metadata)));
 }

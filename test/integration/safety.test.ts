@@ -260,6 +260,39 @@ describe('SIGKILL, then the next command finishes the undo', () => {
     });
   }
 
+  test('disk add: killed at each step, the VM has no half-added disk and no stray file', async () => {
+    const vm = bed.name('kdisk');
+    await bed.createTiny(vm, ['--start']);
+    const before = bed.virsh('dumpxml', vm, '--inactive');
+    for (const step of ['Creating disk', 'Attaching']) {
+      await killAt(['disk', 'add', vm, '--size', '8M'], step);
+      const now = bed.virsh('dumpxml', vm, '--inactive');
+      // Either undone (the definition as it was) or whole (the disk and its record in the metadata).
+      if (now !== before) assert.match(now, /<vms:made>[^<]*-data(-\d+)?\.qcow2<\/vms:made>/);
+      const liveHas = /-data(-\d+)?\.qcow2/.test(bed.virsh('domblklist', vm));
+      const savedHas = /<source file='[^']*-data(-\d+)?\.qcow2'/.test(now);
+      assert.equal(liveHas, savedHas, 'the running VM and its definition agree');
+      assertClean();
+    }
+    await destroyAll(vm);
+  });
+
+  test('snapshot create: killed while libvirt takes it, the next command deletes it again', async () => {
+    for (const external of [false, true]) {
+      const vm = bed.name(`ksnap${external ? 'x' : 'i'}`);
+      await bed.createTiny(vm, ['--start']);
+      const before = bed.virsh('dumpxml', vm, '--inactive');
+      await killAt(['snapshot', 'create', vm, 'k1', ...(external ? ['--external'] : [])], 'Taking');
+      const left = bed.virsh('snapshot-list', vm, '--name').trim();
+      // The kill landed before the journal entry (nothing taken) or after: the repair took it back.
+      assert.equal(left, '', `no snapshot is left: ${left}`);
+      assert.equal(bed.virsh('dumpxml', vm, '--inactive'), before, 'the VM is on its own disk again');
+      assert.equal(bed.virsh('domstate', vm).trim(), 'running');
+      assertClean();
+      await destroyAll(vm);
+    }
+  });
+
   test('destroy: killed midway, the next command finishes it', async () => {
     for (const step of ['Undefining', 'Removing disks']) {
       const vm = bed.name('kdestroy');
@@ -326,6 +359,20 @@ describe('files vms did not make', () => {
 });
 
 describe('honest exit codes', () => {
+  test('destroy after an external snapshot removes the overlays and the memory file vms made', async () => {
+    const vm = bed.name('extsnap');
+    const made = await bed.createTiny(vm, ['--start']);
+    const r = await bed.vms(['snapshot', 'create', vm, 's1', '--external']);
+    assert.equal(r.code, 0, r.stderr);
+    const d = await bed.vms(['destroy', vm, '--yes', '--json']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.ok(d.json.removed.includes(made.disks[0].path), 'the original disk goes: vms made it');
+    assert.ok(d.json.removed.some((f: string) => f.endsWith('.s1')), `the overlay goes: ${d.json.removed}`);
+    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)), []);
+    assert.ok(!existsSync(join(bed.env.VMS_STATE_DIR!, vm)), 'the memory file and the directory are gone');
+    assertClean();
+  });
+
   test('destroy interrupted while it plans exits 130 or finishes, never 1', async () => {
     for (const offset of [0, 20, 60]) {
       const vm = bed.name(`dint${offset}`);
