@@ -116,13 +116,15 @@ export async function makeVm(ctx: Context, spec: DomainSpec, diskBytes: number, 
 
 /** Disk + definition (+ start). Any failure or interrupt removes everything made so far. */
 export async function createVm(ctx: Context, opts: CreateOptions): Promise<VmInfo> {
+  validateName(opts.name);
+  // Bad input is refused before anything is locked or made.
+  const spec = await ctx.progress.step('Checking input', async () => {
+    await requireFreeName(ctx, opts.name);
+    return planVm(ctx, opts);
+  });
   return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
     const { progress, virsh } = ctx;
-    validateName(opts.name);
-    const spec = await progress.step('Checking input', async () => {
-      await requireFreeName(ctx, opts.name);
-      return planVm(ctx, opts);
-    });
+    await requireFreeName(ctx, opts.name); // again under the lock: a create of the same name may have won the race
     const cleanVirsh = virsh.uninterruptible();
 
     await withUndo(async (undo) => {

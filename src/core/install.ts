@@ -202,19 +202,21 @@ async function result(ctx: Context, name: string, transcript: Transcript, user: 
 }
 
 export async function installVm(ctx: Context, opts: InstallOptions): Promise<InstallResult> {
+  // Bad input is refused before anything is locked or made.
+  const checked = await ctx.progress.step('Checking input', async () => {
+    await requireFreeName(ctx, opts.name);
+    profileChain(loadCatalog(ctx.config), opts.profile);
+    await guestFiles(ctx);
+    const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+    const disk = opts.disk ?? ctx.config.disk.value;
+    await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
+    const host = hostFacts(process.env);
+    const user = opts.user === undefined ? host.user : validateUser(opts.user);
+    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+  });
   return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
     const { progress } = ctx;
-    const checked = await progress.step('Checking input', async () => {
-      await requireFreeName(ctx, opts.name);
-      profileChain(loadCatalog(ctx.config), opts.profile);
-      await guestFiles(ctx);
-      const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
-      const disk = opts.disk ?? ctx.config.disk.value;
-      await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-      const host = hostFacts(process.env);
-      const user = opts.user === undefined ? host.user : validateUser(opts.user);
-      return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
-    });
+    await requireFreeName(ctx, opts.name); // again under the lock: a create of the same name may have won the race
     const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
     const caches = packageCacheShares(ctx, opts.name);
     if (caches.reason) progress.note(caches.reason);

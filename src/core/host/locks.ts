@@ -57,7 +57,11 @@ async function ensureDir(dir: string): Promise<void> {
 }
 
 const lockError = (path: string, err: unknown) =>
-  new VmsError('failed', `cannot lock in ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check that you may write to the state dir (`vms bootstrap` sets it up), or set VMS_STATE_DIR');
+  new VmsError(
+    'failed',
+    `cannot lock ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    'vms locks VMs in its state dir: check that you may write there (`vms bootstrap` makes it for the libvirt group), or set VMS_STATE_DIR',
+  );
 
 /** Opens (creating if needed, readable by all) a lock file: flock(1) needs only to read it. */
 async function touch(path: string): Promise<void> {
@@ -65,7 +69,11 @@ async function touch(path: string): Promise<void> {
     await (await open(path, 'r')).close();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw lockError(path, err);
-    await (await open(path, 'a', 0o664)).close().catch(() => {});
+    try {
+      await (await open(path, 'a', 0o664)).close();
+    } catch (err) {
+      throw lockError(path, err);
+    }
   }
 }
 
