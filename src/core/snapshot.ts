@@ -12,7 +12,7 @@ import { guardInternalData, internalDataBlocker } from './snapshot-guard.js';
 import { mergeOverlaysBack } from './undo-actions.js';
 import { withUndo } from './undo.js';
 import { vmFiles } from './vm-files.js';
-import { addMade, dropMade, editMetadata, metadataAfterRevert } from './vm-metadata.js';
+import { addMade, dropMade, redefineMetadata, metadataAfterRevert } from './vm-metadata.js';
 import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../quote.js';
 import { checkXmlText } from '../libvirt/xml-text.js';
@@ -160,7 +160,7 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
     const snapshot = await readSnapshot(ctx, opts.vm, name);
     // The overlays and the memory file are vms' own: destroy removes them with the VM.
     const files = madeBy(snapshot);
-    if (files.length) await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () => editMetadata(ctx.virsh, opts.vm, addMade(files)));
+    if (files.length) await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () => redefineMetadata(ctx.virsh, opts.vm, addMade(files)));
     ctx.signal?.throwIfAborted();
     return snapshot;
   }, undoOptions(ctx));
@@ -207,7 +207,7 @@ async function removeSnapshot(ctx: Context, vm: string, snapshot: SnapshotFacts)
   const removed = snapshot.memoryFile && existsSync(snapshot.memoryFile) ? [snapshot.memoryFile] : [];
   for (const f of removed) await rm(f, { force: true });
   const gone = madeBy(snapshot).filter((f) => !existsSync(f));
-  if (gone.length) await editMetadata(ctx.virsh, vm, dropMade(gone));
+  if (gone.length) await redefineMetadata(ctx.virsh, vm, dropMade(gone));
   return removed;
 }
 
@@ -251,7 +251,7 @@ async function revertSnapshotLocked(ctx: Context, plan: RevertPlan): Promise<Rev
   const virsh = ctx.virsh.uninterruptible(); // half a revert is worse than a slow one
   await ctx.progress.step(`Reverting ${vm} to ${snapshot.name}`, async () => {
     await virsh.run(['snapshot-revert', vm, snapshot.name], { subject: vm });
-    await editMetadata(virsh, vm, (reverted) => metadataAfterRevert(now.facts.metadata, reverted));
+    await redefineMetadata(virsh, vm, (reverted) => metadataAfterRevert(now.facts.metadata, reverted));
   });
   return { name: vm, snapshot: snapshot.name, state: await virsh.state(vm) };
 }

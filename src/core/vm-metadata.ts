@@ -7,7 +7,7 @@ import type { Virsh } from '../libvirt/virsh.js';
 // that change what vms knows about a VM's files after libvirt has done its part.
 
 /** Reads the saved definition, edits vms' metadata in it and defines it again (only when something changed). */
-export async function editMetadata(virsh: Virsh, vm: string, edit: (m: VmsMetadata) => VmsMetadata): Promise<VmsMetadata> {
+export async function redefineMetadata(virsh: Virsh, vm: string, edit: (m: VmsMetadata) => VmsMetadata): Promise<VmsMetadata> {
   const domain = await parseDomainXml(await virsh.dumpxml(vm, true));
   const before = readMetadata(domain);
   const after = edit(before);
