@@ -1,8 +1,8 @@
 import { chmod, mkdir } from 'node:fs/promises';
 
 /**
- * Makes one of vms' cache dirs, which every user of the libvirt group writes to (the ISO cache, the package cache):
- * 2775, whatever the umask, like the cache dir `vms bootstrap` makes.
+ * Makes one of vms' shared dirs, which every user of the libvirt group writes to (the ISO cache, the package cache,
+ * the locks and journals in the state dir): 2775, whatever the umask, like the dirs `vms bootstrap` makes.
  */
 export async function makeSharedDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });

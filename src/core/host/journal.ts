@@ -3,7 +3,7 @@ import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive } from '../file-lock.js';
 import type { UndoAction } from '../undo-actions.js';
-import { makeSharedDir } from './locks.js';
+import { makeSharedDir } from '../shared-dir.js';
 
 // An operation's journal: before a command that holds locks changes anything, it writes down what it is about to
 // make or change and how to take it back. The file lives while the command runs; a SIGKILL (or a crash, or a machine

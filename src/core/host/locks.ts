@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VmsError } from '../../errors.js';
+import { makeSharedDir } from '../shared-dir.js';
 
 // Per-VM locks (and one host-wide lock for the bookkeeping of shared bases) as kernel flock(2) locks, held by a small
 // `flock` process of util-linux that vms spawns and keeps a pipe to. The kernel drops a flock when its holder dies,
@@ -42,14 +43,7 @@ export function lockOrder(req: LockRequest): string[] {
 
 export const locksDir = (stateDir: string) => join(stateDir, '.locks');
 
-/**
- * Makes one of vms' own bookkeeping dirs in the state dir (and the state dir, if missing: as `vms create` always
- * did): group-writable and setgid like the state dir, so every user of the libvirt group can lock and journal.
- */
-export async function makeSharedDir(dir: string): Promise<void> {
-  if ((await mkdir(dir, { recursive: true, mode: 0o2775 })) === dir) await chmod(dir, 0o2775); // new: the umask narrowed it
-}
-
+/** The locks dir, group-writable and setgid like the state dir, so every user of the libvirt group can lock. */
 async function ensureDir(dir: string): Promise<void> {
   await makeSharedDir(dir).catch((err) => {
     throw lockError(dir, err);
