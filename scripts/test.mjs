@@ -3,6 +3,7 @@
 //   node scripts/test.mjs unit|integration
 // Integration files run one at a time: they share one libvirtd and two CPU cores.
 import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const suites = process.argv[2] ? [process.argv[2]] : ['unit', 'integration'];
@@ -14,7 +15,8 @@ if (suites.includes('integration')) {
 }
 for (const suite of suites) {
   const dir = `test/${suite}`;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
+  // Unit tests sit in folders that mirror src/ (test/unit/vm/ for src/core/vm/); integration files are flat.
+  const files = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.test.ts')).sort().map((f) => join(dir, f));
   console.log(`\n# ${suite}: ${files.length} files`);
   const r = spawnSync(
     process.execPath,

@@ -3,7 +3,7 @@ import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
 import { createContext, newOperationId, type Context } from '../core/context.js';
 import { silentProgress } from '../core/progress.js';
-import { cleanupInProgress } from '../core/undo.js';
+import { cleanupInProgress } from '../core/ops/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner } from '../runner.js';
 import { lineProgress, spinnerProgress } from './progress.js';

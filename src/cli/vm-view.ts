@@ -1,4 +1,4 @@
-import type { VmInfo } from '../core/info.js';
+import type { VmInfo } from '../core/vm/info.js';
 import { colorState, fields, size } from './format.js';
 import { shellQuote as q } from '../quote.js';
 

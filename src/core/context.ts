@@ -3,8 +3,8 @@ import type { Config } from '../config.js';
 import { QemuImg } from '../libvirt/qemu-img.js';
 import { Virsh } from '../libvirt/virsh.js';
 import type { Runner } from '../runner.js';
-import type { Journal } from './host/journal.js';
-import { FlockLocks, type Locks } from './host/locks.js';
+import type { Journal } from './ops/journal.js';
+import { FlockLocks, type Locks } from './ops/locks.js';
 import { silentProgress, type Progress } from './progress.js';
 
 /** Everything a core operation needs from the outside world; no printing, prompting or exiting in the core. */

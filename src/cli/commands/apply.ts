@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { applyProfile, type ApplyResult } from '../../core/apply.js';
+import { applyProfile, type ApplyResult } from '../../core/guest/apply.js';
 import { action } from '../app.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { attachTerminal } from '../../console/terminal.js';
-import { consoleTarget, viewerPlan } from '../../core/attach.js';
+import { consoleTarget, viewerPlan } from '../../core/vm/attach.js';
 import { VmsError } from '../../errors.js';
 import { action } from '../app.js';
 

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
 import type { Command } from 'commander';
-import { applyBootstrap, planHost, type BootstrapStep, type HostState } from '../../core/bootstrap.js';
+import { applyBootstrap, planHost, type BootstrapStep, type HostState } from '../../core/host/bootstrap.js';
 import { formatCommand } from '../../runner.js';
 import { usageError, VmsError } from '../../errors.js';
 import { action } from '../app.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { cloneVm } from '../../core/clone.js';
+import { cloneVm } from '../../core/vm/clone.js';
 import { action } from '../app.js';
 import { renderVmInfo } from '../vm-view.js';
 

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { parseCpus } from '../../config.js';
-import { createVm, createXml, parseFirmware, parseNetwork, type CreateOptions } from '../../core/create.js';
+import { createVm, createXml, parseFirmware, type CreateOptions } from '../../core/vm/create.js';
+import { parseNetwork } from '../../core/devices/network.js';
 import { usageError } from '../../errors.js';
 import { DISK_RANGE, MEMORY_RANGE, parseSize } from '../../size.js';
-import { installVm, resumeInstall, type InstallOptions, type InstallResult } from '../../core/install.js';
+import { installVm, resumeInstall, type InstallOptions, type InstallResult } from '../../core/guest/install.js';
 import { action } from '../app.js';
 import { renderVmInfo } from '../vm-view.js';
 import { shellQuote as q } from '../../quote.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { destroyVm, planDestroy, type DestroyPlan } from '../../core/destroy.js';
+import { destroyVm, planDestroy, type DestroyPlan } from '../../core/vm/destroy.js';
 import { usageError, VmsError } from '../../errors.js';
 import { action } from '../app.js';
 import { askYesNo } from '../ask.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addDisk, attachDisk, detachDisk, listDisks, resizeDisk, type AttachedDisk, type DetachResult, type DiskRow, type ResizeResult } from '../../core/disk.js';
+import { addDisk, attachDisk, detachDisk, listDisks, resizeDisk, type AttachedDisk, type DetachResult, type DiskRow, type ResizeResult } from '../../core/devices/disk.js';
 import { usageError, VmsError } from '../../errors.js';
 import { DISK_BUSES, parseBus } from '../../libvirt/disk-xml.js';
 import { DISK_RANGE, formatSize, parseSize } from '../../size.js';

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
 import type { Command } from 'commander';
-import { doctor, type CheckResult } from '../../core/doctor.js';
+import { doctor, type CheckResult } from '../../core/host/doctor.js';
 import { action } from '../app.js';
 
 const MARK = { pass: chalk.green('✔'), warn: chalk.yellow('!'), fail: chalk.red('✗') };

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { collectGarbage, planGc, type GcFile, type GcPlan } from '../../core/gc.js';
+import { collectGarbage, planGc, type GcFile, type GcPlan } from '../../core/storage/gc.js';
 import { usageError, VmsError } from '../../errors.js';
 import { formatSize } from '../../size.js';
 import { action } from '../app.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { vmInfo } from '../../core/info.js';
+import { vmInfo } from '../../core/vm/info.js';
 import { action } from '../app.js';
 import { renderVmInfo } from '../vm-view.js';
 

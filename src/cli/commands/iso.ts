@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseMirror } from '../../config.js';
-import { fetchIso, formatAge, listIsos, type FetchResult, type IsoList } from '../../core/iso-fetch.js';
+import { fetchIso, formatAge, listIsos, type FetchResult, type IsoList } from '../../core/storage/iso-fetch.js';
 import { formatSize } from '../../size.js';
 import { action } from '../app.js';
 import { fields, table } from '../format.js';

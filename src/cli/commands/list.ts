@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { listVms } from '../../core/list.js';
+import { listVms } from '../../core/vm/list.js';
 import { action } from '../app.js';
 import { colorState, size, table } from '../format.js';
 

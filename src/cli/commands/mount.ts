@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mountShare, unmountShare, type MountResult, type UnmountResult } from '../../core/mount.js';
+import { mountShare, unmountShare, type MountResult, type UnmountResult } from '../../core/devices/mount.js';
 import { shellQuote as q } from '../../quote.js';
 import { action } from '../app.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addNic, deleteNic, listNics, parseMac, parseNicModel, parseNicSource, type NicChange, type NicInfo, type NicList } from '../../core/nic.js';
+import { addNic, deleteNic, listNics, parseMac, parseNicModel, parseNicSource, type NicChange, type NicInfo, type NicList } from '../../core/devices/nic.js';
 import { action } from '../app.js';
 import { placeNote } from '../device-view.js';
 import { table } from '../format.js';

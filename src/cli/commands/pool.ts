@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { listPools, poolInfo, type PoolInfo } from '../../core/pool.js';
+import { listPools, poolInfo, type PoolInfo } from '../../core/storage/pool.js';
 import { action } from '../app.js';
 import { fields, size, table } from '../format.js';
 import { shellQuote as q } from '../../quote.js';

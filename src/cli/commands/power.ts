@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { killVm, startVm, stopVm, type PowerResult } from '../../core/power.js';
+import { killVm, startVm, stopVm, type PowerResult } from '../../core/vm/power.js';
 import { usageError } from '../../errors.js';
 import { action } from '../app.js';
 

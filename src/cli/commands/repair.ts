@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { interruptedOperations, repairInterrupted, type RepairReport } from '../../core/repair.js';
+import { interruptedOperations, repairInterrupted, type RepairReport } from '../../core/ops/repair.js';
 import { action } from '../app.js';
 
 function render(reports: RepairReport[], dryRun: boolean): string {

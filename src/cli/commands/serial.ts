@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend, type SerialChange, type SerialList, type SerialPortInfo } from '../../core/serial-port.js';
+import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend, type SerialChange, type SerialList, type SerialPortInfo } from '../../core/devices/serial-port.js';
 import { action } from '../app.js';
 import { placeNote } from '../device-view.js';
 import { table } from '../format.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { parseCpus } from '../../config.js';
-import type { PowerResult } from '../../core/power.js';
-import { resetVm, resumeVm, suspendVm } from '../../core/pause.js';
-import { setVm, type Change, type SetOptions, type SetResult } from '../../core/set.js';
+import type { PowerResult } from '../../core/vm/power.js';
+import { resetVm, resumeVm, suspendVm } from '../../core/vm/pause.js';
+import { setVm, type Change, type SetOptions, type SetResult } from '../../core/vm/set.js';
 import { usageError } from '../../errors.js';
 import { formatSize, MEMORY_RANGE, parseSize } from '../../size.js';
 import { action } from '../app.js';

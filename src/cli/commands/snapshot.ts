@@ -8,8 +8,8 @@ import {
   type DeleteSnapshotResult,
   type RevertPlan,
   type SnapshotInfo,
-} from '../../core/snapshot.js';
-import { isActive } from '../../core/vm.js';
+} from '../../core/vm/snapshot.js';
+import { isActive } from '../../core/vm/vm.js';
 import { usageError, VmsError } from '../../errors.js';
 import type { SnapshotFacts } from '../../libvirt/snapshot-xml.js';
 import { action } from '../app.js';

@@ -1,0 +1,209 @@
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VmsError, conflict, notFound, usageError } from '../../errors.js';
+import { changeDevice, liveDomain, placeDevices, type Placed } from '../../libvirt/device-xml.js';
+import { parseDomainXml } from '../../libvirt/domain-parse.js';
+import { NIC_MODELS, detachNicXml, nicXml, readNics, type NicFacts, type NicModel, type NicSource, type NicSpec } from '../../libvirt/nic-xml.js';
+import { classifyVirshError, type DomainState } from '../../libvirt/virsh.js';
+import type { Context } from '../context.js';
+import { parseNetwork } from './network.js';
+import { isActive, loadVm } from '../vm/vm.js';
+import { shellQuote as q } from '../../quote.js';
+import { withOperation } from '../ops/operation.js';
+
+// `vms nic`: network cards plugged into a running VM and its saved definition at once (PCIe hotplug), or into the
+// definition only while it is shut off.
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** "auto" (undefined: libvirt picks one) or a unicast MAC, lower-cased. */
+export function parseMac(text: string): string | undefined {
+  if (text === 'auto') return undefined;
+  const mac = text.toLowerCase();
+  const hint = 'give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU\'s prefix), or --mac auto';
+  if (!MAC.test(mac)) throw usageError(`invalid MAC address '${text}'`, hint);
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw usageError(`${text} is a multicast MAC address: a NIC needs a unicast one (even first byte)`, hint);
+  if (mac === '00:00:00:00:00:00') throw usageError(`${text} is not a usable MAC address`, hint);
+  if (mac.startsWith('fe:')) throw usageError(`${text} starts with fe, which libvirt keeps for the host's side of a NIC`, hint);
+  return mac;
+}
+
+export function parseNicModel(text: string): NicModel {
+  const model = NIC_MODELS.find((m) => m === text);
+  if (!model) throw usageError(`invalid NIC model '${text}'`, `use ${NIC_MODELS.join(' or ')}`);
+  return model;
+}
+
+/** Linux interface names: up to 15 characters, no slash, colon or blank. */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** At most one of --network, --bridge, --user; none means libvirt's 'default' network. */
+export function parseNicSource(opts: { network?: string; bridge?: string; user?: boolean }): NicSource {
+  const given = [opts.network !== undefined, opts.bridge !== undefined, Boolean(opts.user)].filter(Boolean).length;
+  if (given > 1) throw usageError('give only one of --network, --bridge and --user', 'a NIC is on a libvirt network, on a host bridge, or in user mode');
+  if (opts.user) return { kind: 'user' };
+  if (opts.bridge !== undefined) {
+    if (!IFNAME.test(opts.bridge)) throw usageError(`invalid bridge name '${opts.bridge}'`, 'a host bridge is named like br0 or virbr1 (`ip link show type bridge`)');
+    return { kind: 'bridge', name: opts.bridge };
+  }
+  const network = parseNetwork(opts.network ?? 'default');
+  if (network.kind !== 'network') throw usageError(`invalid network '${opts.network}'`, 'name a libvirt network (`virsh net-list --all`), or use --user');
+  return network;
+}
+
+export interface NicInfo {
+  /** Its place in `vms nic list`: the saved NICs in order, then any the running VM has only live. */
+  index: number;
+  type: string;
+  source?: string;
+  model?: string;
+  mac: string;
+  /** The guest's name for it (eth0, enp1s0, …) when a guest agent answers. */
+  guestName?: string;
+  inConfig: boolean;
+  live?: boolean;
+}
+
+export interface NicList {
+  name: string;
+  state: DomainState;
+  nics: NicInfo[];
+}
+
+/** The guest's interface names by MAC, from the guest agent; empty when none answers (it is optional). */
+export async function guestInterfaceNames(ctx: Context, name: string): Promise<Map<string, string>> {
+  const r = await ctx.virsh.runRaw(['qemu-agent-command', name, '{"execute":"guest-network-get-interfaces"}', '--timeout', '2']);
+  return r.exitCode === 0 ? parseGuestInterfaces(r.stdout) : new Map();
+}
+
+export function parseGuestInterfaces(json: string): Map<string, string> {
+  try {
+    const list = (JSON.parse(json) as { return?: { name?: string; 'hardware-address'?: string }[] }).return ?? [];
+    return new Map(list.filter((i) => i.name && i['hardware-address']).map((i) => [i['hardware-address']!.toLowerCase(), i.name!]));
+  } catch {
+    return new Map();
+  }
+}
+
+/** The NICs with their facts (for detaching) and as `vms nic list` shows them. */
+async function readVmNics(ctx: Context, name: string, guestNames: boolean): Promise<{ list: NicList; placed: Placed<NicFacts>[] }> {
+  const vm = await loadVm(ctx, name);
+  const running = isActive(vm.state);
+  const live = await liveDomain(ctx.virsh, name, running);
+  const placed = placeDevices(readNics(vm.domain), live && readNics(live), (n) => n.mac);
+  const names = running && guestNames ? await guestInterfaceNames(ctx, name) : new Map<string, string>();
+  const nics = placed.map(({ device: n, inConfig, live }, index) => ({
+    index, type: n.type, source: n.source, model: n.model, mac: n.mac, guestName: names.get(n.mac), inConfig, live,
+  }));
+  return { list: { name, state: vm.state, nics }, placed };
+}
+
+export async function listNics(ctx: Context, name: string): Promise<NicList> {
+  return (await readVmNics(ctx, name, true)).list;
+}
+
+/** A libvirt network must exist and be running before a NIC can use it; say how to get there. */
+async function checkNetwork(ctx: Context, network: string): Promise<void> {
+  const how = network === 'default' ? '`vms bootstrap` defines and starts it' : `\`virsh net-list --all\` shows the networks`;
+  const r = await ctx.virsh.runRaw(['net-info', network]);
+  if (r.exitCode !== 0) {
+    if (/network not found/i.test(r.stderr)) throw notFound(`libvirt has no network named '${network}'`, `${how}; or use --user (no libvirt network needed)`);
+    throw classifyVirshError(['net-info', network], r, ctx.virsh.uri);
+  }
+  if (!/^Active:\s+yes/m.test(r.stdout)) {
+    const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${q(network)}\` starts it`;
+    throw conflict(`libvirt's network '${network}' is not active`, `${start}; or use --user (no libvirt network needed)`);
+  }
+}
+
+/** The bridge must exist on this host: libvirt would only find out when the VM starts. */
+function checkBridge(bridge: string): void {
+  if (!existsSync(`/sys/class/net/${bridge}`)) throw notFound(`this host has no network interface named '${bridge}'`, '`ip link show type bridge` lists the bridges; or use --user');
+  if (!existsSync(`/sys/class/net/${bridge}/bridge`)) throw usageError(`'${bridge}' is not a bridge`, '`ip link show type bridge` lists the bridges; or use --user');
+}
+
+/** The VM (if any) that already has a NIC with this MAC, live or in its saved definition. */
+async function macOwner(ctx: Context, mac: string): Promise<string | undefined> {
+  const names = await ctx.virsh.names();
+  const xmls = await ctx.virsh.batch(names.flatMap((n) => [['dumpxml', n], ['dumpxml', n, '--inactive']]));
+  for (const [i, xml] of xmls.entries()) {
+    if (xml && readNics(await parseDomainXml(xml)).some((n) => n.mac === mac)) return names[Math.floor(i / 2)];
+  }
+  return undefined;
+}
+
+export interface NicChange {
+  name: string;
+  nic: NicInfo;
+  /** The running VM got the change too (else only the saved definition: the VM is shut off). */
+  live: boolean;
+}
+
+export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise<NicChange> {
+  return withOperation(ctx, { command: 'nic add', vms: [name] }, async (ctx) => {
+    const before = await ctx.progress.step('Checking input', async () => {
+      const { list: before } = await readVmNics(ctx, name, false);
+      if (spec.source.kind === 'network') await checkNetwork(ctx, spec.source.name);
+      if (spec.source.kind === 'bridge') checkBridge(spec.source.name);
+      const owner = spec.mac && (await macOwner(ctx, spec.mac));
+      if (owner) throw conflict(`MAC address ${spec.mac} is already used by a NIC of '${owner}'`, 'give another --mac, or leave it out and libvirt picks one');
+      return before;
+    });
+    const live = isActive(before.state);
+    await ctx.progress.step(`Adding a NIC (${spec.model}, ${spec.source.kind}) to ${name}${live ? ' (live)' : ''}`, async () => {
+      try {
+        await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
+      } catch (err) {
+        if (err instanceof VmsError && /No more available PCI slots/i.test(err.message)) {
+          throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
+        }
+        throw err;
+      }
+    });
+    const known = new Set(before.nics.map((n) => n.mac));
+    const { nics } = await listNics(ctx, name);
+    const nic = nics.find((n) => (spec.mac ? n.mac === spec.mac : n.inConfig && !known.has(n.mac)));
+    if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${q(name)}\` shows what is there`);
+    return { name, nic, live };
+  });
+}
+
+/** A NIC by its index in `vms nic list` or by its MAC. */
+function findNic(list: NicList, which: string): NicInfo {
+  const mac = which.toLowerCase();
+  const nic = /^\d+$/.test(which) ? list.nics[Number(which)] : MAC.test(mac) ? list.nics.find((n) => n.mac === mac) : undefined;
+  if (nic) return nic;
+  if (!/^\d+$/.test(which) && !MAC.test(mac)) throw usageError(`'${which}' is neither a NIC index nor a MAC address`, `\`vms nic list ${q(list.name)}\` shows both`);
+  throw notFound(`${list.name} has no NIC ${which}`, `\`vms nic list ${q(list.name)}\` shows its NICs`);
+}
+
+/** Unplugs a NIC from the running VM (waiting until the guest has let go of it) and from the saved definition. */
+export async function deleteNic(ctx: Context, name: string, which: string): Promise<NicChange> {
+  return withOperation(ctx, { command: 'nic del', vms: [name] }, async (ctx) => {
+    const { list, placed } = await readVmNics(ctx, name, false);
+    const nic = findNic(list, which);
+    const where = { live: Boolean(nic.live), config: nic.inConfig };
+    await ctx.progress.step(`Removing NIC ${nic.index} (${nic.mac}) from ${name}${where.live ? ' (live)' : ''}`, async () => {
+      await changeDevice(ctx.virsh, 'detach-device', name, await detachNicXml(placed[nic.index]!.device), where);
+      if (where.live) await waitUntilUnplugged(ctx, name, nic);
+    });
+    return { name, nic, live: where.live };
+  });
+}
+
+/** How long a guest may take to let go of an unplugged NIC (PCIe hotplug: the guest's driver must answer). */
+const UNPLUG_TIMEOUT_MS = 60_000;
+
+/** libvirt sends the unplug request and waits only a few seconds for the guest to answer; a TCG guest can take longer. */
+async function waitUntilUnplugged(ctx: Context, name: string, nic: NicInfo): Promise<void> {
+  const deadline = Date.now() + UNPLUG_TIMEOUT_MS;
+  for (;;) {
+    const live = await liveDomain(ctx.virsh, name, true);
+    if (!readNics(live!).some((n) => n.mac === nic.mac)) return;
+    if (Date.now() >= deadline) {
+      const saved = nic.inConfig ? 'it is out of the saved definition; ' : '';
+      throw new VmsError('timeout', `${name}'s guest has not let go of the NIC ${nic.mac} within ${UNPLUG_TIMEOUT_MS / 1000}s`, `${saved}it leaves the running VM when the guest answers, or when the VM stops`);
+    }
+    await sleep(500, undefined, { signal: ctx.signal });
+  }
+}

@@ -1,0 +1,317 @@
+import { constants as fsConstants, existsSync } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { bundledFiles } from '../../bundled.js';
+import { conflict, notFound, usageError, VmsError } from '../../errors.js';
+import { buildDomainXml } from '../../libvirt/domain-parse.js';
+import { PKG_CACHE_TAG_PREFIX, withDiskBoot, withMetadata } from '../../libvirt/domain-edit.js';
+import type { Firmware, NetworkSpec, Share } from '../../libvirt/domain-xml.js';
+import type { PendingStep } from '../../libvirt/metadata.js';
+import { hostnameFor } from '../../names.js';
+import { formatSize, GiB } from '../../size.js';
+import type { Context } from '../context.js';
+import { makeVm, planVm, requireFreeName, resolveIso } from '../vm/create.js';
+import { findVirtiofsd } from '../host/programs.js';
+import { ARCH_ISO } from '../storage/iso.js';
+import { hostFacts, parseSettings, renderSettings, sshPublicKey, validateUser } from './guest-settings.js';
+import { GUEST_SHELL, loginAsRoot, openTranscript, powerOffFromGuest, pushFiles, rebootAndWait, runProfiles, scriptFailed, type Transcript } from './guest-session.js';
+import { vmInfo, type VmInfo } from '../vm/info.js';
+import { isoBootFiles } from '../storage/iso.js';
+import { generatePassword, hashPassword } from './password.js';
+import { loadCatalog, profileChain } from './profiles.js';
+import { makeSharedDir } from '../host/shared-dir.js';
+import { withUndo } from '../ops/undo.js';
+import { isActive, loadVm } from '../vm/vm.js';
+import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from '../vm/vm-files.js';
+import { shellQuote as q } from '../../quote.js';
+import { undoOptions, withOperation } from '../ops/operation.js';
+
+// `vms create NAME --profile P`: the unattended Arch install. The live ISO is booted straight into its kernel, vms
+// logs in on the serial console, copies guest/ there and runs install.sh; then the VM boots from its disk and gets its
+// profiles. The step still to do is kept in the domain's metadata, so `--resume` knows where to go on.
+
+export interface InstallOptions {
+  name: string;
+  profile: string;
+  iso?: string; // default: archlinux-x86_64.iso in the ISO dir
+  memory?: number;
+  cpus?: number;
+  disk?: number;
+  firmware: Firmware;
+  network: NetworkSpec;
+  graphics: boolean;
+  user?: string;
+  sshKey?: string; // a .pub file
+  keepFailed: boolean;
+}
+
+export interface InstallResult extends VmInfo {
+  /** Where the generated root (and user) password is kept, 0600. */
+  passwordFile: string;
+  user: string;
+  transcript: string;
+}
+
+/** An install needs room for the base system, however sparse its qcow2 starts. */
+const MIN_FREE = 3 * GiB;
+const INSTALL_FIRST_PHASE_MS = 10 * 60_000;
+const GUEST_DIR = '/root/vms';
+
+const sharedCacheDir = (ctx: Context) => join(ctx.config.cacheDir.value, 'pkg');
+const HOST_PACMAN_CACHE = '/var/cache/pacman/pkg';
+
+/** The installer files: guest/ as built into vms, or VMS_GUEST_DIR (tests put a test installer there). */
+async function guestFiles(ctx: Context): Promise<Record<string, string>> {
+  const dir = ctx.config.guestDir.value;
+  const files = dir ? Object.fromEntries(await Promise.all((await readdir(dir)).filter((f) => !/^README/.test(f)).map(async (f) => [f, await readFile(join(dir, f), 'utf8')]))) : bundledFiles('guest');
+  if (files['install.sh'] === undefined) throw notFound(`no install.sh in ${dir || 'the built-in guest files'}`, 'VMS_GUEST_DIR must name a directory holding install.sh');
+  return files;
+}
+
+async function requireFreeSpace(dir: string, needed: number): Promise<void> {
+  let free: number;
+  try {
+    const s = await statfs(dir);
+    free = s.bavail * s.bsize;
+  } catch {
+    throw notFound(`images directory ${dir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
+  }
+  if (free < needed) throw new VmsError('failed', `not enough free space in ${dir}: ${formatSize(free)} free, an install needs ${formatSize(needed)}`, 'free some space there, or set VMS_IMAGES_DIR to a bigger disk');
+}
+
+/** Package caches shared into the install over virtiofs (guest/README.md: VMS_CACHE_RO/RW); none without virtiofsd. */
+function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Share; reason?: string } {
+  if (!findVirtiofsd()) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
+  const ro: Share[] = [];
+  if (existsSync(HOST_PACMAN_CACHE)) ro.push({ source: HOST_PACMAN_CACHE, tag: `${PKG_CACHE_TAG_PREFIX}host` });
+  ro.push({ source: sharedCacheDir(ctx), tag: `${PKG_CACHE_TAG_PREFIX}shared` });
+  return { ro, rw: { source: vmPackageCache(ctx.config, name), tag: `${PKG_CACHE_TAG_PREFIX}vm` } };
+}
+
+const PACKAGE_FILE = /\.pkg\.tar\.(zst|xz)(\.sig)?$/;
+
+/**
+ * New downloads of one install join the shared cache, so the next VM need not fetch them again. Only package files,
+ * made plain 0644 (the guest wrote them as root through virtiofs: no set-id bits may reach a host directory). Best
+ * effort: a finished install is never undone over its cache.
+ */
+async function keepDownloads(ctx: Context, name: string): Promise<void> {
+  const from = vmPackageCache(ctx.config, name);
+  if (!existsSync(from)) return;
+  let kept = 0;
+  try {
+    for (const f of await readdir(from)) {
+      const target = join(sharedCacheDir(ctx), f);
+      if (!PACKAGE_FILE.test(f) || existsSync(target) || !(await lstat(join(from, f))).isFile()) continue;
+      await adoptPackage(join(from, f), target);
+      kept++;
+    }
+    await rm(from, { recursive: true, force: true });
+  } catch (err) {
+    ctx.progress.note(`the install's downloads could not all join the shared cache (${(err as Error).message}); ${from} is left`);
+  }
+  if (kept) ctx.progress.note(`${kept} downloaded packages added to the shared cache ${sharedCacheDir(ctx)}`);
+}
+
+/**
+ * Moves one downloaded package into the shared cache as a plain 0644 file. The guest's root wrote it through
+ * virtiofs, so when vms runs as a user the file is root's, not ours to chmod: then it is copied (the copy is ours)
+ * and the original removed, which the directory, being ours, allows.
+ */
+async function adoptPackage(file: string, target: string): Promise<void> {
+  if ((await lstat(file)).uid === process.getuid?.()) {
+    await chmod(file, 0o644);
+    return rename(file, target);
+  }
+  const part = `${target}.${process.pid}.vms-part`; // ours alone: another install, or one that died, has its own
+  try {
+    await copyFile(file, part, fsConstants.COPYFILE_EXCL);
+    await chmod(part, 0o644);
+    await rename(part, target);
+  } finally {
+    await rm(part, { force: true });
+  }
+  await rm(file);
+}
+
+async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: Record<string, unknown>) => d): Promise<void> {
+  const { domain, facts } = await loadVm(ctx, name);
+  const metadata = { ...facts.metadata, pending };
+  if (!pending) delete metadata.pending;
+  await ctx.virsh.define(await buildDomainXml(await withMetadata(edit(domain), metadata)));
+}
+
+interface VmSecrets {
+  password: string;
+  settings: string;
+}
+
+/** Boots the live ISO, runs install.sh in it, and leaves the VM defined to boot from its disk. */
+async function installStep(ctx: Context, name: string, secrets: VmSecrets, transcript: Transcript): Promise<void> {
+  const { progress, virsh } = ctx;
+  const files = vmFiles(ctx.config, name);
+  const installer = await guestFiles(ctx);
+  if (isActive(await virsh.state(name))) await progress.step(`Powering off ${name} to start the install again`, () => virsh.destroy(name));
+  await progress.step(`Booting the live ISO`, () => virsh.start(name));
+  const session = await progress.step('Logging in on the serial console', () => loginAsRoot(ctx, files, transcript));
+  try {
+    await progress.step(`Copying the installer (${Object.keys(installer).join(', ')})`, () => pushFiles(session, GUEST_DIR, { ...installer, 'settings.sh': secrets.settings }));
+    await progress.step('Installing (install.sh)', async () => {
+      const r = await session.runPhased(`cd ${GUEST_DIR} && ${GUEST_SHELL} install.sh ${GUEST_DIR}/settings.sh`, {
+        label: 'install.sh',
+        firstTimeoutMs: INSTALL_FIRST_PHASE_MS,
+        onPhase: (phase, seconds) => progress.note(`install phase ${phase} (up to ${seconds}s)`),
+      });
+      if (r.exitCode !== 0) throw scriptFailed('the install (install.sh)', r.exitCode, r.output, transcript, r.phase);
+    });
+    await progress.step(`Powering off ${name}`, () => powerOffFromGuest(ctx, session, name));
+  } finally {
+    session.close();
+  }
+  await progress.step(`Switching ${name} to boot from its disk`, () => setPending(ctx, name, 'profile', withDiskBoot));
+  await keepDownloads(ctx, name);
+}
+
+/** Boots the installed system, applies the profile chain, reboots, and marks the VM complete. */
+async function profileStep(ctx: Context, name: string, profile: string, secrets: VmSecrets, transcript: Transcript): Promise<void> {
+  const { progress, virsh } = ctx;
+  const catalog = loadCatalog(ctx.config);
+  const chain = profileChain(catalog, profile);
+  if (!isActive(await virsh.state(name))) await progress.step(`Booting ${name} from its disk`, () => virsh.start(name));
+  const session = await progress.step('Logging in on the serial console', () => loginAsRoot(ctx, vmFiles(ctx.config, name), transcript, secrets.password));
+  try {
+    await runProfiles(ctx, session, chain, catalog.libs, secrets.settings, transcript);
+    await progress.step(`Rebooting ${name}`, () => rebootAndWait(ctx, session));
+  } finally {
+    session.close();
+  }
+  await setPending(ctx, name, undefined);
+}
+
+const keptHint = (name: string, files: VmFiles) =>
+  `kept for inspection (--keep-failed): \`vms console ${q(name)}\` (root password in ${files.password}); ` +
+  `go on with \`vms create ${q(name)} --resume\`, or remove it with \`vms destroy ${q(name)}\``;
+
+function withHint(err: unknown, hint: string): unknown {
+  return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details) : err;
+}
+
+async function result(ctx: Context, name: string, transcript: Transcript, user: string): Promise<InstallResult> {
+  const files = vmFiles(ctx.config, name);
+  const info = await vmInfo({ ...ctx, virsh: ctx.virsh.uninterruptible() }, name);
+  return { ...info, passwordFile: files.password, user, transcript: transcript.path };
+}
+
+export async function installVm(ctx: Context, opts: InstallOptions): Promise<InstallResult> {
+  // Bad input is refused before anything is locked or made.
+  const checked = await ctx.progress.step('Checking input', async () => {
+    await requireFreeName(ctx, opts.name);
+    profileChain(loadCatalog(ctx.config), opts.profile);
+    await guestFiles(ctx);
+    const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+    const disk = opts.disk ?? ctx.config.disk.value;
+    await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
+    const host = hostFacts(process.env);
+    const user = opts.user === undefined ? host.user : validateUser(opts.user);
+    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+  });
+  return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
+    const { progress } = ctx;
+    await requireFreeName(ctx, opts.name); // again under the lock: a create of the same name may have won the race
+    const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
+    const caches = packageCacheShares(ctx, opts.name);
+    if (caches.reason) progress.note(caches.reason);
+    const spec = await planVm(ctx, {
+      ...opts,
+      iso: checked.iso,
+      kernelBoot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline },
+      start: false,
+    });
+    spec.shares = [...caches.ro, ...(caches.rw ? [caches.rw] : [])];
+    spec.metadata = { ...spec.metadata, createdFrom: checked.iso, pending: 'install' };
+
+    const files = vmFiles(ctx.config, opts.name);
+    const password = generatePassword();
+    const secrets: VmSecrets = {
+      password,
+      settings: renderSettings({
+        name: opts.name,
+        hostname: hostnameFor(opts.name),
+        user: checked.user,
+        passwordHash: hashPassword(password),
+        sshKey: checked.sshKey,
+        timezone: checked.host.timezone,
+        locale: checked.host.locale,
+        keymap: checked.host.keymap,
+        disk: '/dev/vda',
+        firmware: opts.firmware,
+        cacheRo: caches.ro.map((s) => s.tag),
+        cacheRw: caches.rw?.tag ?? '',
+      }),
+    };
+    let defined = false;
+    let transcript: Transcript | undefined;
+    let savedTranscript: string | undefined;
+    try {
+      await withUndo(
+        async (undo) => {
+          await makeVm(ctx, spec, checked.disk, undo);
+          defined = true;
+          await writeFile(files.password, `${password}\n`, { mode: 0o600 });
+          await writeFile(files.settings, secrets.settings, { mode: 0o600 });
+          transcript = openTranscript(ctx, files.installLog, `vms create ${q(opts.name)} --profile ${q(opts.profile)}`);
+          // Runs before the VM's directory goes: the transcript is what explains the failure.
+          undo.push('keep the transcript', async () => {
+            await transcript!.close();
+            const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
+            await copyFile(files.installLog, saved);
+            savedTranscript = saved; // only once it is there
+          });
+          if (caches.rw) {
+            await makeSharedDir(sharedCacheDir(ctx));
+            await makeSharedDir(dirname(caches.rw.source));
+            await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
+            await undo.add(`remove ${caches.rw.source}`, { kind: 'remove-dir', path: caches.rw.source });
+          }
+          await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });
+          await installStep(ctx, opts.name, secrets, transcript);
+          await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
+        },
+        undoOptions(ctx, () => Boolean(opts.keepFailed) && defined),
+      );
+    } catch (err) {
+      if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
+      if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
+        const cleaned = !err.message.includes('(and clean-up failed');
+        throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+      }
+      throw err;
+    } finally {
+      await transcript?.close();
+    }
+    return result(ctx, opts.name, transcript!, checked.user);
+  });
+}
+
+/** `vms create NAME --resume`: goes on from the step a kept failed create stopped at. */
+export async function resumeInstall(ctx: Context, name: string): Promise<InstallResult> {
+  return withOperation(ctx, { command: 'create --resume', vms: [name] }, async (ctx) => {
+    const { facts } = await loadVm(ctx, name);
+    const files = vmFiles(ctx.config, name);
+    const pending = facts.metadata.pending;
+    if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${q(name)} PROFILE\` runs a profile on it`);
+    if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
+    const secrets: VmSecrets = await readVmSecrets(files, name);
+
+    const transcript = openTranscript(ctx, files.installLog, `vms create ${q(name)} --resume (${pending})`);
+    try {
+      if (pending === 'install') await installStep(ctx, name, secrets, transcript);
+      await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);
+    } catch (err) {
+      throw withHint(err, keptHint(name, files));
+    } finally {
+      await transcript.close();
+    }
+    return result(ctx, name, transcript, parseSettings(secrets.settings).VMS_USER ?? '');
+  });
+}

@@ -1,0 +1,58 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VmsError } from '../../errors.js';
+import type { DomainState } from '../../libvirt/virsh.js';
+import type { Context } from '../context.js';
+import { isActive, loadVm } from './vm.js';
+import { withOperation } from '../ops/operation.js';
+
+export interface PowerResult {
+  name: string;
+  state: DomainState;
+  changed: boolean; // false when the VM already was in the wanted state
+  forced?: boolean; // stop --force had to kill it
+}
+
+export async function startVm(ctx: Context, name: string): Promise<PowerResult> {
+  return withOperation(ctx, { command: 'start', vms: [name] }, async (ctx) => {
+    const { state } = await loadVm(ctx, name);
+    if (isActive(state)) return { name, state, changed: false };
+    await ctx.progress.step(`Starting ${name}`, () => ctx.virsh.start(name));
+    return { name, state: await ctx.virsh.state(name), changed: true };
+  });
+}
+
+export async function killVm(ctx: Context, name: string): Promise<PowerResult> {
+  return withOperation(ctx, { command: 'kill', vms: [name] }, async (ctx) => {
+    const { state } = await loadVm(ctx, name);
+    if (!isActive(state)) return { name, state, changed: false };
+    await ctx.progress.step(`Killing ${name}`, () => ctx.virsh.destroy(name));
+    return { name, state: await ctx.virsh.state(name), changed: true };
+  });
+}
+
+/** ACPI shutdown, then waits for the guest to power off; on timeout fails with a hint, or kills with `force`. */
+export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds: number; force: boolean }): Promise<PowerResult> {
+  return withOperation(ctx, { command: 'stop', vms: [name] }, async (ctx) => {
+    const { state } = await loadVm(ctx, name);
+    if (!isActive(state)) return { name, state, changed: false };
+    const deadline = Date.now() + opts.timeoutSeconds * 1000;
+    const stopped = await ctx.progress.step(`Shutting down ${name} (ACPI, up to ${opts.timeoutSeconds}s)`, async () => {
+      await ctx.virsh.shutdown(name);
+      for (;;) {
+        if (!isActive(await ctx.virsh.state(name))) return true;
+        if (Date.now() >= deadline) return false;
+        await sleep(Math.min(500, Math.max(0, deadline - Date.now())), undefined, { signal: ctx.signal });
+      }
+    });
+    if (stopped) return { name, state: await ctx.virsh.state(name), changed: true };
+    if (!opts.force) {
+      throw new VmsError(
+        'timeout',
+        `${name} did not shut down within ${opts.timeoutSeconds}s`,
+        'the guest may ignore ACPI: wait longer with --timeout, add --force to power it off, or `vms kill` it',
+      );
+    }
+    await ctx.progress.step(`Powering off ${name}`, () => ctx.virsh.destroy(name));
+    return { name, state: await ctx.virsh.state(name), changed: true, forced: true };
+  });
+}

@@ -1,0 +1,37 @@
+import { domainFacts, parseDomainXml, type DomainFacts, type XmlNode } from '../../libvirt/domain-parse.js';
+import type { DomainState, Virsh } from '../../libvirt/virsh.js';
+import { validateName } from '../../names.js';
+import type { Context } from '../context.js';
+
+export interface LoadedVm {
+  facts: DomainFacts;
+  state: DomainState;
+  /** The persistent definition (what the next start uses), parsed for editing. */
+  domain: XmlNode;
+}
+
+/** Loads a VM's persistent definition and state; a clear "no VM named" error when it does not exist. */
+export async function loadVm(ctx: Context, name: string): Promise<LoadedVm> {
+  validateName(name);
+  const [xml, state] = [await ctx.virsh.dumpxml(name, true), await ctx.virsh.state(name)];
+  const domain = await parseDomainXml(xml);
+  return { facts: domainFacts(domain), state, domain };
+}
+
+/** The disks vms manages: writable file-backed disks (never cdroms or read-only images such as an ISO). */
+export function ownDisks(facts: DomainFacts) {
+  return facts.disks.filter((d) => d.device === 'disk' && d.path && !d.readonly);
+}
+
+export const isActive = (state: DomainState) => state !== 'shut off' && state !== 'crashed';
+
+// Clean-up actions registered BEFORE the step they undo, so an interrupt in the middle of the step (the process
+// killed, libvirtd finishing anyway) is undone too. Each is safe whether or not the step got to finish.
+
+export const undefineIfDefined = (virsh: Virsh, name: string) => async () => {
+  if (await virsh.exists(name)) await virsh.undefine(name);
+};
+
+export const powerOffIfRunning = (virsh: Virsh, name: string) => async () => {
+  if ((await virsh.exists(name)) && isActive(await virsh.state(name))) await virsh.destroy(name);
+};

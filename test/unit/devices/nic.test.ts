@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { resolveConfig } from '../../../src/config.js';
+import { createContext } from '../../../src/core/context.js';
+import { addNic, deleteNic, parseGuestInterfaces, parseMac, parseNicModel, parseNicSource } from '../../../src/core/devices/nic.js';
+import { VmsError } from '../../../src/errors.js';
+import { placeDevices } from '../../../src/libvirt/device-xml.js';
+import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
+import { detachNicXml, nicXml, readNics, type NicSpec } from '../../../src/libvirt/nic-xml.js';
+import type { Runner } from '../../../src/runner.js';
+import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
+import { assertValidDomainXml } from '../../helpers/validate-xml.js';
+
+const usage = (fn: () => unknown, message: RegExp) =>
+  assert.throws(fn, (err: unknown) => err instanceof VmsError && err.code === 'usage' && message.test(err.message) && Boolean(err.hint));
+
+/** A device inside the smallest domain libvirt's schema accepts, to validate the device with virt-xml-validate. */
+const inDomain = (device: string) =>
+  `<domain type='qemu'><name>t</name><memory>65536</memory><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>${device}</devices></domain>`;
+
+// ---- options ------------------------------------------------------------------------------------------------------
+
+test('parseMac: auto lets libvirt pick; a unicast MAC is lower-cased', () => {
+  assert.equal(parseMac('auto'), undefined);
+  assert.equal(parseMac('52:54:00:AB:cd:0F'), '52:54:00:ab:cd:0f');
+  assert.equal(parseMac('02:00:00:00:00:01'), '02:00:00:00:00:01');
+});
+
+test('parseMac refuses malformed, multicast, all-zero and fe: addresses', () => {
+  for (const bad of ['', '52:54:00:ab:cd', '52:54:00:ab:cd:ef:01', '52-54-00-ab-cd-ef', '5254.00ab.cdef', '52:54:00:ab:cd:eg', ' 52:54:00:ab:cd:ef']) {
+    usage(() => parseMac(bad), /^invalid MAC address/);
+  }
+  usage(() => parseMac('01:00:5e:00:00:01'), /multicast/);
+  usage(() => parseMac('ff:ff:ff:ff:ff:ff'), /multicast/);
+  usage(() => parseMac('00:00:00:00:00:00'), /not a usable/);
+  usage(() => parseMac('fe:54:00:ab:cd:ef'), /starts with fe/);
+});
+
+test('parseNicModel: virtio and e1000e only', () => {
+  assert.equal(parseNicModel('virtio'), 'virtio');
+  assert.equal(parseNicModel('e1000e'), 'e1000e');
+  for (const bad of ['rtl8139', 'e1000', 'VIRTIO', '']) usage(() => parseNicModel(bad), /^invalid NIC model/);
+});
+
+test("parseNicSource: libvirt's default network unless --network, --bridge or --user says otherwise", () => {
+  assert.deepEqual(parseNicSource({}), { kind: 'network', name: 'default' });
+  assert.deepEqual(parseNicSource({ network: 'lab' }), { kind: 'network', name: 'lab' });
+  assert.deepEqual(parseNicSource({ bridge: 'br0' }), { kind: 'bridge', name: 'br0' });
+  assert.deepEqual(parseNicSource({ user: true }), { kind: 'user' });
+  usage(() => parseNicSource({ network: 'lab', user: true }), /only one of/);
+  usage(() => parseNicSource({ network: 'lab', bridge: 'br0' }), /only one of/);
+  usage(() => parseNicSource({ bridge: 'br0', user: true }), /only one of/);
+  for (const bad of ['', 'a/b', 'name with space', 'abcdefghijklmnop']) usage(() => parseNicSource({ bridge: bad }), /^invalid bridge name/);
+  for (const bad of ['', 'a/b', "it's", 'user', 'none']) usage(() => parseNicSource({ network: bad }), /^invalid network/);
+});
+
+// ---- XML ----------------------------------------------------------------------------------------------------------
+
+test('nicXml: each source, with or without a MAC, as libvirt expects it', async () => {
+  const cases: [NicSpec, string][] = [
+    [{ source: { kind: 'user' }, model: 'virtio' }, `<interface type="user">\n  <model type="virtio"/>\n</interface>`],
+    [
+      { source: { kind: 'network', name: 'default' }, model: 'e1000e', mac: '52:54:00:12:34:56' },
+      `<interface type="network">\n  <mac address="52:54:00:12:34:56"/>\n  <source network="default"/>\n  <model type="e1000e"/>\n</interface>`,
+    ],
+    [{ source: { kind: 'bridge', name: 'br0' }, model: 'virtio' }, `<interface type="bridge">\n  <source bridge="br0"/>\n  <model type="virtio"/>\n</interface>`],
+  ];
+  for (const [spec, expected] of cases) {
+    const xml = await nicXml(spec);
+    assert.equal(xml, expected);
+    assertValidDomainXml(inDomain(xml), `nic ${spec.source.kind}`);
+  }
+});
+
+const FIXTURE = readFileSync(new URL('../../fixtures/dumpxml-efi-running.xml', import.meta.url), 'utf8');
+
+test('readNics reads type, source, model and MAC of each interface; detachNicXml drops address and alias', async () => {
+  const nics = readNics(await parseDomainXml(FIXTURE));
+  assert.deepEqual(
+    nics.map(({ node: _, ...facts }) => facts),
+    [
+      { type: 'network', source: 'default', model: 'virtio', mac: '52:54:00:6b:3c:58' },
+      { type: 'bridge', source: 'br0', model: 'virtio', mac: '52:54:00:aa:bb:cc' },
+      { type: 'user', source: undefined, model: 'virtio', mac: '52:54:00:11:22:33' },
+    ],
+  );
+  const detach = await detachNicXml(nics[0]!);
+  assert.match(detach, /^<interface type="network">/);
+  assert.match(detach, /<mac address="52:54:00:6b:3c:58"\/>/);
+  assert.match(detach, /<source network="default"/);
+  assert.doesNotMatch(detach, /<address|<alias/);
+  assert.ok(nics[0]!.node.address, 'the parsed definition itself is left alone');
+});
+
+test('placeDevices: the saved devices in order, then the live-only ones; no live flag when the VM is off', () => {
+  const key = (d: string) => d;
+  assert.deepEqual(placeDevices(['a', 'b'], undefined, key), [
+    { device: 'a', inConfig: true, live: undefined },
+    { device: 'b', inConfig: true, live: undefined },
+  ]);
+  assert.deepEqual(placeDevices(['a', 'b'], ['c', 'a'], key), [
+    { device: 'a', inConfig: true, live: true },
+    { device: 'b', inConfig: true, live: false },
+    { device: 'c', inConfig: false, live: true },
+  ]);
+});
+
+test("parseGuestInterfaces maps MACs to the guest's names; anything unreadable is no names", () => {
+  const answer = JSON.stringify({
+    return: [
+      { name: 'lo', 'hardware-address': '00:00:00:00:00:00' },
+      { name: 'enp1s0', 'hardware-address': '52:54:00:AA:BB:CC', 'ip-addresses': [] },
+      { name: 'sit0' },
+    ],
+  });
+  assert.deepEqual([...parseGuestInterfaces(answer)], [['00:00:00:00:00:00', 'lo'], ['52:54:00:aa:bb:cc', 'enp1s0']]);
+  assert.equal(parseGuestInterfaces('not json').size, 0);
+  assert.equal(parseGuestInterfaces('{}').size, 0);
+});
+
+// ---- add and del against a fake virsh -----------------------------------------------------------------------------
+
+const URI = 'qemu:///system';
+const virsh = (args: readonly string[] | ((args: readonly string[]) => boolean), stdout = '', exitCode = 0): Expected => ({
+  cmd: 'virsh',
+  args: typeof args === 'function' ? (a) => a[0] === '-c' && a[1] === URI && args(a.slice(2)) : ['-c', URI, ...args],
+  result: { stdout, exitCode, stderr: exitCode ? 'error: failed\n' : '' },
+});
+const domain = (name: string, nics: string[]) =>
+  `<domain type='qemu'><name>${name}</name><uuid>u-${name}</uuid><memory unit='KiB'>262144</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices>${nics.join('')}</devices></domain>\n`;
+const userNic = (mac: string) => `<interface type='user'><mac address='${mac}'/><model type='virtio'/></interface>`;
+const inactive = (name: string) => ['dumpxml', name, '--inactive', '--security-info'];
+
+/** Answers `virsh batch` scripts (their markers are made at run time): each command's output from `answer`. */
+function answeringBatches(fake: FakeRunner, answer: (command: string) => string): Runner {
+  return {
+    async run(cmd, args, opts) {
+      const r = await fake.run(cmd, args, opts);
+      const marker = /^echo (@@vms-\d+-\d+@@)0;/.exec(args[2] ?? '')?.[1];
+      if (!marker) return r;
+      const commands = args[2]!.split('; ').filter((c) => !c.startsWith('echo '));
+      return { ...r, stdout: commands.map((c, i) => `${marker}${i}\n${answer(c)}`).join('') + `${marker}end\n` };
+    },
+    interactive: (cmd, args) => fake.interactive(cmd, args),
+  };
+}
+
+function fakeContext(expected: Expected[], batch: (command: string) => string = () => '') {
+  const fake = new FakeRunner(expected);
+  return { fake, ctx: createContext({ config: resolveConfig({ env: {} }), runner: answeringBatches(fake, batch) }) };
+}
+
+/** An attach-device/detach-device call with these flags whose device file holds `xml`. */
+const deviceCall = (verb: string, name: string, flags: string[], xml: string) =>
+  virsh((a) => {
+    if (a[0] !== verb || a[1] !== name || a.slice(3).join(' ') !== flags.join(' ')) return false;
+    assert.equal(readFileSync(a[2]!, 'utf8'), xml);
+    return true;
+  });
+
+const isBatch = (a: readonly string[]) => a.length === 1 && a[0]!.startsWith('echo @@vms-');
+
+test('nic add: a MAC another VM has is a conflict, and nothing is attached', async () => {
+  const mac = '52:54:00:00:00:07';
+  const { fake, ctx } = fakeContext(
+    [virsh(inactive('a'), domain('a', [])), virsh(['domstate', 'a'], 'shut off\n'), virsh(['list', '--all', '--name'], 'a\nb\n\n'), virsh(isBatch)],
+    // b has the MAC in its saved definition only
+    (c) => (c === 'dumpxml b --inactive' ? domain('b', [userNic(mac)]) : domain(c.split(' ')[1]!, [])),
+  );
+  await assert.rejects(addNic(ctx, 'a', { source: { kind: 'user' }, model: 'virtio', mac }), (err: unknown) => {
+    assert.ok(err instanceof VmsError);
+    assert.equal(err.code, 'conflict');
+    assert.equal(err.message, `MAC address ${mac} is already used by a NIC of 'b'`);
+    return true;
+  });
+  fake.done();
+});
+
+test('nic add on a shut-off VM: into its config only; an inactive network is refused first', async () => {
+  const mac = '52:54:00:00:00:08';
+  const spec: NicSpec = { source: { kind: 'network', name: 'lab' }, model: 'e1000e', mac };
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), domain('a', [])),
+    virsh(['domstate', 'a'], 'shut off\n'),
+    virsh(['net-info', 'lab'], 'Name:           lab\nActive:         no\n'),
+  ]);
+  await assert.rejects(addNic(ctx, 'a', spec), /network 'lab' is not active/);
+  fake.done();
+
+  const ok = fakeContext(
+    [
+      virsh(inactive('a'), domain('a', [])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      virsh(['net-info', 'lab'], 'Name:           lab\nActive:         yes\n'),
+      virsh(['list', '--all', '--name'], 'a\n\n'),
+      virsh(isBatch),
+      deviceCall('attach-device', 'a', ['--config'], await nicXml(spec)),
+      virsh(inactive('a'), domain('a', [`<interface type='network'><mac address='${mac}'/><source network='lab'/><model type='e1000e'/></interface>`])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+    ],
+    (c) => domain(c.split(' ')[1]!, []),
+  );
+  const change = await addNic(ok.ctx, 'a', spec);
+  assert.deepEqual(change, {
+    name: 'a',
+    live: false,
+    nic: { index: 0, type: 'network', source: 'lab', model: 'e1000e', mac, guestName: undefined, inConfig: true, live: undefined },
+  });
+  ok.fake.done();
+});
+
+test('nic add on a running VM with an automatic MAC: live and config, and the MAC libvirt picked is reported', async () => {
+  const old = '52:54:00:00:00:01';
+  const picked = '52:54:00:9a:8b:7c';
+  const before = domain('a', [userNic(old)]);
+  const after = domain('a', [userNic(old), userNic(picked)]);
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), before),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], before),
+    deviceCall('attach-device', 'a', ['--live', '--config'], await nicXml({ source: { kind: 'user' }, model: 'virtio' })),
+    virsh(inactive('a'), after),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], after),
+    virsh(['qemu-agent-command', 'a', '{"execute":"guest-network-get-interfaces"}', '--timeout', '2'], JSON.stringify({ return: [{ name: 'eth1', 'hardware-address': picked }] })),
+  ]);
+  const change = await addNic(ctx, 'a', { source: { kind: 'user' }, model: 'virtio' });
+  assert.equal(change.live, true);
+  assert.deepEqual(change.nic, { index: 1, type: 'user', source: undefined, model: 'virtio', mac: picked, guestName: 'eth1', inConfig: true, live: true });
+  fake.done();
+});
+
+test('nic del on a running VM: by MAC, live and config, and waits until the guest has let go', async () => {
+  const keep = '52:54:00:00:00:01';
+  const gone = '52:54:00:00:00:02';
+  const both = domain('a', [userNic(keep), userNic(gone)]);
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), both),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], both),
+    deviceCall('detach-device', 'a', ['--live', '--config'], await detachNicXml(readNics(await parseDomainXml(both))[1]!)),
+    virsh(['dumpxml', 'a'], both), // the guest has not answered yet
+    virsh(['dumpxml', 'a'], domain('a', [userNic(keep)])),
+  ]);
+  const change = await deleteNic(ctx, 'a', gone.toUpperCase());
+  assert.equal(change.nic.index, 1);
+  assert.equal(change.nic.mac, gone);
+  fake.done();
+});
+
+test('nic del: an index or MAC the VM does not have is "not found", anything else bad input; nothing is detached', async () => {
+  for (const [which, code] of [['1', 'notFound'], ['52:54:00:00:00:09', 'notFound'], ['eth0', 'usage']] as const) {
+    const { fake, ctx } = fakeContext([virsh(inactive('a'), domain('a', [userNic('52:54:00:00:00:01')])), virsh(['domstate', 'a'], 'shut off\n')]);
+    await assert.rejects(deleteNic(ctx, 'a', which), (err: unknown) => err instanceof VmsError && err.code === code);
+    fake.done();
+  }
+});

@@ -1,0 +1,125 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../../../src/config.js';
+import { VmsError } from '../../../src/errors.js';
+import { loadCatalog, parseProfileHeader, profileChain } from '../../../src/core/guest/profiles.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'vms-unit-profiles-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+/** A profile script with the header lines vms reads. */
+const script = (opts: { parent?: string; description?: string; body?: string } = {}) =>
+  [
+    '#!/bin/sh',
+    ...(opts.parent ? [`# vms-parent: ${opts.parent}`] : []),
+    ...(opts.description ? [`# vms-description: ${opts.description}`] : []),
+    'set -eu',
+    opts.body ?? ': body',
+    '',
+  ].join('\n');
+
+let dirCount = 0;
+function profileDir(files: Record<string, string>): string {
+  const dir = join(TMP, `dir-${dirCount++}`);
+  mkdirSync(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+/** The catalog as vms builds it for VMS_PROFILE_PATH=dirs (joined with ':'). */
+const catalogOf = (...dirs: string[]) => loadCatalog(resolveConfig({ env: { VMS_PROFILE_PATH: dirs.join(':') } }));
+
+function assertError(fn: () => unknown, code: string, message: RegExp, hint?: RegExp) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof VmsError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.message, message);
+    if (hint) assert.match(err.hint ?? '', hint);
+    return true;
+  });
+}
+
+test('parseProfileHeader reads vms-parent and vms-description', () => {
+  assert.deepEqual(parseProfileHeader(script({ parent: 'gui', description: 'Firefox and Chromium; Firefox starts' })), {
+    parent: 'gui',
+    description: 'Firefox and Chromium; Firefox starts',
+  });
+  assert.deepEqual(parseProfileHeader(script()), { parent: undefined, description: undefined });
+  assert.deepEqual(parseProfileHeader('#vms-parent:base   \n#  vms-description:   spaced out   \n'), { parent: 'base', description: 'spaced out' });
+});
+
+test('parseProfileHeader looks at the first 10 lines only, and only at comment lines', () => {
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => `: line ${i}`);
+  assert.deepEqual(parseProfileHeader([...lines(9), '# vms-parent: late', '# vms-description: too late'].join('\n')), { parent: 'late', description: undefined });
+  assert.deepEqual(parseProfileHeader([...lines(10), '# vms-parent: late'].join('\n')), { parent: undefined, description: undefined });
+  assert.deepEqual(parseProfileHeader('echo "# vms-parent: not-a-header"\n  # vms-description: indented'), { parent: undefined, description: undefined });
+});
+
+test('the built-in profiles load, each with its name and from "built-in"', () => {
+  const { profiles } = catalogOf();
+  for (const [name, p] of profiles) {
+    assert.equal(p.name, name);
+    assert.equal(p.from, 'built-in');
+    assert.ok(!name.startsWith('_'), name);
+  }
+});
+
+test('loadCatalog: earlier VMS_PROFILE_PATH dirs override later ones, and all of them override the built-in', (t) => {
+  const builtIn = [...catalogOf().profiles.keys()][0];
+  const first = profileDir({ 'web.sh': script({ description: 'from the first dir' }), 'only1.sh': script() });
+  const second = profileDir({
+    'web.sh': script({ description: 'from the second dir' }),
+    'only2.sh': script({ parent: 'only1' }),
+    ...(builtIn && { [`${builtIn}.sh`]: script({ description: 'the user override' }) }),
+  });
+  const { profiles } = catalogOf(first, second);
+  assert.deepEqual([profiles.get('web')?.description, profiles.get('web')?.from], ['from the first dir', first]);
+  assert.equal(profiles.get('only1')?.from, first);
+  assert.deepEqual([profiles.get('only2')?.from, profiles.get('only2')?.parent], [second, 'only1']);
+  assert.equal(profiles.get('web')?.text, script({ description: 'from the first dir' }));
+  if (!builtIn) return t.skip('profiles/ has no built-in profile yet');
+  assert.deepEqual([profiles.get(builtIn)?.description, profiles.get(builtIn)?.from], ['the user override', second]);
+  assert.notEqual(catalogOf().profiles.get(builtIn)?.description, 'the user override');
+});
+
+test('loadCatalog: _*.sh are libraries (first dir wins), other files and odd names are no profiles', () => {
+  const first = profileDir({ '_lib.sh': 'echo mine\n', 'README.md': '# x', 'notes.txt': 'x', 'ok.sh': script() });
+  const second = profileDir({ '_lib.sh': 'echo theirs\n', '_extra.sh': 'echo extra\n', '.hidden.sh': script(), '-dash.sh': script(), 'sp ace.sh': script(), 'v1.2_x-y.sh': script() });
+  const { profiles, libs } = catalogOf(first, second, join(TMP, 'does-not-exist'));
+  assert.equal(libs.get('_lib.sh'), 'echo mine\n');
+  assert.equal(libs.get('_extra.sh'), 'echo extra\n');
+  const mine = [...profiles.values()].filter((p) => p.from !== 'built-in').map((p) => p.name).sort();
+  assert.deepEqual(mine, ['ok', 'v1.2_x-y']);
+  for (const name of profiles.keys()) assert.ok(!name.startsWith('_'), `${name} is a library, not a profile`);
+});
+
+test('profileChain: the profile and its ancestors, root first', () => {
+  const dir = profileDir({
+    'root.sh': script({ description: 'the root' }),
+    'mid.sh': script({ parent: 'root' }),
+    'leaf.sh': script({ parent: 'mid' }),
+  });
+  const catalog = catalogOf(dir);
+  assert.deepEqual(profileChain(catalog, 'leaf').map((p) => p.name), ['root', 'mid', 'leaf']);
+  assert.deepEqual(profileChain(catalog, 'root').map((p) => p.name), ['root']);
+  assert.equal(profileChain(catalog, 'leaf')[0]!.description, 'the root');
+});
+
+test('profileChain: an unknown profile is notFound and lists the known ones', () => {
+  const catalog = catalogOf(profileDir({ 'zeta.sh': script(), 'alpha.sh': script() }));
+  assertError(() => profileChain(catalog, 'nope'), 'notFound', /^unknown profile 'nope'$/, /known profiles: .*alpha, .*zeta/);
+});
+
+test('profileChain: a parent that does not exist is a usage error naming both', () => {
+  const catalog = catalogOf(profileDir({ 'base.sh': script({ parent: 'ghost' }), 'child.sh': script({ parent: 'base' }) }));
+  assertError(() => profileChain(catalog, 'child'), 'usage', /^profile 'base' names parent 'ghost', which does not exist$/, /known profiles: .*base/);
+});
+
+test('profileChain: a loop is a usage error that shows it', () => {
+  const catalog = catalogOf(profileDir({ 'a.sh': script({ parent: 'b' }), 'b.sh': script({ parent: 'c' }), 'c.sh': script({ parent: 'a' }), 'self.sh': script({ parent: 'self' }) }));
+  assertError(() => profileChain(catalog, 'a'), 'usage', /^profiles a → b → c → a form a loop$/);
+  assertError(() => profileChain(catalog, 'self'), 'usage', /^profiles self → self form a loop$/);
+});

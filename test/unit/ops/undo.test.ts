@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanupInProgress, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+
+test('rollback undoes newest first, reports failures and keeps going', async () => {
+  const undo = new UndoStack();
+  const ran: string[] = [];
+  undo.push('remove dir', async () => { ran.push('dir'); });
+  undo.push('remove disk', async () => { ran.push('disk'); throw new Error('EBUSY'); });
+  undo.push('undefine vm', async () => { ran.push('vm'); });
+  assert.deepEqual(await undo.rollback(), ['remove disk: EBUSY']);
+  assert.deepEqual(ran, ['vm', 'disk', 'dir']);
+  // Everything was taken back: a second rollback does nothing.
+  assert.deepEqual(await undo.rollback(), []);
+  assert.deepEqual(ran, ['vm', 'disk', 'dir']);
+});
+
+test('withUndo rolls back on failure and rethrows the original error with what is left', async () => {
+  const ran: string[] = [];
+  const original = new Error('define failed');
+  await assert.rejects(
+    withUndo(async (undo) => {
+      undo.push('remove a', async () => { ran.push('a'); throw new Error('busy'); });
+      undo.push('remove b', async () => { ran.push('b'); });
+      undo.push('remove c', async () => { ran.push('c'); throw new Error('gone'); });
+      throw original;
+    }),
+    (err: unknown) => {
+      assert.equal(err, original);
+      assert.equal((err as Error).message, 'define failed (and clean-up failed: remove c: gone; remove a: busy)');
+      return true;
+    },
+  );
+  assert.deepEqual(ran, ['c', 'b', 'a']);
+});
+
+test('withUndo leaves the message alone when every undo step succeeds', async () => {
+  const ran: string[] = [];
+  await assert.rejects(
+    withUndo(async (undo) => {
+      undo.push('one', async () => { ran.push('one'); });
+      undo.push('two', async () => { ran.push('two'); });
+      throw new Error('boom');
+    }),
+    { message: 'boom' },
+  );
+  assert.deepEqual(ran, ['two', 'one']);
+});
+
+test('withUndo returns the result and runs no undo step on success', async () => {
+  const ran: string[] = [];
+  const result = await withUndo(async (undo) => {
+    undo.push('one', async () => { ran.push('one'); });
+    return 42;
+  });
+  assert.equal(result, 42);
+  assert.deepEqual(ran, []);
+});
+
+test('while a rollback runs, cleanupInProgress names the steps not yet done (what a forced exit would leave)', async () => {
+  const undo = new UndoStack();
+  const seen: string[][] = [];
+  undo.push('remove dir', async () => { seen.push(cleanupInProgress()); });
+  undo.push('remove disk', async () => { seen.push(cleanupInProgress()); });
+  undo.push('undefine vm', async () => { seen.push(cleanupInProgress()); });
+  assert.deepEqual(cleanupInProgress(), [], 'nothing before the rollback');
+  await undo.rollback();
+  // Each step still counts as left while it runs: it may not finish.
+  assert.deepEqual(seen, [['undefine vm', 'remove disk', 'remove dir'], ['remove disk', 'remove dir'], ['remove dir']]);
+  assert.deepEqual(cleanupInProgress(), [], 'nothing after it');
+});

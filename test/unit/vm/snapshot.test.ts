@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createSnapshot, defaultSnapshotName, deleteSnapshot, listSnapshots, planRevert } from '../../../src/core/vm/snapshot.js';
+import { VmsError } from '../../../src/errors.js';
+import { parseSnapshotXml, snapshotCreateArgs } from '../../../src/libvirt/snapshot-xml.js';
+import type { Expected } from '../../helpers/fake-runner.js';
+import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
+
+// ---- libvirt's snapshot XML (real `virsh snapshot-dumpxml` output of libvirt 9.0, the <domain> copies cut) ---------
+
+const INTERNAL_RUNNING = `<domainsnapshot>
+  <name>before-upgrade</name>
+  <description>marker A &amp; more</description>
+  <state>running</state>
+  <parent>
+    <name>first</name>
+  </parent>
+  <creationTime>1795325896</creationTime>
+  <memory snapshot='internal'/>
+  <disks>
+    <disk name='vda' snapshot='internal'/>
+  </disks>
+  <domain type='qemu'><name>vm</name><devices><disk type='file' device='disk'><target dev='vda'/></disk></devices></domain>
+</domainsnapshot>
+`;
+const INTERNAL_SHUTOFF = `<domainsnapshot>
+  <name>off</name>
+  <state>shutoff</state>
+  <creationTime>1795325681</creationTime>
+  <memory snapshot='no'/>
+  <disks>
+    <disk name='vda' snapshot='internal'/>
+    <disk name='sda' snapshot='no'/>
+  </disks>
+</domainsnapshot>
+`;
+const externalXml = (name: string, state: string, memory: string, overlay: string) => `<domainsnapshot>
+  <name>${name}</name>
+  <state>${state}</state>
+  <creationTime>1795325673</creationTime>
+  ${memory}
+  <disks>
+    <disk name='vda' snapshot='external' type='file'>
+      <driver type='qcow2'/>
+      <source file='${overlay}'/>
+    </disk>
+  </disks>
+</domainsnapshot>
+`;
+
+test('parseSnapshotXml: an internal snapshot of a running VM (memory included), with its parent and description', async () => {
+  assert.deepEqual(await parseSnapshotXml(INTERNAL_RUNNING), {
+    name: 'before-upgrade',
+    description: 'marker A & more',
+    created: '2026-11-22T05:38:16.000Z',
+    state: 'running',
+    parent: 'first',
+    kind: 'internal',
+    withMemory: true,
+    memoryFile: undefined,
+    disks: [{ target: 'vda', snapshot: 'internal', file: undefined }],
+  });
+});
+
+test("parseSnapshotXml: a shut-off VM's snapshot is disks only, in vms' words for the state; a cdrom is left out", async () => {
+  const s = await parseSnapshotXml(INTERNAL_SHUTOFF);
+  assert.equal(s.state, 'shut off');
+  assert.equal(s.withMemory, false);
+  assert.equal(s.kind, 'internal');
+  assert.equal(s.description, undefined);
+  assert.deepEqual(s.disks.map((d) => d.snapshot), ['internal', 'no']);
+});
+
+test('parseSnapshotXml: external snapshots, with a memory file or disks only (disk-snapshot: taken running)', async () => {
+  const withMemory = await parseSnapshotXml(externalXml('m1', 'running', "<memory snapshot='external' file='/s/vm/snapshot-m1.mem'/>", '/i/vm.m1'));
+  assert.equal(withMemory.kind, 'external');
+  assert.equal(withMemory.withMemory, true);
+  assert.equal(withMemory.memoryFile, '/s/vm/snapshot-m1.mem');
+  assert.deepEqual(withMemory.disks, [{ target: 'vda', snapshot: 'external', file: '/i/vm.m1' }]);
+  const diskOnly = await parseSnapshotXml(externalXml('d1', 'disk-snapshot', "<memory snapshot='no'/>", '/i/vm.d1'));
+  assert.equal(diskOnly.kind, 'external');
+  assert.equal(diskOnly.state, 'running');
+  assert.equal(diskOnly.withMemory, false);
+  await assert.rejects(parseSnapshotXml('<domain/>'), /not a libvirt domain snapshot/);
+});
+
+test('snapshotCreateArgs: internal by default, external disk-only or with a memory file; always atomic', () => {
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: false }), ['snapshot-create-as', 'vm', 's', '--atomic']);
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', description: 'a b', external: false }), [
+    'snapshot-create-as', 'vm', 's', '--description', 'a b', '--atomic',
+  ]);
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: true }), ['snapshot-create-as', 'vm', 's', '--atomic', '--disk-only']);
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: true, memoryFile: '/st/a,b/s.mem' }), [
+    'snapshot-create-as', 'vm', 's', '--atomic', '--memspec', 'file=/st/a,,b/s.mem,snapshot=external',
+  ]);
+});
+
+test('defaultSnapshotName is the UTC time, usable as a file name', () => {
+  assert.equal(defaultSnapshotName(new Date('2026-11-22T05:31:16.789Z')), '20261122-053116');
+});
+
+// ---- the core, on a fake virsh: what is refused is refused before anything changes ----------------------------------
+
+const domainXml = (format: string, firmware = '') => `<domain type='qemu'>
+  <name>vm</name>
+  <uuid>0cb755d1-92e2-4a6d-b88c-c4582ce962d7</uuid>
+  <memory unit='KiB'>262144</memory>
+  <vcpu>1</vcpu>
+  <os${firmware}><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='${format}'/>
+      <source file='/i/vm.${format}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+`;
+
+/** loadVm's two calls. */
+const loadCalls = (xml: string, state: string): Expected[] => [
+  virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], xml),
+  virshCall(['domstate', 'vm'], `${state}\n\n`),
+];
+
+async function assertVmsError(p: Promise<unknown>, exitCode: number, message: RegExp, hint: RegExp) {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof VmsError, String(err));
+    assert.equal(err.exitCode, exitCode);
+    assert.match(err.message, message);
+    assert.match(err.hint ?? '', hint);
+    return true;
+  });
+}
+
+test('create: an internal snapshot of a raw disk is refused before any snapshot is attempted (exit 2, hint --external)', async () => {
+  const { ctx, runner } = fakeContext([...loadCalls(domainXml('raw'), 'shut off'), virshCall(['snapshot-list', 'vm', '--name'], '\n')]);
+  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', external: false }), 2, /disk vda \(\/i\/vm\.raw\) is raw: internal snapshots need qcow2 disks/, /--external/);
+  runner.done();
+});
+
+test('create: a snapshot name already taken is a conflict (exit 4); a bad name is refused without asking libvirt', async () => {
+  const { ctx, runner } = fakeContext([...loadCalls(domainXml('qcow2'), 'running'), virshCall(['snapshot-list', 'vm', '--name'], 'a\ns\n\n')]);
+  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', external: false }), 4, /vm already has a snapshot named 's'/, /vms snapshot delete vm s/);
+  runner.done();
+  const none = fakeContext([]);
+  await assertVmsError(createSnapshot(none.ctx, { vm: 'vm', name: '../x', external: false }), 2, /invalid snapshot name '\.\.\/x'/, /letters, digits/);
+});
+
+test('create: a description XML cannot hold (U+FFFF) is refused without asking libvirt (exit 2, not libvirt\'s "Char 0xFFFF out of allowed range")', async () => {
+  const { ctx, runner } = fakeContext([]);
+  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', description: 'x\uFFFF', external: false }), 2, /^the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/, /plain text/);
+  runner.done();
+});
+
+test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is told with the way out", async () => {
+  const refusal = 'error: Operation not supported: internal snapshots of a VM with pflash based firmware are not supported\n';
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2', " firmware='efi'"), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    virshCall(['snapshot-create-as', 'vm', 's', '--atomic'], '', { exitCode: 1, stderr: refusal }),
+    virshCall(['version', '--daemon'], 'Compiled against library: libvirt 9.0.0\nRunning against daemon: 9.0.0\n'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'), // the undo: not taken, nothing to take back
+  ]);
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 's', external: false }),
+    4,
+    /^internal snapshots of a running UEFI VM need libvirt ≥ 10\.10 with the NVRAM in qcow2 format \(this is libvirt 9\.0\.0\)$/,
+    /use --external, or shut vm off first/,
+  );
+  runner.done();
+});
+
+const CAPS_9_0 = "<capabilities><guest><features><disksnapshot default='on' toggle='no'/></features></guest></capabilities>";
+
+test('revert: to an external snapshot on a libvirt without <externalSnapshot/>: refused before asking or reverting', async () => {
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'm1'], externalXml('m1', 'running', "<memory snapshot='external' file='/s/m1.mem'/>", '/i/vm.m1')),
+    virshCall(['capabilities'], CAPS_9_0),
+    virshCall(['version', '--daemon'], 'Running against daemon: 9.0.0\n'),
+  ]);
+  await assertVmsError(planRevert(ctx, 'vm', 'm1'), 4, /^libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)$/, /nothing was changed; `vms snapshot delete vm m1` merges it/);
+  runner.done();
+});
+
+test('revert/delete: an unknown snapshot is not found (exit 3)', async () => {
+  const missing = "error: Domain snapshot not found: no domain snapshot with matching name 'x'\n";
+  const { ctx, runner } = fakeContext([...loadCalls(domainXml('qcow2'), 'running'), virshCall(['snapshot-dumpxml', 'vm', 'x'], '', { exitCode: 1, stderr: missing })]);
+  await assertVmsError(deleteSnapshot(ctx, 'vm', 'x'), 3, /^vm has no snapshot named 'x'$/, /vms snapshot list vm/);
+  runner.done();
+});
+
+test("delete: an external snapshot's memory file, which libvirt leaves behind, is removed after libvirt's delete", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const mem = join(dir, 'snapshot-m1.mem');
+  writeFileSync(mem, 'state');
+  const overlay = join(dir, 'vm.m1'); // gone already: nothing to look up under it
+  const calls = [
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'm1'], externalXml('m1', 'running', `<memory snapshot='external' file='${mem}'/>`, overlay)),
+    {
+      ...virshCall(['snapshot-delete', 'vm', 'm1'], 'Domain snapshot m1 deleted\n'),
+      args: (args: readonly string[]) => args.join(' ') === `-c qemu:///system snapshot-delete vm m1` && existsSync(mem),
+    },
+    // Its files are gone: forgotten in metadata.made (which does not list them here: nothing to define).
+    virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml('qcow2')),
+  ];
+  const { ctx, runner } = fakeContext(calls);
+  const r = await deleteSnapshot(ctx, 'vm', 'm1');
+  runner.done();
+  assert.deepEqual(r, { name: 'vm', snapshot: 'm1', kind: 'external', removed: [mem] });
+  assert.equal(existsSync(mem), false);
+});
+
+test('delete: an external snapshot whose files a linked clone stands on is refused (exit 4), nothing deleted', async () => {
+  const overlay = join(mkdtempSync(join(tmpdir(), 'vms-unit-')), 'vm.e1');
+  writeFileSync(overlay, '');
+  const xml = domainXml('qcow2').replace('<devices>', `<metadata><vms:vm xmlns:vms="https://github.com/vms-dev/vms/xmlns/1"><vms:base>${overlay}</vms:base></vms:vm></metadata><devices>`);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(xml, 'shut off'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', 'shutoff', "<memory snapshot='no'/>", overlay)),
+    { cmd: 'qemu-img', args: ['info', '-U', '--backing-chain', '--output=json', overlay], result: { stdout: JSON.stringify([{ filename: overlay }, { filename: '/i/vm.qcow2' }]) } },
+  ]);
+  await assertVmsError(deleteSnapshot(ctx, 'vm', 'e1'), 4, /e1's files are the base of a linked clone of vm/, /destroy the clones/);
+  runner.done();
+});
+
+test('list: every snapshot from one batch, oldest first, the current one marked', async () => {
+  const newer = INTERNAL_RUNNING;
+  const older = INTERNAL_SHUTOFF;
+  const { ctx, runner } = fakeContext([
+    virshCall(['snapshot-list', 'vm', '--name'], 'before-upgrade\noff\n\n'),
+    batchCall(
+      ['snapshot-current vm --name', 'dumpxml vm --inactive', 'snapshot-dumpxml vm before-upgrade', 'snapshot-dumpxml vm off'],
+      ['before-upgrade\n', domainXml('qcow2'), newer, older],
+    ),
+  ]);
+  const list = await listSnapshots(ctx, 'vm');
+  runner.done();
+  assert.deepEqual(
+    list.map((s) => [s.name, s.state, s.current]),
+    [
+      ['off', 'shut off', false],
+      ['before-upgrade', 'running', true],
+    ],
+  );
+  assert.equal(list[0]!.vm, 'vm');
+});
