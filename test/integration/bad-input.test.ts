@@ -181,6 +181,7 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
     test(`set --notes with ${what}: exit 2 with a clear error, not the XML builder's; nothing changed`, async () => {
       const xml = saved(n);
       const r = await bed.vms(['set', n, '--notes', notes]);
+      // eslint-disable-next-line no-control-regex -- the control characters are what this test is about
       const code = `U+${notes.match(/[\x00-\x08\uFFFE\uFFFF]/)![0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
       assertRefused(
         r,

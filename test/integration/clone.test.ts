@@ -97,6 +97,7 @@ describe('linked clone of a shut-off VM', () => {
     assert.ok(r.json.kept.some((k: any) => k.path === base && /used by/.test(k.reason)));
     assert.ok(existsSync(base));
     r = await bed.vms(['destroy', dst, '--yes', '--json']);
+    assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(dstBase[0]) && existsSync(base), 'both bases still carry the third VM');
     r = await bed.vms(['destroy', third, '--yes', '--json']);
     assert.equal(r.code, 0, r.stderr);

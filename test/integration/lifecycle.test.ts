@@ -142,6 +142,7 @@ describe('progress output', () => {
     const verbose = await bed.vms(['info', a, '-v']);
     assert.match(verbose.stderr, /^\$ virsh -c qemu:\/\/\/system dumpxml .* --inactive --security-info$/m);
     assert.match(verbose.stderr, /^\$ qemu-img info -U --output=json /m);
+    // eslint-disable-next-line no-control-regex -- an escape code is what must not be there
     assert.doesNotMatch(plain.stdout + plain.stderr, /\x1b\[/, 'NO_COLOR: no escape codes');
   });
 

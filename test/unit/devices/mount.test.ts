@@ -309,7 +309,7 @@ test('describeMount on a shut-off VM: the hint carries --readonly (and the overr
     ].join('\n'),
   );
   const kept = describeMount({ ...shutOffResult, readonly: true }, {});
-  assert.match(kept, /--readonly   # mounts it read-only/, 'read-only kept in the definition: the hint says so too');
+  assert.match(kept, /--readonly {3}# mounts it read-only/, 'read-only kept in the definition: the hint says so too');
   assert.match(kept, /note: read-only, as m's definition keeps this share since it was mounted with --readonly/);
   assert.doesNotMatch(describeMount({ ...shutOffResult, readonly: false }, {}), /--readonly|note:/);
 });

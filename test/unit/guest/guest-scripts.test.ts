@@ -24,7 +24,9 @@ function which(name: string): string {
     try {
       accessSync(path, constants.X_OK);
       return path;
-    } catch {}
+    } catch {
+      // not in this directory
+    }
   }
   throw new Error(`${name} is not installed`);
 }
