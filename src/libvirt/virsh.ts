@@ -2,14 +2,40 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { VmsError, conflict, notFound } from '../errors.js';
+import { VmsError, isInterrupt, type ErrorReason } from '../errors.js';
 import { errorSummary, type RunResult, type Runner } from '../runner.js';
 import type { DomainType } from './domain-xml.js';
+import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts, type SnapshotRequest } from './snapshot-xml.js';
+import { readPool, type PoolInfo } from './storage-pool.js';
+import { parseDomstats, parseMemoryStats, parseNames, parseNetInfo, type NetInfo } from './virsh-output.js';
+
+export { parseNames } from './virsh-output.js';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
 
 export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
 const DENIED_HINT = 'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
+
+/**
+ * virsh's words for the failures the core decides on (by their reason, never by these words). Matched on the whole
+ * error output, in order: the first match wins.
+ */
+const REASONS: readonly [RegExp, ErrorReason][] = [
+  [/Domain snapshot not found/i, 'snapshot.notFound'],
+  [/Network not found/i, 'network.notFound'],
+  [/Storage pool not found/i, 'pool.notFound'],
+  [/pflash based firmware/i, 'snapshot.uefiUnsupported'],
+  [/No more available PCI slots/i, 'pci.noSlots'],
+  [/Failed to get .*"write" lock/i, 'disk.locked'],
+  [/virtiofs does not (yet )?support read-only/i, 'virtiofs.readonlyUnsupported'],
+  [/'virtiofs' requires shared memory/i, 'virtiofs.needsSharedMemory'],
+  // No agent channel in the definition, nobody at its end, or an agent that does not answer in time.
+  [/guest agent is not (configured|connected|responding)|guest agent not available/i, 'agent.unavailable'],
+  [/unable to execute QEMU agent command/i, 'agent.failed'],
+  [/domain is not running/i, 'domain.notRunning'],
+];
+
+const reasonOf = (stderr: string) => REASONS.find(([words]) => words.test(stderr))?.[1];
 
 /** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
 export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
@@ -17,17 +43,69 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
   const line = errorSummary(r);
   // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
   if (/failed to connect to the hypervisor/i.test(err)) {
-    const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
+    const why = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
     // libvirtd is there but turned us away: its socket's permissions, or polkit.
-    const denied = /permission denied|not authorized|authentication (unavailable|failed)/i.test(reason);
-    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, denied ? DENIED_HINT : UNREACHABLE_HINT);
+    const denied = /permission denied|not authorized|authentication (unavailable|failed)/i.test(why);
+    const message = `cannot reach libvirt at ${uri}: ${why}`;
+    return denied
+      ? new VmsError('unreachable', message, DENIED_HINT, undefined, 'libvirt.denied')
+      : new VmsError('unreachable', message, UNREACHABLE_HINT, undefined, 'libvirt.unreachable');
   }
   if (subject && /Domain not found|failed to get domain/i.test(err)) {
-    return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');
+    return new VmsError('notFound', `no VM named '${subject}'`, '`vms list` shows the VMs', undefined, 'domain.notFound');
   }
-  if (/already exists|is already defined/i.test(err)) return conflict(line);
-  if (/domain is not running|domain is already active|not valid: domain/i.test(err)) return conflict(line);
-  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run');
+  const reason = reasonOf(err);
+  if (/already exists|is already defined/i.test(err)) return new VmsError('conflict', line, undefined, undefined, reason);
+  if (/domain is not running|domain is already active|not valid: domain/i.test(err)) {
+    return new VmsError('conflict', line, undefined, undefined, reason);
+  }
+  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run', undefined, reason);
+}
+
+/**
+ * virsh command lines (what follows `virsh -c URI`) that are also run in a batch (Virsh.batch): one spelling for
+ * Virsh's own methods and for the batches the core puts together.
+ */
+export const virshCommand = {
+  /** inactive: the saved definition; securityInfo: with passwords; xpath: only the nodes it selects. */
+  dumpxml: (name: string, o: { inactive?: boolean; securityInfo?: boolean; xpath?: string } = {}) => [
+    'dumpxml',
+    name,
+    ...(o.inactive ? ['--inactive'] : []),
+    ...(o.securityInfo ? ['--security-info'] : []),
+    ...(o.xpath === undefined ? [] : ['--xpath', o.xpath]),
+  ],
+  /** The snapshot names, one a line (prints nothing both for none and on failure). */
+  snapshotNames: (vm: string) => ['snapshot-list', vm, '--name'],
+  /** The snapshot table: a header even when there are none. */
+  snapshotTable: (vm: string) => ['snapshot-list', vm],
+  snapshotCurrent: (vm: string) => ['snapshot-current', vm, '--name'],
+  snapshotDumpxml: (vm: string, snapshot: string) => ['snapshot-dumpxml', vm, snapshot],
+  poolInfo: (name: string) => ['pool-info', name, '--bytes'],
+  poolDumpxml: (name: string) => ['pool-dumpxml', name],
+};
+
+/** The system libvirt: the one `vms bootstrap` sets up, whatever LIBVIRT_DEFAULT_URI says. */
+export const SYSTEM_URI = 'qemu:///system';
+
+/** A whole virsh command line on the system libvirt, for a plan that shows it and runs it (maybe under sudo). */
+export const systemVirshLine = (...args: string[]) => ['virsh', '-c', SYSTEM_URI, ...args];
+
+/** The system libvirt's 'default' network, as command lines of a bootstrap plan. */
+export const defaultNetworkLines = {
+  define: (xmlFile: string) => systemVirshLine('net-define', xmlFile),
+  autostart: () => systemVirshLine('net-autostart', 'default'),
+  start: () => systemVirshLine('net-start', 'default'),
+};
+
+/**
+ * For a plan's net-define or net-start line (perhaps behind sudo): what it would make so, and the `net-info` line,
+ * run the same way, that finds out whether that is so already. Undefined for any other line.
+ */
+export function networkLineCheck(line: readonly string[]): { makes: 'defined' | 'active'; info: string[] } | undefined {
+  const at = line.findIndex((a) => a === 'net-define' || a === 'net-start');
+  if (at < 0 || !line.slice(0, at).includes('virsh')) return undefined;
+  return { makes: line[at] === 'net-define' ? 'defined' : 'active', info: [...line.slice(0, at), 'net-info', 'default'] };
 }
 
 /** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
@@ -87,8 +165,23 @@ export class Virsh {
     return this.run(['version']);
   }
 
+  /** The libvirt daemon's version (`virsh version --daemon`), e.g. "9.0.0". */
+  async daemonVersion(): Promise<string | undefined> {
+    return /daemon:\s*(\S+)/.exec(await this.run(['version', '--daemon']))?.[1];
+  }
+
+  /** True when libvirtd answers within `timeoutMs` (`virsh version`); false for any failure. */
+  async answers(timeoutMs: number): Promise<boolean> {
+    return this.run(['version'], { timeoutMs }).then(() => true, () => false);
+  }
+
   capabilities(): Promise<string> {
     return this.run(['capabilities']);
+  }
+
+  /** What QEMU and libvirt offer a q35 x86_64 guest (firmware, devices): `virsh domcapabilities`. */
+  domainCapabilities(): Promise<string> {
+    return this.run(['domcapabilities', '--machine', 'q35', '--arch', 'x86_64']);
   }
 
   async names(): Promise<string[]> {
@@ -106,7 +199,7 @@ export class Virsh {
 
   dumpxml(name: string, inactive = false): Promise<string> {
     // --security-info: a definition that vms writes back must keep e.g. the display password.
-    return this.run(['dumpxml', name, ...(inactive ? ['--inactive', '--security-info'] : [])], { subject: name });
+    return this.run(virshCommand.dumpxml(name, { inactive, securityInfo: inactive }), { subject: name });
   }
 
   /** What each disk target of the running (or else defined) domain reads from: target → file. */
@@ -155,10 +248,108 @@ export class Virsh {
     return (await this.run(['domdisplay', name], { subject: name })).trim();
   }
 
-  /** True when a guest agent answers inside the VM (used to quiesce filesystems before a snapshot). */
-  async agentAnswers(name: string): Promise<boolean> {
-    const r = await this.runRaw(['qemu-agent-command', name, '{"execute":"guest-ping"}', '--timeout', '2']);
-    return r.exitCode === 0;
+  async reset(name: string): Promise<void> {
+    await this.run(['reset', name], { subject: name });
+  }
+
+  async suspend(name: string): Promise<void> {
+    await this.run(['suspend', name], { subject: name });
+  }
+
+  async resume(name: string): Promise<void> {
+    await this.run(['resume', name], { subject: name });
+  }
+
+  async rename(name: string, to: string): Promise<void> {
+    await this.run(['domrename', name, to], { subject: name });
+  }
+
+  /** The running VM's memory (the balloon's target), in bytes of whole KiB. */
+  async setLiveMemory(name: string, bytes: number): Promise<void> {
+    await this.run(['setmem', name, String(bytes / 1024), '--live'], { subject: name });
+  }
+
+  /** The running VM's balloon statistics (`actual`, `rss`, … in KiB). */
+  async memoryStats(name: string): Promise<Map<string, number>> {
+    return parseMemoryStats(await this.run(['dommemstat', name], { subject: name }));
+  }
+
+  /** Hot-plugs (or unplugs) vCPUs of the running VM. */
+  async setLiveVcpus(name: string, count: number): Promise<void> {
+    await this.run(['setvcpus', name, String(count), '--live'], { subject: name });
+  }
+
+  /** Brings that many vCPUs online in the guest, through its agent; false when it could not. */
+  async setGuestVcpus(name: string, count: number): Promise<boolean> {
+    return (await this.runRaw(['setvcpus', name, String(count), '--guest'])).exitCode === 0;
+  }
+
+  /** Grows a disk of the running VM (the guest sees the new size at once). */
+  async blockResize(name: string, target: string, bytes: number): Promise<void> {
+    await this.run(['blockresize', name, target, `${bytes}B`], { subject: name });
+  }
+
+  /** Every domain's state, memory, vCPUs and disks in one call: `virsh domstats`, by domain name. */
+  async domainStats(): Promise<Map<string, Record<string, string>>> {
+    return parseDomstats(await this.run(['domstats', '--raw', '--state', '--balloon', '--vcpu', '--block']));
+  }
+
+  /** A libvirt network's state; reason network.notFound when there is none of that name. */
+  async netInfo(name: string): Promise<NetInfo> {
+    return parseNetInfo(await this.run(['net-info', name]));
+  }
+
+  /** A libvirt network's state, or undefined when virsh cannot show it (not defined, or any failure but an interrupt). */
+  async networkState(name: string): Promise<NetInfo | undefined> {
+    return this.netInfo(name).catch((err: unknown) => {
+      if (isInterrupt(err)) throw err;
+      return undefined;
+    });
+  }
+
+  /** The storage pools' names, active or not. */
+  async poolNames(): Promise<string[]> {
+    // virsh pads each pool name to a column width here (unlike domain names).
+    return parseNames(await this.run(['pool-list', '--all', '--name'])).map((n) => n.trimEnd());
+  }
+
+  /** One storage pool (pool-info and pool-dumpxml); reason pool.notFound when there is none of that name. */
+  async pool(name: string): Promise<PoolInfo> {
+    const info = await this.run(virshCommand.poolInfo(name));
+    return readPool(info, await this.run(virshCommand.poolDumpxml(name)));
+  }
+
+  async snapshotNames(vm: string): Promise<string[]> {
+    return parseNames(await this.run(virshCommand.snapshotNames(vm), { subject: vm }));
+  }
+
+  /** One snapshot's facts; reason snapshot.notFound when the VM has none of that name. */
+  async snapshot(vm: string, snapshot: string): Promise<SnapshotFacts> {
+    return parseSnapshotXml(await this.run(virshCommand.snapshotDumpxml(vm, snapshot), { subject: vm }));
+  }
+
+  /** Takes a snapshot (see snapshotCreateArgs); reason snapshot.uefiUnsupported for libvirt's UEFI refusal. */
+  async createSnapshot(request: SnapshotRequest): Promise<void> {
+    await this.run(snapshotCreateArgs(request), { subject: request.vm });
+  }
+
+  /** metadataOnly: forget it in libvirt, leave its data (an external one's overlays) alone. */
+  async deleteSnapshot(vm: string, snapshot: string, o: { metadataOnly?: boolean } = {}): Promise<void> {
+    await this.run(['snapshot-delete', vm, snapshot, ...(o.metadataOnly ? ['--metadata'] : [])], { subject: vm });
+  }
+
+  async revertSnapshot(vm: string, snapshot: string): Promise<void> {
+    await this.run(['snapshot-revert', vm, snapshot], { subject: vm });
+  }
+
+  /**
+   * One guest agent command (QMP JSON) and its answer; `timeoutSeconds` is how long libvirt waits for the agent.
+   * Reason agent.unavailable when there is no agent to answer (see GuestAgent in guest-agent.ts, which speaks QMP).
+   */
+  async agentCommand(name: string, json: string, timeoutSeconds: number): Promise<string> {
+    // The process gets a little longer than libvirt's own wait: a hung connection must not hang vms.
+    const timeoutMs = (timeoutSeconds + 30) * 1000;
+    return this.run(['qemu-agent-command', name, json, '--timeout', String(timeoutSeconds)], { subject: name, timeoutMs });
   }
 
   /** External disk-only snapshot: the running VM continues on new overlay files; its current files become bases. */
@@ -200,6 +391,3 @@ export function pickDomainType(capabilitiesXml: string): DomainType {
   if (!x86) throw new VmsError('failed', 'libvirt offers no x86_64 guests', 'install QEMU (`vms bootstrap`)');
   return /<domain type=['"]kvm['"]/.test(x86) ? 'kvm' : 'qemu';
 }
-
-/** `virsh list --all --name`: one name a line (names may contain spaces), a blank line at the end. */
-export const parseNames = (out: string) => out.split('\n').filter((l) => l.trim() !== '');
