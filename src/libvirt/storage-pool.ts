@@ -2,6 +2,7 @@
 // (type and target path, which pool-info does not show).
 
 import { parseKeyValues } from './virsh-output.js';
+import { parseXml } from './xml.js';
 
 export interface PoolInfo {
   name: string;
@@ -38,8 +39,7 @@ export function parsePoolInfo(text: string): Omit<PoolInfo, 'type' | 'path'> {
 
 /** `virsh pool-dumpxml NAME`: the pool's type and target path. */
 export async function parsePoolXml(xml: string): Promise<{ type?: string; path?: string }> {
-  const { parseStringPromise } = await import('xml2js'); // loaded on first use, like every heavy dependency
-  const pool = (await parseStringPromise(xml))?.pool;
+  const pool = (await parseXml(xml))?.pool;
   if (!pool) throw new Error('not a libvirt storage pool XML document');
   const path = pool.target?.[0]?.path?.[0];
   return { type: pool.$?.type, path: typeof path === 'string' ? path : path?._ };
