@@ -60,7 +60,8 @@ export class VmsError extends Error {
 }
 
 /** True when `err` is a VmsError classified as `reason`. */
-export const hasReason = (err: unknown, reason: ErrorReason): err is VmsError => err instanceof VmsError && err.reason === reason;
+export const hasReason = (err: unknown, reason: ErrorReason): err is VmsError =>
+  err instanceof VmsError && err.reason === reason;
 
 export const usageError = (message: string, hint?: string) => new VmsError('usage', message, hint);
 export const notFound = (message: string, hint?: string) => new VmsError('notFound', message, hint);

@@ -65,9 +65,15 @@ export type FreezeStatus = 'thawed' | 'frozen';
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
 const badReply = (command: string, why: string) =>
-  new VmsError('failed', `the guest agent's answer to ${command} is not understood: ${why}`, undefined, undefined, 'agent.badReply');
+  new VmsError(
+    'failed',
+    `the guest agent's answer to ${command} is not understood: ${why}`,
+    undefined,
+    undefined,
+    'agent.badReply',
+  );
 
-/** The `return` member of the agent's answer (QMP: `{"return": …}`, or `{"error": …}` which virsh reports itself). */
+/** The `return` member of the agent's answer (QMP: `{"return": …}`; an `{"error": …}` virsh reports itself). */
 export function agentReturn(command: string, json: string): any {
   let reply: any;
   try {
@@ -163,9 +169,13 @@ export class GuestAgent {
   /** Starts a program in the guest with its output captured; returns its pid (see execStatus). */
   async exec(req: ExecRequest, timeoutSeconds?: number): Promise<number> {
     if (req.argv.length === 0) throw usageError('no program to run in the guest');
-    const input = req.input === undefined ? undefined : typeof req.input === 'string' ? Buffer.from(req.input) : req.input;
+    const input =
+      req.input === undefined ? undefined : typeof req.input === 'string' ? Buffer.from(req.input) : req.input;
     if (input && input.length > WRITE_CHUNK) {
-      throw usageError(`the input of a guest program may hold ${WRITE_CHUNK / 1024} KiB`, 'write it to a file in the guest');
+      throw usageError(
+        `the input of a guest program may hold ${WRITE_CHUNK / 1024} KiB`,
+        'write it to a file in the guest',
+      );
     }
     const r = await this.call(
       'guest-exec',
@@ -204,7 +214,11 @@ export class GuestAgent {
   }
 
   /** Reads up to `count` bytes; eof once the file has no more. */
-  async readChunk(handle: number, count = READ_CHUNK, timeoutSeconds?: number): Promise<{ data: Buffer; eof: boolean }> {
+  async readChunk(
+    handle: number,
+    count = READ_CHUNK,
+    timeoutSeconds?: number,
+  ): Promise<{ data: Buffer; eof: boolean }> {
     const r = await this.call('guest-file-read', { handle, count }, timeoutSeconds);
     if (typeof r?.['buf-b64'] !== 'string') throw badReply('guest-file-read', 'no data');
     return { data: decode(r['buf-b64']), eof: Boolean(r.eof) };
@@ -242,7 +256,7 @@ export class GuestAgent {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     const handle = await this.openFile(path, 'w', timeoutSeconds);
     try {
-      for (let at = 0; at < bytes.length; ) {
+      for (let at = 0; at < bytes.length;) {
         const written = await this.writeChunk(handle, bytes.subarray(at, at + WRITE_CHUNK), timeoutSeconds);
         if (written <= 0) throw badReply('guest-file-write', 'nothing written');
         at += written;

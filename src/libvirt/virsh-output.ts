@@ -60,6 +60,9 @@ export function parseDomstats(out: string): Map<string, Record<string, string>> 
 
 /** `virsh dommemstat`: "name value" lines (KiB, or counts), by name. */
 export function parseMemoryStats(out: string): Map<string, number> {
-  const pairs = out.split('\n').map((l) => /^(\S+) (\d+)$/.exec(l.trim())).filter((m) => m !== null);
+  const pairs = out
+    .split('\n')
+    .map((l) => /^(\S+) (\d+)$/.exec(l.trim()))
+    .filter((m) => m !== null);
   return new Map(pairs.map((m) => [m![1]!, Number(m![2])]));
 }

@@ -52,14 +52,14 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
       : new VmsError('unreachable', message, UNREACHABLE_HINT, undefined, 'libvirt.unreachable');
   }
   if (subject && /Domain not found|failed to get domain/i.test(err)) {
-    return new VmsError('notFound', `no VM named '${subject}'`, '`vms list` shows the VMs', undefined, 'domain.notFound');
+    const hint = '`vms list` shows the VMs';
+    return new VmsError('notFound', `no VM named '${subject}'`, hint, undefined, 'domain.notFound');
   }
   const reason = reasonOf(err);
-  if (/already exists|is already defined/i.test(err)) return new VmsError('conflict', line, undefined, undefined, reason);
-  if (/domain is not running|domain is already active|not valid: domain/i.test(err)) {
-    return new VmsError('conflict', line, undefined, undefined, reason);
-  }
-  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run', undefined, reason);
+  const conflicting = /already exists|is already defined|domain is (not running|already active)|not valid: domain/i;
+  if (conflicting.test(err)) return new VmsError('conflict', line, undefined, undefined, reason);
+  const hint = 'run again with -v to see the commands run';
+  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, hint, undefined, reason);
 }
 
 /**
@@ -105,7 +105,8 @@ export const defaultNetworkLines = {
 export function networkLineCheck(line: readonly string[]): { makes: 'defined' | 'active'; info: string[] } | undefined {
   const at = line.findIndex((a) => a === 'net-define' || a === 'net-start');
   if (at < 0 || !line.slice(0, at).includes('virsh')) return undefined;
-  return { makes: line[at] === 'net-define' ? 'defined' : 'active', info: [...line.slice(0, at), 'net-info', 'default'] };
+  const makes = line[at] === 'net-define' ? 'defined' : 'active';
+  return { makes, info: [...line.slice(0, at), 'net-info', 'default'] };
 }
 
 /** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
@@ -299,7 +300,7 @@ export class Virsh {
     return parseNetInfo(await this.run(['net-info', name]));
   }
 
-  /** A libvirt network's state, or undefined when virsh cannot show it (not defined, or any failure but an interrupt). */
+  /** A libvirt network's state, or undefined when virsh cannot show it (not defined; any failure but an interrupt). */
   async networkState(name: string): Promise<NetInfo | undefined> {
     return this.netInfo(name).catch((err: unknown) => {
       if (isInterrupt(err)) throw err;
@@ -349,7 +350,8 @@ export class Virsh {
   async agentCommand(name: string, json: string, timeoutSeconds: number): Promise<string> {
     // The process gets a little longer than libvirt's own wait: a hung connection must not hang vms.
     const timeoutMs = (timeoutSeconds + 30) * 1000;
-    return this.run(['qemu-agent-command', name, json, '--timeout', String(timeoutSeconds)], { subject: name, timeoutMs });
+    const args = ['qemu-agent-command', name, json, '--timeout', String(timeoutSeconds)];
+    return this.run(args, { subject: name, timeoutMs });
   }
 
   /** External disk-only snapshot: the running VM continues on new overlay files; its current files become bases. */

@@ -62,9 +62,8 @@ async function loadDisks(ctx: Context, name: string): Promise<VmDisks> {
 function explainPlugError(err: unknown, name: string, path: string, scsiFits: boolean): unknown {
   if (!(err instanceof VmsError) || err.code !== 'failed') return err;
   const scsi = scsiFits ? ', or use --bus scsi: its controller holds many disks' : '';
-  if (hasReason(err, 'pci.noSlots')) {
-    return explainNoSlot(err, name, 'the disk', `stop ${name} and try again (libvirt adds slots to a shut-off VM)${scsi}`);
-  }
+  const stopFirst = `stop ${name} and try again (libvirt adds slots to a shut-off VM)${scsi}`;
+  if (hasReason(err, 'pci.noSlots')) return explainNoSlot(err, name, 'the disk', stopFirst);
   if (hasReason(err, 'disk.locked')) {
     return conflict(`${path} is in use by a running VM (QEMU holds its lock)`, 'stop the VM that uses it first, or attach a copy of it');
   }

@@ -122,7 +122,8 @@ function checkBridge(bridge: string): void {
 /** The VM (if any) that already has a NIC with this MAC, live or in its saved definition. */
 async function macOwner(ctx: Context, mac: string): Promise<string | undefined> {
   const names = await ctx.virsh.names();
-  const xmls = await ctx.virsh.batch(names.flatMap((n) => [virshCommand.dumpxml(n), virshCommand.dumpxml(n, { inactive: true })]));
+  const both = (n: string) => [virshCommand.dumpxml(n), virshCommand.dumpxml(n, { inactive: true })];
+  const xmls = await ctx.virsh.batch(names.flatMap(both));
   for (const [i, xml] of xmls.entries()) {
     if (xml && readNics(await parseDomainXml(xml)).some((n) => n.mac === mac)) return names[Math.floor(i / 2)];
   }
@@ -151,7 +152,8 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
       try {
         await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
       } catch (err) {
-        throw explainNoSlot(err, name, 'a NIC', `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
+        const stopFirst = `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`;
+        throw explainNoSlot(err, name, 'a NIC', stopFirst);
       }
     });
     const known = new Set(before.nics.map((n) => n.mac));

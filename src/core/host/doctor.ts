@@ -107,8 +107,14 @@ function checkVirtiofsd(): CheckResult {
 
 async function checkNetwork(ctx: Context): Promise<CheckResult> {
   const info = await ctx.virsh.networkState('default');
-  if (!info) return warn('network', "libvirt's 'default' network is not defined: --network default will not work", '`vms bootstrap` defines it; or use --network user');
-  if (!info.active) return warn('network', "libvirt's 'default' network is defined but not active", 'virsh net-start default && virsh net-autostart default');
+  if (!info) {
+    const why = "libvirt's 'default' network is not defined: --network default will not work";
+    return warn('network', why, '`vms bootstrap` defines it; or use --network user');
+  }
+  if (!info.active) {
+    const fix = 'virsh net-start default && virsh net-autostart default';
+    return warn('network', "libvirt's 'default' network is defined but not active", fix);
+  }
   return pass('network', "libvirt's 'default' network is active");
 }
 

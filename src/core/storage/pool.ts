@@ -23,7 +23,7 @@ export async function poolInfo(ctx: Context, name: string): Promise<PoolInfo> {
   try {
     return await ctx.virsh.pool(name);
   } catch (err) {
-    if (hasReason(err, 'pool.notFound')) throw notFound(`no storage pool named '${name}'`, '`vms pool list` shows the pools');
-    throw err;
+    if (!hasReason(err, 'pool.notFound')) throw err;
+    throw notFound(`no storage pool named '${name}'`, '`vms pool list` shows the pools');
   }
 }

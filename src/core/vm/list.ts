@@ -23,7 +23,8 @@ export async function listVms(ctx: Context): Promise<VmSummary[]> {
   const stats = await ctx.virsh.domainStats();
   const names = [...stats.keys()];
   // --inactive: vms writes its metadata into the saved definition; a running domain's live copy is as old as its start.
-  const metadata = await ctx.virsh.batch(names.map((n) => virshCommand.dumpxml(n, { inactive: true, xpath: '/domain/metadata/*' })));
+  const vmsMetadata = (n: string) => virshCommand.dumpxml(n, { inactive: true, xpath: '/domain/metadata/*' });
+  const metadata = await ctx.virsh.batch(names.map(vmsMetadata));
   const vms: VmSummary[] = [];
   for (const [i, name] of names.entries()) {
     const s = stats.get(name)!;

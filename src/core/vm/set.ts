@@ -255,7 +255,8 @@ export async function setVm(ctx: Context, opts: SetOptions): Promise<SetResult> 
       });
       if (plan.name) {
         await progress.step(`Renaming ${name} to ${newName}`, async () => {
-          undo.push(`rename ${newName} back to ${name}`, async () => (await clean.exists(newName)) && clean.rename(newName, name));
+          const back = async () => (await clean.exists(newName)) && clean.rename(newName, name);
+          undo.push(`rename ${newName} back to ${name}`, back);
           await virsh.rename(name, newName);
         });
       }

@@ -152,7 +152,8 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
       try {
         await clean.virsh.createSnapshot(request); // waited for: libvirt finishes it anyway
       } catch (err) {
-        if (memoryFile) await rm(memoryFile, { force: true }); // --atomic: the snapshot was not taken; a partial memory file may be
+        // --atomic: the snapshot was not taken; a partial memory file may be.
+        if (memoryFile) await rm(memoryFile, { force: true });
         if (hasReason(err, 'snapshot.uefiUnsupported')) throw await uefiRefusal(ctx, opts.vm);
         throw err;
       }

@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
-import { addNic, deleteNic, guestInterfaceNames, parseMac, parseNicModel, parseNicSource } from '../../../src/core/devices/nic.js';
+import {
+  addNic,
+  deleteNic,
+  guestInterfaceNames,
+  parseMac,
+  parseNicModel,
+  parseNicSource,
+} from '../../../src/core/devices/nic.js';
 import { VmsError } from '../../../src/errors.js';
 import { placeDevices } from '../../../src/libvirt/device-xml.js';
 import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
