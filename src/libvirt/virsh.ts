@@ -229,17 +229,18 @@ export class Virsh {
     }
   }
 
-  async start(name: string): Promise<void> {
-    await this.run(['start', name], { subject: name });
+  /** `virsh VERB NAME`, a change of the domain's state that prints nothing worth keeping. */
+  private async change(verb: 'start' | 'shutdown' | 'destroy' | 'reset' | 'suspend' | 'resume', name: string) {
+    await this.run([verb, name], { subject: name });
   }
 
-  async shutdown(name: string): Promise<void> {
-    await this.run(['shutdown', name], { subject: name });
-  }
-
-  async destroy(name: string): Promise<void> {
-    await this.run(['destroy', name], { subject: name });
-  }
+  start = (name: string) => this.change('start', name);
+  shutdown = (name: string) => this.change('shutdown', name);
+  destroy = (name: string) => this.change('destroy', name);
+  /** Hard reset, like the reset button. */
+  reset = (name: string) => this.change('reset', name);
+  suspend = (name: string) => this.change('suspend', name);
+  resume = (name: string) => this.change('resume', name);
 
   async undefine(name: string): Promise<void> {
     await this.run(['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'], { subject: name });
@@ -247,18 +248,6 @@ export class Virsh {
 
   async domdisplay(name: string): Promise<string> {
     return (await this.run(['domdisplay', name], { subject: name })).trim();
-  }
-
-  async reset(name: string): Promise<void> {
-    await this.run(['reset', name], { subject: name });
-  }
-
-  async suspend(name: string): Promise<void> {
-    await this.run(['suspend', name], { subject: name });
-  }
-
-  async resume(name: string): Promise<void> {
-    await this.run(['resume', name], { subject: name });
   }
 
   async rename(name: string, to: string): Promise<void> {
