@@ -2,112 +2,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { VmsError, isInterrupt, type ErrorReason } from '../errors.js';
-import { errorSummary, type RunResult, type Runner } from '../runner.js';
+import { VmsError, isInterrupt } from '../errors.js';
+import type { RunResult, Runner } from '../runner.js';
 import type { DomainType } from './domain-xml.js';
 import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts, type SnapshotRequest } from './snapshot-xml.js';
 import { readPool, type PoolInfo } from './storage-pool.js';
 import { parseDomstats, parseMemoryStats, parseNames, parseNetInfo, type NetInfo } from './virsh-output.js';
+import { virshCommand } from './virsh-commands.js';
+import { classifyVirshError } from './virsh-errors.js';
 
 export { parseNames } from './virsh-output.js';
+export { classifyVirshError, UNREACHABLE_HINT } from './virsh-errors.js';
+export { SYSTEM_URI, defaultNetworkLines, networkLineCheck, systemVirshLine, virshCommand } from './virsh-commands.js';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
-
-export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
-const DENIED_HINT = 'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
-
-/**
- * virsh's words for the failures the core decides on (by their reason, never by these words). Matched on the whole
- * error output, in order: the first match wins.
- */
-const REASONS: readonly [RegExp, ErrorReason][] = [
-  [/Domain snapshot not found/i, 'snapshot.notFound'],
-  [/Network not found/i, 'network.notFound'],
-  [/Storage pool not found/i, 'pool.notFound'],
-  [/pflash based firmware/i, 'snapshot.uefiUnsupported'],
-  [/No more available PCI slots/i, 'pci.noSlots'],
-  [/Failed to get .*"write" lock/i, 'disk.locked'],
-  [/virtiofs does not (yet )?support read-only/i, 'virtiofs.readonlyUnsupported'],
-  [/'virtiofs' requires shared memory/i, 'virtiofs.needsSharedMemory'],
-  // No agent channel in the definition, nobody at its end, or an agent that does not answer in time.
-  [/guest agent is not (configured|connected|responding)|guest agent not available/i, 'agent.unavailable'],
-  [/unable to execute QEMU agent command/i, 'agent.failed'],
-  [/domain is not running/i, 'domain.notRunning'],
-];
-
-const reasonOf = (stderr: string) => REASONS.find(([words]) => words.test(stderr))?.[1];
-
-/** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
-export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
-  const err = r.stderr;
-  const line = errorSummary(r);
-  // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
-  if (/failed to connect to the hypervisor/i.test(err)) {
-    const why = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
-    // libvirtd is there but turned us away: its socket's permissions, or polkit.
-    const denied = /permission denied|not authorized|authentication (unavailable|failed)/i.test(why);
-    const message = `cannot reach libvirt at ${uri}: ${why}`;
-    return denied
-      ? new VmsError('unreachable', message, DENIED_HINT, undefined, 'libvirt.denied')
-      : new VmsError('unreachable', message, UNREACHABLE_HINT, undefined, 'libvirt.unreachable');
-  }
-  if (subject && /Domain not found|failed to get domain/i.test(err)) {
-    const hint = '`vms list` shows the VMs';
-    return new VmsError('notFound', `no VM named '${subject}'`, hint, undefined, 'domain.notFound');
-  }
-  const reason = reasonOf(err);
-  const conflicting = /already exists|is already defined|domain is (not running|already active)|not valid: domain/i;
-  if (conflicting.test(err)) return new VmsError('conflict', line, undefined, undefined, reason);
-  const hint = 'run again with -v to see the commands run';
-  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, hint, undefined, reason);
-}
-
-/**
- * virsh command lines (what follows `virsh -c URI`) that are also run in a batch (Virsh.batch): one spelling for
- * Virsh's own methods and for the batches the core puts together.
- */
-export const virshCommand = {
-  /** inactive: the saved definition; securityInfo: with passwords; xpath: only the nodes it selects. */
-  dumpxml: (name: string, o: { inactive?: boolean; securityInfo?: boolean; xpath?: string } = {}) => [
-    'dumpxml',
-    name,
-    ...(o.inactive ? ['--inactive'] : []),
-    ...(o.securityInfo ? ['--security-info'] : []),
-    ...(o.xpath === undefined ? [] : ['--xpath', o.xpath]),
-  ],
-  /** The snapshot names, one a line (prints nothing both for none and on failure). */
-  snapshotNames: (vm: string) => ['snapshot-list', vm, '--name'],
-  /** The snapshot table: a header even when there are none. */
-  snapshotTable: (vm: string) => ['snapshot-list', vm],
-  snapshotCurrent: (vm: string) => ['snapshot-current', vm, '--name'],
-  snapshotDumpxml: (vm: string, snapshot: string) => ['snapshot-dumpxml', vm, snapshot],
-  poolInfo: (name: string) => ['pool-info', name, '--bytes'],
-  poolDumpxml: (name: string) => ['pool-dumpxml', name],
-};
-
-/** The system libvirt: the one `vms bootstrap` sets up, whatever LIBVIRT_DEFAULT_URI says. */
-export const SYSTEM_URI = 'qemu:///system';
-
-/** A whole virsh command line on the system libvirt, for a plan that shows it and runs it (maybe under sudo). */
-export const systemVirshLine = (...args: string[]) => ['virsh', '-c', SYSTEM_URI, ...args];
-
-/** The system libvirt's 'default' network, as command lines of a bootstrap plan. */
-export const defaultNetworkLines = {
-  define: (xmlFile: string) => systemVirshLine('net-define', xmlFile),
-  autostart: () => systemVirshLine('net-autostart', 'default'),
-  start: () => systemVirshLine('net-start', 'default'),
-};
-
-/**
- * For a plan's net-define or net-start line (perhaps behind sudo): what it would make so, and the `net-info` line,
- * run the same way, that finds out whether that is so already. Undefined for any other line.
- */
-export function networkLineCheck(line: readonly string[]): { makes: 'defined' | 'active'; info: string[] } | undefined {
-  const at = line.findIndex((a) => a === 'net-define' || a === 'net-start');
-  if (at < 0 || !line.slice(0, at).includes('virsh')) return undefined;
-  const makes = line[at] === 'net-define' ? 'defined' : 'active';
-  return { makes, info: [...line.slice(0, at), 'net-info', 'default'] };
-}
 
 /** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
 function quoteForBatch(arg: string): string {
