@@ -15,15 +15,37 @@ export const ExitCode = {
 
 export type ErrorCode = keyof typeof ExitCode;
 
+/**
+ * A stable name for what went wrong, set where the failure is classified (classifyVirshError, the libvirt wrappers,
+ * the locks): the core decides on it, never on an error's message text.
+ */
+export type ErrorReason =
+  | 'lock.busy' // another vms command holds the lock
+  | 'libvirt.unreachable' // libvirtd does not answer
+  | 'libvirt.denied' // libvirtd answers but turns us away (socket permissions, polkit)
+  | 'domain.notFound'
+  | 'domain.notRunning' // the command needs a running domain
+  | 'network.notFound'
+  | 'pool.notFound'
+  | 'snapshot.notFound'
+  | 'snapshot.uefiUnsupported' // libvirt cannot take an internal snapshot of a running UEFI domain
+  | 'pci.noSlots' // no free PCIe slot to hotplug a device into
+  | 'disk.locked' // QEMU cannot take a disk image's write lock: another QEMU uses it
+  | 'virtiofs.readonlyUnsupported' // libvirt cannot make a virtiofs share read-only
+  | 'virtiofs.needsSharedMemory' // the running domain has no shared memory for virtiofs
+  | 'agent.unavailable' // no guest agent: none configured, not connected, or not responding
+  | 'agent.failed' // the guest agent answered with an error
+  | 'agent.badReply'; // the guest agent's answer is not what its protocol says
+
 export class VmsError extends Error {
   readonly code: ErrorCode;
   readonly hint?: string;
   /** Extra lines shown after the message, e.g. the tail of a transcript. */
   readonly details?: string;
   /** A stable name for what went wrong (e.g. `lock.busy`): callers decide on it, never on the message text. */
-  readonly reason?: string;
+  readonly reason?: ErrorReason;
 
-  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: string) {
+  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: ErrorReason) {
     super(message);
     this.name = 'VmsError';
     this.code = code;
@@ -36,6 +58,10 @@ export class VmsError extends Error {
     return ExitCode[this.code];
   }
 }
+
+/** True when `err` is a VmsError classified as `reason`. */
+export const hasReason = (err: unknown, reason: ErrorReason): err is VmsError =>
+  err instanceof VmsError && err.reason === reason;
 
 export const usageError = (message: string, hint?: string) => new VmsError('usage', message, hint);
 export const notFound = (message: string, hint?: string) => new VmsError('notFound', message, hint);

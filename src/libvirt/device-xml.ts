@@ -1,7 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDomainXml, type XmlNode } from './domain-parse.js';
+import { parseDomainXml } from './domain-parse.js';
+import { buildXml, type XmlNode } from './xml.js';
 import type { Virsh } from './virsh.js';
 
 // One device at a time, on the running VM and/or its saved definition: what `vms nic` and `vms serial` share.
@@ -14,8 +15,7 @@ export interface Where {
 
 /** A device element (xml2js shape) as the XML libvirt's attach-device and detach-device read. */
 export async function buildDeviceXml(tag: string, node: XmlNode): Promise<string> {
-  const { Builder } = await import('xml2js');
-  return new Builder({ rootName: tag, headless: true, renderOpts: { pretty: true, indent: '  ', newline: '\n' } }).buildObject(node);
+  return buildXml(tag, node);
 }
 
 /** `virsh attach-device` / `detach-device` read the device from a file: a private temp file. */

@@ -1,5 +1,6 @@
 import { usageError } from '../errors.js';
-import { domainFacts, type DiskFacts, type XmlNode } from './domain-parse.js';
+import { domainFacts, type DiskFacts } from './domain-parse.js';
+import { escapeXml, first, parseXml, type XmlNode } from './xml.js';
 
 // The <disk> and <controller> elements `vms disk` plugs into a domain, the target names it picks, and the buses it
 // knows. Pure: no virsh here.
@@ -35,9 +36,6 @@ export function nextTarget(bus: DiskBus, used: Iterable<string>): string {
   for (let i = 0; ; i++) if (!taken.has(targetName(prefix, i))) return targetName(prefix, i);
 }
 
-const escapeAttr = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
-
 export interface DiskSpec {
   path: string;
   format: string; // qcow2 | raw: stated, so libvirt never probes the file
@@ -49,8 +47,8 @@ export interface DiskSpec {
 export function diskXml(d: DiskSpec): string {
   return [
     `<disk type='file' device='disk'>`,
-    `  <driver name='qemu' type='${escapeAttr(d.format)}'${d.readonly ? '' : " discard='unmap'"}/>`,
-    `  <source file='${escapeAttr(d.path)}'/>`,
+    `  <driver name='qemu' type='${escapeXml(d.format)}'${d.readonly ? '' : " discard='unmap'"}/>`,
+    `  <source file='${escapeXml(d.path)}'/>`,
     `  <target dev='${d.target}' bus='${d.bus}'/>`,
     ...(d.readonly ? ['  <readonly/>'] : []),
     `</disk>`,
@@ -58,15 +56,13 @@ export function diskXml(d: DiskSpec): string {
 }
 
 /** What `virsh detach-device` needs to find a disk: libvirt matches disks by target alone (measured on 9.0). */
-export const diskByTargetXml = (target: string) => `<disk device='disk'><target dev='${escapeAttr(target)}'/></disk>`;
+export const diskByTargetXml = (target: string) => `<disk device='disk'><target dev='${escapeXml(target)}'/></disk>`;
 
 /**
  * The controller a scsi disk needs, added only to a domain that has no scsi controller (so index 0 is free). The model
  * is stated: libvirt's default depends on the machine and QEMU, and virtio-scsi is the one guests have a driver for.
  */
 export const SCSI_CONTROLLER_XML = `<controller type='scsi' index='0' model='virtio-scsi'/>`;
-
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
 
 export function hasScsiController(domain: XmlNode): boolean {
   const controllers: XmlNode[] = first(domain.devices)?.controller ?? [];
@@ -94,8 +90,7 @@ export function targetIndex(target: string): number {
 
 /** A <disk> element (as diskXml writes it) in the xml2js shape, for editing a parsed domain. */
 export async function diskNode(d: DiskSpec): Promise<XmlNode> {
-  const { parseStringPromise } = await import('xml2js');
-  return (await parseStringPromise(diskXml(d))).disk;
+  return (await parseXml(diskXml(d))).disk;
 }
 
 const busOf = (disk: XmlNode): string | undefined => first(disk.target)?.$?.bus;

@@ -1,5 +1,6 @@
 import { basename, dirname, join } from 'node:path';
-import { readMetadata, type XmlNode } from './domain-parse.js';
+import { readMetadata } from './domain-parse.js';
+import { first, parseXml, type XmlNode } from './xml.js';
 import { renderMetadata, VMS_NS, type VmsMetadata } from './metadata.js';
 import { ownerSeclabel } from './serial-xml.js';
 
@@ -8,13 +9,10 @@ export const PKG_CACHE_TAG_PREFIX = 'vms-pkg-';
 
 // Pure edits on a parsed domain (xml2js shape). Each returns a new object and leaves its input alone.
 
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
-
 /** Replaces (or adds) the vms block in <metadata>, leaving other applications' metadata alone. */
 export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Promise<XmlNode> {
   const out = structuredClone(domain);
-  const { parseStringPromise } = await import('xml2js');
-  const parsed = await parseStringPromise(renderMetadata(metadata));
+  const parsed = await parseXml(renderMetadata(metadata));
   let md = first(out.metadata);
   if (typeof md !== 'object' || md === null) md = {};
   for (const [key, nodes] of Object.entries(md)) {

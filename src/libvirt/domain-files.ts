@@ -1,4 +1,5 @@
-import { domainFacts, parseDomainXml, type XmlNode } from './domain-parse.js';
+import { domainFacts, parseDomainXml } from './domain-parse.js';
+import { first, parseXml, text, type XmlNode } from './xml.js';
 
 // Every host file a domain definition (or a snapshot of it) names, with what the VM does with it. Pure: the backing
 // chains under the disks are read with qemu-img by src/core/files-in-use.ts.
@@ -29,8 +30,6 @@ export interface FileReference {
   format?: string;
 }
 
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
-const text = (node: XmlNode | string | undefined): string | undefined => (typeof node === 'string' ? node : node?._);
 
 /** The chardevs (<serial>, <console>, <parallel>, <channel>): their file or socket, and their transcript. */
 function chardevReferences(devices: XmlNode): FileReference[] {
@@ -79,8 +78,7 @@ export async function domainXmlReferences(xml: string): Promise<FileReference[]>
  * disks were taken into, and every file of the definition it keeps (a disk detached since is still needed by it).
  */
 export async function snapshotReferences(xml: string): Promise<FileReference[]> {
-  const { parseStringPromise } = await import('xml2js');
-  const snap = (await parseStringPromise(xml))?.domainsnapshot;
+  const snap = (await parseXml(xml))?.domainsnapshot;
   if (!snap) throw new Error('not a libvirt domain snapshot XML document');
   const refs: FileReference[] = [];
   const memory = first(snap.memory)?.$?.file;

@@ -1,11 +1,12 @@
 import { PENDING_STEPS, VMS_NS, type VmsMetadata } from './metadata.js';
 import type { Firmware } from './domain-xml.js';
+import { attr, buildXml, first, parseXml, text, type XmlNode } from './xml.js';
 
 // Reading and editing libvirt's own domain XML (from `virsh dumpxml`). xml2js's default shape: every child is an
 // array, attributes live under "$", text under "_".
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type XmlNode = Record<string, any>;
+export type { XmlNode } from './xml.js';
 
 export interface DiskFacts {
   type: string; // file | block | volume | network
@@ -33,20 +34,14 @@ export interface DomainFacts {
 
 const UNIT: Record<string, number> = { b: 1, bytes: 1, KiB: 2 ** 10, k: 2 ** 10, MiB: 2 ** 20, M: 2 ** 20, GiB: 2 ** 30, G: 2 ** 30, TiB: 2 ** 40, T: 2 ** 40 };
 
-const text = (node: any): string | undefined => (node === undefined ? undefined : typeof node === 'string' ? node : node._);
-const first = (arr: any) => (Array.isArray(arr) ? arr[0] : undefined);
-const attr = (node: any, name: string): string | undefined => node?.$?.[name];
-
 export async function parseDomainXml(xml: string): Promise<XmlNode> {
-  const { parseStringPromise } = await import('xml2js'); // loaded on first use, like every heavy dependency
-  const doc = await parseStringPromise(xml);
+  const doc = await parseXml(xml);
   if (!doc?.domain) throw new Error('not a libvirt domain XML document');
   return doc.domain;
 }
 
 export async function buildDomainXml(domain: XmlNode): Promise<string> {
-  const { Builder } = await import('xml2js');
-  return new Builder({ rootName: 'domain', headless: true, renderOpts: { pretty: true, indent: '  ', newline: '\n' } }).buildObject(domain);
+  return buildXml('domain', domain);
 }
 
 /** The <metadata> child in the vms namespace, whatever prefix it was stored under. */

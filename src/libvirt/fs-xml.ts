@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { buildDeviceXml } from './device-xml.js';
-import type { XmlNode } from './domain-parse.js';
+import { first, type XmlNode } from './xml.js';
 
 // Shared folders in libvirt's domain XML: virtiofs <filesystem> devices and the shared memory they need. Pure edits on
 // a parsed domain (xml2js shape: every child an array, attributes under "$"); each returns a new object.
@@ -17,8 +17,6 @@ export interface FsShare {
   /** Enforced by libvirt on the host (`<readonly/>`); libvirt 9.0 refuses it for virtiofs. */
   readonly: boolean;
 }
-
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
 
 /**
  * The tag a guest directory is shared under: readable in the guest's `mount` output (the path's end) and unique (a

@@ -1,3 +1,5 @@
+import { escapeXml } from './xml.js';
+
 // vms' own facts about a VM live in the domain XML's <metadata> under this namespace, so libvirt stays the single
 // source of truth and nothing can drift out of sync in side files.
 export const VMS_NS = 'https://github.com/vms-dev/vms/xmlns/1';
@@ -28,9 +30,6 @@ export interface VmsMetadata {
   /** The user's own words about the VM (`vms set --notes`). */
   notes?: string;
 }
-
-const escapeXml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 export function renderMetadata(m: VmsMetadata): string {
   const el = (tag: string, value: string | undefined) =>

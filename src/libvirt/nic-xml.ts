@@ -1,5 +1,5 @@
 import { buildDeviceXml } from './device-xml.js';
-import type { XmlNode } from './domain-parse.js';
+import { first, type XmlNode } from './xml.js';
 
 // <interface> elements: the ones vms plugs in, and reading what a definition has.
 
@@ -23,8 +23,6 @@ export interface NicFacts {
   mac: string; // lower case
   node: XmlNode;
 }
-
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
 
 export function nicXml(spec: NicSpec): Promise<string> {
   const { source } = spec;

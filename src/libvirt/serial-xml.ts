@@ -1,5 +1,5 @@
 import { buildDeviceXml } from './device-xml.js';
-import type { XmlNode } from './domain-parse.js';
+import { first, type XmlNode } from './xml.js';
 
 // <serial> elements: the extra ports vms adds (ttyS1… in the guest), and reading what a definition has.
 
@@ -16,8 +16,6 @@ export interface SerialFacts {
   backend?: SerialBackend;
   node: XmlNode;
 }
-
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
 
 /** The backend as `--backend` takes it: file:PATH, unix:PATH, tcp:HOST:PORT (an IPv6 host in brackets). */
 export function backendSpec(b: SerialBackend): string {

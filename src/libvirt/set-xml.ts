@@ -1,4 +1,4 @@
-import type { XmlNode } from './domain-parse.js';
+import { first, text, type XmlNode } from './xml.js';
 
 // Reading and editing what `vms set` changes in a domain definition (xml2js shape, as in domain-edit.ts). Each edit
 // returns a new object and leaves its input alone.
@@ -16,8 +16,6 @@ export interface Resources {
   displays?: number;
 }
 
-const first = (arr: unknown) => (Array.isArray(arr) ? arr[0] : undefined);
-const text = (node: unknown): string | undefined => (typeof node === 'string' ? node : (node as XmlNode | undefined)?._);
 
 /** virsh dumpxml writes every memory amount in KiB, whatever unit it was defined in. */
 function kibToBytes(node: unknown): number | undefined {

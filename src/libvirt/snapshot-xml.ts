@@ -1,4 +1,5 @@
 import { domainFacts } from './domain-parse.js';
+import { parseXml, text } from './xml.js';
 
 // Reading libvirt domain snapshots (`virsh snapshot-dumpxml`) and building `virsh snapshot-create-as` arguments.
 
@@ -30,11 +31,8 @@ export interface SnapshotFacts {
 // libvirt's snapshot states in the words vms uses for a VM's state; disk-snapshot is a running VM's disks without its memory.
 const STATES: Record<string, string> = { shutoff: 'shut off', shutdown: 'in shutdown', nostate: 'no state', 'disk-snapshot': 'running' };
 
-const text = (node: any): string | undefined => (node === undefined ? undefined : typeof node === 'string' ? node : node._);
-
 export async function parseSnapshotXml(xml: string): Promise<SnapshotFacts> {
-  const { parseStringPromise } = await import('xml2js'); // loaded on first use, like every heavy dependency
-  const snap = (await parseStringPromise(xml))?.domainsnapshot;
+  const snap = (await parseXml(xml))?.domainsnapshot;
   if (!snap) throw new Error('not a libvirt domain snapshot XML document');
   const memory = snap.memory?.[0]?.$ ?? {};
   // The definition it was taken with (a running VM's saved one, when libvirt kept both): where its disks were then.

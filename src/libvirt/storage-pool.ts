@@ -1,6 +1,9 @@
 // Reading libvirt storage pools: `virsh pool-info --bytes` (state, autostart, sizes in bytes) and `virsh pool-dumpxml`
 // (type and target path, which pool-info does not show).
 
+import { parseKeyValues } from './virsh-output.js';
+import { parseXml } from './xml.js';
+
 export interface PoolInfo {
   name: string;
   uuid: string;
@@ -17,11 +20,7 @@ export interface PoolInfo {
 
 /** `virsh pool-info NAME --bytes`: "Key:   value" lines. */
 export function parsePoolInfo(text: string): Omit<PoolInfo, 'type' | 'path'> {
-  const values = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([A-Za-z ]+):\s*(.*?)\s*$/.exec(line);
-    if (m) values.set(m[1]!.trim().toLowerCase(), m[2]!);
-  }
+  const values = parseKeyValues(text);
   const bytes = (key: string) => {
     const v = values.get(key);
     return v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
@@ -40,9 +39,14 @@ export function parsePoolInfo(text: string): Omit<PoolInfo, 'type' | 'path'> {
 
 /** `virsh pool-dumpxml NAME`: the pool's type and target path. */
 export async function parsePoolXml(xml: string): Promise<{ type?: string; path?: string }> {
-  const { parseStringPromise } = await import('xml2js'); // loaded on first use, like every heavy dependency
-  const pool = (await parseStringPromise(xml))?.pool;
+  const pool = (await parseXml(xml))?.pool;
   if (!pool) throw new Error('not a libvirt storage pool XML document');
   const path = pool.target?.[0]?.path?.[0];
   return { type: pool.$?.type, path: typeof path === 'string' ? path : path?._ };
+}
+
+/** A pool from its `pool-info --bytes` and `pool-dumpxml`. */
+export async function readPool(info: string, xml: string): Promise<PoolInfo> {
+  const { name, uuid, ...rest } = parsePoolInfo(info);
+  return { name, uuid, ...(await parsePoolXml(xml)), ...rest }; // in PoolInfo's order
 }

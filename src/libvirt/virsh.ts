@@ -2,33 +2,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { VmsError, conflict, notFound } from '../errors.js';
-import { errorSummary, type RunResult, type Runner } from '../runner.js';
+import { VmsError, isInterrupt } from '../errors.js';
+import type { RunResult, Runner } from '../runner.js';
 import type { DomainType } from './domain-xml.js';
+import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts, type SnapshotRequest } from './snapshot-xml.js';
+import { readPool, type PoolInfo } from './storage-pool.js';
+import { parseDomstats, parseMemoryStats, parseNames, parseNetInfo, type NetInfo } from './virsh-output.js';
+import { virshCommand } from './virsh-commands.js';
+import { classifyVirshError } from './virsh-errors.js';
+
+export { parseNames } from './virsh-output.js';
+export { classifyVirshError, UNREACHABLE_HINT } from './virsh-errors.js';
+export { SYSTEM_URI, defaultNetworkLines, networkLineCheck, systemVirshLine, virshCommand } from './virsh-commands.js';
 
 export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
-
-export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
-const DENIED_HINT = 'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
-
-/** Turns virsh's error text into a typed error. `subject` names the VM the command was about, if any. */
-export function classifyVirshError(args: readonly string[], r: RunResult, uri: string, subject?: string): VmsError {
-  const err = r.stderr;
-  const line = errorSummary(r);
-  // Only the connection to libvirtd itself: a domain failing to reach virtlogd or a network socket is not this.
-  if (/failed to connect to the hypervisor/i.test(err)) {
-    const reason = line.replace(/^failed to connect to the hypervisor(: )?/i, '') || 'no answer';
-    // libvirtd is there but turned us away: its socket's permissions, or polkit.
-    const denied = /permission denied|not authorized|authentication (unavailable|failed)/i.test(reason);
-    return new VmsError('unreachable', `cannot reach libvirt at ${uri}: ${reason}`, denied ? DENIED_HINT : UNREACHABLE_HINT);
-  }
-  if (subject && /Domain not found|failed to get domain/i.test(err)) {
-    return notFound(`no VM named '${subject}'`, '`vms list` shows the VMs');
-  }
-  if (/already exists|is already defined/i.test(err)) return conflict(line);
-  if (/domain is not running|domain is already active|not valid: domain/i.test(err)) return conflict(line);
-  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, 'run again with -v to see the commands run');
-}
 
 /** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
 function quoteForBatch(arg: string): string {
@@ -87,8 +74,23 @@ export class Virsh {
     return this.run(['version']);
   }
 
+  /** The libvirt daemon's version (`virsh version --daemon`), e.g. "9.0.0". */
+  async daemonVersion(): Promise<string | undefined> {
+    return /daemon:\s*(\S+)/.exec(await this.run(['version', '--daemon']))?.[1];
+  }
+
+  /** True when libvirtd answers within `timeoutMs` (`virsh version`); false for any failure. */
+  async answers(timeoutMs: number): Promise<boolean> {
+    return this.run(['version'], { timeoutMs }).then(() => true, () => false);
+  }
+
   capabilities(): Promise<string> {
     return this.run(['capabilities']);
+  }
+
+  /** What QEMU and libvirt offer a q35 x86_64 guest (firmware, devices): `virsh domcapabilities`. */
+  domainCapabilities(): Promise<string> {
+    return this.run(['domcapabilities', '--machine', 'q35', '--arch', 'x86_64']);
   }
 
   async names(): Promise<string[]> {
@@ -106,7 +108,7 @@ export class Virsh {
 
   dumpxml(name: string, inactive = false): Promise<string> {
     // --security-info: a definition that vms writes back must keep e.g. the display password.
-    return this.run(['dumpxml', name, ...(inactive ? ['--inactive', '--security-info'] : [])], { subject: name });
+    return this.run(virshCommand.dumpxml(name, { inactive, securityInfo: inactive }), { subject: name });
   }
 
   /** What each disk target of the running (or else defined) domain reads from: target → file. */
@@ -135,17 +137,18 @@ export class Virsh {
     }
   }
 
-  async start(name: string): Promise<void> {
-    await this.run(['start', name], { subject: name });
+  /** `virsh VERB NAME`, a change of the domain's state that prints nothing worth keeping. */
+  private async change(verb: 'start' | 'shutdown' | 'destroy' | 'reset' | 'suspend' | 'resume', name: string) {
+    await this.run([verb, name], { subject: name });
   }
 
-  async shutdown(name: string): Promise<void> {
-    await this.run(['shutdown', name], { subject: name });
-  }
-
-  async destroy(name: string): Promise<void> {
-    await this.run(['destroy', name], { subject: name });
-  }
+  start = (name: string) => this.change('start', name);
+  shutdown = (name: string) => this.change('shutdown', name);
+  destroy = (name: string) => this.change('destroy', name);
+  /** Hard reset, like the reset button. */
+  reset = (name: string) => this.change('reset', name);
+  suspend = (name: string) => this.change('suspend', name);
+  resume = (name: string) => this.change('resume', name);
 
   async undefine(name: string): Promise<void> {
     await this.run(['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'], { subject: name });
@@ -155,10 +158,97 @@ export class Virsh {
     return (await this.run(['domdisplay', name], { subject: name })).trim();
   }
 
-  /** True when a guest agent answers inside the VM (used to quiesce filesystems before a snapshot). */
-  async agentAnswers(name: string): Promise<boolean> {
-    const r = await this.runRaw(['qemu-agent-command', name, '{"execute":"guest-ping"}', '--timeout', '2']);
-    return r.exitCode === 0;
+  async rename(name: string, to: string): Promise<void> {
+    await this.run(['domrename', name, to], { subject: name });
+  }
+
+  /** The running VM's memory (the balloon's target), in bytes of whole KiB. */
+  async setLiveMemory(name: string, bytes: number): Promise<void> {
+    await this.run(['setmem', name, String(bytes / 1024), '--live'], { subject: name });
+  }
+
+  /** The running VM's balloon statistics (`actual`, `rss`, … in KiB). */
+  async memoryStats(name: string): Promise<Map<string, number>> {
+    return parseMemoryStats(await this.run(['dommemstat', name], { subject: name }));
+  }
+
+  /** Hot-plugs (or unplugs) vCPUs of the running VM. */
+  async setLiveVcpus(name: string, count: number): Promise<void> {
+    await this.run(['setvcpus', name, String(count), '--live'], { subject: name });
+  }
+
+  /** Brings that many vCPUs online in the guest, through its agent; false when it could not. */
+  async setGuestVcpus(name: string, count: number): Promise<boolean> {
+    return (await this.runRaw(['setvcpus', name, String(count), '--guest'])).exitCode === 0;
+  }
+
+  /** Grows a disk of the running VM (the guest sees the new size at once). */
+  async blockResize(name: string, target: string, bytes: number): Promise<void> {
+    await this.run(['blockresize', name, target, `${bytes}B`], { subject: name });
+  }
+
+  /** Every domain's state, memory, vCPUs and disks in one call: `virsh domstats`, by domain name. */
+  async domainStats(): Promise<Map<string, Record<string, string>>> {
+    return parseDomstats(await this.run(['domstats', '--raw', '--state', '--balloon', '--vcpu', '--block']));
+  }
+
+  /** A libvirt network's state; reason network.notFound when there is none of that name. */
+  async netInfo(name: string): Promise<NetInfo> {
+    return parseNetInfo(await this.run(['net-info', name]));
+  }
+
+  /** A libvirt network's state, or undefined when virsh cannot show it (not defined; any failure but an interrupt). */
+  async networkState(name: string): Promise<NetInfo | undefined> {
+    return this.netInfo(name).catch((err: unknown) => {
+      if (isInterrupt(err)) throw err;
+      return undefined;
+    });
+  }
+
+  /** The storage pools' names, active or not. */
+  async poolNames(): Promise<string[]> {
+    // virsh pads each pool name to a column width here (unlike domain names).
+    return parseNames(await this.run(['pool-list', '--all', '--name'])).map((n) => n.trimEnd());
+  }
+
+  /** One storage pool (pool-info and pool-dumpxml); reason pool.notFound when there is none of that name. */
+  async pool(name: string): Promise<PoolInfo> {
+    const info = await this.run(virshCommand.poolInfo(name));
+    return readPool(info, await this.run(virshCommand.poolDumpxml(name)));
+  }
+
+  async snapshotNames(vm: string): Promise<string[]> {
+    return parseNames(await this.run(virshCommand.snapshotNames(vm), { subject: vm }));
+  }
+
+  /** One snapshot's facts; reason snapshot.notFound when the VM has none of that name. */
+  async snapshot(vm: string, snapshot: string): Promise<SnapshotFacts> {
+    return parseSnapshotXml(await this.run(virshCommand.snapshotDumpxml(vm, snapshot), { subject: vm }));
+  }
+
+  /** Takes a snapshot (see snapshotCreateArgs); reason snapshot.uefiUnsupported for libvirt's UEFI refusal. */
+  async createSnapshot(request: SnapshotRequest): Promise<void> {
+    await this.run(snapshotCreateArgs(request), { subject: request.vm });
+  }
+
+  /** metadataOnly: forget it in libvirt, leave its data (an external one's overlays) alone. */
+  async deleteSnapshot(vm: string, snapshot: string, o: { metadataOnly?: boolean } = {}): Promise<void> {
+    await this.run(['snapshot-delete', vm, snapshot, ...(o.metadataOnly ? ['--metadata'] : [])], { subject: vm });
+  }
+
+  async revertSnapshot(vm: string, snapshot: string): Promise<void> {
+    await this.run(['snapshot-revert', vm, snapshot], { subject: vm });
+  }
+
+  /**
+   * One guest agent command (QMP JSON) and its answer; `timeoutSeconds` is how long libvirt waits for the agent.
+   * Reason agent.unavailable when there is no agent to answer (see GuestAgent in guest-agent.ts, which speaks QMP).
+   */
+  async agentCommand(name: string, json: string, timeoutSeconds: number): Promise<string> {
+    // The process gets a little longer than libvirt's own wait: a hung connection must not hang vms.
+    const timeoutMs = (timeoutSeconds + 30) * 1000;
+    const args = ['qemu-agent-command', name, json, '--timeout', String(timeoutSeconds)];
+    return this.run(args, { subject: name, timeoutMs });
   }
 
   /** External disk-only snapshot: the running VM continues on new overlay files; its current files become bases. */
@@ -200,6 +290,3 @@ export function pickDomainType(capabilitiesXml: string): DomainType {
   if (!x86) throw new VmsError('failed', 'libvirt offers no x86_64 guests', 'install QEMU (`vms bootstrap`)');
   return /<domain type=['"]kvm['"]/.test(x86) ? 'kvm' : 'qemu';
 }
-
-/** `virsh list --all --name`: one name a line (names may contain spaces), a blank line at the end. */
-export const parseNames = (out: string) => out.split('\n').filter((l) => l.trim() !== '');

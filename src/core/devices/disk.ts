@@ -1,7 +1,7 @@
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { conflict, notFound, usageError, VmsError } from '../../errors.js';
+import { conflict, hasReason, notFound, usageError, VmsError } from '../../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/domain-parse.js';
 import { editMetadata } from '../../libvirt/domain-edit.js';
 import type { Virsh } from '../../libvirt/virsh.js';
@@ -21,6 +21,7 @@ import {
 } from '../../libvirt/disk-xml.js';
 import { changeDevice, liveDomain, placeDevices, type Where } from '../../libvirt/device-xml.js';
 import { formatCommand } from '../../runner.js';
+import { explainNoSlot } from './hotplug.js';
 import { formatSize } from '../../size.js';
 import type { Context } from '../context.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
@@ -60,11 +61,10 @@ async function loadDisks(ctx: Context, name: string): Promise<VmDisks> {
  */
 function explainPlugError(err: unknown, name: string, path: string, scsiFits: boolean): unknown {
   if (!(err instanceof VmsError) || err.code !== 'failed') return err;
-  if (/No more available PCI slots/i.test(err.message)) {
-    const scsi = scsiFits ? ', or use --bus scsi: its controller holds many disks' : '';
-    return conflict(`${name} has no free PCIe slot left to plug the disk into`, `stop ${name} and try again (libvirt adds slots to a shut-off VM)${scsi}`);
-  }
-  if (/Failed to get .*"write" lock/i.test(err.message)) {
+  const scsi = scsiFits ? ', or use --bus scsi: its controller holds many disks' : '';
+  const stopFirst = `stop ${name} and try again (libvirt adds slots to a shut-off VM)${scsi}`;
+  if (hasReason(err, 'pci.noSlots')) return explainNoSlot(err, name, 'the disk', stopFirst);
+  if (hasReason(err, 'disk.locked')) {
     return conflict(`${path} is in use by a running VM (QEMU holds its lock)`, 'stop the VM that uses it first, or attach a copy of it');
   }
   return err;
@@ -424,7 +424,7 @@ export async function resizeDisk(ctx: Context, opts: ResizeOptions): Promise<Res
     }
     if (to === from) return { ...result, changed: false };
     await ctx.progress.step(`Growing ${disk.target} of ${opts.name} to ${formatSize(to)}`, async () => {
-      if (live) return void (await ctx.virsh.run(['blockresize', opts.name, disk.target, `${to}B`], { subject: opts.name }));
+      if (live) return void (await ctx.virsh.blockResize(opts.name, disk.target, to));
       await ctx.qemuImg.resize(disk.path!, disk.format ?? 'raw', to);
     });
     return { ...result, changed: true };

@@ -1,7 +1,7 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import type { SerialSession } from '../../console/serial.js';
-import { conflict, notFound, usageError, VmsError } from '../../errors.js';
+import { conflict, hasReason, notFound, usageError, VmsError } from '../../errors.js';
 import { shellQuote as q } from '../../quote.js';
 import { changeDevice, liveDomain } from '../../libvirt/device-xml.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
@@ -66,14 +66,6 @@ const FSTAB_NEW = '/etc/fstab.vms-new';
  * the shared memory in the same step and, unlike an --config attach, is not checked against the running VM.
  */
 const LIVE = { live: true, config: false };
-/** What libvirt says when it cannot do a read-only virtiofs share (9.0: "virtiofs does not yet support read-only mode"). */
-const READONLY_REFUSED = /virtiofs does not (yet )?support read-only/i;
-/**
- * What libvirt says when the running domain has no shared memory. libvirt 9.0 said it here too, to attach-device with
- * --live or --config, for a domain that has shared memory but was started before libvirtd last restarted; after a
- * fresh start of the VM the same attach worked. A restart is the cure for both.
- */
-const SHARED_MEMORY_REFUSED = /'virtiofs' requires shared memory/i;
 
 /** A guest path, normalized; only characters that need no quoting in /etc/fstab and in the shell commands below. */
 export function checkGuestDir(dir: string): string {
@@ -154,7 +146,8 @@ async function withReadonlyFallback(share: FsShare, change: (s: FsShare) => Prom
     await change(share);
     return share;
   } catch (err) {
-    if (!share.readonly || !READONLY_REFUSED.test((err as Error).message)) throw err;
+    // libvirt 9.0: "virtiofs does not yet support read-only mode".
+    if (!share.readonly || !hasReason(err, 'virtiofs.readonlyUnsupported')) throw err;
     const relaxed = { ...share, readonly: false };
     await change(relaxed);
     return relaxed;
@@ -359,7 +352,10 @@ async function pluggedLive(plugLive: () => Promise<void>, opts: MountOptions): P
     await plugLive();
     return true;
   } catch (err) {
-    if (!SHARED_MEMORY_REFUSED.test((err as Error).message)) throw err;
+    // The running domain has no shared memory. libvirt 9.0 said so too, to attach-device with --live or --config, for
+    // a domain that has shared memory but was started before libvirtd last restarted; after a fresh start of the VM
+    // the same attach worked. A restart is the cure for both.
+    if (!hasReason(err, 'virtiofs.needsSharedMemory')) throw err;
     if (!opts.restart) throw needsRestart(opts.name, 'libvirt refuses to plug virtiofs into it (it was started before libvirtd last restarted)');
     return false;
   }

@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VmsError, conflict, notFound, usageError } from '../../errors.js';
+import { VmsError, conflict, hasReason, notFound, usageError } from '../../errors.js';
 import { changeDevice, liveDomain, placeDevices, type Placed } from '../../libvirt/device-xml.js';
 import { parseDomainXml } from '../../libvirt/domain-parse.js';
 import { NIC_MODELS, detachNicXml, nicXml, readNics, type NicFacts, type NicModel, type NicSource, type NicSpec } from '../../libvirt/nic-xml.js';
-import { classifyVirshError, type DomainState } from '../../libvirt/virsh.js';
+import { GuestAgent } from '../../libvirt/guest-agent.js';
+import { virshCommand, type DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
+import { explainNoSlot } from './hotplug.js';
 import { parseNetwork } from './network.js';
 import { isActive, loadVm } from '../vm/vm.js';
 import { shellQuote as q } from '../../quote.js';
@@ -72,16 +74,12 @@ export interface NicList {
 
 /** The guest's interface names by MAC, from the guest agent; empty when none answers (it is optional). */
 export async function guestInterfaceNames(ctx: Context, name: string): Promise<Map<string, string>> {
-  const r = await ctx.virsh.runRaw(['qemu-agent-command', name, '{"execute":"guest-network-get-interfaces"}', '--timeout', '2']);
-  return r.exitCode === 0 ? parseGuestInterfaces(r.stdout) : new Map();
-}
-
-export function parseGuestInterfaces(json: string): Map<string, string> {
   try {
-    const list = (JSON.parse(json) as { return?: { name?: string; 'hardware-address'?: string }[] }).return ?? [];
-    return new Map(list.filter((i) => i.name && i['hardware-address']).map((i) => [i['hardware-address']!.toLowerCase(), i.name!]));
-  } catch {
-    return new Map();
+    const interfaces = await new GuestAgent(ctx.virsh, name).networkInterfaces();
+    return new Map(interfaces.filter((i) => i.name && i.mac).map((i) => [i.mac!, i.name]));
+  } catch (err) {
+    if (err instanceof VmsError && err.code !== 'interrupted') return new Map(); // no agent, or one vms cannot read
+    throw err;
   }
 }
 
@@ -105,12 +103,11 @@ export async function listNics(ctx: Context, name: string): Promise<NicList> {
 /** A libvirt network must exist and be running before a NIC can use it; say how to get there. */
 async function checkNetwork(ctx: Context, network: string): Promise<void> {
   const how = network === 'default' ? '`vms bootstrap` defines and starts it' : `\`virsh net-list --all\` shows the networks`;
-  const r = await ctx.virsh.runRaw(['net-info', network]);
-  if (r.exitCode !== 0) {
-    if (/network not found/i.test(r.stderr)) throw notFound(`libvirt has no network named '${network}'`, `${how}; or use --user (no libvirt network needed)`);
-    throw classifyVirshError(['net-info', network], r, ctx.virsh.uri);
-  }
-  if (!/^Active:\s+yes/m.test(r.stdout)) {
+  const info = await ctx.virsh.netInfo(network).catch((err: unknown) => {
+    if (!hasReason(err, 'network.notFound')) throw err;
+    throw notFound(`libvirt has no network named '${network}'`, `${how}; or use --user (no libvirt network needed)`);
+  });
+  if (!info.active) {
     const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${q(network)}\` starts it`;
     throw conflict(`libvirt's network '${network}' is not active`, `${start}; or use --user (no libvirt network needed)`);
   }
@@ -125,7 +122,8 @@ function checkBridge(bridge: string): void {
 /** The VM (if any) that already has a NIC with this MAC, live or in its saved definition. */
 async function macOwner(ctx: Context, mac: string): Promise<string | undefined> {
   const names = await ctx.virsh.names();
-  const xmls = await ctx.virsh.batch(names.flatMap((n) => [['dumpxml', n], ['dumpxml', n, '--inactive']]));
+  const both = (n: string) => [virshCommand.dumpxml(n), virshCommand.dumpxml(n, { inactive: true })];
+  const xmls = await ctx.virsh.batch(names.flatMap(both));
   for (const [i, xml] of xmls.entries()) {
     if (xml && readNics(await parseDomainXml(xml)).some((n) => n.mac === mac)) return names[Math.floor(i / 2)];
   }
@@ -154,10 +152,8 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
       try {
         await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
       } catch (err) {
-        if (err instanceof VmsError && /No more available PCI slots/i.test(err.message)) {
-          throw conflict(`${name} has no free PCIe slot to plug a NIC into while it runs`, `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`);
-        }
-        throw err;
+        const stopFirst = `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`;
+        throw explainNoSlot(err, name, 'a NIC', stopFirst);
       }
     });
     const known = new Set(before.nics.map((n) => n.mac));

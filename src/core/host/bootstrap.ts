@@ -11,6 +11,8 @@ import { ARCH_ISO } from '../storage/iso.js';
 import { detectDistro, installCommands, missingPackages, PACKAGES, queryCommand, type Distro } from './host-packages.js';
 import { processAlive } from './file-lock.js';
 import { LIBVIRT_GROUP, libvirtGroup } from './libvirt-group.js';
+import { SYSTEM_URI, Virsh, defaultNetworkLines, networkLineCheck } from '../../libvirt/virsh.js';
+import { parseNetInfo } from '../../libvirt/virsh-output.js';
 
 // `vms bootstrap`: from a fresh host to one that can run `vms create`. First the host is read (nothing changes), then
 // a plan is made of it (pure, so each package manager's path is tested on recorded answers), then the plan runs,
@@ -70,7 +72,6 @@ function daemonCommands(s: HostState): string[][] {
 /** Pure: the steps that take this host to a ready one. */
 export function planBootstrap(s: HostState, opts: BootstrapOptions, defaultNetworkXml: string): BootstrapStep[] {
   const sudo = (cmds: string[][]) => (s.root ? cmds : cmds.map((c) => ['sudo', ...c]));
-  const virsh = (...args: string[]) => ['virsh', '-c', 'qemu:///system', ...args];
   const steps: BootstrapStep[] = [];
 
   const wanted = s.missing.filter((p) => !(OPTIONAL[s.distro].includes(p) && (s.virtiofsd || s.unavailable.includes(p))));
@@ -110,9 +111,10 @@ export function planBootstrap(s: HostState, opts: BootstrapOptions, defaultNetwo
 
   const net: string[][] = [];
   const mayBeMissing = s.network === 'undefined' || s.network === 'unknown';
-  if (mayBeMissing) net.push(virsh('net-define', defaultNetworkXml)); // skipped at run time when it exists (runBootstrap)
-  if (mayBeMissing || !s.networkAutostart) net.push(virsh('net-autostart', 'default'));
-  if (opts.network && s.network !== 'active') net.push(virsh('net-start', 'default'));
+  const lines = defaultNetworkLines;
+  if (mayBeMissing) net.push(lines.define(defaultNetworkXml)); // skipped at run time when it exists (runBootstrap)
+  if (mayBeMissing || !s.networkAutostart) net.push(lines.autostart());
+  if (opts.network && s.network !== 'active') net.push(lines.start());
   const netSummary = net.length
     ? `${s.network === 'undefined' ? 'define' : s.network === 'unknown' ? 'define (unless it exists)' : 'set up'} the default NAT network${opts.network ? '' : ' (not started: --no-network)'}`
     : `the default network is ${s.network === 'active' ? 'active' : 'defined'}${opts.network || s.network === 'active' ? '' : ' (not started: --no-network)'}`;
@@ -154,14 +156,14 @@ export async function readHostState(ctx: Context, env: NodeJS.ProcessEnv, read =
   const query = queryCommand(distro, pkgs);
   const answer = await ctx.runner.run(query[0]!, query.slice(1), { signal: ctx.signal });
   const group = libvirtGroup(read('/etc/group'));
-  const version = await ctx.runner.run('virsh', ['-c', 'qemu:///system', 'version'], { signal: ctx.signal, timeoutMs: 10_000 }).catch(() => undefined);
-  const libvirtdRunning = version?.exitCode === 0;
+  const system = new Virsh(ctx.runner, SYSTEM_URI, ctx.signal);
+  const libvirtdRunning = await system.answers(10_000);
   let network: HostState['network'] = 'unknown';
   let networkAutostart = false;
   if (libvirtdRunning) {
-    const info = await ctx.runner.run('virsh', ['-c', 'qemu:///system', 'net-info', 'default'], { signal: ctx.signal });
-    network = info.exitCode !== 0 ? 'undefined' : /^Active:\s+yes/m.test(info.stdout) ? 'active' : 'inactive';
-    networkAutostart = /^Autostart:\s+yes/m.test(info.stdout);
+    const info = await system.networkState('default');
+    network = !info ? 'undefined' : info.active ? 'active' : 'inactive';
+    networkAutostart = info?.autostart ?? false;
   }
   const virtiofsd = findVirtiofsd() !== undefined;
   const unavailable: string[] = [];
@@ -194,11 +196,11 @@ export async function readHostState(ctx: Context, env: NodeJS.ProcessEnv, read =
  * Asked again right before `net-define` / `net-start`, which fail on a network that exists / is active.
  */
 async function networkAlreadyThere(ctx: Context, cmd: string[]): Promise<boolean> {
-  const at = cmd.findIndex((a) => a === 'net-define' || a === 'net-start');
-  if (at < 0) return false;
-  const info = await ctx.runner.run(cmd[0]!, [...cmd.slice(1, at), 'net-info', 'default'], { signal: ctx.signal });
-  const there = cmd[at] === 'net-define' ? info.exitCode === 0 : /^Active:\s+yes/m.test(info.stdout);
-  if (there) ctx.progress.note(`libvirt's default network is ${cmd[at] === 'net-define' ? 'defined' : 'active'} already`);
+  const check = networkLineCheck(cmd);
+  if (!check) return false;
+  const info = await ctx.runner.run(check.info[0]!, check.info.slice(1), { signal: ctx.signal });
+  const there = check.makes === 'defined' ? info.exitCode === 0 : parseNetInfo(info.stdout).active;
+  if (there) ctx.progress.note(`libvirt's default network is ${check.makes} already`);
   return there;
 }
 

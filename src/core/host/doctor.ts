@@ -106,9 +106,15 @@ function checkVirtiofsd(): CheckResult {
 }
 
 async function checkNetwork(ctx: Context): Promise<CheckResult> {
-  const r = await ctx.virsh.runRaw(['net-info', 'default']);
-  if (r.exitCode !== 0) return warn('network', "libvirt's 'default' network is not defined: --network default will not work", '`vms bootstrap` defines it; or use --network user');
-  if (!/^Active:\s+yes/m.test(r.stdout)) return warn('network', "libvirt's 'default' network is defined but not active", 'virsh net-start default && virsh net-autostart default');
+  const info = await ctx.virsh.networkState('default');
+  if (!info) {
+    const why = "libvirt's 'default' network is not defined: --network default will not work";
+    return warn('network', why, '`vms bootstrap` defines it; or use --network user');
+  }
+  if (!info.active) {
+    const fix = 'virsh net-start default && virsh net-autostart default';
+    return warn('network', "libvirt's 'default' network is defined but not active", fix);
+  }
   return pass('network', "libvirt's 'default' network is active");
 }
 
@@ -148,7 +154,7 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
   let libvirt: CheckResult;
   try {
     caps = await ctx.virsh.capabilities();
-    domcaps = await ctx.virsh.run(['domcapabilities', '--machine', 'q35', '--arch', 'x86_64']).catch(() => undefined);
+    domcaps = await ctx.virsh.domainCapabilities().catch(() => undefined);
     libvirt = pass('libvirt', `libvirtd answers at ${ctx.virsh.uri}`);
   } catch (err) {
     if (!(err instanceof VmsError)) throw err;

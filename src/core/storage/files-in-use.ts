@@ -2,7 +2,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { domainXmlReferences, snapshotReferences, type FileAccess, type FileReference, type FileRole } from '../../libvirt/domain-files.js';
 import { domainFacts, parseDomainXml } from '../../libvirt/domain-parse.js';
-import { parseNames } from '../../libvirt/virsh.js';
+import { parseNames, virshCommand } from '../../libvirt/virsh.js';
 import { ChainReader } from './backing-chain.js';
 import type { Context } from '../context.js';
 
@@ -132,7 +132,12 @@ interface VmXml {
  */
 async function readDomains(ctx: Context, names: string[]): Promise<VmXml[]> {
   const out = await ctx.virsh.batch(
-    names.flatMap((n) => [['dumpxml', n, '--inactive'], ['dumpxml', n], ['snapshot-list', n], ['snapshot-list', n, '--name']]),
+    names.flatMap((n) => [
+      virshCommand.dumpxml(n, { inactive: true }),
+      virshCommand.dumpxml(n),
+      virshCommand.snapshotTable(n),
+      virshCommand.snapshotNames(n),
+    ]),
   );
   const vms: VmXml[] = [];
   for (const [i, name] of names.entries()) {
@@ -145,14 +150,14 @@ async function readDomains(ctx: Context, names: string[]): Promise<VmXml[]> {
     vms.push({ name, saved, live, snapshots: (snapshots ?? []).map((s) => ({ name: s })), snapshotsUnknown: snapshots === undefined });
   }
   const wanted = vms.flatMap((vm) => vm.snapshots.map((s) => ({ vm, s })));
-  const xmls = await ctx.virsh.batch(wanted.map(({ vm, s }) => ['snapshot-dumpxml', vm.name, s.name]));
+  const xmls = await ctx.virsh.batch(wanted.map(({ vm, s }) => virshCommand.snapshotDumpxml(vm.name, s.name)));
   for (const [i, { s }] of wanted.entries()) s.xml = xmls[i];
   return vms;
 }
 
 /** A VM's snapshot names, or undefined when virsh cannot list them. */
 async function snapshotNames(ctx: Context, vm: string): Promise<string[] | undefined> {
-  return ctx.virsh.run(['snapshot-list', vm, '--name']).then(parseNames, () => undefined);
+  return ctx.virsh.snapshotNames(vm).catch(() => undefined);
 }
 
 /** What one VM uses, as far as it could be read. */

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, stat } from 'node:fs/promises';
 import { conflict, usageError } from '../../errors.js';
 import { buildDomainXml } from '../../libvirt/domain-parse.js';
+import { GuestAgent } from '../../libvirt/guest-agent.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../../libvirt/domain-edit.js';
 import { validateName } from '../../names.js';
 import { shellQuote as q } from '../../quote.js';
@@ -83,7 +84,7 @@ async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promi
     bases: disks.map((d) => [d.target, d.path!]),
     metadata: src.facts.metadata,
   });
-  const quiesced = await ctx.virsh.agentAnswers(name);
+  const quiesced = await new GuestAgent(ctx.virsh, name).answers();
   const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);
   await ctx.virsh.snapshotToOverlays(name, [...overlays].map(([target, file]) => ({ target, file })), others, quiesced);
   return { overlays, quiesced };

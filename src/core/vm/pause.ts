@@ -12,7 +12,7 @@ export async function resetVm(ctx: Context, name: string): Promise<PowerResult> 
   return withOperation(ctx, { command: 'reset', vms: [name] }, async (ctx) => {
     const { state } = await loadVm(ctx, name);
     if (!isActive(state)) throw notRunning(name, state);
-    await ctx.progress.step(`Resetting ${name}`, () => ctx.virsh.run(['reset', name], { subject: name }));
+    await ctx.progress.step(`Resetting ${name}`, () => ctx.virsh.reset(name));
     return { name, state: await ctx.virsh.state(name), changed: true };
   });
 }
@@ -23,7 +23,7 @@ export async function suspendVm(ctx: Context, name: string): Promise<PowerResult
     const { state } = await loadVm(ctx, name);
     if (state === 'paused') return { name, state, changed: false };
     if (state !== 'running') throw notRunning(name, state);
-    await ctx.progress.step(`Suspending ${name}`, () => ctx.virsh.run(['suspend', name], { subject: name }));
+    await ctx.progress.step(`Suspending ${name}`, () => ctx.virsh.suspend(name));
     return { name, state: await ctx.virsh.state(name), changed: true };
   });
 }
@@ -33,7 +33,7 @@ export async function resumeVm(ctx: Context, name: string): Promise<PowerResult>
     const { state } = await loadVm(ctx, name);
     if (state === 'running') return { name, state, changed: false };
     if (state !== 'paused') throw conflict(`${name} is not suspended (${state})`, state === 'shut off' ? `start it with \`vms start ${q(name)}\`` : undefined);
-    await ctx.progress.step(`Resuming ${name}`, () => ctx.virsh.run(['resume', name], { subject: name }));
+    await ctx.progress.step(`Resuming ${name}`, () => ctx.virsh.resume(name));
     return { name, state: await ctx.virsh.state(name), changed: true };
   });
 }

@@ -5,6 +5,7 @@ import { conflict, VmsError } from '../../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/domain-parse.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import { checkXmlText } from '../../libvirt/xml-text.js';
+import { GuestAgent } from '../../libvirt/guest-agent.js';
 import { readResources, withCpus, withDisplays, withMemory, withMovedDir, type Amount, type Resources } from '../../libvirt/set-xml.js';
 import type { DomainState, Virsh } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
@@ -156,7 +157,7 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   if (vm.facts.metadata.pending) {
     throw conflict(`${name} is an unfinished create`, `finish it with \`vms create ${q(name)} --resume\` (or destroy it) first`);
   }
-  if ((await ctx.virsh.run(['snapshot-list', name, '--name'], { subject: name })).trim()) {
+  if ((await ctx.virsh.snapshotNames(name)).length > 0) {
     throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);
   }
 }
@@ -199,8 +200,8 @@ async function shutDown(ctx: Context, name: string, timeoutSeconds: number): Pro
 /** Waits briefly for the guest's balloon driver to reach the new size (a guest without one never does). */
 async function balloonReached(ctx: Context, name: string, bytes: number): Promise<boolean> {
   for (let i = 0; i < 10; i++) {
-    const stats = await ctx.virsh.run(['dommemstat', name], { subject: name });
-    if (Number(/^actual (\d+)/m.exec(stats)?.[1]) * 1024 === bytes) return true;
+    const actual = (await ctx.virsh.memoryStats(name)).get('actual'); // KiB
+    if (actual !== undefined && actual * 1024 === bytes) return true;
     await sleep(500, undefined, { signal: ctx.signal });
   }
   return false;
@@ -208,8 +209,8 @@ async function balloonReached(ctx: Context, name: string, bytes: number): Promis
 
 /** Hot-plugs vCPUs; the guest brings them online through its agent when one answers (busybox or no udev rule: by hand). */
 async function plugCpus(ctx: Context, name: string, count: number, warnings: string[]): Promise<void> {
-  await ctx.virsh.run(['setvcpus', name, String(count), '--live'], { subject: name });
-  const online = (await ctx.virsh.agentAnswers(name)) && (await ctx.virsh.runRaw(['setvcpus', name, String(count), '--guest'])).exitCode === 0;
+  await ctx.virsh.setLiveVcpus(name, count);
+  const online = (await new GuestAgent(ctx.virsh, name).answers()) && (await ctx.virsh.setGuestVcpus(name, count));
   if (!online) {
     warnings.push(
       `no guest agent brought the new vCPUs online: a guest without a udev rule for it needs \`echo 1 > /sys/devices/system/cpu/cpuN/online\``,
@@ -254,16 +255,17 @@ export async function setVm(ctx: Context, opts: SetOptions): Promise<SetResult> 
       });
       if (plan.name) {
         await progress.step(`Renaming ${name} to ${newName}`, async () => {
-          undo.push(`rename ${newName} back to ${name}`, async () => (await clean.exists(newName)) && clean.run(['domrename', newName, name]));
-          await virsh.run(['domrename', name, newName], { subject: name });
+          const back = async () => (await clean.exists(newName)) && clean.rename(newName, name);
+          undo.push(`rename ${newName} back to ${name}`, back);
+          await virsh.rename(name, newName);
         });
       }
       if (plan.liveMemory !== undefined) {
         const bytes = plan.liveMemory;
         await progress.step(`Setting ${name}'s memory to ${formatSize(bytes)} (balloon)`, async () => {
-          const before = String((plan.changes.find((c) => c.setting === 'memory')!.before as number) / 1024);
-          undo.push(`set ${name}'s memory back`, () => clean.run(['setmem', name, before, '--live']));
-          await virsh.run(['setmem', name, String(bytes / 1024), '--live'], { subject: name });
+          const before = plan.changes.find((c) => c.setting === 'memory')!.before as number;
+          undo.push(`set ${name}'s memory back`, () => clean.setLiveMemory(name, before));
+          await virsh.setLiveMemory(name, bytes);
           if (!(await balloonReached(ctx, name, bytes))) {
             warnings.push(`the guest has not followed the balloon to ${formatSize(bytes)} (does it run the virtio_balloon driver?)`);
           }

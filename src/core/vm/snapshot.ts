@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { VmsError, conflict, notFound, usageError } from '../../errors.js';
+import { VmsError, conflict, hasReason, notFound, usageError } from '../../errors.js';
 import { buildDomainXml, domainFacts, parseDomainXml } from '../../libvirt/domain-parse.js';
-import { parseSnapshotXml, snapshotCreateArgs, type SnapshotFacts } from '../../libvirt/snapshot-xml.js';
-import { classifyVirshError, parseNames, type DomainState } from '../../libvirt/virsh.js';
+import { parseSnapshotXml, type SnapshotFacts } from '../../libvirt/snapshot-xml.js';
+import { virshCommand, type DomainState } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
 import type { Context } from '../context.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
@@ -48,20 +48,19 @@ function validateSnapshotName(name: string): void {
 /** The default name: the UTC time, e.g. 20261122-053116. */
 export const defaultSnapshotName = (now: Date) => now.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
 
-async function snapshotNames(ctx: Context, vm: string): Promise<string[]> {
-  return parseNames(await ctx.virsh.run(['snapshot-list', vm, '--name'], { subject: vm }));
-}
+const snapshotNames = (ctx: Context, vm: string) => ctx.virsh.snapshotNames(vm);
 
 async function readSnapshot(ctx: Context, vm: string, snapshot: string): Promise<SnapshotFacts> {
-  const args = ['snapshot-dumpxml', vm, snapshot];
-  const r = await ctx.virsh.runRaw(args);
-  if (r.exitCode === 0) return parseSnapshotXml(r.stdout);
-  if (/Domain snapshot not found/i.test(r.stderr)) throw notFound(`${vm} has no snapshot named '${snapshot}'`, `\`vms snapshot list ${q(vm)}\` shows its snapshots`);
-  throw classifyVirshError(args, r, ctx.virsh.uri, vm);
+  try {
+    return await ctx.virsh.snapshot(vm, snapshot);
+  } catch (err) {
+    if (!hasReason(err, 'snapshot.notFound')) throw err;
+    throw notFound(`${vm} has no snapshot named '${snapshot}'`, `\`vms snapshot list ${q(vm)}\` shows its snapshots`);
+  }
 }
 
 async function libvirtVersion(ctx: Context): Promise<string> {
-  return /daemon:\s*(\S+)/.exec(await ctx.virsh.run(['version', '--daemon']))?.[1] ?? '(unknown version)';
+  return (await ctx.virsh.daemonVersion()) ?? '(unknown version)';
 }
 
 /** libvirt announces that it can revert (and delete) external snapshots with <externalSnapshot/> among the guest features. */
@@ -75,9 +74,9 @@ export async function listSnapshots(ctx: Context, vm: string): Promise<SnapshotI
   if (names.length === 0) return [];
   // One virsh process for all of them; "snapshot-current" fails (undefined) when there is no current snapshot.
   const [current, saved, ...xmls] = await ctx.virsh.batch([
-    ['snapshot-current', vm, '--name'],
-    ['dumpxml', vm, '--inactive'],
-    ...names.map((n) => ['snapshot-dumpxml', vm, n]),
+    virshCommand.snapshotCurrent(vm),
+    virshCommand.dumpxml(vm, { inactive: true }),
+    ...names.map((n) => virshCommand.snapshotDumpxml(vm, n)),
   ]);
   const vmFacts = saved ? domainFacts(await parseDomainXml(saved)) : undefined;
   let external: boolean | undefined; // asked once, when there is an external snapshot
@@ -149,12 +148,15 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
       const definition = await buildDomainXml(before.domain);
       await undo.add(`delete snapshot ${name} of ${opts.vm}`, { kind: 'take-back-snapshot', vm: opts.vm, snapshot: name, definition, memoryFile });
       if (memoryFile) await mkdir(dirname(memoryFile), { recursive: true });
-      const args = snapshotCreateArgs({ vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile });
-      const r = await clean.virsh.runRaw(args); // waited for: libvirt finishes it anyway
-      if (r.exitCode === 0) return;
-      if (memoryFile) await rm(memoryFile, { force: true }); // --atomic: the snapshot was not taken; a partial memory file may be
-      if (/pflash based firmware/i.test(r.stderr)) throw await uefiRefusal(ctx, opts.vm);
-      throw classifyVirshError(args, r, ctx.virsh.uri, opts.vm);
+      const request = { vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile };
+      try {
+        await clean.virsh.createSnapshot(request); // waited for: libvirt finishes it anyway
+      } catch (err) {
+        // --atomic: the snapshot was not taken; a partial memory file may be.
+        if (memoryFile) await rm(memoryFile, { force: true });
+        if (hasReason(err, 'snapshot.uefiUnsupported')) throw await uefiRefusal(ctx, opts.vm);
+        throw err;
+      }
     });
     ctx.signal?.throwIfAborted();
     const snapshot = await readSnapshot(ctx, opts.vm, name);
@@ -187,10 +189,10 @@ const madeBy = (s: SnapshotFacts) => [...s.disks.filter((d) => d.snapshot === 'e
 export async function takeBackSnapshot(ctx: Context, vm: string, name: string, definition: string, memoryFile: string | undefined): Promise<void> {
   if ((await snapshotNames(ctx, vm)).includes(name)) {
     const snapshot = await readSnapshot(ctx, vm, name);
-    if (snapshot.kind === 'internal') return void (await ctx.virsh.run(['snapshot-delete', vm, name], { subject: vm }));
+    if (snapshot.kind === 'internal') return void (await ctx.virsh.deleteSnapshot(vm, name));
     // What was written since goes back into the disks: live (blockcommit and pivot), or by qemu-img if it stopped since.
     await mergeOverlaysBack(ctx, vm, new Map(snapshot.disks.filter((d) => d.file).map((d) => [d.target, d.file!])));
-    await ctx.virsh.run(['snapshot-delete', vm, name, '--metadata'], { subject: vm });
+    await ctx.virsh.deleteSnapshot(vm, name, { metadataOnly: true });
     await ctx.virsh.define(definition);
     for (const f of madeBy(snapshot)) await rm(f, { force: true });
   }
@@ -203,7 +205,7 @@ export async function takeBackSnapshot(ctx: Context, vm: string, name: string, d
  * forgets in the metadata every file of the snapshot that is gone. Returns the files vms removed itself.
  */
 async function removeSnapshot(ctx: Context, vm: string, snapshot: SnapshotFacts): Promise<string[]> {
-  await ctx.virsh.run(['snapshot-delete', vm, snapshot.name], { subject: vm });
+  await ctx.virsh.deleteSnapshot(vm, snapshot.name);
   const removed = snapshot.memoryFile && existsSync(snapshot.memoryFile) ? [snapshot.memoryFile] : [];
   for (const f of removed) await rm(f, { force: true });
   const gone = madeBy(snapshot).filter((f) => !existsSync(f));
@@ -250,7 +252,7 @@ async function revertSnapshotLocked(ctx: Context, plan: RevertPlan): Promise<Rev
   guardInternalData(now.facts, snapshot, 'revert');
   const virsh = ctx.virsh.uninterruptible(); // half a revert is worse than a slow one
   await ctx.progress.step(`Reverting ${vm} to ${snapshot.name}`, async () => {
-    await virsh.run(['snapshot-revert', vm, snapshot.name], { subject: vm });
+    await virsh.revertSnapshot(vm, snapshot.name);
     await redefineMetadata(virsh, vm, (reverted) => metadataAfterRevert(now.facts.metadata, reverted));
   });
   return { name: vm, snapshot: snapshot.name, state: await virsh.state(vm) };

@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
-import { addNic, deleteNic, parseGuestInterfaces, parseMac, parseNicModel, parseNicSource } from '../../../src/core/devices/nic.js';
+import {
+  addNic,
+  deleteNic,
+  guestInterfaceNames,
+  parseMac,
+  parseNicModel,
+  parseNicSource,
+} from '../../../src/core/devices/nic.js';
 import { VmsError } from '../../../src/errors.js';
 import { placeDevices } from '../../../src/libvirt/device-xml.js';
 import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
@@ -106,19 +113,6 @@ test('placeDevices: the saved devices in order, then the live-only ones; no live
   ]);
 });
 
-test("parseGuestInterfaces maps MACs to the guest's names; anything unreadable is no names", () => {
-  const answer = JSON.stringify({
-    return: [
-      { name: 'lo', 'hardware-address': '00:00:00:00:00:00' },
-      { name: 'enp1s0', 'hardware-address': '52:54:00:AA:BB:CC', 'ip-addresses': [] },
-      { name: 'sit0' },
-    ],
-  });
-  assert.deepEqual([...parseGuestInterfaces(answer)], [['00:00:00:00:00:00', 'lo'], ['52:54:00:aa:bb:cc', 'enp1s0']]);
-  assert.equal(parseGuestInterfaces('not json').size, 0);
-  assert.equal(parseGuestInterfaces('{}').size, 0);
-});
-
 // ---- add and del against a fake virsh -----------------------------------------------------------------------------
 
 const URI = 'qemu:///system';
@@ -150,6 +144,27 @@ function fakeContext(expected: Expected[], batch: (command: string) => string = 
   const fake = new FakeRunner(expected);
   return { fake, ctx: createContext({ config: resolveConfig({ env: {} }), runner: answeringBatches(fake, batch) }) };
 }
+
+test("guestInterfaceNames maps MACs to the guest's names; anything unreadable is no names", async () => {
+  const answer = JSON.stringify({
+    return: [
+      { name: 'lo', 'hardware-address': '00:00:00:00:00:00' },
+      { name: 'enp1s0', 'hardware-address': '52:54:00:AA:BB:CC', 'ip-addresses': [] },
+      { name: 'sit0' },
+    ],
+  });
+  const ask = ['qemu-agent-command', 'a', '{"execute":"guest-network-get-interfaces"}', '--timeout', '2'];
+  const names = async (stdout: string, exitCode = 0) => {
+    const { fake, ctx } = fakeContext([virsh(ask, stdout, exitCode)]);
+    const map = await guestInterfaceNames(ctx, 'a');
+    fake.done();
+    return map;
+  };
+  assert.deepEqual([...(await names(answer))], [['00:00:00:00:00:00', 'lo'], ['52:54:00:aa:bb:cc', 'enp1s0']]);
+  assert.equal((await names('not json')).size, 0);
+  assert.equal((await names('{}')).size, 0);
+  assert.equal((await names('', 1)).size, 0, 'no agent');
+});
 
 /** An attach-device/detach-device call with these flags whose device file holds `xml`. */
 const deviceCall = (verb: string, name: string, flags: string[], xml: string) =>

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDomstats } from '../../../src/core/vm/list.js';
+import { parseDomstats } from '../../../src/libvirt/virsh-output.js';
 
 // `virsh domstats --raw --state --balloon --vcpu --block` as libvirt 9 prints it for a shut-off domain and a
 // running one (with an empty cdrom), trailing blank lines included.
