@@ -1,6 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, notFound, usageError, VmsError } from '../../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/domain-parse.js';
 import { editMetadata } from '../../libvirt/domain-edit.js';
@@ -23,6 +22,7 @@ import { changeDevice, liveDomain, placeDevices, type Where } from '../../libvir
 import { formatCommand } from '../../runner.js';
 import { formatSize } from '../../size.js';
 import type { Context } from '../context.js';
+import { pollUntil } from '../ops/poll.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
 import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from '../storage/files-in-use.js';
 import { claimDiskPath } from '../vm/vm-files.js';
@@ -337,19 +337,16 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
 
 /** A live unplug completes when the guest lets go; until then QEMU still has the file open. */
 async function waitForRelease(ctx: Context, name: string, target: string): Promise<void> {
-  const deadline = Date.now() + RELEASE_TIMEOUT_MS;
-  for (;;) {
-    const live = await liveDomain(ctx.virsh, name, true);
-    if (!diskDevices(live!).some((d) => d.target === target)) return;
-    if (Date.now() >= deadline) {
-      throw new VmsError(
+  await pollUntil(async () => !diskDevices((await liveDomain(ctx.virsh, name, true))!).some((d) => d.target === target), {
+    timeoutMs: RELEASE_TIMEOUT_MS,
+    signal: ctx.signal,
+    timeoutError: () =>
+      new VmsError(
         'timeout',
         `${name}'s guest has not released ${target} within ${RELEASE_TIMEOUT_MS / 1000}s`,
         'it is out of the saved definition and goes from the running VM when the guest lets go of it (or at the next stop); no file was deleted',
-      );
-    }
-    await sleep(500, undefined, { signal: ctx.signal });
-  }
+      ),
+  });
 }
 
 export interface DiskRow {

@@ -2,6 +2,7 @@ import { domainFacts, parseDomainXml, type DomainFacts, type XmlNode } from '../
 import type { DomainState, Virsh } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
 import type { Context } from '../context.js';
+import { pollUntil } from '../ops/poll.js';
 
 export interface LoadedVm {
   facts: DomainFacts;
@@ -24,6 +25,10 @@ export function ownDisks(facts: DomainFacts) {
 }
 
 export const isActive = (state: DomainState) => state !== 'shut off' && state !== 'crashed';
+
+/** Waits until the VM is off (the guest powered down); false when it still runs after `timeoutMs`. */
+export const waitUntilOff = (ctx: Context, name: string, timeoutMs: number): Promise<boolean> =>
+  pollUntil(async () => !isActive(await ctx.virsh.state(name)), { timeoutMs, signal: ctx.signal });
 
 // Clean-up actions registered BEFORE the step they undo, so an interrupt in the middle of the step (the process
 // killed, libvirtd finishing anyway) is undone too. Each is safe whether or not the step got to finish.
