@@ -3,8 +3,8 @@ import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, statfs, w
 import { basename, dirname, join } from 'node:path';
 import { bundledFiles } from '../../bundled.js';
 import { conflict, notFound, usageError, VmsError } from '../../errors.js';
-import { buildDomainXml } from '../../libvirt/domain-parse.js';
-import { PKG_CACHE_TAG_PREFIX, withDiskBoot, withMetadata } from '../../libvirt/domain-edit.js';
+import type { XmlNode } from '../../libvirt/domain-parse.js';
+import { editMetadata, PKG_CACHE_TAG_PREFIX, withDiskBoot } from '../../libvirt/domain-edit.js';
 import type { Firmware, NetworkSpec, Share } from '../../libvirt/domain-xml.js';
 import type { PendingStep } from '../../libvirt/metadata.js';
 import { hostnameFor } from '../../names.js';
@@ -21,7 +21,7 @@ import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { makeSharedDir } from '../host/shared-dir.js';
 import { withUndo } from '../ops/undo.js';
-import { isActive, loadVm } from '../vm/vm.js';
+import { isActive, loadVm, redefine } from '../vm/vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from '../vm/vm-files.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
@@ -134,11 +134,12 @@ async function adoptPackage(file: string, target: string): Promise<void> {
   await rm(file);
 }
 
-async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: Record<string, unknown>) => d): Promise<void> {
-  const { domain, facts } = await loadVm(ctx, name);
-  const metadata = { ...facts.metadata, pending };
-  if (!pending) delete metadata.pending;
-  await ctx.virsh.define(await buildDomainXml(await withMetadata(edit(domain), metadata)));
+async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: XmlNode) => d): Promise<void> {
+  await redefine(ctx, name, (domain) => editMetadata(edit(domain), (m) => {
+    const metadata = { ...m, pending };
+    if (!pending) delete metadata.pending;
+    return metadata;
+  }));
 }
 
 interface VmSecrets {
