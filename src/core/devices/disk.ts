@@ -329,7 +329,11 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
 
 /** A live unplug completes when the guest lets go; until then QEMU still has the file open. */
 async function waitForRelease(ctx: Context, name: string, target: string): Promise<void> {
-  await pollUntil(async () => !diskDevices((await liveDomain(ctx.virsh, name, true))!).some((d) => d.target === target), {
+  const released = async () => {
+    const live = await liveDomain(ctx.virsh, name, true);
+    return !diskDevices(live!).some((d) => d.target === target);
+  };
+  await pollUntil(released, {
     timeoutMs: RELEASE_TIMEOUT_MS,
     signal: ctx.signal,
     timeoutError: () =>

@@ -181,7 +181,8 @@ async function withReadonlyKept(domain: XmlNode, tag: string, readonly: boolean)
 
 /**
  * Defines the VM with the share (added when it is not in yet, with shared memory) and, asked read-only, that kept.
- * With `undo`, the definition's restore is registered before the first try only (a retry without <readonly/> needs none).
+ * With `undo`, the definition's restore is registered before the first try only (a retry without <readonly/> needs
+ * none).
  */
 function defineWithShare(ctx: Context, vm: LoadedVm, readonly: boolean, undo?: UndoStack) {
   let restore = undo;
@@ -203,7 +204,8 @@ function definitionChange(domain: XmlNode, name: string, tag: string, readonly: 
 }
 
 /** Defines the VM without the share, and without its read-only record. */
-const defineWithoutShare = (ctx: Context, vm: LoadedVm, tag: string) => redefine(ctx, vm, (domain) => withReadonlyKept(withoutShare(domain, tag), tag, false));
+const defineWithoutShare = (ctx: Context, vm: LoadedVm, tag: string) =>
+  redefine(ctx, vm, (domain) => withReadonlyKept(withoutShare(domain, tag), tag, false));
 
 /** A logged-in root shell on the VM's serial console; a restart logs in again. */
 class GuestConsole {

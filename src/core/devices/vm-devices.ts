@@ -20,7 +20,12 @@ export interface VmDevices<T> {
 }
 
 /** Loads a VM with its devices of one kind (`read` finds them in a definition), saved and running. */
-export async function loadVmDevices<T>(ctx: Context, name: string, read: (domain: XmlNode) => T[], key: (d: T) => string): Promise<VmDevices<T>> {
+export async function loadVmDevices<T>(
+  ctx: Context,
+  name: string,
+  read: (domain: XmlNode) => T[],
+  key: (d: T) => string,
+): Promise<VmDevices<T>> {
   const vm = await loadVm(ctx, name);
   const active = isActive(vm.state);
   const domain = await liveDomain(ctx.virsh, name, active);

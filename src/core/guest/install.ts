@@ -134,7 +134,7 @@ async function adoptPackage(file: string, target: string): Promise<void> {
   await rm(file);
 }
 
-async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: XmlNode) => d): Promise<void> {
+async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: XmlNode) => d) {
   await redefine(ctx, name, (domain) => editMetadata(edit(domain), (m) => {
     const metadata = { ...m, pending };
     if (!pending) delete metadata.pending;

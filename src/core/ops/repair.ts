@@ -45,7 +45,8 @@ async function toolsStillRunning(id: string): Promise<number[]> {
 }
 
 async function waitForTools(id: string, signal?: AbortSignal): Promise<void> {
-  await pollUntil(async () => (await toolsStillRunning(id)).length === 0, { timeoutMs: TOOLS_WAIT_MS, intervalMs: 250, signal });
+  const ended = async () => (await toolsStillRunning(id)).length === 0;
+  await pollUntil(ended, { timeoutMs: TOOLS_WAIT_MS, intervalMs: 250, signal });
 }
 
 /** The private temp dirs the killed process had (virsh.define's), by their name `vms-PID-…`. */

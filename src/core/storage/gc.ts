@@ -1,6 +1,7 @@
 import { lstat, rm } from 'node:fs/promises';
 import { conflict } from '../../errors.js';
 import { editMetadata } from '../../libvirt/domain-edit.js';
+import type { VmsMetadata } from '../../libvirt/metadata.js';
 import type { Context } from '../context.js';
 import { withOperation } from '../ops/operation.js';
 import { redefine } from '../vm/vm.js';
@@ -90,7 +91,8 @@ async function removeGarbage(ctx: Context, plan: GcPlan): Promise<GcResult> {
   for (const vm of [...new Set(plan.remove.flatMap((f) => f.madeFor))]) {
     try {
       const gone = (p: string) => !removed.includes(p);
-      await redefine({ virsh }, vm, (domain) => editMetadata(domain, (m) => ({ ...m, made: m.made.filter(gone), bases: m.bases.filter(gone) })));
+      const forget = (m: VmsMetadata) => ({ ...m, made: m.made.filter(gone), bases: m.bases.filter(gone) });
+      await redefine({ virsh }, vm, (d) => editMetadata(d, forget));
     } catch (err) {
       notUpdated.push({ vm, reason: (err as Error).message });
     }

@@ -1,4 +1,5 @@
-import { buildDomainXml, domainFacts, parseDomainXml, type DomainFacts, type XmlNode } from '../../libvirt/domain-parse.js';
+import { buildDomainXml, domainFacts, parseDomainXml } from '../../libvirt/domain-parse.js';
+import type { DomainFacts, XmlNode } from '../../libvirt/domain-parse.js';
 import type { DomainState, Virsh } from '../../libvirt/virsh.js';
 import { VmsError } from '../../errors.js';
 import { validateName } from '../../names.js';
@@ -30,7 +31,7 @@ export type DefinitionEdit = (domain: XmlNode) => XmlNode | undefined | Promise<
  * it under its lock (that definition is edited). With `undo`, putting the definition back as it was is written down
  * before the define (an interrupt during it is undone too).
  */
-export async function redefine(ctx: Pick<Context, 'virsh'>, vm: string | LoadedVm, edit: DefinitionEdit, undo?: UndoStack): Promise<boolean> {
+export async function redefine(ctx: { virsh: Virsh }, vm: string | LoadedVm, edit: DefinitionEdit, undo?: UndoStack) {
   const name = typeof vm === 'string' ? vm : vm.facts.name;
   const domain = typeof vm === 'string' ? await parseDomainXml(await ctx.virsh.dumpxml(name, true)) : vm.domain;
   const edited = await edit(domain);
