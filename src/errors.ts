@@ -35,7 +35,8 @@ export type ErrorReason =
   | 'virtiofs.needsSharedMemory' // the running domain has no shared memory for virtiofs
   | 'agent.unavailable' // no guest agent: none configured, not connected, or not responding
   | 'agent.failed' // the guest agent answered with an error
-  | 'agent.badReply'; // the guest agent's answer is not what its protocol says
+  | 'agent.badReply' // the guest agent's answer is not what its protocol says
+  | 'vm.paused'; // the VM is paused: resume it first
 
 export class VmsError extends Error {
   readonly code: ErrorCode;

@@ -1,10 +1,8 @@
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, hasReason, notFound, usageError, VmsError } from '../../errors.js';
-import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/domain-parse.js';
+import type { XmlNode } from '../../libvirt/domain-parse.js';
 import { editMetadata } from '../../libvirt/domain-edit.js';
-import type { Virsh } from '../../libvirt/virsh.js';
 import {
   COLD_PLUG_ONLY,
   diskByTargetXml,
@@ -24,10 +22,12 @@ import { formatCommand } from '../../runner.js';
 import { explainNoSlot } from './hotplug.js';
 import { formatSize } from '../../size.js';
 import type { Context } from '../context.js';
+import { pollUntil } from '../ops/poll.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
 import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from '../storage/files-in-use.js';
 import { claimDiskPath } from '../vm/vm-files.js';
-import { isActive, loadVm, type LoadedVm } from '../vm/vm.js';
+import { redefine, type LoadedVm } from '../vm/vm.js';
+import { loadVmDevices } from './vm-devices.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
 
@@ -49,10 +49,8 @@ interface VmDisks {
 }
 
 async function loadDisks(ctx: Context, name: string): Promise<VmDisks> {
-  const vm = await loadVm(ctx, name);
-  const active = isActive(vm.state);
-  const live = await liveDomain(ctx.virsh, name, active);
-  return { vm, active, saved: diskDevices(vm.domain), live: live ? diskDevices(live) : [], liveDomain: live };
+  const { vm, active, saved, live, liveDomain } = await loadVmDevices(ctx, name, diskDevices, (d) => d.target);
+  return { vm, active, saved, live: live ?? [], liveDomain };
 }
 
 /**
@@ -130,7 +128,7 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
     }
     // The saved definition gets the disk and, for a file vms made, the file in its metadata.made: one define, so the
     // definition never holds a disk vms made without saying so (destroy and gc delete only what is recorded there).
-    await redefine(ctx.virsh, name, async (d) => {
+    await redefine(ctx, name, async (d) => {
       const withIt = withDisk(d, await diskNode(spec));
       return req.created ? editMetadata(withIt, (m) => ({ ...m, made: [...m.made, req.path] })) : withIt;
     });
@@ -167,14 +165,8 @@ export async function unplugDisk(ctx: Context, name: string, target: string, pat
   const now = await loadDisks({ ...ctx, virsh }, name);
   if (now.live.some(ours)) await changeDevice(virsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
   if (now.saved.some(ours) || (created && now.vm.facts.metadata.made.includes(path))) {
-    await redefine(virsh, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: created ? m.made.filter((f) => f !== path) : m.made })));
+    await redefine({ virsh }, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: created ? m.made.filter((f) => f !== path) : m.made })));
   }
-}
-
-/** Reads the saved definition again (a step before may have changed it), edits it and defines it. */
-async function redefine(virsh: Virsh, name: string, edit: (domain: XmlNode) => XmlNode | Promise<XmlNode>): Promise<void> {
-  const domain = await parseDomainXml(await virsh.dumpxml(name, true));
-  await virsh.define(await buildDomainXml(await edit(domain)));
 }
 
 /** Sizes go to QEMU in whole 512-byte sectors (rounded up). */
@@ -324,7 +316,7 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
       // A deleted file leaves metadata.made with it, in the same define: no record of a file that is gone (or of
       // another file that might be put at its path later).
       if (saved) {
-        await redefine(ctx.virsh, opts.name, (d) =>
+        await redefine(ctx, opts.name, (d) =>
           opts.delete ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) })) : withoutDisk(d, disk.target),
         );
       }
@@ -337,19 +329,20 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
 
 /** A live unplug completes when the guest lets go; until then QEMU still has the file open. */
 async function waitForRelease(ctx: Context, name: string, target: string): Promise<void> {
-  const deadline = Date.now() + RELEASE_TIMEOUT_MS;
-  for (;;) {
+  const released = async () => {
     const live = await liveDomain(ctx.virsh, name, true);
-    if (!diskDevices(live!).some((d) => d.target === target)) return;
-    if (Date.now() >= deadline) {
-      throw new VmsError(
+    return !diskDevices(live!).some((d) => d.target === target);
+  };
+  await pollUntil(released, {
+    timeoutMs: RELEASE_TIMEOUT_MS,
+    signal: ctx.signal,
+    timeoutError: () =>
+      new VmsError(
         'timeout',
         `${name}'s guest has not released ${target} within ${RELEASE_TIMEOUT_MS / 1000}s`,
         'it is out of the saved definition and goes from the running VM when the guest lets go of it (or at the next stop); no file was deleted',
-      );
-    }
-    await sleep(500, undefined, { signal: ctx.signal });
-  }
+      ),
+  });
 }
 
 export interface DiskRow {

@@ -5,13 +5,13 @@ import { conflict, hasReason, notFound, usageError, VmsError } from '../../error
 import { shellQuote as q } from '../../quote.js';
 import { changeDevice, liveDomain } from '../../libvirt/device-xml.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
-import { buildDomainXml, parseDomainXml, readMetadata, type XmlNode } from '../../libvirt/domain-parse.js';
+import { parseDomainXml, readMetadata, type XmlNode } from '../../libvirt/domain-parse.js';
 import { filesystemXml, findShare, hasSharedMemory, shareTag, withShare, withSharedMemory, withoutShare, type FsShare } from '../../libvirt/fs-xml.js';
 import type { Context } from '../context.js';
 import { findVirtiofsd } from '../host/programs.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from '../guest/guest-session.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
-import { isActive, loadVm, powerOffIfRunning, type LoadedVm } from '../vm/vm.js';
+import { isActive, loadVm, powerOffIfRunning, redefine, requireDrivable, type LoadedVm } from '../vm/vm.js';
 import { vmFiles } from '../vm/vm-files.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
 
@@ -172,11 +172,22 @@ async function withReadonlyKept(domain: XmlNode, tag: string, readonly: boolean)
   return withMetadata(domain, { ...metadata, readonlyShares: readonlyShares.length > 0 ? readonlyShares : undefined });
 }
 
-/** Defines the VM with the share (added when it is not in yet, with shared memory) and, asked read-only, that kept. */
-const defineWithShare = (ctx: Context, domain: XmlNode, readonly: boolean) => async (share: FsShare) => {
-  const withIt = findShare(domain, share.tag) ? domain : withShare(withSharedMemory(domain), share);
-  await ctx.virsh.define(await buildDomainXml(await withReadonlyKept(withIt, share.tag, readonly)));
-};
+/**
+ * Defines the VM with the share (added when it is not in yet, with shared memory) and, asked read-only, that kept.
+ * With `undo`, the definition's restore is registered before the first try only (a retry without <readonly/> needs
+ * none).
+ */
+function defineWithShare(ctx: Context, vm: LoadedVm, readonly: boolean, undo?: UndoStack) {
+  let restore = undo;
+  return async (share: FsShare) => {
+    const registered = restore;
+    restore = undefined;
+    await redefine(ctx, vm, (domain) => {
+      const withIt = findShare(domain, share.tag) ? domain : withShare(withSharedMemory(domain), share);
+      return withReadonlyKept(withIt, share.tag, readonly);
+    }, registered);
+  };
+}
 
 /** What the definition still needs for this share: the title of that step, or undefined when it has it all. */
 function definitionChange(domain: XmlNode, name: string, tag: string, readonly: boolean): string | undefined {
@@ -185,10 +196,9 @@ function definitionChange(domain: XmlNode, name: string, tag: string, readonly: 
   return undefined;
 }
 
-/** The definition without the share, and without its read-only record. */
-const definitionWithoutShare = async (domain: XmlNode, tag: string) => buildDomainXml(await withReadonlyKept(withoutShare(domain, tag), tag, false));
-
-const restoreDefinition = (ctx: Context, domain: XmlNode) => async () => ctx.virsh.uninterruptible().define(await buildDomainXml(domain));
+/** Defines the VM without the share, and without its read-only record. */
+const defineWithoutShare = (ctx: Context, vm: LoadedVm, tag: string) =>
+  redefine(ctx, vm, (domain) => withReadonlyKept(withoutShare(domain, tag), tag, false));
 
 /** A logged-in root shell on the VM's serial console; a restart logs in again. */
 class GuestConsole {
@@ -246,7 +256,7 @@ class GuestConsole {
 
 /** The running VM's own definition (undefined when it is shut off); a paused guest cannot be driven over its console. */
 async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | undefined> {
-  if (vm.state === 'paused' || vm.state === 'pmsuspended') throw conflict(`${vm.facts.name} is ${vm.state}`, `\`virsh resume ${q(vm.facts.name)}\` first`);
+  requireDrivable(vm);
   return liveDomain(ctx.virsh, vm.facts.name, isActive(vm.state));
 }
 
@@ -272,7 +282,7 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = findV
     if (!live) {
       if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
       const change = definitionChange(vm.domain, opts.name, tag, readonly);
-      const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain, readonly))) : share;
+      const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm, readonly))) : share;
       return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
     }
     if (!hasSharedMemory(live) && !opts.restart) throw needsRestart(opts.name, 'it runs without shared memory');
@@ -318,9 +328,8 @@ async function plugIn(ctx: Context, guest: GuestConsole, input: PlugInput): Prom
   let share = input.share;
   const define = (title: string, withTheShare: boolean) =>
     ctx.progress.step(title, async () => {
-      undo.push(`restore ${name}'s definition`, restoreDefinition(ctx, vm.domain));
-      if (withTheShare) share = await withReadonlyFallback(share, defineWithShare(ctx, vm.domain, opts.readonly));
-      else await ctx.virsh.define(await buildDomainXml(withSharedMemory(vm.domain)));
+      if (withTheShare) share = await withReadonlyFallback(share, defineWithShare(ctx, vm, opts.readonly, undo));
+      else await redefine(ctx, vm, withSharedMemory, undo);
     });
   const plugLive = () =>
     ctx.progress.step(`Plugging the share into ${name}`, async () => {
@@ -372,7 +381,7 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
     const result = { name, guestDir, tag };
     if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``);
     if (!live) {
-      await ctx.progress.step(`Removing the share from ${name}'s definition`, async () => ctx.virsh.define(await definitionWithoutShare(vm.domain, tag)));
+      await ctx.progress.step(`Removing the share from ${name}'s definition`, () => defineWithoutShare(ctx, vm, tag));
       return { ...result, guest: false };
     }
     const guest = await GuestConsole.open(ctx, vm, `vms umount ${q(name)} ${q(guestDir)}`);
@@ -396,7 +405,7 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
             await changeDevice(ctx.virsh, 'detach-device', name, xml, LIVE);
           });
         }
-        if (saved) await ctx.virsh.define(await definitionWithoutShare(vm.domain, tag));
+        if (saved) await defineWithoutShare(ctx, vm, tag);
         return { ...result, guest: true };
       }, undoOptions(ctx));
     } finally {

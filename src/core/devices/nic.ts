@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmsError, conflict, hasReason, notFound, usageError } from '../../errors.js';
-import { changeDevice, liveDomain, placeDevices, type Placed } from '../../libvirt/device-xml.js';
+import { changeDevice, liveDomain, type Placed } from '../../libvirt/device-xml.js';
 import { parseDomainXml } from '../../libvirt/domain-parse.js';
 import { NIC_MODELS, detachNicXml, nicXml, readNics, type NicFacts, type NicModel, type NicSource, type NicSpec } from '../../libvirt/nic-xml.js';
 import { GuestAgent } from '../../libvirt/guest-agent.js';
@@ -9,7 +9,8 @@ import { virshCommand, type DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
 import { explainNoSlot } from './hotplug.js';
 import { parseNetwork } from './network.js';
-import { isActive, loadVm } from '../vm/vm.js';
+import { isActive } from '../vm/vm.js';
+import { loadVmDevices } from './vm-devices.js';
 import { shellQuote as q } from '../../quote.js';
 import { withOperation } from '../ops/operation.js';
 
@@ -85,10 +86,7 @@ export async function guestInterfaceNames(ctx: Context, name: string): Promise<M
 
 /** The NICs with their facts (for detaching) and as `vms nic list` shows them. */
 async function readVmNics(ctx: Context, name: string, guestNames: boolean): Promise<{ list: NicList; placed: Placed<NicFacts>[] }> {
-  const vm = await loadVm(ctx, name);
-  const running = isActive(vm.state);
-  const live = await liveDomain(ctx.virsh, name, running);
-  const placed = placeDevices(readNics(vm.domain), live && readNics(live), (n) => n.mac);
+  const { vm, active: running, placed } = await loadVmDevices(ctx, name, readNics, (n) => n.mac);
   const names = running && guestNames ? await guestInterfaceNames(ctx, name) : new Map<string, string>();
   const nics = placed.map(({ device: n, inConfig, live }, index) => ({
     index, type: n.type, source: n.source, model: n.model, mac: n.mac, guestName: names.get(n.mac), inConfig, live,

@@ -2,11 +2,12 @@ import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { conflict, notFound, usageError } from '../../errors.js';
-import { changeDevice, liveDomain, placeDevices } from '../../libvirt/device-xml.js';
+import { changeDevice } from '../../libvirt/device-xml.js';
 import { backendSpec, detachSerialXml, readSerialPorts, serialXml, type SerialBackend, type SerialFacts } from '../../libvirt/serial-xml.js';
 import type { DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
-import { isActive, loadVm } from '../vm/vm.js';
+import { isActive } from '../vm/vm.js';
+import { loadVmDevices } from './vm-devices.js';
 import { describeUse, filesInUse, noteUnchecked, realPath, type FileUse } from '../storage/files-in-use.js';
 import { chardevOwner, ownFiles, vmFiles } from '../vm/vm-files.js';
 import { shellQuote as q } from '../../quote.js';
@@ -84,11 +85,8 @@ function portInfo(p: Omit<SerialFacts, 'node'>, inConfig: boolean, live?: boolea
 }
 
 async function readVmPorts(ctx: Context, name: string) {
-  const vm = await loadVm(ctx, name);
-  const live = await liveDomain(ctx.virsh, name, isActive(vm.state));
-  const saved = readSerialPorts(vm.domain);
-  const running = live && readSerialPorts(live);
-  return { state: vm.state, saved, running, placed: placeDevices(saved, running, portKey) };
+  const { vm, saved, live, placed } = await loadVmDevices(ctx, name, readSerialPorts, portKey);
+  return { state: vm.state, saved, running: live, placed };
 }
 
 export async function listSerialPorts(ctx: Context, name: string): Promise<SerialList> {

@@ -4,7 +4,7 @@ import type { Context } from '../context.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, runProfiles } from './guest-session.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { withUndo } from '../ops/undo.js';
-import { isActive, loadVm } from '../vm/vm.js';
+import { isActive, loadVm, requireDrivable } from '../vm/vm.js';
 import { readVmSecrets, vmFiles } from '../vm/vm-files.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
@@ -23,12 +23,13 @@ export interface ApplyResult {
 export async function applyProfile(ctx: Context, name: string, profile: string): Promise<ApplyResult> {
   return withOperation(ctx, { command: 'apply', vms: [name] }, async (ctx) => {
     const { progress, virsh } = ctx;
-    const { state, facts } = await loadVm(ctx, name);
+    const vm = await loadVm(ctx, name);
+    const { state, facts } = vm;
     const files = vmFiles(ctx.config, name);
     const catalog = loadCatalog(ctx.config);
     const chain = profileChain(catalog, profile);
     if (facts.metadata.pending) throw conflict(`${name} is an unfinished create (its ${facts.metadata.pending} step)`, `\`vms create ${q(name)} --resume\` finishes it first`);
-    if (state === 'paused' || state === 'pmsuspended') throw conflict(`${name} is ${state}`, `\`vms resume ${q(name)}\` first`);
+    requireDrivable(vm);
     const { password, settings } = await readVmSecrets(files, name);
     const wasRunning = isActive(state);
     const transcript = openTranscript(ctx, files.applyLog, `vms apply ${q(name)} ${q(profile)}`);

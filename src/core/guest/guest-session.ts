@@ -1,10 +1,9 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SerialSession } from '../../console/serial.js';
 import { VmsError } from '../../errors.js';
 import type { Context } from '../context.js';
 import type { Profile } from './profiles.js';
-import { isActive } from '../vm/vm.js';
+import { waitUntilOff } from '../vm/vm.js';
 import type { VmFiles } from '../vm/vm-files.js';
 
 // Driving a guest over its serial console: log in, copy files, run the guest scripts of guest/README.md, power off or
@@ -83,21 +82,11 @@ export async function runProfiles(ctx: Context, session: SerialSession, chain: P
   await session.check('sync', 'sync in the guest'); // what the profiles did survives a power cut from now on
 }
 
-/** Waits until the domain is off; false on timeout. */
-async function waitShutOff(ctx: Context, name: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!isActive(await ctx.virsh.state(name))) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(500, undefined, { signal: ctx.signal });
-  }
-}
-
 /** Powers off from inside (the guest flushes its disks itself); pulls the plug only when it will not go. */
 export async function powerOffFromGuest(ctx: Context, session: SerialSession, name: string): Promise<void> {
   await session.check('sync', 'sync in the guest');
   session.console.send('poweroff\r');
-  const off = await waitShutOff(ctx, name, 120_000);
+  const off = await waitUntilOff(ctx, name, 120_000);
   session.close();
   if (!off) {
     ctx.progress.note(`${name} did not power off within 120s after sync: powering it off`);

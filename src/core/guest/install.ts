@@ -3,9 +3,9 @@ import { chmod, copyFile, lstat, mkdir, readdir, readFile, rename, rm, statfs, w
 import { basename, dirname, join } from 'node:path';
 import { bundledFiles } from '../../bundled.js';
 import { conflict, notFound, usageError, VmsError } from '../../errors.js';
-import { buildDomainXml } from '../../libvirt/domain-parse.js';
-import { PKG_CACHE_TAG_PREFIX, withDiskBoot, withMetadata } from '../../libvirt/domain-edit.js';
-import type { Firmware, NetworkSpec, Share } from '../../libvirt/domain-xml.js';
+import type { XmlNode } from '../../libvirt/domain-parse.js';
+import { editMetadata, PKG_CACHE_TAG_PREFIX, withDiskBoot } from '../../libvirt/domain-edit.js';
+import type { DomainSpec, Firmware, NetworkSpec, Share } from '../../libvirt/domain-xml.js';
 import type { PendingStep } from '../../libvirt/metadata.js';
 import { hostnameFor } from '../../names.js';
 import { formatSize, GiB } from '../../size.js';
@@ -20,8 +20,8 @@ import { isoBootFiles } from '../storage/iso.js';
 import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { makeSharedDir } from '../host/shared-dir.js';
-import { withUndo } from '../ops/undo.js';
-import { isActive, loadVm } from '../vm/vm.js';
+import { withUndo, type UndoStack } from '../ops/undo.js';
+import { isActive, loadVm, redefine } from '../vm/vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from '../vm/vm-files.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
@@ -134,11 +134,12 @@ async function adoptPackage(file: string, target: string): Promise<void> {
   await rm(file);
 }
 
-async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: Record<string, unknown>) => d): Promise<void> {
-  const { domain, facts } = await loadVm(ctx, name);
-  const metadata = { ...facts.metadata, pending };
-  if (!pending) delete metadata.pending;
-  await ctx.virsh.define(await buildDomainXml(await withMetadata(edit(domain), metadata)));
+async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: XmlNode) => d) {
+  await redefine(ctx, name, (domain) => editMetadata(edit(domain), (m) => {
+    const metadata = { ...m, pending };
+    if (!pending) delete metadata.pending;
+    return metadata;
+  }));
 }
 
 interface VmSecrets {
@@ -202,94 +203,127 @@ async function result(ctx: Context, name: string, transcript: Transcript, user: 
   return { ...info, passwordFile: files.password, user, transcript: transcript.path };
 }
 
+/** The input checked (the name free, the profile, installer, ISO and free space there): what the install goes by. */
+async function checkInstall(ctx: Context, opts: InstallOptions) {
+  await requireFreeName(ctx, opts.name);
+  profileChain(loadCatalog(ctx.config), opts.profile);
+  await guestFiles(ctx);
+  const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+  const disk = opts.disk ?? ctx.config.disk.value;
+  await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
+  const host = hostFacts(process.env);
+  const user = opts.user === undefined ? host.user : validateUser(opts.user);
+  return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+}
+
+type CheckedInstall = Awaited<ReturnType<typeof checkInstall>>;
+
+/** What the install makes: the VM's definition (booting the ISO's kernel), its package caches, the guest's secrets. */
+interface InstallPlan {
+  spec: DomainSpec;
+  /** The disk's size, bytes. */
+  disk: number;
+  caches: ReturnType<typeof packageCacheShares>;
+  secrets: VmSecrets;
+  files: VmFiles;
+}
+
+async function prepareInstall(ctx: Context, opts: InstallOptions, checked: CheckedInstall): Promise<InstallPlan> {
+  const { progress } = ctx;
+  const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
+  const caches = packageCacheShares(ctx, opts.name);
+  if (caches.reason) progress.note(caches.reason);
+  const spec = await planVm(ctx, {
+    ...opts,
+    iso: checked.iso,
+    kernelBoot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline },
+    start: false,
+  });
+  spec.shares = [...caches.ro, ...(caches.rw ? [caches.rw] : [])];
+  spec.metadata = { ...spec.metadata, createdFrom: checked.iso, pending: 'install' };
+
+  const password = generatePassword();
+  const secrets: VmSecrets = {
+    password,
+    settings: renderSettings({
+      name: opts.name,
+      hostname: hostnameFor(opts.name),
+      user: checked.user,
+      passwordHash: hashPassword(password),
+      sshKey: checked.sshKey,
+      timezone: checked.host.timezone,
+      locale: checked.host.locale,
+      keymap: checked.host.keymap,
+      disk: '/dev/vda',
+      firmware: opts.firmware,
+      cacheRo: caches.ro.map((s) => s.tag),
+      cacheRw: caches.rw?.tag ?? '',
+    }),
+  };
+  return { spec, disk: checked.disk, caches, secrets, files: vmFiles(ctx.config, opts.name) };
+}
+
+/** How far an install got, for what its failure says: defined (kept with --keep-failed), its transcript (kept). */
+interface InstallRun {
+  defined: boolean;
+  transcript?: Transcript;
+  /** Where a failed install's transcript was kept (only once it is there). */
+  savedTranscript?: string;
+}
+
+/** Makes the VM and installs it, each step's undo registered before it. */
+async function makeInstall(ctx: Context, opts: InstallOptions, plan: InstallPlan, run: InstallRun, undo: UndoStack) {
+  const { caches, secrets, files } = plan;
+  await makeVm(ctx, plan.spec, plan.disk, undo);
+  run.defined = true;
+  await writeFile(files.password, `${secrets.password}\n`, { mode: 0o600 });
+  await writeFile(files.settings, secrets.settings, { mode: 0o600 });
+  const transcript = openTranscript(ctx, files.installLog, `vms create ${q(opts.name)} --profile ${q(opts.profile)}`);
+  run.transcript = transcript;
+  // Runs before the VM's directory goes: the transcript is what explains the failure.
+  undo.push('keep the transcript', async () => {
+    await transcript.close();
+    const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
+    await copyFile(files.installLog, saved);
+    run.savedTranscript = saved; // only once it is there
+  });
+  if (caches.rw) {
+    await makeSharedDir(sharedCacheDir(ctx));
+    await makeSharedDir(dirname(caches.rw.source));
+    await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
+    await undo.add(`remove ${caches.rw.source}`, { kind: 'remove-dir', path: caches.rw.source });
+  }
+  await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });
+  await installStep(ctx, opts.name, secrets, transcript);
+  await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
+}
+
+/** A failed install's error, with a hint at what is left: the VM kept (--keep-failed), or its transcript. */
+function explainFailure(err: unknown, opts: InstallOptions, files: VmFiles, run: InstallRun): unknown {
+  if (opts.keepFailed && run.defined) return withHint(err, keptHint(opts.name, files));
+  if (run.savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
+    const cleaned = !err.message.includes('(and clean-up failed');
+    return withHint(err, `the whole transcript is in ${run.savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+  }
+  return err;
+}
+
 export async function installVm(ctx: Context, opts: InstallOptions): Promise<InstallResult> {
   // Bad input is refused before anything is locked or made.
-  const checked = await ctx.progress.step('Checking input', async () => {
-    await requireFreeName(ctx, opts.name);
-    profileChain(loadCatalog(ctx.config), opts.profile);
-    await guestFiles(ctx);
-    const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
-    const disk = opts.disk ?? ctx.config.disk.value;
-    await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-    const host = hostFacts(process.env);
-    const user = opts.user === undefined ? host.user : validateUser(opts.user);
-    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
-  });
+  const checked = await ctx.progress.step('Checking input', () => checkInstall(ctx, opts));
   return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
-    const { progress } = ctx;
     await requireFreeName(ctx, opts.name); // again under the lock: a create of the same name may have won the race
-    const boot = await progress.step(`Reading ${basename(checked.iso)}`, () => isoBootFiles(ctx, checked.iso));
-    const caches = packageCacheShares(ctx, opts.name);
-    if (caches.reason) progress.note(caches.reason);
-    const spec = await planVm(ctx, {
-      ...opts,
-      iso: checked.iso,
-      kernelBoot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline },
-      start: false,
-    });
-    spec.shares = [...caches.ro, ...(caches.rw ? [caches.rw] : [])];
-    spec.metadata = { ...spec.metadata, createdFrom: checked.iso, pending: 'install' };
-
-    const files = vmFiles(ctx.config, opts.name);
-    const password = generatePassword();
-    const secrets: VmSecrets = {
-      password,
-      settings: renderSettings({
-        name: opts.name,
-        hostname: hostnameFor(opts.name),
-        user: checked.user,
-        passwordHash: hashPassword(password),
-        sshKey: checked.sshKey,
-        timezone: checked.host.timezone,
-        locale: checked.host.locale,
-        keymap: checked.host.keymap,
-        disk: '/dev/vda',
-        firmware: opts.firmware,
-        cacheRo: caches.ro.map((s) => s.tag),
-        cacheRw: caches.rw?.tag ?? '',
-      }),
-    };
-    let defined = false;
-    let transcript: Transcript | undefined;
-    let savedTranscript: string | undefined;
+    const plan = await prepareInstall(ctx, opts, checked);
+    const run: InstallRun = { defined: false };
     try {
-      await withUndo(
-        async (undo) => {
-          await makeVm(ctx, spec, checked.disk, undo);
-          defined = true;
-          await writeFile(files.password, `${password}\n`, { mode: 0o600 });
-          await writeFile(files.settings, secrets.settings, { mode: 0o600 });
-          transcript = openTranscript(ctx, files.installLog, `vms create ${q(opts.name)} --profile ${q(opts.profile)}`);
-          // Runs before the VM's directory goes: the transcript is what explains the failure.
-          undo.push('keep the transcript', async () => {
-            await transcript!.close();
-            const saved = join(ctx.config.stateDir.value, `${opts.name}.failed-install.log`);
-            await copyFile(files.installLog, saved);
-            savedTranscript = saved; // only once it is there
-          });
-          if (caches.rw) {
-            await makeSharedDir(sharedCacheDir(ctx));
-            await makeSharedDir(dirname(caches.rw.source));
-            await mkdir(caches.rw.source, { recursive: true, mode: 0o755 });
-            await undo.add(`remove ${caches.rw.source}`, { kind: 'remove-dir', path: caches.rw.source });
-          }
-          await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });
-          await installStep(ctx, opts.name, secrets, transcript);
-          await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
-        },
-        undoOptions(ctx, () => Boolean(opts.keepFailed) && defined),
-      );
+      const keep = () => Boolean(opts.keepFailed) && run.defined;
+      await withUndo((undo) => makeInstall(ctx, opts, plan, run, undo), undoOptions(ctx, keep));
     } catch (err) {
-      if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
-      if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
-        const cleaned = !err.message.includes('(and clean-up failed');
-        throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
-      }
-      throw err;
+      throw explainFailure(err, opts, plan.files, run);
     } finally {
-      await transcript?.close();
+      await run.transcript?.close();
     }
-    return result(ctx, opts.name, transcript!, checked.user);
+    return result(ctx, opts.name, run.transcript!, checked.user);
   });
 }
 

@@ -6,6 +6,7 @@ import { processAlive } from '../host/file-lock.js';
 import type { Context } from '../context.js';
 import { readJournals, removeDeadTempJournals, rewriteJournal, type JournalRecord, type JournalStep } from './journal.js';
 import { LockBusy } from './locks.js';
+import { pollUntil } from './poll.js';
 import { runUndoAction } from './undo-actions.js';
 
 // Finishes what vms processes that were killed (SIGKILL, a crash, a reset) left half-done: for each journal whose
@@ -44,11 +45,8 @@ async function toolsStillRunning(id: string): Promise<number[]> {
 }
 
 async function waitForTools(id: string, signal?: AbortSignal): Promise<void> {
-  const until = Date.now() + TOOLS_WAIT_MS;
-  while ((await toolsStillRunning(id)).length && Date.now() < until) {
-    signal?.throwIfAborted();
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const ended = async () => (await toolsStillRunning(id)).length === 0;
+  await pollUntil(ended, { timeoutMs: TOOLS_WAIT_MS, intervalMs: 250, signal });
 }
 
 /** The private temp dirs the killed process had (virsh.define's), by their name `vms-PID-…`. */

@@ -1,11 +1,10 @@
 import { chmod, rm, rmdir } from 'node:fs/promises';
 import type { VmsMetadata } from '../../libvirt/metadata.js';
-import { buildDomainXml, parseDomainXml } from '../../libvirt/domain-parse.js';
 import { withDiskSources, withMetadata } from '../../libvirt/domain-edit.js';
 import type { Context } from '../context.js';
 import { removeScsiController, unplugDisk } from '../devices/disk.js';
 import { takeBackSnapshot } from '../vm/snapshot.js';
-import { isActive, powerOffIfRunning, undefineIfDefined } from '../vm/vm.js';
+import { isActive, powerOffIfRunning, redefine, undefineIfDefined } from '../vm/vm.js';
 
 // Undo steps as data: what the live process runs when a command fails or is interrupted, and what a later vms runs
 // from the journal when the process was killed (SIGKILL, a crash) before it could. Each is safe whether or not the
@@ -98,7 +97,6 @@ async function unfreeze(ctx: Context, a: Extract<UndoAction, { kind: 'unfreeze' 
   const { merged, active } = await mergeOverlaysBack(ctx, a.vm, new Map(a.overlays));
   if (merged.length === 0) return;
   // The pivot put the disks back in the definition (shut off: done here); the metadata must not keep calling them bases.
-  const now = await parseDomainXml(await virsh.dumpxml(a.vm, true));
   const bases = new Map(a.bases.filter(([target]) => merged.includes(target)));
-  await virsh.define(await buildDomainXml(await withMetadata(active ? now : withDiskSources(now, bases), a.metadata)));
+  await redefine({ virsh }, a.vm, (now) => withMetadata(active ? now : withDiskSources(now, bases), a.metadata));
 }

@@ -1,9 +1,10 @@
 import { lstat, rm } from 'node:fs/promises';
 import { conflict } from '../../errors.js';
-import { buildDomainXml, parseDomainXml } from '../../libvirt/domain-parse.js';
 import { editMetadata } from '../../libvirt/domain-edit.js';
+import type { VmsMetadata } from '../../libvirt/metadata.js';
 import type { Context } from '../context.js';
 import { withOperation } from '../ops/operation.js';
+import { redefine } from '../vm/vm.js';
 import { filesInUse, realPath, type UnreadableVm } from './files-in-use.js';
 
 // `vms gc`: the files vms made (a VM's metadata.made and bases) that no VM uses any more, e.g. a data disk a snapshot
@@ -89,9 +90,9 @@ async function removeGarbage(ctx: Context, plan: GcPlan): Promise<GcResult> {
   const notUpdated: GcResult['notUpdated'] = [];
   for (const vm of [...new Set(plan.remove.flatMap((f) => f.madeFor))]) {
     try {
-      const domain = await parseDomainXml(await virsh.dumpxml(vm, true));
       const gone = (p: string) => !removed.includes(p);
-      await virsh.define(await buildDomainXml(await editMetadata(domain, (m) => ({ ...m, made: m.made.filter(gone), bases: m.bases.filter(gone) }))));
+      const forget = (m: VmsMetadata) => ({ ...m, made: m.made.filter(gone), bases: m.bases.filter(gone) });
+      await redefine({ virsh }, vm, (d) => editMetadata(d, forget));
     } catch (err) {
       notUpdated.push({ vm, reason: (err as Error).message });
     }

@@ -1,17 +1,18 @@
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, stat } from 'node:fs/promises';
 import { conflict, usageError } from '../../errors.js';
-import { buildDomainXml } from '../../libvirt/domain-parse.js';
+import { buildDomainXml, type DiskFacts, type XmlNode } from '../../libvirt/domain-parse.js';
 import { GuestAgent } from '../../libvirt/guest-agent.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../../libvirt/domain-edit.js';
+import type { Config } from '../../config.js';
 import { validateName } from '../../names.js';
 import { shellQuote as q } from '../../quote.js';
 import type { Context } from '../context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { withOperation, undoOptions } from '../ops/operation.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
-import { chardevOwner, claimDiskPath, makeVmDir, vmFiles } from './vm-files.js';
-import { isActive, loadVm, ownDisks, type LoadedVm } from './vm.js';
+import { chardevOwner, claimDiskPath, makeVmDir, vmFiles, type VmFiles } from './vm-files.js';
+import { isActive, loadVm, ownDisks, redefine, type LoadedVm } from './vm.js';
 
 export interface CloneOptions {
   source: string;
@@ -96,7 +97,8 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
   // SRC and NEW, and the host's bases: no other command may change them, or judge a base unused, meanwhile.
   return withOperation(ctx, { command: 'clone', vms: [opts.source, opts.name], host: true }, async (ctx) => {
     const src = await ctx.progress.step('Checking input', () => checkClone(ctx, opts));
-    const result = await withUndo((undo) => makeClone(ctx, opts, src, undo), undoOptions(ctx));
+    const plan = planClone(ctx.config, opts, src);
+    const result = await withUndo((undo) => makeClone(ctx, plan, undo), undoOptions(ctx));
     return { ...(await vmInfo({ ...ctx, virsh: ctx.virsh.uninterruptible() }, opts.name)), ...result };
   });
 }
@@ -134,74 +136,135 @@ async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
   return src;
 }
 
-async function makeClone(ctx: Context, opts: CloneOptions, src: LoadedVm, undo: UndoStack): Promise<Omit<CloneResult, keyof VmInfo>> {
-  const { progress, virsh, qemuImg, config } = ctx;
+/** What a clone makes, worked out from SRC (as checked) before anything is made. */
+interface ClonePlan {
+  opts: CloneOptions;
+  src: LoadedVm;
+  /** SRC's own disks (writable files), in order: each gets a new file for NEW; a linked clone freezes them. */
+  disks: DiskFacts[];
+  /** NEW's files. */
+  files: VmFiles;
+  /** The disks a linked clone freezes as bases (none for a full copy). */
+  frozen: string[];
+  /** The bases both VMs stand on afterwards: the frozen disks and those SRC already stood on. */
+  bases: string[];
+}
+
+function planClone(config: Config, opts: CloneOptions, src: LoadedVm): ClonePlan {
   const disks = ownDisks(src.facts);
-  const files = vmFiles(config, opts.name);
-  await makeVmDir(files, undo);
+  const frozen = opts.full ? [] : disks.map((d) => d.path!);
+  const bases = opts.full ? [] : [...frozen, ...src.facts.metadata.bases];
+  return { opts, src, disks, files: vmFiles(config, opts.name), frozen, bases };
+}
+
+interface ClonedDisks {
+  /** NEW's disk files: target → file. */
+  disks: Map<string, string>;
+  /** A linked clone: SRC's new overlays (target → file), and whether the running SRC's guest was quiesced. */
+  frozen?: { overlays: Map<string, string>; quiesced: boolean };
+  /** Bases left writable (see makeBaseReadOnly). */
+  writable: string[];
+}
+
+/** NEW's directory and disks: copies of SRC's (full), or overlays over SRC's disks frozen as read-only bases. */
+async function cloneDisks(ctx: Context, plan: ClonePlan, undo: UndoStack): Promise<ClonedDisks> {
+  const { progress, qemuImg, config } = ctx;
+  const { opts, disks } = plan;
+  await makeVmDir(plan.files, undo);
   const newDisks = new Map<string, string>();
-  for (const [i, d] of disks.entries()) newDisks.set(d.target, await claimDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i), undo));
-  let frozen: { overlays: Map<string, string>; quiesced: boolean } | undefined;
+  for (const [i, d] of disks.entries()) {
+    newDisks.set(d.target, await claimDiskPath(config.imagesDir.value, diskStem(opts.name, d.target, i), undo));
+  }
   const writable: string[] = [];
   if (opts.full) {
     await progress.step(`Copying ${disks.length} disk(s)`, async () => {
       for (const d of disks) await qemuImg.convert(d.path!, d.format ?? 'qcow2', newDisks.get(d.target)!);
     });
-  } else {
-    frozen = await progress.step(`Freezing ${opts.source}'s disk as a read-only base`, () => freezeSource(ctx, src, undo));
-    await progress.step('Creating overlays', async () => {
-      for (const d of disks) await qemuImg.createOverlay(newDisks.get(d.target)!, d.path!);
-    });
-    // Nothing may ever write to a base again: read-only at once, before any VM records it as a base (and before NEW
-    // starts: libvirt then gives the base to the qemu user). A SRC started by someone meanwhile cannot write it either.
-    for (const d of disks) if (!(await makeBaseReadOnly(ctx, d.path!, opts.source, undo))) writable.push(d.path!);
+    return { disks: newDisks, writable };
   }
-  ctx.signal?.throwIfAborted();
+  const freezing = `Freezing ${opts.source}'s disk as a read-only base`;
+  const frozen = await progress.step(freezing, () => freezeSource(ctx, plan.src, undo));
+  await progress.step('Creating overlays', async () => {
+    for (const d of disks) await qemuImg.createOverlay(newDisks.get(d.target)!, d.path!);
+  });
+  // Nothing may ever write to a base again: read-only at once, before any VM records it as a base (and before NEW
+  // starts: libvirt then gives the base to the qemu user). A SRC started by someone meanwhile cannot write it either.
+  for (const d of disks) if (!(await makeBaseReadOnly(ctx, d.path!, opts.source, undo))) writable.push(d.path!);
+  return { disks: newDisks, frozen, writable };
+}
 
+/** SRC's UEFI variables, and its guest's root password and user: NEW's guest has them too (`vms apply`, logins). */
+async function copyVmFiles(ctx: Context, { opts, src, files }: ClonePlan): Promise<void> {
   if (src.facts.nvramPath && existsSync(src.facts.nvramPath)) await copyNvram(ctx, src.facts.nvramPath, files.nvram);
-  // The clone's guest has SRC's root password and user: keep them with it, for `vms apply` and logins.
-  const srcFiles = vmFiles(config, opts.source);
+  const srcFiles = vmFiles(ctx.config, opts.source);
   for (const f of ['password', 'settings'] as const) {
     if (!existsSync(srcFiles[f])) continue;
     await copyFile(srcFiles[f], files[f]);
     await chmod(files[f], 0o600);
   }
-  const frozenPaths = disks.map((d) => d.path!);
-  const bases = opts.full ? [] : [...frozenPaths, ...src.facts.metadata.bases];
+}
+
+/** NEW's definition: SRC's, on NEW's disks and files, recording the files vms made for it and the bases under it. */
+async function defineClone(ctx: Context, plan: ClonePlan, disks: Map<string, string>, undo: UndoStack): Promise<void> {
+  const { opts, src, files } = plan;
   const definition = await cloneDefinition(src.domain, {
     name: opts.name,
-    disks: newDisks,
+    disks,
     nvram: src.facts.firmware === 'efi' ? files.nvram : undefined,
     serialSocket: files.serialSocket,
-    consoleOwner: chardevOwner(config),
+    consoleOwner: chardevOwner(ctx.config),
     serialLog: files.serialLog,
-    metadata: { ...src.facts.metadata, created: new Date().toISOString(), createdFrom: opts.source, bases, made: [...newDisks.values()] },
+    metadata: {
+      ...src.facts.metadata,
+      created: new Date().toISOString(),
+      createdFrom: opts.source,
+      bases: plan.bases,
+      made: [...disks.values()],
+    },
   });
-  await progress.step(`Defining ${opts.name}`, async () => {
+  await ctx.progress.step(`Defining ${opts.name}`, async () => {
     await undo.add(`undefine ${opts.name}`, { kind: 'undefine', vm: opts.name });
-    await virsh.define(await buildDomainXml(definition));
+    await ctx.virsh.define(await buildDomainXml(definition));
   });
-  ctx.signal?.throwIfAborted();
+}
 
-  if (frozen) {
-    await progress.step(`Switching ${opts.source} to its overlay`, async () => {
-      // For a running SRC this matches what libvirt already did to its definition with the snapshot.
-      if (!isActive(src.state)) await undo.add(`restore ${opts.source}'s definition`, { kind: 'define', xml: await buildDomainXml(src.domain) });
-      const switched = withDiskSources(src.domain, frozen!.overlays);
-      // SRC's frozen disks are bases now; the overlays it goes on from are the files vms made for it.
-      const made = [...src.facts.metadata.made.filter((f) => !frozenPaths.includes(f)), ...frozen!.overlays.values()];
-      await virsh.define(await buildDomainXml(await withMetadata(switched, { ...src.facts.metadata, bases, made })));
-      // Started by someone meanwhile, it would be writing into what is now NEW's base: undo it all.
-      if (!isActive(src.state) && isActive(await virsh.state(opts.source))) {
-        throw conflict(`${opts.source} was started while it was being cloned`, `nothing was changed: stop ${opts.source} and clone again, or clone it running`);
-      }
-    });
-  }
+/** A linked clone's SRC goes on from its overlays, its frozen disks now bases; undone if it was started meanwhile. */
+async function switchSource(ctx: Context, plan: ClonePlan, overlays: ReadonlyMap<string, string>, undo: UndoStack) {
+  const { src } = plan;
+  const name = plan.opts.source;
+  await ctx.progress.step(`Switching ${name} to its overlay`, async () => {
+    // For a running SRC this matches what libvirt already did to its definition with the snapshot (the unfreeze
+    // registered then takes it back): no restore of its own.
+    const running = isActive(src.state);
+    // SRC's frozen disks are bases now; the overlays it goes on from are the files vms made for it.
+    const made = [...src.facts.metadata.made.filter((f) => !plan.frozen.includes(f)), ...overlays.values()];
+    const metadata = { ...src.facts.metadata, bases: plan.bases, made };
+    const switched = (domain: XmlNode) => withMetadata(withDiskSources(domain, overlays), metadata);
+    await redefine(ctx, src, switched, running ? undefined : undo);
+    // Started by someone meanwhile, it would be writing into what is now NEW's base: undo it all.
+    if (!running && isActive(await ctx.virsh.state(name))) {
+      throw conflict(
+        `${name} was started while it was being cloned`,
+        `nothing was changed: stop ${name} and clone again, or clone it running`,
+      );
+    }
+  });
+}
+
+/** Makes the clone, each step's undo registered before it: NEW's disks and files, its definition, SRC switched over. */
+async function makeClone(ctx: Context, plan: ClonePlan, undo: UndoStack): Promise<Omit<CloneResult, keyof VmInfo>> {
+  const { opts } = plan;
+  const made = await cloneDisks(ctx, plan, undo);
+  ctx.signal?.throwIfAborted();
+  await copyVmFiles(ctx, plan);
+  await defineClone(ctx, plan, made.disks, undo);
+  ctx.signal?.throwIfAborted();
+  if (made.frozen) await switchSource(ctx, plan, made.frozen.overlays, undo);
   if (opts.start) {
-    await progress.step(`Starting ${opts.name}`, async () => {
+    await ctx.progress.step(`Starting ${opts.name}`, async () => {
       await undo.add(`stop ${opts.name}`, { kind: 'power-off', vm: opts.name });
-      await virsh.start(opts.name);
+      await ctx.virsh.start(opts.name);
     });
   }
-  return { linked: !opts.full, frozen: frozen ? frozenPaths : [], writable, quiesced: frozen?.quiesced ?? false };
+  return { linked: !opts.full, frozen: plan.frozen, writable: made.writable, quiesced: made.frozen?.quiesced ?? false };
 }

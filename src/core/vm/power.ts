@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { VmsError } from '../../errors.js';
 import type { DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
-import { isActive, loadVm } from './vm.js';
+import { isActive, loadVm, waitUntilOff } from './vm.js';
 import { withOperation } from '../ops/operation.js';
 
 export interface PowerResult {
@@ -35,14 +34,9 @@ export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds:
   return withOperation(ctx, { command: 'stop', vms: [name] }, async (ctx) => {
     const { state } = await loadVm(ctx, name);
     if (!isActive(state)) return { name, state, changed: false };
-    const deadline = Date.now() + opts.timeoutSeconds * 1000;
     const stopped = await ctx.progress.step(`Shutting down ${name} (ACPI, up to ${opts.timeoutSeconds}s)`, async () => {
       await ctx.virsh.shutdown(name);
-      for (;;) {
-        if (!isActive(await ctx.virsh.state(name))) return true;
-        if (Date.now() >= deadline) return false;
-        await sleep(Math.min(500, Math.max(0, deadline - Date.now())), undefined, { signal: ctx.signal });
-      }
+      return waitUntilOff(ctx, name, opts.timeoutSeconds * 1000);
     });
     if (stopped) return { name, state: await ctx.virsh.state(name), changed: true };
     if (!opts.force) {

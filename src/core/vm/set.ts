@@ -14,7 +14,7 @@ import type { Context } from '../context.js';
 import { stopVm } from './power.js';
 import { withUndo } from '../ops/undo.js';
 import { vmFiles } from './vm-files.js';
-import { isActive, loadVm, type LoadedVm } from './vm.js';
+import { isActive, loadVm, requireDrivable, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
 
@@ -178,7 +178,7 @@ async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; 
       `--restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${q(opts.name)}\` first. Nothing was changed.`,
     );
   }
-  if (vm.state === 'paused') throw conflict(`${opts.name} is paused and cannot shut down`, `\`vms resume ${q(opts.name)}\` first`);
+  requireDrivable(vm, 'shut down');
   // Restarted, everything is applied to the saved definition the VM then boots with.
   const offPlan = planSet(settings, opts);
   return { vm, plan: { ...offPlan, changes: offPlan.changes.map((c) => ({ ...c, applied: 'restart' })) }, restart: true };

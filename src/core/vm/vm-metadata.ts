@@ -1,18 +1,21 @@
-import { buildDomainXml, parseDomainXml, readMetadata } from '../../libvirt/domain-parse.js';
+import { readMetadata } from '../../libvirt/domain-parse.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import type { VmsMetadata } from '../../libvirt/metadata.js';
 import type { Virsh } from '../../libvirt/virsh.js';
+import { redefine } from './vm.js';
 
 // vms' metadata lives in the VM's saved definition: reading it, changing it and defining it again, for the commands
 // that change what vms knows about a VM's files after libvirt has done its part.
 
 /** Reads the saved definition, edits vms' metadata in it and defines it again (only when something changed). */
 export async function redefineMetadata(virsh: Virsh, vm: string, edit: (m: VmsMetadata) => VmsMetadata): Promise<VmsMetadata> {
-  const domain = await parseDomainXml(await virsh.dumpxml(vm, true));
-  const before = readMetadata(domain);
-  const after = edit(before);
-  if (JSON.stringify(after) !== JSON.stringify(before)) await virsh.define(await buildDomainXml(await withMetadata(domain, after)));
-  return after;
+  let after: VmsMetadata | undefined;
+  await redefine({ virsh }, vm, (domain) => {
+    const before = readMetadata(domain);
+    after = edit(before);
+    return JSON.stringify(after) === JSON.stringify(before) ? undefined : withMetadata(domain, after);
+  });
+  return after!;
 }
 
 const union = (a: readonly string[], b: readonly string[]) => [...a, ...b.filter((f) => !a.includes(f))];

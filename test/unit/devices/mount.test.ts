@@ -235,6 +235,18 @@ test('a running VM without shared memory: refused with a hint at --restart, afte
   runner.done();
 });
 
+test('a paused VM: mount and umount refused (reason vm.paused) before its running definition is read', async () => {
+  for (const state of ['paused', 'pmsuspended']) {
+    const paused = (err: unknown) => err instanceof VmsError && err.code === 'conflict' && err.reason === 'vm.paused' && err.message === `m is ${state}`;
+    const mount = ctxWith(loads(domainXml(), state));
+    await assert.rejects(mountShare(mount.ctx, opts(), () => 'virtiofsd'), paused);
+    mount.runner.done();
+    const umount = ctxWith(loads(domainXml(), state));
+    await assert.rejects(unmountShare(umount.ctx, 'm', '/mnt/s'), paused);
+    umount.runner.done();
+  }
+});
+
 test('GUESTDIR shared from another host directory: a conflict naming it', async () => {
   const other = domainXml(SHARED, share(shareTag('/mnt/s'), '/elsewhere'));
   const { ctx, runner } = ctxWith(loads(other, 'shut off'));

@@ -203,6 +203,17 @@ test('setVm refuses a change that needs the VM off, having only read', async () 
   runner.done();
 });
 
+test('setVm --restart of a paused VM: refused (reason vm.paused) having only read, since it cannot shut down', async () => {
+  const paused = [reads[0]!, virsh(['domstate', 'work'], 'paused\n'), reads[2]!];
+  const runner = new FakeRunner(paused);
+  await assert.rejects(setVm(context(runner), { ...request, restart: true, displays: 2 }), (err: unknown) => {
+    assert.ok(err instanceof VmsError);
+    assert.deepEqual([err.exitCode, err.reason, err.message], [4, 'vm.paused', 'work is paused and cannot shut down']);
+    return true;
+  });
+  runner.done();
+});
+
 test('setVm (the library, past the CLI) refuses notes with U+FFFF before reading anything: exit 2, not the XML builder\'s error', async () => {
   const runner = new FakeRunner([]);
   await assert.rejects(setVm(context(runner), { ...request, notes: 'bad \uFFFF' }), (err: unknown) => err instanceof VmsError && err.exitCode === 2 && /may not hold U\+FFFF/.test(err.message));
