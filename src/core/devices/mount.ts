@@ -119,7 +119,7 @@ export function refuseSystemDir(given: string, real: string, allow: boolean): vo
   );
 }
 
-export function requireVirtiofsd(find: () => string | undefined = findVirtiofsd): void {
+export function requireVirtiofsd(find: () => string | undefined): void {
   if (find()) return;
   throw new VmsError('missingTool', 'virtiofsd is not installed: shared folders need it', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian 13; QEMU brings it on Debian 12), dnf install virtiofsd (Fedora)');
 }
@@ -257,7 +257,7 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
   return liveDomain(ctx.virsh, vm.facts.name, isActive(vm.state));
 }
 
-export async function mountShare(ctx: Context, asked: MountOptions, find = findVirtiofsd): Promise<MountResult> {
+export async function mountShare(ctx: Context, asked: MountOptions, find = () => findVirtiofsd(ctx.host.env.PATH)): Promise<MountResult> {
   return withOperation(ctx, { command: 'mount', vms: [asked.name] }, async (ctx) => {
     const guestDir = checkGuestDir(asked.guestDir);
     const hostDir = await resolveHostDir(asked.hostDir);

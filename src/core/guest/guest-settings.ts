@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { usageError } from '../../errors.js';
 import type { Firmware } from '../../libvirt/domain-xml.js';
+import type { Host } from '../context.js';
 
 // settings.sh: what the guest scripts are told (guest/README.md lists each variable). Built from the host's own
 // choices — the user, their SSH key, timezone, locale, keymap — so a new VM feels like the machine it runs on.
@@ -75,11 +75,15 @@ export interface HostFacts {
   keymap: string;
 }
 
-/** The invoking person (SUDO_USER under sudo) and the host's timezone, locale and keymap, with safe fallbacks. */
-export function hostFacts(env: NodeJS.ProcessEnv, root = '/'): HostFacts {
+/**
+ * The invoking person (SUDO_USER under sudo, else USER, else who `host` is) and the host's timezone, locale and keymap,
+ * with safe fallbacks.
+ */
+export function hostFacts(host: Pick<Host, 'env' | 'user' | 'home'>, root = '/'): HostFacts {
+  const { env } = host;
   const sudoUser = env.SUDO_USER && env.SUDO_USER !== 'root' ? env.SUDO_USER : undefined;
-  const self = sudoUser ?? env.USER ?? userInfo().username;
-  const home = sudoUser ? (passwdHome(sudoUser, root) ?? `/home/${sudoUser}`) : (env.HOME ?? homedir());
+  const self = sudoUser ?? env.USER ?? host.user;
+  const home = sudoUser ? (passwdHome(sudoUser, root) ?? `/home/${sudoUser}`) : (env.HOME ?? host.home);
   let timezone = 'UTC';
   try {
     timezone = readlinkSync(join(root, 'etc/localtime')).split('zoneinfo/')[1] ?? 'UTC';

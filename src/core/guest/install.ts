@@ -81,7 +81,7 @@ async function requireFreeSpace(dir: string, needed: number): Promise<void> {
 
 /** Package caches shared into the install over virtiofs (guest/README.md: VMS_CACHE_RO/RW); none without virtiofsd. */
 function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Share; reason?: string } {
-  if (!findVirtiofsd()) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
+  if (!findVirtiofsd(ctx.host.env.PATH)) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
   const ro: Share[] = [];
   if (existsSync(HOST_PACMAN_CACHE)) ro.push({ source: HOST_PACMAN_CACHE, tag: `${PKG_CACHE_TAG_PREFIX}host` });
   ro.push({ source: sharedCacheDir(ctx), tag: `${PKG_CACHE_TAG_PREFIX}shared` });
@@ -103,7 +103,7 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
     for (const f of await readdir(from)) {
       const target = join(sharedCacheDir(ctx), f);
       if (!PACKAGE_FILE.test(f) || existsSync(target) || !(await lstat(join(from, f))).isFile()) continue;
-      await adoptPackage(join(from, f), target);
+      await adoptPackage(join(from, f), target, ctx.host.uid);
       kept++;
     }
     await rm(from, { recursive: true, force: true });
@@ -118,8 +118,8 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
  * virtiofs, so when vms runs as a user the file is root's, not ours to chmod: then it is copied (the copy is ours)
  * and the original removed, which the directory, being ours, allows.
  */
-async function adoptPackage(file: string, target: string): Promise<void> {
-  if ((await lstat(file)).uid === process.getuid?.()) {
+async function adoptPackage(file: string, target: string, uid: number): Promise<void> {
+  if ((await lstat(file)).uid === uid) {
     await chmod(file, 0o644);
     return rename(file, target);
   }
@@ -211,7 +211,7 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
     const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
     const disk = opts.disk ?? ctx.config.disk.value;
     await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-    const host = hostFacts(process.env);
+    const host = hostFacts(ctx.host);
     const user = opts.user === undefined ? host.user : validateUser(opts.user);
     return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
   });

@@ -146,7 +146,7 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
   const boot = { iso, sha256, identity, kernel: join(dir, 'vmlinuz-linux'), initrd: join(dir, 'initramfs-linux.img'), cmdline: archisoCmdline(identity) };
   if (existsSync(boot.kernel) && existsSync(boot.initrd)) return boot;
 
-  const tool = findProgram(['xorriso', 'bsdtar']) as 'xorriso' | 'bsdtar' | undefined;
+  const tool = findProgram(['xorriso', 'bsdtar'], ctx.host.env.PATH) as 'xorriso' | 'bsdtar' | undefined;
   if (!tool) throw new VmsError('missingTool', 'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them', '`vms bootstrap` installs them');
   await makeSharedDir(join(ctx.config.cacheDir.value, 'iso'));
   const tmp = await mkdtemp(join(ctx.config.cacheDir.value, 'iso', '.extract-'));

@@ -172,7 +172,7 @@ async function makeClone(ctx: Context, opts: CloneOptions, src: LoadedVm, undo: 
     disks: newDisks,
     nvram: src.facts.firmware === 'efi' ? files.nvram : undefined,
     serialSocket: files.serialSocket,
-    consoleOwner: chardevOwner(config),
+    consoleOwner: chardevOwner(ctx),
     serialLog: files.serialLog,
     metadata: { ...src.facts.metadata, created: new Date().toISOString(), createdFrom: opts.source, bases, made: [...newDisks.values()] },
   });

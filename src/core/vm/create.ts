@@ -72,7 +72,7 @@ export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainS
     kernelBoot,
     network: opts.network,
     serialSocket: files.serialSocket,
-    consoleOwner: chardevOwner(ctx.config),
+    consoleOwner: chardevOwner(ctx),
     serialLog: files.serialLog,
     graphics: opts.graphics,
     metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [], made: [] },
