@@ -22,14 +22,17 @@ export class VmsError extends Error {
   readonly details?: string;
   /** A stable name for what went wrong (e.g. `lock.busy`): callers decide on it, never on the message text. */
   readonly reason?: string;
+  /** The facts of the failure a caller (the CLI's hints) words its own advice from, e.g. `{ needsOff: [...] }`. */
+  readonly data?: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: string) {
+  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: string, data?: Record<string, unknown>) {
     super(message);
     this.name = 'VmsError';
     this.code = code;
     this.hint = hint;
     this.details = details;
     this.reason = reason;
+    this.data = data;
   }
 
   get exitCode(): number {
@@ -53,5 +56,5 @@ export function toVmsError(err: unknown): VmsError {
   if (err instanceof VmsError) return err;
   if (isInterrupt(err)) return interrupted();
   const message = err instanceof Error ? err.message : String(err);
-  return new VmsError('failed', message.split('\n')[0] ?? message, 'run again with -v to see the commands run');
+  return new VmsError('failed', message.split('\n')[0] ?? message, undefined, undefined, 'unexpected');
 }

@@ -6,6 +6,7 @@ import { silentProgress } from '../core/progress.js';
 import { Rollbacks } from '../core/ops/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner, type Runner } from '../runner.js';
+import { forCommandLine } from './hints.js';
 import { processIo, terminalPrompter, type Io, type Prompter } from './io.js';
 import { lineProgress, spinnerProgress } from './progress.js';
 
@@ -159,7 +160,7 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       }
     } catch (err) {
       finished = true;
-      const error = toVmsError(err);
+      const error = forCommandLine(toVmsError(err));
       printError(io, error, json);
       cli.setExitCode(error.exitCode);
     }

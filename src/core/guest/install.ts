@@ -188,12 +188,16 @@ async function profileStep(ctx: Context, name: string, profile: string, secrets:
   await setPending(ctx, name, undefined);
 }
 
-const keptHint = (name: string, files: VmFiles) =>
-  `kept for inspection (--keep-failed): \`vms console ${q(name)}\` (root password in ${files.password}); ` +
-  `go on with \`vms create ${q(name)} --resume\`, or remove it with \`vms destroy ${q(name)}\``;
+/** A failed install kept on request: how to look at it, go on, or remove it (`data.kept` for the CLI's words). */
+const kept = (name: string, files: VmFiles): [string, Record<string, unknown>] => [
+  `kept for inspection: \`vms console ${q(name)}\` (root password in ${files.password}); ` +
+    `resume the create, or remove it with \`vms destroy ${q(name)}\``,
+  { kept: { name, password: files.password } },
+];
 
-function withHint(err: unknown, hint: string): unknown {
-  return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details) : err;
+/** The error with a new hint, and `data` added to what it carries. */
+function withHint(err: unknown, [hint, data]: [string, Record<string, unknown>]): unknown {
+  return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details, err.reason, { ...err.data, ...data }) : err;
 }
 
 async function result(ctx: Context, name: string, transcript: Transcript, user: string): Promise<InstallResult> {
@@ -280,10 +284,11 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
         undoOptions(ctx, () => Boolean(opts.keepFailed) && defined),
       );
     } catch (err) {
-      if (opts.keepFailed && defined) throw withHint(err, keptHint(opts.name, files));
+      if (opts.keepFailed && defined) throw withHint(err, kept(opts.name, files));
       if (savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
         const cleaned = !err.message.includes('(and clean-up failed');
-        throw withHint(err, `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+        const hint = `the whole transcript is in ${savedTranscript}${cleaned ? '; nothing else is left' : ''}`;
+        throw withHint(err, [hint, { removed: { transcript: savedTranscript, cleaned } }]);
       }
       throw err;
     } finally {
@@ -308,7 +313,7 @@ export async function resumeInstall(ctx: Context, name: string): Promise<Install
       if (pending === 'install') await installStep(ctx, name, secrets, transcript);
       await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);
     } catch (err) {
-      throw withHint(err, keptHint(name, files));
+      throw withHint(err, kept(name, files));
     } finally {
       await transcript.close();
     }

@@ -8,6 +8,7 @@ import type { Context } from '../context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { checkIsoImage } from '../storage/iso.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
+import { checkKernelBoot } from './validate.js';
 import { chardevOwner, claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
 
@@ -54,10 +55,11 @@ function requireFile(what: string, path: string): string {
 export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
   validateName(opts.name);
   const files = vmFiles(ctx.config, opts.name);
-  const kernelBoot = opts.kernelBoot && {
-    kernel: requireFile('kernel', opts.kernelBoot.kernel),
-    initrd: opts.kernelBoot.initrd && requireFile('initrd', opts.kernelBoot.initrd),
-    cmdline: opts.kernelBoot.cmdline,
+  const boot = checkKernelBoot(opts.kernelBoot);
+  const kernelBoot = boot && {
+    kernel: requireFile('kernel', boot.kernel),
+    initrd: boot.initrd && requireFile('initrd', boot.initrd),
+    cmdline: boot.cmdline,
   };
   const domainType = pickDomainType(await ctx.virsh.capabilities());
   return {
