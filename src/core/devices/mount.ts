@@ -113,9 +113,12 @@ export const isSystemDir = (real: string) => SYSTEM_PARENTS.has(real) || SYSTEM_
 export function refuseSystemDir(given: string, real: string, allow: boolean): void {
   if (allow || !isSystemDir(real)) return;
   const what = resolve(given) === real ? real : `${resolve(given)} is ${real}, which`;
-  throw usageError(
+  throw new VmsError(
+    'usage',
     `${what} is a system directory: virtiofsd runs as root, so the guest would get it with root's rights on the host`,
-    'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it',
+    'share a directory of your own (your home or one below it is fine), or allow a system directory if you mean it',
+    undefined,
+    'mount.systemDir',
   );
 }
 
@@ -277,7 +280,10 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
     const share = existing ?? { tag, source: hostDir, readonly };
     const result = { name: opts.name, hostDir, guestDir, tag, readonly };
     if (!live) {
-      if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
+      if (opts.temp) {
+        const [message, hint] = [`${opts.name} is shut off: a temporary mount goes only into a running VM`, `\`vms start ${q(opts.name)}\` first`];
+        throw new VmsError('conflict', message, hint, undefined, 'mount.tempShutOff', { name: opts.name });
+      }
       const change = definitionChange(vm.domain, opts.name, tag, readonly);
       const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm.domain, readonly))) : share;
       return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
@@ -291,7 +297,8 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
         const state = await guest.answer(guestDirStateCommand(tag, guestDir), `looking at ${guestDir} in the guest failed`);
         if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
         if (state === 'nonempty' && !opts.force) {
-          throw conflict(`${guestDir} in ${opts.name} is not empty: the share would hide its files`, 'pick an empty or new directory, or add --force (the files come back after `vms umount`)');
+          const hint = 'pick an empty or new directory, or mount over it anyway (the files come back after `vms umount`)';
+          throw new VmsError('conflict', `${guestDir} in ${opts.name} is not empty: the share would hide its files`, hint, undefined, 'mount.notEmpty');
         }
         const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
         await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
@@ -308,7 +315,13 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
 }
 
 const needsRestart = (name: string, why: string) =>
-  conflict(`${name} needs a restart for virtiofs: ${why}`, 'add --restart to have vms power it off, add shared memory to its definition and start it again; nothing was changed');
+  new VmsError(
+    'conflict',
+    `${name} needs a restart for virtiofs: ${why}`,
+    'vms can power it off, add shared memory to its definition and start it again when asked to restart it; nothing was changed',
+    undefined,
+    'mount.needsRestart',
+  );
 
 interface PlugInput {
   vm: LoadedVm;

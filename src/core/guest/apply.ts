@@ -1,4 +1,4 @@
-import { conflict } from '../../errors.js';
+import { conflict, VmsError } from '../../errors.js';
 import type { DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, runProfiles } from './guest-session.js';
@@ -27,7 +27,10 @@ export async function applyProfile(ctx: Context, name: string, profile: string):
     const files = vmFiles(ctx.config, name);
     const catalog = loadCatalog(ctx.config);
     const chain = profileChain(catalog, profile);
-    if (facts.metadata.pending) throw conflict(`${name} is an unfinished create (its ${facts.metadata.pending} step)`, `\`vms create ${q(name)} --resume\` finishes it first`);
+    if (facts.metadata.pending) {
+      const message = `${name} is an unfinished create (its ${facts.metadata.pending} step)`;
+      throw new VmsError('conflict', message, 'finish its create first', undefined, 'apply.unfinished', { name });
+    }
     if (state === 'paused' || state === 'pmsuspended') throw conflict(`${name} is ${state}`, `\`vms resume ${q(name)}\` first`);
     const { password, settings } = await readVmSecrets(files, name);
     const wasRunning = isActive(state);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { usageError } from '../../errors.js';
+import { usageError, VmsError } from '../../errors.js';
 import type { Firmware } from '../../libvirt/domain-xml.js';
 import type { Host } from '../context.js';
 
@@ -62,7 +62,8 @@ const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 export function validateUser(user: string): string {
   if (!USER_RE.test(user) || user === 'root') {
-    throw usageError(`invalid user name '${user}'`, 'use a lowercase Linux user name other than root, for example --user alice');
+    const hint = 'use a lowercase Linux user name other than root, for example alice';
+    throw new VmsError('usage', `invalid user name '${user}'`, hint, undefined, 'user.invalid');
   }
   return user;
 }
@@ -116,7 +117,7 @@ export function sshPublicKey(home: string, given?: string): string {
   const candidates = given ? [given] : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    if (given) throw usageError(`SSH key not found: ${given}`, 'pass a public key file (.pub) with --ssh-key');
+    if (given) throw new VmsError('usage', `SSH key not found: ${given}`, 'give a public key file (.pub)', undefined, 'sshKey.notFound');
     return '';
   }
   const key = readFileSync(found, 'utf8').trim().split('\n')[0] ?? '';

@@ -165,7 +165,7 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   const dir = vmFiles(ctx.config, to).dir;
   if (existsSync(dir) && (await readdir(dir)).length > 0) throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
   if (vm.facts.metadata.pending) {
-    throw conflict(`${name} is an unfinished create`, `finish it with \`vms create ${q(name)} --resume\` (or destroy it) first`);
+    throw new VmsError('conflict', `${name} is an unfinished create`, 'finish its create (or destroy it) first', undefined, 'set.unfinished', { name });
   }
   if ((await ctx.virsh.run(['snapshot-list', name, '--name'], { subject: name })).trim()) {
     throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);

@@ -46,3 +46,28 @@ test('a hint can be taken away; an error the CLI has no words for is shown as th
   assert.equal(forCommandLine(plain), plain);
   assert.equal(words(new VmsError('failed', 'boom', undefined, undefined, 'unexpected')).hint, 'run again with -v to see the commands run');
 });
+
+test('each reason the core words without flags gets the command line\'s words back', () => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ['clone.foreignDisk', { source: 'a b', target: 'vdb' }, "use --full for an independent copy, or `vms disk detach 'a b' vdb` first"],
+    ['clone.notQcow2', {}, 'use --full for an independent copy'],
+    ['clone.fullRunning', { source: 'a' }, '`vms stop a` first, or drop --full for an instant linked clone'],
+    ['snapshot.internalNeedsQcow2', {}, 'use --external: the disk is kept as it is and the VM goes on from a qcow2 overlay on top of it'],
+    ['snapshot.uefiInternal', { vm: 'u' }, 'use --external, or shut u off first: an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)'],
+    ['set.unfinished', { name: 'w' }, 'finish it with `vms create w --resume` (or destroy it) first'],
+    ['apply.unfinished', { name: 'w' }, '`vms create w --resume` finishes it first'],
+    ['set.nothing', {}, 'give --memory, --cpus, --displays, --rename or --notes'],
+    ['set.noGraphics', {}, 'it was created with --no-graphics'],
+    ['user.invalid', {}, 'use a lowercase Linux user name other than root, for example --user alice'],
+    ['sshKey.notFound', {}, 'pass a public key file (.pub) with --ssh-key'],
+    ['iso.notIso', {}, 'pass an ISO image with --iso'],
+    ['mount.systemDir', {}, 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it'],
+    ['mount.notEmpty', {}, 'pick an empty or new directory, or add --force (the files come back after `vms umount`)'],
+    ['mount.needsRestart', {}, 'add --restart to have vms power it off, add shared memory to its definition and start it again; nothing was changed'],
+  ];
+  for (const [reason, data, hint] of cases) assert.equal(words(new VmsError('conflict', 'm', 'core', undefined, reason, data)).hint, hint, reason);
+  assert.deepEqual(words(new VmsError('conflict', 'm', 'h', undefined, 'mount.tempShutOff', { name: 'w' })), {
+    message: 'w is shut off: --temp mounts only into a running VM',
+    hint: '`vms start w` first, or drop --temp',
+  });
+});
