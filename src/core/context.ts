@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { homedir, userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { QemuImg } from '../libvirt/qemu-img.js';
 import { Virsh } from '../libvirt/virsh.js';
@@ -26,6 +27,9 @@ export interface Host {
   /** Where relative paths they give start from. */
   cwd: string;
 }
+
+/** A path the caller gave, absolute: a relative one starts from the caller's directory, not this process's. */
+export const callerPath = (ctx: Pick<Context, 'host'>, path: string) => resolve(ctx.host.cwd, path);
 
 /** The Host of this process: what the CLI runs as. */
 export function processHost(): Host {

@@ -22,7 +22,7 @@ import {
 import { changeDevice, liveDomain, placeDevices, type Where } from '../../libvirt/device-xml.js';
 import { formatCommand } from '../../runner.js';
 import { formatSize } from '../../size.js';
-import type { Context } from '../context.js';
+import { callerPath, type Context } from '../context.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
 import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from '../storage/files-in-use.js';
 import { claimDiskPath } from '../vm/vm-files.js';
@@ -233,7 +233,7 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
 /** An existing image file (qcow2 or raw, as qemu-img reads it), attached as it is: vms never changes it here. */
 export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<AttachedDisk> {
   return withOperation(ctx, { command: 'disk attach', vms: [opts.name], host: true }, async (ctx) => {
-    const path = resolve(opts.path);
+    const path = callerPath(ctx, opts.path);
     if (opts.readonly && opts.bus === 'sata') throw usageError('a read-only disk cannot be on the sata bus (libvirt refuses it)', 'use --bus virtio or scsi');
     const disks = await loadDisks(ctx, opts.name);
     const file = await stat(path).catch(() => undefined);
@@ -261,8 +261,8 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
 }
 
 /** A disk by target (vdb) or by its file's path, looked up in the saved and the live definition. */
-function findDisk(disks: VmDisks, which: string): { saved?: DiskDevice; live?: DiskDevice } {
-  const path = which.includes('/') ? resolve(which) : undefined;
+function findDisk(disks: VmDisks, which: string, cwd: string): { saved?: DiskDevice; live?: DiskDevice } {
+  const path = which.includes('/') ? resolve(cwd, which) : undefined;
   const matches = (d: DiskDevice) => d.device === 'disk' && (path ? d.path === path : d.target === which);
   const found = { saved: disks.saved.find(matches), live: disks.live.find(matches) };
   if (!found.saved && !found.live) {
@@ -310,7 +310,7 @@ const RELEASE_TIMEOUT_MS = 30_000;
 export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<DetachResult> {
   return withOperation(ctx, { command: 'disk detach', vms: [opts.name], host: true }, async (ctx) => {
     const disks = await loadDisks(ctx, opts.name);
-    const { saved, live } = findDisk(disks, opts.disk);
+    const { saved, live } = findDisk(disks, opts.disk, ctx.host.cwd);
     const disk = (live ?? saved)!;
     const boot = disks.saved.find((d) => d.device === 'disk');
     if (boot?.target === disk.target) {
@@ -412,7 +412,7 @@ export interface ResizeResult {
 export async function resizeDisk(ctx: Context, opts: ResizeOptions): Promise<ResizeResult> {
   return withOperation(ctx, { command: 'disk resize', vms: [opts.name] }, async (ctx) => {
     const disks = await loadDisks(ctx, opts.name);
-    const { saved, live } = findDisk(disks, opts.disk);
+    const { saved, live } = findDisk(disks, opts.disk, ctx.host.cwd);
     const disk = (live ?? saved)!;
     if (disk.readonly) throw conflict(`${disk.target} of ${opts.name} is read-only`, 'vms grows only writable disks');
     if (!disk.path || disk.type !== 'file') throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');

@@ -7,7 +7,7 @@ import { changeDevice, liveDomain } from '../../libvirt/device-xml.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import { buildDomainXml, parseDomainXml, readMetadata, type XmlNode } from '../../libvirt/domain-parse.js';
 import { filesystemXml, findShare, hasSharedMemory, shareTag, withShare, withSharedMemory, withoutShare, type FsShare } from '../../libvirt/fs-xml.js';
-import type { Context } from '../context.js';
+import { callerPath, type Context } from '../context.js';
 import { findVirtiofsd } from '../host/programs.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from '../guest/guest-session.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
@@ -263,8 +263,9 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
 export async function mountShare(ctx: Context, asked: MountOptions, find = () => findVirtiofsd(ctx.host.env.PATH)): Promise<MountResult> {
   return withOperation(ctx, { command: 'mount', vms: [asked.name] }, async (ctx) => {
     const guestDir = checkGuestDir(asked.guestDir);
-    const hostDir = await resolveHostDir(asked.hostDir);
-    refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
+    const given = callerPath(ctx, asked.hostDir);
+    const hostDir = await resolveHostDir(given);
+    refuseSystemDir(given, hostDir, asked.allowSystemDir ?? false);
     requireVirtiofsd(find);
     const vm = await loadVm(ctx, asked.name);
     const live = await runningDomain(ctx, vm);

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { usageError, VmsError } from '../../errors.js';
 import type { Firmware } from '../../libvirt/domain-xml.js';
 import type { Host } from '../context.js';
@@ -112,15 +112,18 @@ function passwdHome(user: string, root: string): string | undefined {
   }
 }
 
-/** The user's public SSH key (given, or the first of ~/.ssh/id_{ed25519,ecdsa,rsa}.pub), or '' when there is none. */
-export function sshPublicKey(home: string, given?: string): string {
+/**
+ * The user's public SSH key (given, or the first of ~/.ssh/id_{ed25519,ecdsa,rsa}.pub), or '' when there is none. A
+ * relative `given` is taken from the caller's directory `cwd`.
+ */
+export function sshPublicKey(home: string, given?: string, cwd = '/'): string {
   const candidates = given ? [given] : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
-  const found = candidates.find((p) => existsSync(p));
+  const found = candidates.find((p) => existsSync(resolve(cwd, p)));
   if (!found) {
     if (given) throw new VmsError('usage', `SSH key not found: ${given}`, 'give a public key file (.pub)', undefined, 'sshKey.notFound');
     return '';
   }
-  const key = readFileSync(found, 'utf8').trim().split('\n')[0] ?? '';
+  const key = readFileSync(resolve(cwd, found), 'utf8').trim().split('\n')[0] ?? '';
   if (!/^(ssh-|ecdsa-|sk-)/.test(key)) throw usageError(`${found} does not look like an SSH public key`, 'pass the .pub file');
   return key;
 }

@@ -212,12 +212,12 @@ export async function installVm(ctx: Context, opts: InstallOptions): Promise<Ins
     await requireFreeName(ctx, opts.name);
     profileChain(loadCatalog(ctx.config), opts.profile);
     await guestFiles(ctx);
-    const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+    const iso = await resolveIso(ctx, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
     const disk = opts.disk ?? ctx.config.disk.value;
     await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
     const host = hostFacts(ctx.host);
     const user = opts.user === undefined ? host.user : validateUser(opts.user);
-    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+    return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey, ctx.host.cwd) };
   });
   return withOperation(ctx, { command: 'create', vms: [opts.name] }, async (ctx) => {
     const { progress } = ctx;

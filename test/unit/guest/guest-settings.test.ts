@@ -248,3 +248,10 @@ test('sshPublicKey: a given file is used as is, and must exist and hold a public
   usage(join(dir, '.ssh/private'), /private does not look like an SSH public key/);
   usage(join(dir, '.ssh/empty.pub'), /empty\.pub does not look like an SSH public key/);
 });
+
+test("sshPublicKey: a relative key file is the caller's, from their directory (not this process's)", () => {
+  const dir = home({ 'work.pub': `${RSA}\n` });
+  assert.equal(sshPublicKey(dir, 'work.pub', join(dir, '.ssh')), RSA);
+  assert.equal(sshPublicKey(dir, '.ssh/work.pub', dir), RSA);
+  assert.throws(() => sshPublicKey(dir, 'work.pub', dir), /^SSH key not found: work\.pub$/);
+});
