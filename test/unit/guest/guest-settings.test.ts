@@ -253,5 +253,5 @@ test("sshPublicKey: a relative key file is the caller's, from their directory (n
   const dir = home({ 'work.pub': `${RSA}\n` });
   assert.equal(sshPublicKey(dir, 'work.pub', join(dir, '.ssh')), RSA);
   assert.equal(sshPublicKey(dir, '.ssh/work.pub', dir), RSA);
-  assert.throws(() => sshPublicKey(dir, 'work.pub', dir), /^SSH key not found: work\.pub$/);
+  assert.throws(() => sshPublicKey(dir, 'work.pub', dir), /: SSH key not found: work\.pub$/);
 });
