@@ -47,6 +47,10 @@ const BY_REASON: Record<string, (data: Data) => Words> = {
   'user.invalid': () => ({ hint: 'use a lowercase Linux user name other than root, for example --user alice' }),
   'sshKey.notFound': () => ({ hint: 'pass a public key file (.pub) with --ssh-key' }),
   'iso.notIso': () => ({ hint: 'pass an ISO image with --iso' }),
+  'disk.inUseReadable': (d) => ({ hint: `${d.copy as string}, or attach it with --readonly: the VMs that use it only read it` }),
+  'disk.readonlySata': () => ({ hint: 'use --bus virtio or scsi' }),
+  'disk.readOnlyFile': () => ({ hint: 'attach it with --readonly, or attach a copy of it' }),
+  'disk.notDeletable': () => ({ hint: 'nothing was changed; detach it without --delete to keep the file' }),
   'mount.systemDir': () => ({ hint: 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it' }),
   'mount.tempShutOff': (d) => ({
     message: `${d.name as string} is shut off: --temp mounts only into a running VM`,

@@ -224,9 +224,13 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
   const shown = writers[0] ?? uses[0]!;
   const others = [...new Set(uses.map((u) => u.vm))].filter((vm) => vm !== shown.vm);
   const copy = `attach a copy of it (${formatCommand('cp', ['--sparse=always', path, 'COPY'])}${writers.length ? `, with ${shown.vm} shut off` : ''})`;
-  throw conflict(
+  throw new VmsError(
+    'conflict',
     `${path} is in use: it is ${describeUse(shown)}${others.length ? `, and used by ${others.join(', ')}` : ''}`,
-    writers.length ? `${copy}; vms attaches no file another VM writes, not even read-only` : `${copy}, or attach it with --readonly: the VMs that use it only read it`,
+    writers.length ? `${copy}; vms attaches no file another VM writes, not even read-only` : `${copy}, or attach it read-only: the VMs that use it only read it`,
+    undefined,
+    writers.length ? 'disk.inUse' : 'disk.inUseReadable',
+    { copy },
   );
 }
 
@@ -234,7 +238,10 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
 export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<AttachedDisk> {
   return withOperation(ctx, { command: 'disk attach', vms: [opts.name], host: true }, async (ctx) => {
     const path = callerPath(ctx, opts.path);
-    if (opts.readonly && opts.bus === 'sata') throw usageError('a read-only disk cannot be on the sata bus (libvirt refuses it)', 'use --bus virtio or scsi');
+    if (opts.readonly && opts.bus === 'sata') {
+      const message = 'a read-only disk cannot be on the sata bus (libvirt refuses it)';
+      throw new VmsError('usage', message, 'put it on the virtio or scsi bus', undefined, 'disk.readonlySata');
+    }
     const disks = await loadDisks(ctx, opts.name);
     const file = await stat(path).catch(() => undefined);
     if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
@@ -247,7 +254,10 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
       noteUnchecked(ctx, inUse, path);
     });
     // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
-    if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
+    if (!opts.readonly && (file.mode & 0o222) === 0) {
+      const hint = 'attach it read-only, or attach a copy of it';
+      throw new VmsError('conflict', `${path} is read-only (a clone's base?)`, hint, undefined, 'disk.readOnlyFile');
+    }
     refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
     const info = await ctx.qemuImg.info(path);
     if (info.format !== 'qcow2' && info.format !== 'raw') {
@@ -295,7 +305,8 @@ export interface DetachResult {
  */
 async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefined, saved: DiskDevice | undefined): Promise<void> {
   const name = disks.vm.facts.name;
-  const refuse = (why: string) => conflict(`vms will not delete ${path ?? 'that disk'}: ${why}`, 'nothing was changed; detach it without --delete to keep the file');
+  const refuse = (why: string) =>
+    new VmsError('conflict', `vms will not delete ${path ?? 'that disk'}: ${why}`, 'nothing was changed; detach it and keep the file', undefined, 'disk.notDeletable');
   if (!path || !saved || !disks.vm.facts.metadata.made.includes(path)) throw refuse(`vms did not make it for ${name}`);
   const inUse = await filesInUse(ctx);
   const other = inUse.usesOf(path).find((u) => !(u.vm === name && u.role === 'disk' && !u.snapshot));

@@ -71,3 +71,13 @@ test('each reason the core words without flags gets the command line\'s words ba
     hint: '`vms start w` first, or drop --temp',
   });
 });
+
+test('disk: the ways out of a refused attach or delete, with their flags', () => {
+  const hint = (reason: string, data: Record<string, unknown> = {}) => words(new VmsError('conflict', 'm', 'core', undefined, reason, data)).hint;
+  assert.equal(hint('disk.inUseReadable', { copy: 'attach a copy of it (cp --sparse=always /b COPY)' }),
+    'attach a copy of it (cp --sparse=always /b COPY), or attach it with --readonly: the VMs that use it only read it');
+  assert.equal(hint('disk.inUse', { copy: 'x' }), 'core', 'another VM writes it: no flag helps, the core\'s words stand');
+  assert.equal(hint('disk.readonlySata'), 'use --bus virtio or scsi');
+  assert.equal(hint('disk.readOnlyFile'), 'attach it with --readonly, or attach a copy of it');
+  assert.equal(hint('disk.notDeletable'), 'nothing was changed; detach it without --delete to keep the file');
+});
