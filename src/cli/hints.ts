@@ -24,41 +24,65 @@ const BY_REASON: Record<string, (data: Data) => Words> = {
   'set.needsOff': (d) => {
     const name = d.name as string;
     return {
-      message: `${name} is running: changing ${(d.needsOff as NeedsOff[]).map(needsOffFlag).join(' and ')} requires the VM to be shut off; use --restart`,
-      hint: `--restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${q(name)}\` first. Nothing was changed.`,
+      message:
+        `${name} is running: changing ${(d.needsOff as NeedsOff[]).map(needsOffFlag).join(' and ')} ` +
+        'requires the VM to be shut off; use --restart',
+      hint:
+        '--restart shuts it down (ACPI), applies everything and starts it again; ' +
+        `or \`vms stop ${q(name)}\` first. Nothing was changed.`,
     };
   },
   'set.shutdownTimeout': (d) => ({
-    hint: `the guest may ignore ACPI: wait longer with --timeout, or power it off with \`vms stop ${q(d.name as string)} --force\` and run this again`,
+    hint:
+      'the guest may ignore ACPI: wait longer with --timeout, ' +
+      `or power it off with \`vms stop ${q(d.name as string)} --force\` and run this again`,
   }),
-  'power.stopTimeout': () => ({ hint: 'the guest may ignore ACPI: wait longer with --timeout, add --force to power it off, or `vms kill` it' }),
+  'power.stopTimeout': () => ({
+    hint: 'the guest may ignore ACPI: wait longer with --timeout, add --force to power it off, or `vms kill` it',
+  }),
   'kernelBoot.noKernel': () => ({ message: '--initrd and --cmdline need --kernel', hint: null }),
-  'clone.foreignDisk': (d) => ({
-    hint: `use --full for an independent copy, or \`vms disk detach ${q(d.source as string)} ${d.target as string}\` first`,
+  'clone.foreignDisk': ({ source, target }) => ({
+    hint: `use --full for an independent copy, or \`vms disk detach ${q(source as string)} ${target as string}\` first`,
   }),
   'clone.notQcow2': () => ({ hint: 'use --full for an independent copy' }),
-  'clone.fullRunning': (d) => ({ hint: `\`vms stop ${q(d.source as string)}\` first, or drop --full for an instant linked clone` }),
-  'snapshot.internalNeedsQcow2': () => ({ hint: 'use --external: the disk is kept as it is and the VM goes on from a qcow2 overlay on top of it' }),
-  'snapshot.uefiInternal': (d) => ({
-    hint: `use --external, or shut ${d.vm as string} off first: an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)`,
+  'clone.fullRunning': (d) => ({
+    hint: `\`vms stop ${q(d.source as string)}\` first, or drop --full for an instant linked clone`,
   }),
-  'set.unfinished': (d) => ({ hint: `finish it with \`vms create ${q(d.name as string)} --resume\` (or destroy it) first` }),
+  'snapshot.internalNeedsQcow2': () => ({
+    hint: 'use --external: the disk is kept as it is and the VM goes on from a qcow2 overlay on top of it',
+  }),
+  'snapshot.uefiInternal': (d) => ({
+    hint:
+      `use --external, or shut ${d.vm as string} off first: ` +
+      'an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)',
+  }),
+  'set.unfinished': (d) => ({
+    hint: `finish it with \`vms create ${q(d.name as string)} --resume\` (or destroy it) first`,
+  }),
   'apply.unfinished': (d) => ({ hint: `\`vms create ${q(d.name as string)} --resume\` finishes it first` }),
   'user.invalid': () => ({ hint: 'use a lowercase Linux user name other than root, for example --user alice' }),
   'sshKey.notFound': () => ({ hint: 'pass a public key file (.pub) with --ssh-key' }),
   'iso.notIso': () => ({ hint: 'pass an ISO image with --iso' }),
-  'disk.inUseReadable': (d) => ({ hint: `${d.copy as string}, or attach it with --readonly: the VMs that use it only read it` }),
+  'disk.inUseReadable': (d) => ({
+    hint: `${d.copy as string}, or attach it with --readonly: the VMs that use it only read it`,
+  }),
   'disk.readonlySata': () => ({ hint: 'use --bus virtio or scsi' }),
   'disk.readOnlyFile': () => ({ hint: 'attach it with --readonly, or attach a copy of it' }),
   'disk.notDeletable': () => ({ hint: 'nothing was changed; detach it without --delete to keep the file' }),
-  'mount.systemDir': () => ({ hint: 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it' }),
+  'mount.systemDir': () => ({
+    hint: 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it',
+  }),
   'mount.tempShutOff': (d) => ({
     message: `${d.name as string} is shut off: --temp mounts only into a running VM`,
     hint: `\`vms start ${q(d.name as string)}\` first, or drop --temp`,
   }),
-  'mount.notEmpty': () => ({ hint: 'pick an empty or new directory, or add --force (the files come back after `vms umount`)' }),
+  'mount.notEmpty': () => ({
+    hint: 'pick an empty or new directory, or add --force (the files come back after `vms umount`)',
+  }),
   'mount.needsRestart': () => ({
-    hint: 'add --restart to have vms power it off, add shared memory to its definition and start it again; nothing was changed',
+    hint:
+      'add --restart to have vms power it off, add shared memory to its definition and start it again; ' +
+      'nothing was changed',
   }),
 };
 

@@ -86,7 +86,13 @@ export async function runCli(
   opts: { runner: Runner; env?: Record<string, string>; tty?: boolean; answers?: boolean[] },
 ): Promise<CliRun> {
   const dir = mkdtempSync(join(tmpdir(), 'vms-cli-'));
-  const env = { VMS_CONFIG: join(dir, 'none.json'), VMS_STATE_DIR: join(dir, 'state'), VMS_IMAGES_DIR: join(dir, 'images'), LIBVIRT_DEFAULT_URI: URI, ...opts.env };
+  const env = {
+    VMS_CONFIG: join(dir, 'none.json'),
+    VMS_STATE_DIR: join(dir, 'state'),
+    VMS_IMAGES_DIR: join(dir, 'images'),
+    LIBVIRT_DEFAULT_URI: URI,
+    ...opts.env,
+  };
   const t = testIo({ tty: opts.tty, env });
   const prompter = scriptedPrompter(opts.answers ?? []);
   let exitCode = 0;

@@ -15,10 +15,19 @@ import { FakeRunner } from '../helpers/fake-runner.js';
 // nothing of it is read from `process` or kept in a module.
 
 const dir = () => mkdtempSync(join(tmpdir(), 'vms-ctx-'));
-const config = (d: string) => resolveConfig({ env: { VMS_STATE_DIR: join(d, 'state'), VMS_IMAGES_DIR: d, VMS_CONFIG: join(d, 'none.json') } });
-const alice: Host = { uid: 1234, gid: 1234, groups: [1234], user: 'alice', home: '/home/alice', env: { PATH: '/nowhere' }, cwd: '/srv/alice' };
+const config = (d: string) =>
+  resolveConfig({ env: { VMS_STATE_DIR: join(d, 'state'), VMS_IMAGES_DIR: d, VMS_CONFIG: join(d, 'none.json') } });
+const alice: Host = {
+  uid: 1234,
+  gid: 1234,
+  groups: [1234],
+  user: 'alice',
+  home: '/home/alice',
+  env: { PATH: '/nowhere' },
+  cwd: '/srv/alice',
+};
 
-test('createContext: the host is this process\'s unless one is given', () => {
+test("createContext: the host is this process's unless one is given", () => {
   const d = dir();
   const own = createContext({ config: config(d), runner: new FakeRunner([]) });
   assert.deepEqual({ ...own.host, env: undefined }, { ...processHost(), env: undefined });
@@ -65,10 +74,12 @@ test('an operation inside one runs under its locks; one that needs a lock it doe
     assert.deepEqual([...(outer.heldLocks ?? [])], ['x', 'y']);
     return withOperation(outer, { command: 'inner', vms: ['y'] }, async (c) => c.journal === outer.journal);
   });
-  assert.equal(inner, true, 'the inner one ran in the outer one\'s journal');
+  assert.equal(inner, true, "the inner one ran in the outer one's journal");
   await assert.rejects(
-    withOperation(ctx, { command: 'outer', vms: ['x'] }, (outer) => withOperation(outer, { command: 'inner', vms: ['z'] }, async () => 0)),
+    withOperation(ctx, { command: 'outer', vms: ['x'] }, (outer) =>
+      withOperation(outer, { command: 'inner', vms: ['z'] }, async () => 0),
+    ),
     /needs locks its operation does not hold: z/,
   );
-  assert.equal(ctx.heldLocks, undefined, 'the caller\'s context is left as it was');
+  assert.equal(ctx.heldLocks, undefined, "the caller's context is left as it was");
 });

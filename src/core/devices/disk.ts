@@ -227,7 +227,9 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
   throw new VmsError(
     'conflict',
     `${path} is in use: it is ${describeUse(shown)}${others.length ? `, and used by ${others.join(', ')}` : ''}`,
-    writers.length ? `${copy}; vms attaches no file another VM writes, not even read-only` : `${copy}, or attach it read-only: the VMs that use it only read it`,
+    writers.length
+      ? `${copy}; vms attaches no file another VM writes, not even read-only`
+      : `${copy}, or attach it read-only: the VMs that use it only read it`,
     undefined,
     writers.length ? 'disk.inUse' : 'disk.inUseReadable',
     { copy },
@@ -306,7 +308,13 @@ export interface DetachResult {
 async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefined, saved: DiskDevice | undefined): Promise<void> {
   const name = disks.vm.facts.name;
   const refuse = (why: string) =>
-    new VmsError('conflict', `vms will not delete ${path ?? 'that disk'}: ${why}`, 'nothing was changed; detach it and keep the file', undefined, 'disk.notDeletable');
+    new VmsError(
+      'conflict',
+      `vms will not delete ${path ?? 'that disk'}: ${why}`,
+      'nothing was changed; detach it and keep the file',
+      undefined,
+      'disk.notDeletable',
+    );
   if (!path || !saved || !disks.vm.facts.metadata.made.includes(path)) throw refuse(`vms did not make it for ${name}`);
   const inUse = await filesInUse(ctx);
   const other = inUse.usesOf(path).find((u) => !(u.vm === name && u.role === 'disk' && !u.snapshot));

@@ -282,7 +282,8 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
     const result = { name: opts.name, hostDir, guestDir, tag, readonly };
     if (!live) {
       if (opts.temp) {
-        const [message, hint] = [`${opts.name} is shut off: a temporary mount goes only into a running VM`, `\`vms start ${q(opts.name)}\` first`];
+        const message = `${opts.name} is shut off: a temporary mount goes only into a running VM`;
+        const hint = `\`vms start ${q(opts.name)}\` first`;
         throw new VmsError('conflict', message, hint, undefined, 'mount.tempShutOff', { name: opts.name });
       }
       const change = definitionChange(vm.domain, opts.name, tag, readonly);
@@ -299,7 +300,8 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
         if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
         if (state === 'nonempty' && !opts.force) {
           const hint = 'pick an empty or new directory, or mount over it anyway (the files come back after `vms umount`)';
-          throw new VmsError('conflict', `${guestDir} in ${opts.name} is not empty: the share would hide its files`, hint, undefined, 'mount.notEmpty');
+          const message = `${guestDir} in ${opts.name} is not empty: the share would hide its files`;
+          throw new VmsError('conflict', message, hint, undefined, 'mount.notEmpty');
         }
         const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
         await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
@@ -319,7 +321,8 @@ const needsRestart = (name: string, why: string) =>
   new VmsError(
     'conflict',
     `${name} needs a restart for virtiofs: ${why}`,
-    'vms can power it off, add shared memory to its definition and start it again when asked to restart it; nothing was changed',
+    'vms can power it off, add shared memory to its definition and start it again when asked to restart it; ' +
+      'nothing was changed',
     undefined,
     'mount.needsRestart',
   );

@@ -120,7 +120,8 @@ export function sshPublicKey(home: string, given?: string, cwd = '/'): string {
   const candidates = given ? [given] : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
   const found = candidates.find((p) => existsSync(resolve(cwd, p)));
   if (!found) {
-    if (given) throw new VmsError('usage', `SSH key not found: ${given}`, 'give a public key file (.pub)', undefined, 'sshKey.notFound');
+    const hint = 'give a public key file (.pub)';
+    if (given) throw new VmsError('usage', `SSH key not found: ${given}`, hint, undefined, 'sshKey.notFound');
     return '';
   }
   const key = readFileSync(resolve(cwd, found), 'utf8').trim().split('\n')[0] ?? '';

@@ -197,7 +197,8 @@ const kept = (name: string, files: VmFiles): [string, Record<string, unknown>] =
 
 /** The error with a new hint, and `data` added to what it carries. */
 function withHint(err: unknown, [hint, data]: [string, Record<string, unknown>]): unknown {
-  return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details, err.reason, { ...err.data, ...data }) : err;
+  if (!(err instanceof VmsError)) return err;
+  return new VmsError(err.code, err.message, hint, err.details, err.reason, { ...err.data, ...data });
 }
 
 async function result(ctx: Context, name: string, transcript: Transcript, user: string): Promise<InstallResult> {

@@ -36,7 +36,8 @@ const isUnset = (field: Buffer) => field.toString('latin1', 0, 16) === '0'.repea
 /** Pure: the label and UUID from an ISO's primary volume descriptor (the 2048 bytes at sector 16). */
 export function parsePrimaryVolumeDescriptor(pvd: Buffer): IsoIdentity {
   if (pvd.length < 881 || pvd[0] !== 1 || pvd.toString('latin1', 1, 6) !== 'CD001') {
-    throw new VmsError('usage', 'not an ISO 9660 image (no primary volume descriptor)', 'pass an ISO image', undefined, 'iso.notIso');
+    const message = 'not an ISO 9660 image (no primary volume descriptor)';
+    throw new VmsError('usage', message, 'pass an ISO image', undefined, 'iso.notIso');
   }
   const label = pvd.toString('latin1', 40, 72).trimEnd();
   // archiso sets both dates alike; blkid (and so archiso's udev lookup) reads the modification date first.

@@ -128,7 +128,8 @@ async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
   }
   if (opts.full && isActive(src.state)) {
     const hint = `\`vms stop ${q(opts.source)}\` first, or make an instant linked clone`;
-    throw new VmsError('conflict', `${opts.source} is running: a full copy needs it shut off`, hint, undefined, 'clone.fullRunning', { source: opts.source });
+    const message = `${opts.source} is running: a full copy needs it shut off`;
+    throw new VmsError('conflict', message, hint, undefined, 'clone.fullRunning', { source: opts.source });
   }
   if (isActive(src.state)) {
     // The snapshot works on the running disks; the clone is built from the saved ones: they must be the same.

@@ -71,7 +71,8 @@ export interface NeedsOff {
 }
 
 /** "memory 8G (above the 4G it was started with)", "displays". */
-export const describeNeedsOff = (n: NeedsOff) => [n.setting, n.value].filter(Boolean).join(' ') + (n.why ? ` (${n.why})` : '');
+export const describeNeedsOff = (n: NeedsOff) =>
+  [n.setting, n.value].filter(Boolean).join(' ') + (n.why ? ` (${n.why})` : '');
 
 /** The changes worked out, and how to make them. */
 export interface SetPlan {
@@ -128,7 +129,10 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   }
 
   if (req.displays !== undefined && req.displays !== saved.displays) {
-    if (saved.displays === undefined) throw new VmsError('conflict', `${vm.name} has no graphical display to give more heads`, 'it was created without one', undefined, 'set.noGraphics');
+    if (saved.displays === undefined) {
+      const message = `${vm.name} has no graphical display to give more heads`;
+      throw new VmsError('conflict', message, 'it was created without one', undefined, 'set.noGraphics');
+    }
     plan.displays = req.displays;
     if (live) plan.needsOff.push({ setting: 'displays' });
     change('displays', saved.displays, req.displays, false);
@@ -165,7 +169,8 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   const dir = vmFiles(ctx.config, to).dir;
   if (existsSync(dir) && (await readdir(dir)).length > 0) throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
   if (vm.facts.metadata.pending) {
-    throw new VmsError('conflict', `${name} is an unfinished create`, 'finish its create (or destroy it) first', undefined, 'set.unfinished', { name });
+    const hint = 'finish its create (or destroy it) first';
+    throw new VmsError('conflict', `${name} is an unfinished create`, hint, undefined, 'set.unfinished', { name });
   }
   if ((await ctx.virsh.run(['snapshot-list', name, '--name'], { subject: name })).trim()) {
     throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);

@@ -123,7 +123,8 @@ async function uefiRefusal(ctx: Context, vm: string): Promise<VmsError> {
   return new VmsError(
     'conflict',
     `internal snapshots of a running UEFI VM need libvirt ≥ ${UEFI_INTERNAL_SINCE} with the NVRAM in qcow2 format (this is libvirt ${await libvirtVersion(ctx)})`,
-    `take an external one, or shut ${vm} off first: an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)`,
+    `take an external one, or shut ${vm} off first: ` +
+      'an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)',
     undefined,
     'snapshot.uefiInternal',
     { vm },

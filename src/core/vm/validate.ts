@@ -41,7 +41,13 @@ export function requireChange(req: Partial<Record<keyof SetRequest, unknown>>): 
   }
 }
 
-const pick = ({ memory, cpus, displays, rename, notes }: Partial<Record<keyof SetRequest, unknown>>) => ({ memory, cpus, displays, rename, notes });
+const pick = ({ memory, cpus, displays, rename, notes }: Partial<Record<keyof SetRequest, unknown>>) => ({
+  memory,
+  cpus,
+  displays,
+  rename,
+  notes,
+});
 
 /** What `vms set` is asked, checked and normalised (memory in whole KiB); refused when it asks for nothing. */
 export function checkSetOptions(opts: SetOptions): SetOptions {
@@ -59,7 +65,13 @@ export function checkSetOptions(opts: SetOptions): SetOptions {
 export function checkKernelBoot(boot: Partial<DirectKernelBoot> | undefined): DirectKernelBoot | undefined {
   if (!boot || (!boot.kernel && !boot.initrd && !boot.cmdline)) return undefined;
   if (!boot.kernel) {
-    throw new VmsError('usage', 'an initrd or a kernel command line needs a kernel', undefined, undefined, 'kernelBoot.noKernel');
+    throw new VmsError(
+      'usage',
+      'an initrd or a kernel command line needs a kernel',
+      undefined,
+      undefined,
+      'kernelBoot.noKernel',
+    );
   }
   return { kernel: boot.kernel, initrd: boot.initrd || undefined, cmdline: boot.cmdline || undefined };
 }

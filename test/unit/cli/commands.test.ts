@@ -12,7 +12,10 @@ test('destroy without --yes and without a terminal refuses before anything happe
   const runner = new FakeRunner([]);
   const r = await runCli(['destroy', 'vm'], { runner });
   assert.equal(r.exitCode, 2);
-  assert.equal(r.stderr, 'error: refusing to destroy vm without confirmation\nhint: add --yes (no terminal to ask on)\n');
+  assert.equal(
+    r.stderr,
+    'error: refusing to destroy vm without confirmation\nhint: add --yes (no terminal to ask on)\n',
+  );
   assert.equal(r.stdout, '');
   assert.deepEqual(r.asked, []);
   runner.done();
@@ -24,7 +27,12 @@ test('--json: an error is one JSON object on stdout, nothing on stderr', async (
   assert.equal(r.exitCode, 2);
   assert.equal(r.stderr, '');
   assert.deepEqual(JSON.parse(r.stdout), {
-    error: { code: 'usage', message: 'refusing to destroy vm without confirmation', hint: 'add --yes (no terminal to ask on)', exitCode: 2 },
+    error: {
+      code: 'usage',
+      message: 'refusing to destroy vm without confirmation',
+      hint: 'add --yes (no terminal to ask on)',
+      exitCode: 2,
+    },
   });
   runner.done();
 });
@@ -63,11 +71,14 @@ test('snapshot revert on a terminal: the plan is shown, "no" changes nothing (ex
   runner.done();
 });
 
-test('--json: the result is the command\'s data as JSON; without it, the human text (both from the command\'s env)', async () => {
+test("--json: the result is the command's data as JSON; without it, the human text (both from the command's env)", async () => {
   const env = { VMS_CONFIG: '/nonexistent/vms.json', VMS_MEMORY: '3G' };
   const json = await runCli(['--json', 'config'], { runner: new FakeRunner([]), env });
   assert.equal(json.exitCode, 0);
-  const data = JSON.parse(json.stdout) as { file: string; settings: Record<string, { value: unknown; source: string }> };
+  const data = JSON.parse(json.stdout) as {
+    file: string;
+    settings: Record<string, { value: unknown; source: string }>;
+  };
   assert.equal(data.file, '/nonexistent/vms.json');
   assert.deepEqual(data.settings.memory, { value: 3 * 1024 ** 3, source: 'env VMS_MEMORY' });
   assert.equal(json.stderr, '');
@@ -83,7 +94,13 @@ test("commander's usage errors exit 2 in process, on the program's stderr", asyn
 });
 
 test('the terminal prompter asks on stderr and takes only y or yes', async () => {
-  for (const [typed, answer] of [['y\n', true], ['YES\n', true], ['\n', false], ['n\n', false], ['yep\n', false]] as const) {
+  for (const [typed, answer] of [
+    ['y\n', true],
+    ['YES\n', true],
+    ['\n', false],
+    ['n\n', false],
+    ['yep\n', false],
+  ] as const) {
     const t = testIo({ tty: true });
     const stdin = new PassThrough();
     const asking = terminalPrompter({ ...t.io, stdin: stdin as unknown as NodeJS.ReadStream }).confirm('Destroy it?');

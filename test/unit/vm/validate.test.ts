@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkKernelBoot, checkMemory, checkSetOptions, checkWhole, MAX_DISPLAYS } from '../../../src/core/vm/validate.js';
+import {
+  checkKernelBoot,
+  checkMemory,
+  checkSetOptions,
+  checkWhole,
+  MAX_DISPLAYS,
+} from '../../../src/core/vm/validate.js';
 import { VmsError } from '../../../src/errors.js';
 import { GiB, MiB } from '../../../src/size.js';
 
@@ -32,23 +38,38 @@ test('checkSetOptions refuses what the CLI would never pass (exit 2, a reason, t
     [{ memory: 8 * GiB, timeoutSeconds: -1 }, /^invalid timeout -1$/],
     [{ memory: 8 * GiB, timeoutSeconds: 86401 }, /^invalid timeout 86401$/],
   ];
-  for (const [opts, message] of cases) assert.throws(() => checkSetOptions({ ...set, ...opts }), refused('input.invalid', message), JSON.stringify(opts));
+  for (const [opts, message] of cases)
+    assert.throws(() => checkSetOptions({ ...set, ...opts }), refused('input.invalid', message), JSON.stringify(opts));
 });
 
 test('checkWhole and checkMemory: the bounds are inclusive; the refusal says the range', () => {
   assert.equal(checkWhole(1, 'x', 1, 3), 1);
   assert.equal(checkWhole(3, 'x', 1, 3), 3);
-  assert.throws(() => checkWhole(4, 'x', 1, 3), (err: unknown) => err instanceof VmsError && err.hint === 'use a whole number from 1 to 3');
+  assert.throws(
+    () => checkWhole(4, 'x', 1, 3),
+    (err: unknown) => err instanceof VmsError && err.hint === 'use a whole number from 1 to 3',
+  );
   assert.equal(checkMemory(64 * MiB), 64 * MiB);
-  assert.throws(() => checkMemory(64 * MiB - 1024), (err: unknown) => err instanceof VmsError && err.hint === 'use a value between 64M and 4T');
+  assert.throws(
+    () => checkMemory(64 * MiB - 1024),
+    (err: unknown) => err instanceof VmsError && err.hint === 'use a value between 64M and 4T',
+  );
 });
 
 test('checkKernelBoot: an initrd or a command line needs a kernel; empty parts are left out', () => {
   assert.equal(checkKernelBoot(undefined), undefined);
   assert.equal(checkKernelBoot({}), undefined);
   assert.equal(checkKernelBoot({ kernel: '', initrd: '', cmdline: '' }), undefined);
-  assert.deepEqual(checkKernelBoot({ kernel: '/k', initrd: '', cmdline: 'console=ttyS0' }), { kernel: '/k', initrd: undefined, cmdline: 'console=ttyS0' });
+  assert.deepEqual(checkKernelBoot({ kernel: '/k', initrd: '', cmdline: 'console=ttyS0' }), {
+    kernel: '/k',
+    initrd: undefined,
+    cmdline: 'console=ttyS0',
+  });
   for (const boot of [{ initrd: '/i' }, { cmdline: 'quiet' }, { kernel: '', initrd: '/i' }]) {
-    assert.throws(() => checkKernelBoot(boot), refused('kernelBoot.noKernel', /^an initrd or a kernel command line needs a kernel$/), JSON.stringify(boot));
+    assert.throws(
+      () => checkKernelBoot(boot),
+      refused('kernelBoot.noKernel', /^an initrd or a kernel command line needs a kernel$/),
+      JSON.stringify(boot),
+    );
   }
 });
