@@ -36,7 +36,35 @@ export type ErrorReason =
   | 'agent.unavailable' // no guest agent: none configured, not connected, or not responding
   | 'agent.failed' // the guest agent answered with an error
   | 'agent.badReply' // the guest agent's answer is not what its protocol says
-  | 'vm.paused'; // the VM is paused: resume it first
+  | 'vm.paused' // the VM is paused: resume it first
+  // Refusals of the core, which the CLI words with its own flags (src/cli/hints.ts):
+  | 'unexpected' // a failure nobody classified
+  | 'input.invalid'
+  | 'set.nothing'
+  | 'set.needsOff'
+  | 'set.shutdownTimeout'
+  | 'set.noGraphics'
+  | 'set.unfinished'
+  | 'apply.unfinished'
+  | 'power.stopTimeout'
+  | 'kernelBoot.noKernel'
+  | 'clone.foreignDisk'
+  | 'clone.notQcow2'
+  | 'clone.fullRunning'
+  | 'snapshot.internalNeedsQcow2'
+  | 'snapshot.uefiInternal'
+  | 'user.invalid'
+  | 'sshKey.notFound'
+  | 'iso.notIso'
+  | 'disk.inUse'
+  | 'disk.inUseReadable'
+  | 'disk.readonlySata'
+  | 'disk.readOnlyFile'
+  | 'disk.notDeletable'
+  | 'mount.systemDir'
+  | 'mount.tempShutOff'
+  | 'mount.notEmpty'
+  | 'mount.needsRestart';
 
 export class VmsError extends Error {
   readonly code: ErrorCode;
@@ -45,14 +73,24 @@ export class VmsError extends Error {
   readonly details?: string;
   /** A stable name for what went wrong (e.g. `lock.busy`): callers decide on it, never on the message text. */
   readonly reason?: ErrorReason;
+  /** The facts of the failure a caller (the CLI's hints) words its own advice from, e.g. `{ needsOff: [...] }`. */
+  readonly data?: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, hint?: string, details?: string, reason?: ErrorReason) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    hint?: string,
+    details?: string,
+    reason?: ErrorReason,
+    data?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = 'VmsError';
     this.code = code;
     this.hint = hint;
     this.details = details;
     this.reason = reason;
+    this.data = data;
   }
 
   get exitCode(): number {
@@ -80,5 +118,5 @@ export function toVmsError(err: unknown): VmsError {
   if (err instanceof VmsError) return err;
   if (isInterrupt(err)) return interrupted();
   const message = err instanceof Error ? err.message : String(err);
-  return new VmsError('failed', message.split('\n')[0] ?? message, 'run again with -v to see the commands run');
+  return new VmsError('failed', message.split('\n')[0] ?? message, undefined, undefined, 'unexpected');
 }

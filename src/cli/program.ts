@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { processCli, useCli, type Cli } from './app.js';
 import { register as apply } from './commands/apply.js';
 import { register as attach } from './commands/attach.js';
 import { register as bootstrap } from './commands/bootstrap.js';
@@ -22,6 +23,11 @@ import { register as set } from './commands/set.js';
 import { register as snapshot } from './commands/snapshot.js';
 
 export function run(argv: string[], version: string): Promise<Command> {
+  return buildProgram(version, processCli()).parseAsync(argv);
+}
+
+/** The whole program on `cli`'s streams and environment (a test passes its own: test/helpers/test-io.ts). */
+export function buildProgram(version: string, cli: Cli): Command {
   const program = new Command('vms')
     .description('small, isolated Arch Linux VMs on libvirt/QEMU')
     .version(version)
@@ -29,14 +35,17 @@ export function run(argv: string[], version: string): Promise<Command> {
     .option('--json', 'machine-readable output on stdout')
     .option('-v, --verbose', 'show every command run and its output')
     .showHelpAfterError('(run `vms --help` for usage)')
-    .configureOutput({ outputError: (text, write) => write(text) });
+    .configureOutput({
+      writeOut: (text) => cli.io.stdout.write(text),
+      writeErr: (text) => cli.io.stderr.write(text),
+      outputError: (text, write) => write(text),
+    });
+  useCli(program, cli);
 
   // commander's own usage errors (unknown option, missing argument) exit with our usage code.
-  program.exitOverride((err) => {
-    process.exit(err.exitCode === 0 ? 0 : 2);
-  });
+  program.exitOverride((err) => cli.exit(err.exitCode === 0 ? 0 : 2));
 
   const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, gc, disk, nic, serial, pool, snapshot, mount, config, doctor, repair, iso];
   for (const register of commands) register(program);
-  return program.parseAsync(argv);
+  return program;
 }

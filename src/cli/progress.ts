@@ -15,14 +15,14 @@ export function bar(fraction: number, width = 20): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
-export function spinnerProgress(): Progress {
+export function spinnerProgress(out: NodeJS.WriteStream = process.stderr): Progress {
   let current: { spinner: { text: string }; title: string; transferred?: string } | undefined;
   return {
     async step(title, fn) {
       const t0 = performance.now();
       const { default: ora } = await import('ora'); // only on a terminal: its load time is not paid otherwise
       // discardStdin off: ora would read the terminal raw, and a Ctrl-C typed there would never become SIGINT.
-      const spinner = ora({ text: title, stream: process.stderr, discardStdin: false }).start();
+      const spinner = ora({ text: title, stream: out, discardStdin: false }).start();
       current = { spinner, title };
       try {
         const result = await fn();
@@ -36,7 +36,7 @@ export function spinnerProgress(): Progress {
         current = undefined;
       }
     },
-    note: (message) => process.stderr.write(`${chalk.yellow('!')} ${message}\n`),
+    note: (message) => out.write(`${chalk.yellow('!')} ${message}\n`),
     transfer(status: TransferStatus) {
       if (!current) return;
       if (status.final) current.transferred = status.text;
@@ -47,27 +47,27 @@ export function spinnerProgress(): Progress {
 }
 
 /** @param verbose also streams guest consoles (-v) */
-export function lineProgress(verbose = false): Progress {
+export function lineProgress(verbose = false, out: NodeJS.WritableStream = process.stderr): Progress {
   let lastLine = 0;
   return {
-    transcript: verbose ? (text) => process.stderr.write(chalk.dim(text)) : undefined,
+    transcript: verbose ? (text) => out.write(chalk.dim(text)) : undefined,
     async step(title, fn) {
-      process.stderr.write(`==> ${title}\n`);
+      out.write(`==> ${title}\n`);
       const t0 = performance.now();
       lastLine = t0;
       try {
         return await fn();
       } catch (err) {
-        process.stderr.write(`==> ${title}: failed after ${seconds(t0)}\n`);
+        out.write(`==> ${title}: failed after ${seconds(t0)}\n`);
         throw err;
       }
     },
-    note: (message) => process.stderr.write(`note: ${message}\n`),
+    note: (message) => out.write(`note: ${message}\n`),
     transfer(status: TransferStatus) {
       const now = performance.now();
       if (!status.final && now - lastLine < TRANSFER_LINE_EVERY_MS) return;
       lastLine = now;
-      process.stderr.write(`    ${status.text}\n`);
+      out.write(`    ${status.text}\n`);
     },
   };
 }

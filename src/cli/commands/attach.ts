@@ -10,12 +10,12 @@ export function register(program: Command): void {
     .description('attach to the serial console (Ctrl-] leaves)')
     .argument('<name>', 'VM name')
     .action(
-      action(async ({ ctx }, name) => {
+      action(async ({ ctx, io }, name) => {
         const target = await consoleTarget(ctx, name!);
-        if (!process.stdin.isTTY || !process.stdout.isTTY) {
+        if (!io.stdinIsTTY || !io.stdoutIsTTY) {
           throw new VmsError('usage', 'vms console needs an interactive terminal', target.log ? `the console transcript is in ${target.log}` : undefined);
         }
-        await attachTerminal(target.socket, { input: process.stdin, output: process.stdout }, `Connected to ${name}'s serial console`);
+        await attachTerminal(target.socket, { input: io.stdin, output: io.stdout }, `Connected to ${name}'s serial console`);
         return { data: target };
       }),
     );
@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .argument('<name>', 'VM name')
     .action(
       action(async ({ ctx }, name) => {
-        const plan = await viewerPlan(ctx, name!, process.env);
+        const plan = await viewerPlan(ctx, name!);
         if (plan.launch) {
           const code = await ctx.runner.interactive(plan.launch.cmd, plan.launch.args);
           if (code !== 0) throw new VmsError('failed', `${plan.launch.cmd} exited with status ${code}`);

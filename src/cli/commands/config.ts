@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .command('config')
     .description('show the effective settings and where each comes from')
     .action(
-      action(async ({ ctx }) => {
+      action(async ({ ctx, io }) => {
         const c = ctx.config;
         const rows = Object.entries(c).map(([key, s]) => ({
           key,
@@ -25,8 +25,8 @@ export function register(program: Command): void {
           source: s.source,
         }));
         return {
-          data: { file: configFilePath(process.env), settings: Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])) },
-          human: () => `${table(['KEY', 'VALUE', 'SOURCE'], rows.map((r) => [r.key, r.shown, r.source]))}\n\nconfig file: ${configFilePath(process.env)}`,
+          data: { file: configFilePath(io.env), settings: Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])) },
+          human: () => `${table(['KEY', 'VALUE', 'SOURCE'], rows.map((r) => [r.key, r.shown, r.source]))}\n\nconfig file: ${configFilePath(io.env)}`,
         };
       }),
     );

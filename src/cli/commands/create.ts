@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseCpus } from '../../config.js';
 import { createVm, createXml, parseFirmware, type CreateOptions } from '../../core/vm/create.js';
+import { checkKernelBoot } from '../../core/vm/validate.js';
 import { parseNetwork } from '../../core/devices/network.js';
 import { usageError } from '../../errors.js';
 import { DISK_RANGE, MEMORY_RANGE, parseSize } from '../../size.js';
@@ -32,7 +33,7 @@ interface Flags {
 
 /** The options of a bare create (disk + definition, you install it yourself). */
 export function toCreateOptions(name: string, f: Flags): CreateOptions {
-  if ((f.initrd || f.cmdline) && !f.kernel) throw usageError('--initrd and --cmdline need --kernel');
+  const kernelBoot = checkKernelBoot({ kernel: f.kernel, initrd: f.initrd, cmdline: f.cmdline });
   if (f.kernel && !f.bare && !f.printXml) throw usageError('--kernel is for `vms create --bare`', 'the install boots the ISO\'s own kernel');
   return {
     name,
@@ -42,7 +43,7 @@ export function toCreateOptions(name: string, f: Flags): CreateOptions {
     firmware: parseFirmware(f.firmware),
     network: parseNetwork(f.network),
     iso: f.iso,
-    kernelBoot: f.kernel ? { kernel: f.kernel, initrd: f.initrd, cmdline: f.cmdline } : undefined,
+    kernelBoot,
     graphics: f.graphics,
     start: Boolean(f.start),
   };

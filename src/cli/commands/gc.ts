@@ -3,7 +3,7 @@ import { collectGarbage, planGc, type GcFile, type GcPlan } from '../../core/sto
 import { usageError, VmsError } from '../../errors.js';
 import { formatSize } from '../../size.js';
 import { action } from '../app.js';
-import { askYesNo } from '../ask.js';
+import { canPrompt } from '../io.js';
 
 const fileLine = (f: GcFile) => `  ${f.path}  ${formatSize(f.bytes)}  (made for ${f.madeFor.join(', ')})`;
 
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('-y, --yes', 'do not ask')
     .option('--dry-run', 'only show what would be removed')
     .action(
-      action<{ yes?: boolean; dryRun?: boolean }>(async ({ ctx, opts }) => {
+      action<{ yes?: boolean; dryRun?: boolean }>(async ({ ctx, opts, io, prompter }) => {
         const plan = await planGc(ctx);
         if (opts.dryRun || plan.remove.length === 0) {
           return { data: { ...plan, removed: [], dryRun: Boolean(opts.dryRun) }, human: () => renderPlan(plan, 'would remove') };
@@ -30,9 +30,9 @@ export function register(program: Command): void {
         let result;
         if (opts.yes) result = await collectGarbage(ctx, plan);
         else {
-          if (!process.stdin.isTTY) throw usageError('refusing to remove files without confirmation', 'add --yes (no terminal to ask on), or --dry-run to see what would go');
-          process.stderr.write(renderPlan(plan, 'This removes') + '\n');
-          if (!(await askYesNo('Remove them?'))) throw new VmsError('conflict', 'nothing removed', 'nothing was changed');
+          if (!canPrompt(io)) throw usageError('refusing to remove files without confirmation', 'add --yes (no terminal to ask on), or --dry-run to see what would go');
+          io.stderr.write(renderPlan(plan, 'This removes') + '\n');
+          if (!(await prompter.confirm('Remove them?'))) throw new VmsError('conflict', 'nothing removed', 'nothing was changed');
           // Planned again under the locks: what is removed must be what the user agreed to, even if a VM took up a file meanwhile.
           result = await collectGarbage(ctx, plan, true);
         }

@@ -3,6 +3,7 @@ import { parseCpus } from '../../config.js';
 import type { PowerResult } from '../../core/vm/power.js';
 import { resetVm, resumeVm, suspendVm } from '../../core/vm/pause.js';
 import { setVm, type Change, type SetOptions, type SetResult } from '../../core/vm/set.js';
+import { checkSetOptions, MAX_DISPLAYS, MAX_TIMEOUT_SECONDS, requireChange } from '../../core/vm/validate.js';
 import { usageError } from '../../errors.js';
 import { formatSize, MEMORY_RANGE, parseSize } from '../../size.js';
 import { action } from '../app.js';
@@ -18,9 +19,6 @@ export interface SetFlags {
   timeout: string;
 }
 
-/** Most heads a virtio or QXL display device takes. */
-const MAX_DISPLAYS = 16;
-
 function wholeNumber(text: string, what: string, min: number, max: number, example: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw usageError(`invalid ${what} '${text}'`, `use a whole number from ${min} to ${max}, for example ${example}`);
@@ -28,20 +26,18 @@ function wholeNumber(text: string, what: string, min: number, max: number, examp
 }
 
 export function toSetOptions(name: string, f: SetFlags): SetOptions {
-  const given = [f.memory, f.cpus, f.displays, f.rename, f.notes].some((v) => v !== undefined);
-  if (!given) throw usageError('nothing to change', 'give --memory, --cpus, --displays, --rename or --notes');
-  // The notes are checked by the core (setVm), where a library caller's are checked too.
-  const memory = f.memory === undefined ? undefined : parseSize(f.memory, MEMORY_RANGE);
-  return {
+  requireChange(f);
+  // Text becomes values here; the rules on the values (ranges, whole KiB, the notes) are the core's (validate.ts).
+  return checkSetOptions({
     name,
-    memory: memory === undefined ? undefined : Math.round(memory / 1024) * 1024, // libvirt counts memory in KiB
+    memory: f.memory === undefined ? undefined : parseSize(f.memory, MEMORY_RANGE),
     cpus: f.cpus === undefined ? undefined : parseCpus(f.cpus),
     displays: f.displays === undefined ? undefined : wholeNumber(f.displays, 'display count', 1, MAX_DISPLAYS, '--displays 2'),
     rename: f.rename,
     notes: f.notes,
     restart: Boolean(f.restart),
-    timeoutSeconds: wholeNumber(f.timeout, '--timeout', 0, 24 * 3600, '--timeout 120'),
-  };
+    timeoutSeconds: wholeNumber(f.timeout, '--timeout', 0, MAX_TIMEOUT_SECONDS, '--timeout 120'),
+  });
 }
 
 const APPLIED: Record<Change['applied'], string> = { live: 'now and saved', config: 'saved', restart: 'saved, restarted' };

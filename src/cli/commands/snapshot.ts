@@ -13,7 +13,7 @@ import { isActive } from '../../core/vm/vm.js';
 import { usageError, VmsError } from '../../errors.js';
 import type { SnapshotFacts } from '../../libvirt/snapshot-xml.js';
 import { action } from '../app.js';
-import { askYesNo } from '../ask.js';
+import { canPrompt, type Io, type Prompter } from '../io.js';
 import { table } from '../format.js';
 import { shellQuote as q } from '../../quote.js';
 
@@ -36,14 +36,14 @@ function renderDeleted(r: DeleteSnapshotResult): string {
   return [`${r.name}: snapshot ${r.snapshot} deleted${merged}`, ...r.removed.map((f) => `  deleted ${f}`)].join('\n');
 }
 
-async function confirmRevert(plan: RevertPlan): Promise<boolean> {
+async function confirmRevert(io: Io, prompter: Prompter, plan: RevertPlan): Promise<boolean> {
   const s = plan.snapshot;
   const lost = isActive(plan.vmState) ? 'its disks and memory' : 'its disks';
-  process.stderr.write(
+  io.stderr.write(
     `This reverts ${plan.vm} (${plan.vmState}) to snapshot ${s.name}, taken ${localTime(s.created)} (${takenWhile(s)}).\n` +
       `Its present state (${lost}) is lost: \`vms snapshot create ${q(plan.vm)}\` first keeps it.\n`,
   );
-  return askYesNo('Revert?');
+  return prompter.confirm('Revert?');
 }
 
 export function register(program: Command): void {
@@ -74,13 +74,13 @@ export function register(program: Command): void {
     .argument('<snapshot>', 'snapshot name')
     .option('-y, --yes', 'do not ask')
     .action(
-      action<{ yes?: boolean }>(async ({ ctx, opts }, vm, name) => {
+      action<{ yes?: boolean }>(async ({ ctx, opts, io, prompter }, vm, name) => {
         const plan = await planRevert(ctx, vm!, name!);
         if (!opts.yes) {
-          if (!process.stdin.isTTY) {
+          if (!canPrompt(io)) {
             throw usageError(`refusing to revert ${vm} to ${name} without confirmation`, `it throws away ${vm}'s present state: add --yes (no terminal to ask on)`);
           }
-          if (!(await confirmRevert(plan))) throw new VmsError('conflict', 'not reverted', 'nothing was changed');
+          if (!(await confirmRevert(io, prompter, plan))) throw new VmsError('conflict', 'not reverted', 'nothing was changed');
         }
         const result = await revertSnapshot(ctx, plan);
         return { data: result, human: () => `${result.name} reverted to ${result.snapshot}: ${result.state}` };

@@ -21,7 +21,7 @@ import { changeDevice, liveDomain, placeDevices, type Where } from '../../libvir
 import { formatCommand } from '../../runner.js';
 import { explainNoSlot } from './hotplug.js';
 import { formatSize } from '../../size.js';
-import type { Context } from '../context.js';
+import { callerPath, type Context } from '../context.js';
 import { pollUntil } from '../ops/poll.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
 import { describeUse, filesInUse, noteUnchecked, type FilesInUse } from '../storage/files-in-use.js';
@@ -216,17 +216,26 @@ function refuseImageInUse(inUse: FilesInUse, path: string, name: string, readonl
   const shown = writers[0] ?? uses[0]!;
   const others = [...new Set(uses.map((u) => u.vm))].filter((vm) => vm !== shown.vm);
   const copy = `attach a copy of it (${formatCommand('cp', ['--sparse=always', path, 'COPY'])}${writers.length ? `, with ${shown.vm} shut off` : ''})`;
-  throw conflict(
+  throw new VmsError(
+    'conflict',
     `${path} is in use: it is ${describeUse(shown)}${others.length ? `, and used by ${others.join(', ')}` : ''}`,
-    writers.length ? `${copy}; vms attaches no file another VM writes, not even read-only` : `${copy}, or attach it with --readonly: the VMs that use it only read it`,
+    writers.length
+      ? `${copy}; vms attaches no file another VM writes, not even read-only`
+      : `${copy}, or attach it read-only: the VMs that use it only read it`,
+    undefined,
+    writers.length ? 'disk.inUse' : 'disk.inUseReadable',
+    { copy },
   );
 }
 
 /** An existing image file (qcow2 or raw, as qemu-img reads it), attached as it is: vms never changes it here. */
 export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<AttachedDisk> {
   return withOperation(ctx, { command: 'disk attach', vms: [opts.name], host: true }, async (ctx) => {
-    const path = resolve(opts.path);
-    if (opts.readonly && opts.bus === 'sata') throw usageError('a read-only disk cannot be on the sata bus (libvirt refuses it)', 'use --bus virtio or scsi');
+    const path = callerPath(ctx, opts.path);
+    if (opts.readonly && opts.bus === 'sata') {
+      const message = 'a read-only disk cannot be on the sata bus (libvirt refuses it)';
+      throw new VmsError('usage', message, 'put it on the virtio or scsi bus', undefined, 'disk.readonlySata');
+    }
     const disks = await loadDisks(ctx, opts.name);
     const file = await stat(path).catch(() => undefined);
     if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
@@ -239,7 +248,10 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
       noteUnchecked(ctx, inUse, path);
     });
     // A frozen base (vms makes them 0444) or any file without write permission must never be written through a VM.
-    if (!opts.readonly && (file.mode & 0o222) === 0) throw conflict(`${path} is read-only (a clone's base?)`, 'attach it with --readonly, or attach a copy of it');
+    if (!opts.readonly && (file.mode & 0o222) === 0) {
+      const hint = 'attach it read-only, or attach a copy of it';
+      throw new VmsError('conflict', `${path} is read-only (a clone's base?)`, hint, undefined, 'disk.readOnlyFile');
+    }
     refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
     const info = await ctx.qemuImg.info(path);
     if (info.format !== 'qcow2' && info.format !== 'raw') {
@@ -253,8 +265,8 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
 }
 
 /** A disk by target (vdb) or by its file's path, looked up in the saved and the live definition. */
-function findDisk(disks: VmDisks, which: string): { saved?: DiskDevice; live?: DiskDevice } {
-  const path = which.includes('/') ? resolve(which) : undefined;
+function findDisk(disks: VmDisks, which: string, cwd: string): { saved?: DiskDevice; live?: DiskDevice } {
+  const path = which.includes('/') ? resolve(cwd, which) : undefined;
   const matches = (d: DiskDevice) => d.device === 'disk' && (path ? d.path === path : d.target === which);
   const found = { saved: disks.saved.find(matches), live: disks.live.find(matches) };
   if (!found.saved && !found.live) {
@@ -287,7 +299,14 @@ export interface DetachResult {
  */
 async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefined, saved: DiskDevice | undefined): Promise<void> {
   const name = disks.vm.facts.name;
-  const refuse = (why: string) => conflict(`vms will not delete ${path ?? 'that disk'}: ${why}`, 'nothing was changed; detach it without --delete to keep the file');
+  const refuse = (why: string) =>
+    new VmsError(
+      'conflict',
+      `vms will not delete ${path ?? 'that disk'}: ${why}`,
+      'nothing was changed; detach it and keep the file',
+      undefined,
+      'disk.notDeletable',
+    );
   if (!path || !saved || !disks.vm.facts.metadata.made.includes(path)) throw refuse(`vms did not make it for ${name}`);
   const inUse = await filesInUse(ctx);
   const other = inUse.usesOf(path).find((u) => !(u.vm === name && u.role === 'disk' && !u.snapshot));
@@ -302,7 +321,7 @@ const RELEASE_TIMEOUT_MS = 30_000;
 export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<DetachResult> {
   return withOperation(ctx, { command: 'disk detach', vms: [opts.name], host: true }, async (ctx) => {
     const disks = await loadDisks(ctx, opts.name);
-    const { saved, live } = findDisk(disks, opts.disk);
+    const { saved, live } = findDisk(disks, opts.disk, ctx.host.cwd);
     const disk = (live ?? saved)!;
     const boot = disks.saved.find((d) => d.device === 'disk');
     if (boot?.target === disk.target) {
@@ -405,7 +424,7 @@ export interface ResizeResult {
 export async function resizeDisk(ctx: Context, opts: ResizeOptions): Promise<ResizeResult> {
   return withOperation(ctx, { command: 'disk resize', vms: [opts.name] }, async (ctx) => {
     const disks = await loadDisks(ctx, opts.name);
-    const { saved, live } = findDisk(disks, opts.disk);
+    const { saved, live } = findDisk(disks, opts.disk, ctx.host.cwd);
     const disk = (live ?? saved)!;
     if (disk.readonly) throw conflict(`${disk.target} of ${opts.name} is read-only`, 'vms grows only writable disks');
     if (!disk.path || disk.type !== 'file') throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');

@@ -7,7 +7,7 @@ import { changeDevice, liveDomain } from '../../libvirt/device-xml.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import { parseDomainXml, readMetadata, type XmlNode } from '../../libvirt/domain-parse.js';
 import { filesystemXml, findShare, hasSharedMemory, shareTag, withShare, withSharedMemory, withoutShare, type FsShare } from '../../libvirt/fs-xml.js';
-import type { Context } from '../context.js';
+import { callerPath, type Context } from '../context.js';
 import { findVirtiofsd } from '../host/programs.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from '../guest/guest-session.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
@@ -105,13 +105,16 @@ export const isSystemDir = (real: string) => SYSTEM_PARENTS.has(real) || SYSTEM_
 export function refuseSystemDir(given: string, real: string, allow: boolean): void {
   if (allow || !isSystemDir(real)) return;
   const what = resolve(given) === real ? real : `${resolve(given)} is ${real}, which`;
-  throw usageError(
+  throw new VmsError(
+    'usage',
     `${what} is a system directory: virtiofsd runs as root, so the guest would get it with root's rights on the host`,
-    'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it',
+    'share a directory of your own (your home or one below it is fine), or allow a system directory if you mean it',
+    undefined,
+    'mount.systemDir',
   );
 }
 
-export function requireVirtiofsd(find: () => string | undefined = findVirtiofsd): void {
+export function requireVirtiofsd(find: () => string | undefined): void {
   if (find()) return;
   throw new VmsError('missingTool', 'virtiofsd is not installed: shared folders need it', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian 13; QEMU brings it on Debian 12), dnf install virtiofsd (Fedora)');
 }
@@ -260,11 +263,12 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
   return liveDomain(ctx.virsh, vm.facts.name, isActive(vm.state));
 }
 
-export async function mountShare(ctx: Context, asked: MountOptions, find = findVirtiofsd): Promise<MountResult> {
+export async function mountShare(ctx: Context, asked: MountOptions, find = () => findVirtiofsd(ctx.host.env.PATH)): Promise<MountResult> {
   return withOperation(ctx, { command: 'mount', vms: [asked.name] }, async (ctx) => {
     const guestDir = checkGuestDir(asked.guestDir);
-    const hostDir = await resolveHostDir(asked.hostDir);
-    refuseSystemDir(asked.hostDir, hostDir, asked.allowSystemDir ?? false);
+    const given = callerPath(ctx, asked.hostDir);
+    const hostDir = await resolveHostDir(given);
+    refuseSystemDir(given, hostDir, asked.allowSystemDir ?? false);
     requireVirtiofsd(find);
     const vm = await loadVm(ctx, asked.name);
     const live = await runningDomain(ctx, vm);
@@ -280,7 +284,11 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = findV
     const share = existing ?? { tag, source: hostDir, readonly };
     const result = { name: opts.name, hostDir, guestDir, tag, readonly };
     if (!live) {
-      if (opts.temp) throw conflict(`${opts.name} is shut off: --temp mounts only into a running VM`, `\`vms start ${q(opts.name)}\` first, or drop --temp`);
+      if (opts.temp) {
+        const message = `${opts.name} is shut off: a temporary mount goes only into a running VM`;
+        const hint = `\`vms start ${q(opts.name)}\` first`;
+        throw new VmsError('conflict', message, hint, undefined, 'mount.tempShutOff', { name: opts.name });
+      }
       const change = definitionChange(vm.domain, opts.name, tag, readonly);
       const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm, readonly))) : share;
       return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
@@ -294,7 +302,9 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = findV
         const state = await guest.answer(guestDirStateCommand(tag, guestDir), `looking at ${guestDir} in the guest failed`);
         if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
         if (state === 'nonempty' && !opts.force) {
-          throw conflict(`${guestDir} in ${opts.name} is not empty: the share would hide its files`, 'pick an empty or new directory, or add --force (the files come back after `vms umount`)');
+          const hint = 'pick an empty or new directory, or mount over it anyway (the files come back after `vms umount`)';
+          const message = `${guestDir} in ${opts.name} is not empty: the share would hide its files`;
+          throw new VmsError('conflict', message, hint, undefined, 'mount.notEmpty');
         }
         const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
         await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
@@ -311,7 +321,14 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = findV
 }
 
 const needsRestart = (name: string, why: string) =>
-  conflict(`${name} needs a restart for virtiofs: ${why}`, 'add --restart to have vms power it off, add shared memory to its definition and start it again; nothing was changed');
+  new VmsError(
+    'conflict',
+    `${name} needs a restart for virtiofs: ${why}`,
+    'vms can power it off, add shared memory to its definition and start it again when asked to restart it; ' +
+      'nothing was changed',
+    undefined,
+    'mount.needsRestart',
+  );
 
 interface PlugInput {
   vm: LoadedVm;

@@ -160,7 +160,7 @@ export async function addSerialPort(ctx: Context, name: string, backend: SerialB
     });
     const pendingRestart = isActive(state);
     await ctx.progress.step(`Adding serial port ${port} to ${name}'s definition`, async () =>
-      changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend, chardevOwner(ctx.config)), { live: false, config: true }),
+      changeDevice(ctx.virsh, 'attach-device', name, await serialXml(port, backend, chardevOwner(ctx)), { live: false, config: true }),
     );
     return { name, port: portInfo({ port, type: backend.type, backend }, true, pendingRestart ? false : undefined), pendingRestart };
   });

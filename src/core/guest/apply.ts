@@ -1,4 +1,4 @@
-import { conflict } from '../../errors.js';
+import { VmsError } from '../../errors.js';
 import type { DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, runProfiles } from './guest-session.js';
@@ -28,7 +28,10 @@ export async function applyProfile(ctx: Context, name: string, profile: string):
     const files = vmFiles(ctx.config, name);
     const catalog = loadCatalog(ctx.config);
     const chain = profileChain(catalog, profile);
-    if (facts.metadata.pending) throw conflict(`${name} is an unfinished create (its ${facts.metadata.pending} step)`, `\`vms create ${q(name)} --resume\` finishes it first`);
+    if (facts.metadata.pending) {
+      const message = `${name} is an unfinished create (its ${facts.metadata.pending} step)`;
+      throw new VmsError('conflict', message, 'finish its create first', undefined, 'apply.unfinished', { name });
+    }
     requireDrivable(vm);
     const { password, settings } = await readVmSecrets(files, name);
     const wasRunning = isActive(state);

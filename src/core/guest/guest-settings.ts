@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
-import { usageError } from '../../errors.js';
+import { join, resolve } from 'node:path';
+import { usageError, VmsError } from '../../errors.js';
 import type { Firmware } from '../../libvirt/domain-xml.js';
+import type { Host } from '../context.js';
 
 // settings.sh: what the guest scripts are told (guest/README.md lists each variable). Built from the host's own
 // choices — the user, their SSH key, timezone, locale, keymap — so a new VM feels like the machine it runs on.
@@ -62,7 +62,8 @@ const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 export function validateUser(user: string): string {
   if (!USER_RE.test(user) || user === 'root') {
-    throw usageError(`invalid user name '${user}'`, 'use a lowercase Linux user name other than root, for example --user alice');
+    const hint = 'use a lowercase Linux user name other than root, for example alice';
+    throw new VmsError('usage', `invalid user name '${user}'`, hint, undefined, 'user.invalid');
   }
   return user;
 }
@@ -75,11 +76,15 @@ export interface HostFacts {
   keymap: string;
 }
 
-/** The invoking person (SUDO_USER under sudo) and the host's timezone, locale and keymap, with safe fallbacks. */
-export function hostFacts(env: NodeJS.ProcessEnv, root = '/'): HostFacts {
+/**
+ * The invoking person (SUDO_USER under sudo, else USER, else who `host` is) and the host's timezone, locale and keymap,
+ * with safe fallbacks.
+ */
+export function hostFacts(host: Pick<Host, 'env' | 'user' | 'home'>, root = '/'): HostFacts {
+  const { env } = host;
   const sudoUser = env.SUDO_USER && env.SUDO_USER !== 'root' ? env.SUDO_USER : undefined;
-  const self = sudoUser ?? env.USER ?? userInfo().username;
-  const home = sudoUser ? (passwdHome(sudoUser, root) ?? `/home/${sudoUser}`) : (env.HOME ?? homedir());
+  const self = sudoUser ?? env.USER ?? host.user;
+  const home = sudoUser ? (passwdHome(sudoUser, root) ?? `/home/${sudoUser}`) : (env.HOME ?? host.home);
   let timezone = 'UTC';
   try {
     timezone = readlinkSync(join(root, 'etc/localtime')).split('zoneinfo/')[1] ?? 'UTC';
@@ -107,15 +112,19 @@ function passwdHome(user: string, root: string): string | undefined {
   }
 }
 
-/** The user's public SSH key (given, or the first of ~/.ssh/id_{ed25519,ecdsa,rsa}.pub), or '' when there is none. */
-export function sshPublicKey(home: string, given?: string): string {
+/**
+ * The user's public SSH key (given, or the first of ~/.ssh/id_{ed25519,ecdsa,rsa}.pub), or '' when there is none. A
+ * relative `given` is taken from the caller's directory `cwd`.
+ */
+export function sshPublicKey(home: string, given?: string, cwd = '/'): string {
   const candidates = given ? [given] : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
-  const found = candidates.find((p) => existsSync(p));
+  const found = candidates.find((p) => existsSync(resolve(cwd, p)));
   if (!found) {
-    if (given) throw usageError(`SSH key not found: ${given}`, 'pass a public key file (.pub) with --ssh-key');
+    const hint = 'give a public key file (.pub)';
+    if (given) throw new VmsError('usage', `SSH key not found: ${given}`, hint, undefined, 'sshKey.notFound');
     return '';
   }
-  const key = readFileSync(found, 'utf8').trim().split('\n')[0] ?? '';
+  const key = readFileSync(resolve(cwd, found), 'utf8').trim().split('\n')[0] ?? '';
   if (!/^(ssh-|ecdsa-|sk-)/.test(key)) throw usageError(`${found} does not look like an SSH public key`, 'pass the .pub file');
   return key;
 }

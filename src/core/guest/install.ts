@@ -81,7 +81,7 @@ async function requireFreeSpace(dir: string, needed: number): Promise<void> {
 
 /** Package caches shared into the install over virtiofs (guest/README.md: VMS_CACHE_RO/RW); none without virtiofsd. */
 function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Share; reason?: string } {
-  if (!findVirtiofsd()) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
+  if (!findVirtiofsd(ctx.host.env.PATH)) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
   const ro: Share[] = [];
   if (existsSync(HOST_PACMAN_CACHE)) ro.push({ source: HOST_PACMAN_CACHE, tag: `${PKG_CACHE_TAG_PREFIX}host` });
   ro.push({ source: sharedCacheDir(ctx), tag: `${PKG_CACHE_TAG_PREFIX}shared` });
@@ -103,7 +103,7 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
     for (const f of await readdir(from)) {
       const target = join(sharedCacheDir(ctx), f);
       if (!PACKAGE_FILE.test(f) || existsSync(target) || !(await lstat(join(from, f))).isFile()) continue;
-      await adoptPackage(join(from, f), target);
+      await adoptPackage(join(from, f), target, ctx.host.uid);
       kept++;
     }
     await rm(from, { recursive: true, force: true });
@@ -118,8 +118,8 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
  * virtiofs, so when vms runs as a user the file is root's, not ours to chmod: then it is copied (the copy is ours)
  * and the original removed, which the directory, being ours, allows.
  */
-async function adoptPackage(file: string, target: string): Promise<void> {
-  if ((await lstat(file)).uid === process.getuid?.()) {
+async function adoptPackage(file: string, target: string, uid: number): Promise<void> {
+  if ((await lstat(file)).uid === uid) {
     await chmod(file, 0o644);
     return rename(file, target);
   }
@@ -189,12 +189,17 @@ async function profileStep(ctx: Context, name: string, profile: string, secrets:
   await setPending(ctx, name, undefined);
 }
 
-const keptHint = (name: string, files: VmFiles) =>
-  `kept for inspection (--keep-failed): \`vms console ${q(name)}\` (root password in ${files.password}); ` +
-  `go on with \`vms create ${q(name)} --resume\`, or remove it with \`vms destroy ${q(name)}\``;
+/** A failed install kept on request: how to look at it, go on, or remove it (`data.kept` for the CLI's words). */
+const kept = (name: string, files: VmFiles): [string, Record<string, unknown>] => [
+  `kept for inspection: \`vms console ${q(name)}\` (root password in ${files.password}); ` +
+    `resume the create, or remove it with \`vms destroy ${q(name)}\``,
+  { kept: { name, password: files.password } },
+];
 
-function withHint(err: unknown, hint: string): unknown {
-  return err instanceof VmsError ? new VmsError(err.code, err.message, hint, err.details) : err;
+/** The error with a new hint, and `data` added to what it carries. */
+function withHint(err: unknown, [hint, data]: [string, Record<string, unknown>]): unknown {
+  if (!(err instanceof VmsError)) return err;
+  return new VmsError(err.code, err.message, hint, err.details, err.reason, { ...err.data, ...data });
 }
 
 async function result(ctx: Context, name: string, transcript: Transcript, user: string): Promise<InstallResult> {
@@ -208,12 +213,12 @@ async function checkInstall(ctx: Context, opts: InstallOptions) {
   await requireFreeName(ctx, opts.name);
   profileChain(loadCatalog(ctx.config), opts.profile);
   await guestFiles(ctx);
-  const iso = await resolveIso(ctx.config.isoDir.value, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
+  const iso = await resolveIso(ctx, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
   const disk = opts.disk ?? ctx.config.disk.value;
   await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-  const host = hostFacts(process.env);
+  const host = hostFacts(ctx.host);
   const user = opts.user === undefined ? host.user : validateUser(opts.user);
-  return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey) };
+  return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey, ctx.host.cwd) };
 }
 
 type CheckedInstall = Awaited<ReturnType<typeof checkInstall>>;
@@ -263,7 +268,7 @@ async function prepareInstall(ctx: Context, opts: InstallOptions, checked: Check
   return { spec, disk: checked.disk, caches, secrets, files: vmFiles(ctx.config, opts.name) };
 }
 
-/** How far an install got, for what its failure says: defined (kept with --keep-failed), its transcript (kept). */
+/** How far an install got, for what its failure says: defined (kept when asked), its transcript (kept). */
 interface InstallRun {
   defined: boolean;
   transcript?: Transcript;
@@ -298,12 +303,13 @@ async function makeInstall(ctx: Context, opts: InstallOptions, plan: InstallPlan
   await profileStep(ctx, opts.name, opts.profile, secrets, transcript);
 }
 
-/** A failed install's error, with a hint at what is left: the VM kept (--keep-failed), or its transcript. */
+/** A failed install's error, with a hint at what is left: the VM kept (when asked), or its transcript. */
 function explainFailure(err: unknown, opts: InstallOptions, files: VmFiles, run: InstallRun): unknown {
-  if (opts.keepFailed && run.defined) return withHint(err, keptHint(opts.name, files));
+  if (opts.keepFailed && run.defined) return withHint(err, kept(opts.name, files));
   if (run.savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
     const cleaned = !err.message.includes('(and clean-up failed');
-    return withHint(err, `the whole transcript is in ${run.savedTranscript}${cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : ''}`);
+    const hint = `the whole transcript is in ${run.savedTranscript}${cleaned ? '; nothing else is left' : ''}`;
+    return withHint(err, [hint, { removed: { transcript: run.savedTranscript, cleaned } }]);
   }
   return err;
 }
@@ -342,7 +348,7 @@ export async function resumeInstall(ctx: Context, name: string): Promise<Install
       if (pending === 'install') await installStep(ctx, name, secrets, transcript);
       await profileStep(ctx, name, facts.metadata.profile, secrets, transcript);
     } catch (err) {
-      throw withHint(err, keptHint(name, files));
+      throw withHint(err, kept(name, files));
     } finally {
       await transcript.close();
     }

@@ -147,10 +147,14 @@ const pidRunning = (pidFile: string) => {
   return pid > 0 && processAlive(pid);
 };
 
-/** Reads the host without changing anything. `read` reads a file (tests give recorded ones). */
-export async function readHostState(ctx: Context, env: NodeJS.ProcessEnv, read = (path: string) => readFileSync(path, 'utf8')): Promise<HostState> {
+/**
+ * Reads the host without changing anything, for the user ctx.host names. `read` reads a file (tests give recorded
+ * ones).
+ */
+export async function readHostState(ctx: Context, read = (path: string) => readFileSync(path, 'utf8')): Promise<HostState> {
+  const { env } = ctx.host;
   const distro = detectDistro(read('/etc/os-release'));
-  const root = process.getuid?.() === 0;
+  const root = ctx.host.uid === 0;
   const person = env.SUDO_USER && env.SUDO_USER !== 'root' ? env.SUDO_USER : root ? undefined : env.USER;
   const pkgs = [...PACKAGES[distro]];
   const query = queryCommand(distro, pkgs);
@@ -165,7 +169,7 @@ export async function readHostState(ctx: Context, env: NodeJS.ProcessEnv, read =
     network = !info ? 'undefined' : info.active ? 'active' : 'inactive';
     networkAutostart = info?.autostart ?? false;
   }
-  const virtiofsd = findVirtiofsd() !== undefined;
+  const virtiofsd = findVirtiofsd(env.PATH) !== undefined;
   const unavailable: string[] = [];
   for (const p of virtiofsd ? [] : OPTIONAL[distro]) {
     const policy = await ctx.runner.run('apt-cache', ['policy', p], { signal: ctx.signal });
@@ -239,8 +243,8 @@ export function defaultNetworkXmlPath(): string {
 }
 
 /** Reads the host, plans, and (unless only planning) runs the plan. */
-export async function planHost(ctx: Context, opts: BootstrapOptions & { env: NodeJS.ProcessEnv }): Promise<{ state: HostState; steps: BootstrapStep[] }> {
-  const state = await ctx.progress.step('Reading the host', () => readHostState(ctx, opts.env));
+export async function planHost(ctx: Context, opts: BootstrapOptions): Promise<{ state: HostState; steps: BootstrapStep[] }> {
+  const state = await ctx.progress.step('Reading the host', () => readHostState(ctx));
   return { state, steps: planBootstrap(state, opts, defaultNetworkXmlPath()) };
 }
 

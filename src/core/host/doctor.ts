@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
-import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { VmsError } from '../../errors.js';
 import { pickDomainType } from '../../libvirt/virsh.js';
@@ -99,8 +98,8 @@ function checkOvmf(domcaps: string | undefined): CheckResult {
   return warn('ovmf', 'no UEFI firmware (OVMF) found: --firmware efi will not work', 'install it: pacman -S edk2-ovmf (Arch), apt install ovmf (Debian), dnf install edk2-ovmf (Fedora)');
 }
 
-function checkVirtiofsd(): CheckResult {
-  const found = findVirtiofsd();
+function checkVirtiofsd(ctx: Context): CheckResult {
+  const found = findVirtiofsd(ctx.host.env.PATH);
   if (found) return pass('virtiofsd', `virtiofsd found (${found})`);
   return warn('virtiofsd', 'virtiofsd not found: no shared package cache or folders', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian)');
 }
@@ -163,11 +162,11 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
   return [
     await checkKvm(ctx, caps),
     libvirt,
-    checkGroup({ uid: process.getuid?.() ?? 0, user: userInfo().username, gids: process.getgroups?.() ?? [], groupFile: readFileSync('/etc/group', 'utf8') }),
+    checkGroup({ uid: ctx.host.uid, user: ctx.host.user, gids: [...ctx.host.groups], groupFile: readFileSync('/etc/group', 'utf8') }),
     checkImagesDir(ctx, caps),
     checkSecurityModule(),
     caps === undefined ? unchecked('ovmf') : checkOvmf(domcaps),
-    checkVirtiofsd(),
+    checkVirtiofsd(ctx),
     caps === undefined ? unchecked('network') : await checkNetwork(ctx),
     checkIso(ctx, now),
     await checkSpace(ctx),

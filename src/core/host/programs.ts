@@ -3,10 +3,10 @@ import { delimiter, join } from 'node:path';
 
 // Where the host's programs are: found on PATH, or where distributions install helpers that are not on it.
 
-/** The first of names found as an executable on PATH. */
-export function findProgram(names: string[], path = process.env.PATH ?? ''): string | undefined {
+/** The first of names found as an executable on `path` (the caller's PATH: ctx.host.env.PATH). */
+export function findProgram(names: string[], path: string | undefined): string | undefined {
   for (const name of names) {
-    for (const dir of path.split(delimiter).filter(Boolean)) {
+    for (const dir of (path ?? '').split(delimiter).filter(Boolean)) {
       try {
         accessSync(join(dir, name), constants.X_OK);
         return name;
@@ -19,6 +19,7 @@ export function findProgram(names: string[], path = process.env.PATH ?? ''): str
 }
 
 /** virtiofsd where distributions put it (libvirt finds it through QEMU's vhost-user descriptions). */
-export function findVirtiofsd(): string | undefined {
-  return ['/usr/lib/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'].find((p) => existsSync(p)) ?? findProgram(['virtiofsd']);
+export function findVirtiofsd(path: string | undefined): string | undefined {
+  const known = ['/usr/lib/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
+  return known.find((p) => existsSync(p)) ?? findProgram(['virtiofsd'], path);
 }

@@ -16,14 +16,9 @@ export interface OperationRequest extends LockRequest {
   command: string;
 }
 
-interface Held {
-  locks: Set<string>;
-}
-const held = new WeakMap<Journal, Held>();
-
 /** The undo options for withUndo inside an operation: undo steps as data, written to its journal. */
 export function undoOptions(ctx: Context, keep?: () => boolean): UndoOptions {
-  return { keep, journal: ctx.journal, runAction: (action) => runUndoAction(ctx, action) };
+  return { keep, journal: ctx.journal, rollbacks: ctx.rollbacks, runAction: (action) => runUndoAction(ctx, action) };
 }
 
 /** "X is busy (vms clone, pid N)": who holds the lock, from the journals of the operations that run. */
@@ -40,9 +35,9 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
   for (const vm of req.vms) validateName(vm); // a name becomes a lock file's name: no '../x' ever reaches the file system
   const wanted = lockOrder(req);
   // Inside an operation that already holds these locks (set --restart stopping and starting its VM): just run.
-  const outer = ctx.journal && held.get(ctx.journal);
+  const outer = ctx.journal && ctx.heldLocks;
   if (outer) {
-    const missing = wanted.filter((l) => !outer.locks.has(l));
+    const missing = wanted.filter((l) => !outer.has(l));
     if (missing.length) throw new Error(`internal: ${req.command} needs locks its operation does not hold: ${missing.join(', ')}`);
     return body(ctx);
   }
@@ -63,9 +58,8 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
   }
   try {
     const journal = await Journal.create(ctx.config.stateDir.value, { id: ctx.operationId, command: req.command, vms: lockOrder({ vms: req.vms }), host: Boolean(req.host) });
-    held.set(journal, { locks: new Set(wanted) });
     try {
-      return await body({ ...ctx, journal });
+      return await body({ ...ctx, journal, heldLocks: new Set(wanted) });
     } finally {
       // Undo steps that failed stay written down for `vms repair`; otherwise the operation leaves no trace.
       if (!journal.pending) await journal.remove();

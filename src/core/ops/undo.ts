@@ -10,10 +10,14 @@ export class UndoStack {
   private readonly actions: { what: string; fn: () => Promise<unknown> }[] = [];
   private readonly steps?: JournalStep[];
 
-  /** @param runAction runs an undo action given as data (add); @param journal where the steps are written down */
+  /**
+   * @param runAction runs an undo action given as data (add); @param journal where the steps are written down;
+   * @param rollbacks where a rollback under way is told (what a forced exit would leave)
+   */
   constructor(
     private readonly runAction?: (action: UndoAction) => Promise<void>,
     private readonly journal?: Journal,
+    private readonly rollbacks?: Rollbacks,
   ) {
     this.steps = journal?.openStack();
   }
@@ -39,7 +43,7 @@ export class UndoStack {
    */
   async rollback(): Promise<string[]> {
     const failed: string[] = [];
-    rollingBack.add(this);
+    this.rollbacks?.add(this);
     try {
       while (this.actions.length) {
         const { what, fn } = this.actions[this.actions.length - 1]!;
@@ -58,7 +62,7 @@ export class UndoStack {
         }
       }
     } finally {
-      rollingBack.delete(this);
+      this.rollbacks?.delete(this);
     }
     return failed;
   }
@@ -80,11 +84,25 @@ export class UndoStack {
   }
 }
 
-const rollingBack = new Set<UndoStack>();
+/**
+ * The rollbacks under way in one caller's operations (a Context's `rollbacks`, never a global: a daemon runs many
+ * operations at once, each told apart).
+ */
+export class Rollbacks {
+  private readonly running = new Set<UndoStack>();
 
-/** The clean-up steps not yet done by rollbacks under way: what a forced exit (a third Ctrl-C) would leave. */
-export function cleanupInProgress(): string[] {
-  return [...rollingBack].flatMap((u) => u.remaining);
+  add(stack: UndoStack): void {
+    this.running.add(stack);
+  }
+
+  delete(stack: UndoStack): void {
+    this.running.delete(stack);
+  }
+
+  /** The clean-up steps not yet done by rollbacks under way: what a forced exit (a third Ctrl-C) would leave. */
+  remaining(): string[] {
+    return [...this.running].flatMap((u) => u.remaining);
+  }
 }
 
 export interface UndoOptions {
@@ -93,6 +111,8 @@ export interface UndoOptions {
   /** Runs undo steps given as data (UndoStack.add); a Context's `undoRunner`. */
   runAction?: (action: UndoAction) => Promise<void>;
   journal?: Journal;
+  /** Told of the rollback while it runs; a Context's `rollbacks`. */
+  rollbacks?: Rollbacks;
 }
 
 /**
@@ -101,7 +121,7 @@ export interface UndoOptions {
  */
 export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>, opts: UndoOptions | (() => boolean) = {}): Promise<T> {
   const o = typeof opts === 'function' ? { keep: opts } : opts;
-  const undo = new UndoStack(o.runAction, o.journal);
+  const undo = new UndoStack(o.runAction, o.journal, o.rollbacks);
   let result: T;
   try {
     result = await body(undo);

@@ -339,7 +339,7 @@ async function download(ctx: Context, url: string, p: Paths, from: number, hash:
  */
 async function checkSignature(ctx: Context, mirror: string, file: string): Promise<Verified | VmsError> {
   const only = 'the ISO was checked by sha256 only';
-  if (!findProgram(['gpg'])) {
+  if (!findProgram(['gpg'], ctx.host.env.PATH)) {
     ctx.progress.note(`gpg is not installed: ${only}`);
     return 'sha256';
   }

@@ -36,7 +36,8 @@ const isUnset = (field: Buffer) => field.toString('latin1', 0, 16) === '0'.repea
 /** Pure: the label and UUID from an ISO's primary volume descriptor (the 2048 bytes at sector 16). */
 export function parsePrimaryVolumeDescriptor(pvd: Buffer): IsoIdentity {
   if (pvd.length < 881 || pvd[0] !== 1 || pvd.toString('latin1', 1, 6) !== 'CD001') {
-    throw usageError('not an ISO 9660 image (no primary volume descriptor)', 'pass an ISO image with --iso');
+    const message = 'not an ISO 9660 image (no primary volume descriptor)';
+    throw new VmsError('usage', message, 'pass an ISO image', undefined, 'iso.notIso');
   }
   const label = pvd.toString('latin1', 40, 72).trimEnd();
   // archiso sets both dates alike; blkid (and so archiso's udev lookup) reads the modification date first.
@@ -146,7 +147,7 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
   const boot = { iso, sha256, identity, kernel: join(dir, 'vmlinuz-linux'), initrd: join(dir, 'initramfs-linux.img'), cmdline: archisoCmdline(identity) };
   if (existsSync(boot.kernel) && existsSync(boot.initrd)) return boot;
 
-  const tool = findProgram(['xorriso', 'bsdtar']) as 'xorriso' | 'bsdtar' | undefined;
+  const tool = findProgram(['xorriso', 'bsdtar'], ctx.host.env.PATH) as 'xorriso' | 'bsdtar' | undefined;
   if (!tool) throw new VmsError('missingTool', 'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them', '`vms bootstrap` installs them');
   await makeSharedDir(join(ctx.config.cacheDir.value, 'iso'));
   const tmp = await mkdtemp(join(ctx.config.cacheDir.value, 'iso', '.extract-'));

@@ -40,7 +40,8 @@ export interface ViewerPlan {
   reason?: string;
 }
 
-export async function viewerPlan(ctx: Context, name: string, env: NodeJS.ProcessEnv): Promise<ViewerPlan> {
+export async function viewerPlan(ctx: Context, name: string): Promise<ViewerPlan> {
+  const { env } = ctx.host;
   const vm = await requireRunning(ctx, name);
   if (!vm.facts.graphics) throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${q(name)}\``);
   const uri = await ctx.virsh.domdisplay(name);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, stat } from 'node:fs/promises';
-import { conflict, usageError } from '../../errors.js';
+import { conflict, usageError, VmsError } from '../../errors.js';
 import { buildDomainXml, type DiskFacts, type XmlNode } from '../../libvirt/domain-parse.js';
 import { GuestAgent } from '../../libvirt/guest-agent.js';
 import { cloneDefinition, withDiskSources, withMetadata } from '../../libvirt/domain-edit.js';
@@ -114,16 +114,25 @@ async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
     // A linked clone makes SRC's disks read-only bases for good: only files vms made for SRC may become one.
     const foreign = ownDisks(src.facts).find((d) => !src.facts.metadata.made.includes(d.path!));
     if (foreign) {
-      throw conflict(
+      throw new VmsError(
+        'conflict',
         `${opts.source}'s disk ${foreign.target} (${foreign.path}) was not made by vms: a linked clone would freeze it read-only under both VMs`,
-        `use --full for an independent copy, or \`vms disk detach ${q(opts.source)} ${foreign.target}\` first`,
+        `make an independent full copy, or \`vms disk detach ${q(opts.source)} ${foreign.target}\` first`,
+        undefined,
+        'clone.foreignDisk',
+        { source: opts.source, target: foreign.target },
       );
     }
   }
   const bad = ownDisks(src.facts).find((d) => d.format !== 'qcow2' && !opts.full);
-  if (bad) throw usageError(`${opts.source}'s disk ${bad.path} is ${bad.format ?? 'not qcow2'}: a linked clone needs qcow2`, 'use --full for an independent copy');
+  if (bad) {
+    const message = `${opts.source}'s disk ${bad.path} is ${bad.format ?? 'not qcow2'}: a linked clone needs qcow2`;
+    throw new VmsError('usage', message, 'make an independent full copy', undefined, 'clone.notQcow2');
+  }
   if (opts.full && isActive(src.state)) {
-    throw conflict(`${opts.source} is running: a full copy needs it shut off`, `\`vms stop ${q(opts.source)}\` first, or drop --full for an instant linked clone`);
+    const hint = `\`vms stop ${q(opts.source)}\` first, or make an instant linked clone`;
+    const message = `${opts.source} is running: a full copy needs it shut off`;
+    throw new VmsError('conflict', message, hint, undefined, 'clone.fullRunning', { source: opts.source });
   }
   if (isActive(src.state)) {
     // The snapshot works on the running disks; the clone is built from the saved ones: they must be the same.
@@ -212,7 +221,7 @@ async function defineClone(ctx: Context, plan: ClonePlan, disks: Map<string, str
     disks,
     nvram: src.facts.firmware === 'efi' ? files.nvram : undefined,
     serialSocket: files.serialSocket,
-    consoleOwner: chardevOwner(ctx.config),
+    consoleOwner: chardevOwner(ctx),
     serialLog: files.serialLog,
     metadata: {
       ...src.facts.metadata,

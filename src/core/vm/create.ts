@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { conflict, notFound, usageError } from '../../errors.js';
 import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../../libvirt/domain-xml.js';
 import { pickDomainType } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
-import type { Context } from '../context.js';
+import { callerPath, type Context } from '../context.js';
 import { vmInfo, type VmInfo } from './info.js';
 import { checkIsoImage } from '../storage/iso.js';
 import { withUndo, type UndoStack } from '../ops/undo.js';
+import { checkKernelBoot } from './validate.js';
 import { chardevOwner, claimDiskPath, freeDiskPath, makeVmDir, vmFiles } from './vm-files.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
 
@@ -34,8 +35,13 @@ export function parseFirmware(text: string): Firmware {
  * An ISO given by name is looked up in the ISO dir, then in the current directory; a path is taken as it is. Only an
  * ISO 9660 image is taken (see checkIsoImage); the real path of the one found is returned.
  */
-export async function resolveIso(isoDir: string, iso: string, hint = `--iso takes an ISO 9660 image: its name in ${isoDir}, or its path`): Promise<string> {
-  const candidates = iso.includes('/') ? [resolve(iso)] : [join(isoDir, iso), resolve(iso)];
+export async function resolveIso(
+  ctx: Pick<Context, 'config' | 'host'>,
+  iso: string,
+  hint = `--iso takes an ISO 9660 image: its name in ${ctx.config.isoDir.value}, or its path`,
+): Promise<string> {
+  const isoDir = ctx.config.isoDir.value;
+  const candidates = iso.includes('/') ? [callerPath(ctx, iso)] : [join(isoDir, iso), callerPath(ctx, iso)];
   return checkIsoImage(candidates.find((p) => existsSync(p)) ?? candidates[0]!, hint);
 }
 
@@ -44,8 +50,8 @@ export async function requireFreeName(ctx: Context, name: string): Promise<void>
   if (await ctx.virsh.exists(name)) throw conflict(`a VM named '${name}' already exists`, 'pick another name, or `vms destroy` the old one');
 }
 
-function requireFile(what: string, path: string): string {
-  const full = resolve(path);
+function requireFile(ctx: Context, what: string, path: string): string {
+  const full = callerPath(ctx, path);
   if (!existsSync(full)) throw notFound(`${what} not found: ${full}`);
   return full;
 }
@@ -54,10 +60,11 @@ function requireFile(what: string, path: string): string {
 export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainSpec> {
   validateName(opts.name);
   const files = vmFiles(ctx.config, opts.name);
-  const kernelBoot = opts.kernelBoot && {
-    kernel: requireFile('kernel', opts.kernelBoot.kernel),
-    initrd: opts.kernelBoot.initrd && requireFile('initrd', opts.kernelBoot.initrd),
-    cmdline: opts.kernelBoot.cmdline,
+  const boot = checkKernelBoot(opts.kernelBoot);
+  const kernelBoot = boot && {
+    kernel: requireFile(ctx, 'kernel', boot.kernel),
+    initrd: boot.initrd && requireFile(ctx, 'initrd', boot.initrd),
+    cmdline: boot.cmdline,
   };
   const domainType = pickDomainType(await ctx.virsh.capabilities());
   return {
@@ -68,11 +75,11 @@ export async function planVm(ctx: Context, opts: CreateOptions): Promise<DomainS
     firmware: opts.firmware,
     nvramPath: opts.firmware === 'efi' ? files.nvram : undefined,
     diskPath: freeDiskPath(ctx.config.imagesDir.value, opts.name),
-    cdrom: opts.iso && (await resolveIso(ctx.config.isoDir.value, opts.iso)),
+    cdrom: opts.iso && (await resolveIso(ctx, opts.iso)),
     kernelBoot,
     network: opts.network,
     serialSocket: files.serialSocket,
-    consoleOwner: chardevOwner(ctx.config),
+    consoleOwner: chardevOwner(ctx),
     serialLog: files.serialLog,
     graphics: opts.graphics,
     metadata: { profile: opts.profile, created: new Date().toISOString(), bases: [], made: [] },

@@ -43,7 +43,10 @@ export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds:
       throw new VmsError(
         'timeout',
         `${name} did not shut down within ${opts.timeoutSeconds}s`,
-        'the guest may ignore ACPI: wait longer with --timeout, add --force to power it off, or `vms kill` it',
+        'the guest may ignore ACPI: wait longer, power it off when the time is up, or `vms kill` it',
+        undefined,
+        'power.stopTimeout',
+        { name },
       );
     }
     await ctx.progress.step(`Powering off ${name}`, () => ctx.virsh.destroy(name));

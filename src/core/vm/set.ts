@@ -14,6 +14,7 @@ import type { Context } from '../context.js';
 import { stopVm } from './power.js';
 import { withUndo } from '../ops/undo.js';
 import { vmFiles } from './vm-files.js';
+import { checkSetOptions } from './validate.js';
 import { isActive, loadVm, requireDrivable, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
@@ -63,11 +64,22 @@ export interface VmSettings {
   live?: Resources;
 }
 
+/** One change a running VM cannot take: the setting, the value asked for, and why not (when it can be said). */
+export interface NeedsOff {
+  setting: 'memory' | 'cpus' | 'displays' | 'rename';
+  value?: string;
+  why?: string;
+}
+
+/** "memory 8G (above the 4G it was started with)", "displays". */
+export const describeNeedsOff = (n: NeedsOff) =>
+  [n.setting, n.value].filter(Boolean).join(' ') + (n.why ? ` (${n.why})` : '');
+
 /** The changes worked out, and how to make them. */
 export interface SetPlan {
   changes: Change[];
   /** Why the changes cannot be made while the VM runs; empty when they can. */
-  needsOff: string[];
+  needsOff: NeedsOff[];
   /** New saved values. */
   memory?: Amount;
   cpus?: Amount;
@@ -96,7 +108,7 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   const memory = req.memory;
   if (memory !== undefined && (memory !== now.memory.current || memory !== saved.memory.current)) {
     if (!live) plan.memory = { max: memory, current: memory };
-    else if (memory > live.memory.max) plan.needsOff.push(`--memory ${formatSize(memory)} (above the ${formatSize(live.memory.max)} it was started with)`);
+    else if (memory > live.memory.max) plan.needsOff.push({ setting: 'memory', value: formatSize(memory), why: `above the ${formatSize(live.memory.max)} it was started with` });
     else {
       plan.memory = { max: Math.max(saved.memory.max, memory), current: memory };
       if (memory !== live.memory.current) plan.liveMemory = memory;
@@ -108,8 +120,8 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   if (cpus !== undefined && (cpus !== now.cpus.current || cpus !== saved.cpus.current)) {
     const target = { max: Math.max(saved.cpus.max, cpus), current: cpus };
     if (!live) plan.cpus = target;
-    else if (cpus > live.cpus.max) plan.needsOff.push(`--cpus ${cpus} (above its maximum of ${live.cpus.max})`);
-    else if (cpus < live.cpus.current) plan.needsOff.push(`--cpus ${cpus} (fewer than the ${live.cpus.current} it runs with: unplugging a vCPU needs the guest's help)`);
+    else if (cpus > live.cpus.max) plan.needsOff.push({ setting: 'cpus', value: String(cpus), why: `above its maximum of ${live.cpus.max}` });
+    else if (cpus < live.cpus.current) plan.needsOff.push({ setting: 'cpus', value: String(cpus), why: `fewer than the ${live.cpus.current} it runs with: unplugging a vCPU needs the guest's help` });
     else {
       plan.cpus = target;
       if (cpus !== live.cpus.current) plan.liveCpus = cpus;
@@ -118,15 +130,18 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   }
 
   if (req.displays !== undefined && req.displays !== saved.displays) {
-    if (saved.displays === undefined) throw conflict(`${vm.name} has no graphical display to give more heads`, 'it was created with --no-graphics');
+    if (saved.displays === undefined) {
+      const message = `${vm.name} has no graphical display to give more heads`;
+      throw new VmsError('conflict', message, 'it was created without one', undefined, 'set.noGraphics');
+    }
     plan.displays = req.displays;
-    if (live) plan.needsOff.push('--displays');
+    if (live) plan.needsOff.push({ setting: 'displays' });
     change('displays', saved.displays, req.displays, false);
   }
 
   if (req.rename !== undefined && req.rename !== vm.name) {
     plan.name = req.rename;
-    if (live) plan.needsOff.push('--rename');
+    if (live) plan.needsOff.push({ setting: 'rename' });
     change('name', vm.name, req.rename, false);
   }
 
@@ -155,7 +170,8 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   const dir = vmFiles(ctx.config, to).dir;
   if (existsSync(dir) && (await readdir(dir)).length > 0) throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
   if (vm.facts.metadata.pending) {
-    throw conflict(`${name} is an unfinished create`, `finish it with \`vms create ${q(name)} --resume\` (or destroy it) first`);
+    const hint = 'finish its create (or destroy it) first';
+    throw new VmsError('conflict', `${name} is an unfinished create`, hint, undefined, 'set.unfinished', { name });
   }
   if ((await ctx.virsh.snapshotNames(name)).length > 0) {
     throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);
@@ -173,9 +189,13 @@ async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; 
   const plan = planSet({ ...settings, live }, opts);
   if (plan.needsOff.length === 0) return { vm, plan, restart: false };
   if (!opts.restart) {
-    throw conflict(
-      `${opts.name} is running: changing ${plan.needsOff.join(' and ')} requires the VM to be shut off; use --restart`,
-      `--restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${q(opts.name)}\` first. Nothing was changed.`,
+    throw new VmsError(
+      'conflict',
+      `${opts.name} is running: changing ${plan.needsOff.map(describeNeedsOff).join(' and ')} requires the VM to be shut off`,
+      `a restart shuts it down (ACPI), applies everything and starts it again; or \`vms stop ${q(opts.name)}\` first. Nothing was changed.`,
+      undefined,
+      'set.needsOff',
+      { name: opts.name, needsOff: plan.needsOff },
     );
   }
   requireDrivable(vm, 'shut down');
@@ -192,7 +212,10 @@ async function shutDown(ctx: Context, name: string, timeoutSeconds: number): Pro
     throw new VmsError(
       'timeout',
       `${name} did not shut down within ${timeoutSeconds}s; nothing was changed`,
-      `the guest may ignore ACPI: wait longer with --timeout, or power it off with \`vms stop ${q(name)} --force\` and run this again`,
+      'the guest may ignore ACPI: wait longer, or power it off and run this again',
+      undefined,
+      'set.shutdownTimeout',
+      { name },
     );
   }
 }
@@ -226,7 +249,8 @@ const startIfOff = (virsh: Virsh, name: string) => async () => {
  * Changes a VM's memory, vCPUs, display heads, name and notes, all or nothing: live where libvirt can, else in the
  * saved definition; a running VM that needs to be off for a change is refused, or restarted with `restart`.
  */
-export async function setVm(ctx: Context, opts: SetOptions): Promise<SetResult> {
+export async function setVm(ctx: Context, asked: SetOptions): Promise<SetResult> {
+  const opts = checkSetOptions(asked); // bad input is refused before anything is locked
   return withOperation(ctx, { command: 'set', vms: [opts.name, ...(opts.rename ? [opts.rename] : [])] }, async (ctx) => {
     const { progress, virsh } = ctx;
     const { vm, plan, restart } = await progress.step('Checking input', () => prepare(ctx, opts));

@@ -106,9 +106,12 @@ async function checkCreate(ctx: Context, opts: CreateSnapshotOptions, name: stri
   }
   const notQcow2 = ownDisks(vm.facts).find((d) => d.format !== 'qcow2');
   if (!opts.external && notQcow2) {
-    throw usageError(
+    throw new VmsError(
+      'usage',
       `${opts.vm}'s disk ${notQcow2.target} (${notQcow2.path}) is ${notQcow2.format ?? 'of an unknown format'}: internal snapshots need qcow2 disks`,
-      'use --external: the disk is kept as it is and the VM goes on from a qcow2 overlay on top of it',
+      'take an external one: the disk is kept as it is and the VM goes on from a qcow2 overlay on top of it',
+      undefined,
+      'snapshot.internalNeedsQcow2',
     );
   }
   return vm;
@@ -116,9 +119,14 @@ async function checkCreate(ctx: Context, opts: CreateSnapshotOptions, name: stri
 
 /** libvirt 9.0's refusal, told with what to do instead. */
 async function uefiRefusal(ctx: Context, vm: string): Promise<VmsError> {
-  return conflict(
+  return new VmsError(
+    'conflict',
     `internal snapshots of a running UEFI VM need libvirt ≥ ${UEFI_INTERNAL_SINCE} with the NVRAM in qcow2 format (this is libvirt ${await libvirtVersion(ctx)})`,
-    `use --external, or shut ${vm} off first: an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)`,
+    `take an external one, or shut ${vm} off first: ` +
+      'an internal snapshot of a shut-off UEFI VM works (its disks, without the NVRAM)',
+    undefined,
+    'snapshot.uefiInternal',
+    { vm },
   );
 }
 

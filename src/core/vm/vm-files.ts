@@ -3,6 +3,7 @@ import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { conflict, notFound, VmsError } from '../../errors.js';
 import type { Config } from '../../config.js';
+import type { Context } from '../context.js';
 import type { UndoStack } from '../ops/undo.js';
 
 /** Where a VM's own files live: its directory under the state dir, its disks in the images dir. */
@@ -40,14 +41,14 @@ export function vmFiles(config: Config, name: string): VmFiles {
  * to libvirt they belong to the qemu user (the socket 0775, a file 0600), and a user who reaches libvirt through its
  * group can neither connect nor read: EACCES (measured on libvirt 9.0).
  */
-export function chardevOwner(config: Config): string {
-  let gid = process.getgid?.() ?? 0;
+export function chardevOwner({ config, host }: Pick<Context, 'config' | 'host'>): string {
+  let gid = host.gid;
   try {
     gid = statSync(config.stateDir.value).gid;
   } catch {
     // no state dir yet (--print-xml on a fresh host): the user's own group
   }
-  return `+${process.getuid?.() ?? 0}:+${gid}`;
+  return `+${host.uid}:+${gid}`;
 }
 
 /** The writable package cache an install downloads into (moved to the shared cache when the install is done). */

@@ -55,7 +55,7 @@ export const isActive = (state: DomainState) => state !== 'shut off' && state !=
 export function requireDrivable(vm: LoadedVm, cannot?: string): void {
   if (vm.state !== 'paused' && vm.state !== 'pmsuspended') return;
   const message = `${vm.facts.name} is ${vm.state}${cannot ? ` and cannot ${cannot}` : ''}`;
-  throw new VmsError('conflict', message, 'resume it first', undefined, 'vm.paused');
+  throw new VmsError('conflict', message, 'resume it first', undefined, 'vm.paused', { name: vm.facts.name });
 }
 
 /** Waits until the VM is off (the guest powered down); false when it still runs after `timeoutMs`. */

@@ -7,6 +7,7 @@ import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
 import { addDisk, attachDisk, detachDisk, resizeDisk } from '../../../src/core/devices/disk.js';
 import { VmsError } from '../../../src/errors.js';
+import { forCommandLine } from '../../../src/cli/hints.js';
 import { parseDomainXml, type XmlNode } from '../../../src/libvirt/domain-parse.js';
 import { VMS_NS } from '../../../src/libvirt/metadata.js';
 import { diskDevices, diskNode, diskXml, hasScsiController, nextTarget, parseBus, SCSI_CONTROLLER_XML, targetIndex, targetName, withDisk, withoutDisk } from '../../../src/libvirt/disk-xml.js';
@@ -266,7 +267,7 @@ describe('disk commands (fake virsh)', () => {
       await assert.rejects(attachDisk(context(refused), { name: 'u', path: image, bus: 'virtio', readonly: false }), (e: VmsError) =>
         e.code === 'conflict' &&
         e.message === `${image} is in use: it is a base under o's disk ${join(images, 'o.qcow2')}` &&
-        e.hint === `attach a copy of it (cp --sparse=always ${image} COPY), or attach it with --readonly: the VMs that use it only read it`);
+        forCommandLine(e).hint === `attach a copy of it (cp --sparse=always ${image} COPY), or attach it with --readonly: the VMs that use it only read it`);
       refused.done();
 
       const readonly = new FakeRunner([...load(VM, 'shut off'), ...others(), info, savedAgain(VM), defined(/<source file="[^"]*shared.qcow2"\/>\s*<target dev="vdb" bus="virtio"\/>\s*<readonly\/>/)]);

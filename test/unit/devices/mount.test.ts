@@ -21,6 +21,7 @@ import {
 } from '../../../src/core/devices/mount.js';
 import { VmsError } from '../../../src/errors.js';
 import { describeMount } from '../../../src/cli/commands/mount.js';
+import { forCommandLine } from '../../../src/cli/hints.js';
 import { buildDomainXml, parseDomainXml, readMetadata } from '../../../src/libvirt/domain-parse.js';
 import { renderMetadata } from '../../../src/libvirt/metadata.js';
 import { filesystemXml, hasSharedMemory, shareTag, virtiofsShares, withShare, withSharedMemory, withoutShare } from '../../../src/libvirt/fs-xml.js';
@@ -40,7 +41,7 @@ const share = (tag: string, dir: string) => `<filesystem type='mount' accessmode
 const isVmsError = (code: string, message: RegExp) => (err: unknown) => {
   assert.ok(err instanceof VmsError, String(err));
   assert.equal(err.code, code);
-  assert.match(err.message, message);
+  assert.match(forCommandLine(err).message, message); // as the command line words it
   return true;
 };
 
@@ -93,7 +94,7 @@ test('refuseSystemDir: a usage error that says why and names the override; the o
     assert.ok(err instanceof VmsError);
     assert.equal(err.exitCode, 2);
     assert.equal(err.message, "/etc is a system directory: virtiofsd runs as root, so the guest would get it with root's rights on the host");
-    assert.equal(err.hint, 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it');
+    assert.equal(forCommandLine(err).hint, 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it');
     return true;
   });
   assert.throws(() => refuseSystemDir('/home/a/etc-link', '/etc', false), isVmsError('usage', /^\/home\/a\/etc-link is \/etc, which is a system directory:/));
@@ -229,7 +230,7 @@ test('a running VM without shared memory: refused with a hint at --restart, afte
   await assert.rejects(mountShare(ctx, opts(), () => 'virtiofsd'), (err: unknown) => {
     assert.ok(err instanceof VmsError && err.code === 'conflict');
     assert.match(err.message, /needs a restart for virtiofs: it runs without shared memory/);
-    assert.match(err.hint ?? '', /--restart/);
+    assert.match(forCommandLine(err).hint ?? '', /--restart/);
     return true;
   });
   runner.done();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../../src/config.js';
 import { chardevOwner } from '../../../src/core/vm/vm-files.js';
-import { createContext } from '../../../src/core/context.js';
+import { createContext, processHost } from '../../../src/core/context.js';
 import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend } from '../../../src/core/devices/serial-port.js';
 import { VmsError } from '../../../src/errors.js';
 import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
@@ -124,7 +124,7 @@ test('serial add takes the lowest free port; on a running VM only the config cha
     virsh(['domstate', 'a'], 'running\n'),
     // port 2 was added after the VM started; the running VM's port 1 goes at the next start, for which the new one is
     virsh(['dumpxml', 'a'], domain(fileSerial(1, `${TMP}/old.log`))),
-    configOnly('attach-device', await serialXml(1, backend, chardevOwner(resolveConfig({ env: {} })))),
+    configOnly('attach-device', await serialXml(1, backend, chardevOwner({ config: resolveConfig({ env: {} }), host: processHost() }))),
   ]);
   const change = await addSerialPort(ctx, 'a', backend);
   assert.deepEqual(change, {
@@ -241,7 +241,7 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   }
   // Connecting to b's listening port links the two VMs: allowed.
   const link: SerialBackend = { type: 'unix', path: peer, server: false };
-  const { fake, ctx } = context([...load, ...inUse, configOnly('attach-device', await serialXml(1, link, chardevOwner(resolveConfig({ env }))))]);
+  const { fake, ctx } = context([...load, ...inUse, configOnly('attach-device', await serialXml(1, link, chardevOwner({ config: resolveConfig({ env }), host: processHost() })))]);
   assert.equal((await addSerialPort(ctx, 'a', link)).port.backend, `unix:${peer}`);
   fake.done();
 });

@@ -142,9 +142,19 @@ function fakeRoot(opts: { localtime?: string; vconsole?: string; passwd?: string
   return root;
 }
 
+/** The caller of a request: its environment, and who it is when that names nobody. */
+const caller = (env: NodeJS.ProcessEnv) => ({ env, user: 'dora', home: '/home/dora' });
+
+test('hostFacts: without SUDO_USER, USER or HOME, the user is the one the request is for', () => {
+  assert.deepEqual(pick(hostFacts(caller({}), fakeRoot())), { user: 'dora', home: '/home/dora' });
+  assert.deepEqual(pick(hostFacts(caller({ USER: 'bob' }), fakeRoot())), { user: 'bob', home: '/home/dora' });
+});
+
+const pick = ({ user, home }: { user: string; home: string }) => ({ user, home });
+
 test('hostFacts reads the timezone, keymap and (under sudo) the home from the root given', () => {
   const root = fakeRoot();
-  assert.deepEqual(hostFacts({ SUDO_USER: 'alice', USER: 'root', HOME: '/root', LANG: 'de_DE.UTF-8' }, root), {
+  assert.deepEqual(hostFacts(caller({ SUDO_USER: 'alice', USER: 'root', HOME: '/root', LANG: 'de_DE.UTF-8' }), root), {
     user: 'alice',
     home: '/srv/alice', // from passwd, not $HOME (root's under sudo) and not the alicex line
     timezone: 'Europe/Berlin',
@@ -164,11 +174,11 @@ test('hostFacts: who the user is, and their home', () => {
     [{ USER: 'Bob.Smith', HOME: '/home/b' }, { user: 'arch', home: '/home/b' }], // not a valid guest user name
   ];
   for (const [env, expected] of cases) {
-    const { user, home } = hostFacts(env, root);
+    const { user, home } = hostFacts(caller(env), root);
     assert.deepEqual({ user, home }, expected, JSON.stringify(env));
   }
   const noPasswd = fakeRoot({ passwd: '' });
-  assert.equal(hostFacts({ SUDO_USER: 'alice', USER: 'root' }, noPasswd).home, '/home/alice');
+  assert.equal(hostFacts(caller({ SUDO_USER: 'alice', USER: 'root' }), noPasswd).home, '/home/alice');
 });
 
 test('hostFacts: LANG is taken only when it is a plain UTF-8 locale', () => {
@@ -186,7 +196,7 @@ test('hostFacts: LANG is taken only when it is a plain UTF-8 locale', () => {
     [undefined, 'en_US.UTF-8'],
   ];
   for (const [lang, locale] of cases) {
-    assert.equal(hostFacts({ USER: 'bob', HOME: '/h', ...(lang !== undefined && { LANG: lang }) }, root).locale, locale, String(lang));
+    assert.equal(hostFacts(caller({ USER: 'bob', HOME: '/h', ...(lang !== undefined && { LANG: lang }) }), root).locale, locale, String(lang));
   }
 });
 
@@ -198,12 +208,12 @@ test('hostFacts: timezone and keymap fall back to UTC and us', () => {
     [{ localtime: '/etc/somewhere/else', vconsole: 'FONT=ter-v16n\n' }, 'UTC', 'us'],
   ];
   for (const [opts, timezone, keymap] of cases) {
-    const f = hostFacts(env, fakeRoot(opts));
+    const f = hostFacts(caller(env), fakeRoot(opts));
     assert.deepEqual([f.timezone, f.keymap], [timezone, keymap], JSON.stringify(opts));
   }
   const regular = fakeRoot({ localtime: '' });
   writeFileSync(join(regular, 'etc/localtime'), 'TZif2...'); // a copy, not a link: the zone name is unknown
-  assert.equal(hostFacts(env, regular).timezone, 'UTC');
+  assert.equal(hostFacts(caller(env), regular).timezone, 'UTC');
 });
 
 const ED = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host';
@@ -237,4 +247,11 @@ test('sshPublicKey: a given file is used as is, and must exist and hold a public
   usage(join(dir, '.ssh/missing.pub'), /^SSH key not found: .*missing\.pub$/);
   usage(join(dir, '.ssh/private'), /private does not look like an SSH public key/);
   usage(join(dir, '.ssh/empty.pub'), /empty\.pub does not look like an SSH public key/);
+});
+
+test("sshPublicKey: a relative key file is the caller's, from their directory (not this process's)", () => {
+  const dir = home({ 'work.pub': `${RSA}\n` });
+  assert.equal(sshPublicKey(dir, 'work.pub', join(dir, '.ssh')), RSA);
+  assert.equal(sshPublicKey(dir, '.ssh/work.pub', dir), RSA);
+  assert.throws(() => sshPublicKey(dir, 'work.pub', dir), /: SSH key not found: work\.pub$/);
 });

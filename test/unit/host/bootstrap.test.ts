@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planBootstrap, readHostState, type BootstrapStep, type HostState } from '../../../src/core/host/bootstrap.js';
-import { createContext } from '../../../src/core/context.js';
+import { createContext, processHost } from '../../../src/core/context.js';
 import { findVirtiofsd } from '../../../src/core/host/programs.js';
 import { ARCH_ISO } from '../../../src/core/storage/iso.js';
 import { PACKAGES, type Distro } from '../../../src/core/host/host-packages.js';
@@ -101,7 +101,7 @@ const rpmQuery = (lines: string[]) => result(lines.map((l) => `${l}\n`).join('')
 const notInstalled = (p: string) => `package ${p} is not installed`;
 
 /** The host's own virtiofsd: readHostState looks for the binary on this machine, not through its `read`. */
-const HOST_VIRTIOFSD = findVirtiofsd() !== undefined;
+const HOST_VIRTIOFSD = findVirtiofsd(process.env.PATH) !== undefined;
 /** Likewise its virtlogd, from /run/virtlogd.pid. */
 const HOST_VIRTLOGD = (() => {
   try {
@@ -160,21 +160,17 @@ async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
   host.prepare?.(dirs);
   const config = resolveConfig({ env: { VMS_IMAGES_DIR: dirs[0], VMS_ISO_DIR: dirs[1], VMS_STATE_DIR: dirs[2], VMS_CACHE_DIR: dirs[3] } });
   const fake = new FakeRunner(host.calls);
-  const ctx = createContext({ config, runner: host.runner ? host.runner(fake) : fake });
+  // Who runs it: the recorded host's user and environment (the rest of this process's facts do not matter here).
+  const caller = { ...processHost(), uid: host.uid, env: host.env };
+  const ctx = createContext({ config, runner: host.runner ? host.runner(fake) : fake, host: caller });
   const files: Record<string, string> = { '/etc/os-release': host.osRelease.join('\n') + '\n', '/etc/group': host.group, '/proc/1/comm': host.comm };
   const readFile = (path: string) => {
     assert.ok(path in files, `unexpected read of ${path}`);
     return files[path]!;
   };
-  const realGetuid = process.getuid;
-  process.getuid = () => host.uid;
-  try {
-    const state = await readHostState(ctx, host.env, readFile);
-    fake.done();
-    return { state, dirs };
-  } finally {
-    process.getuid = realGetuid;
-  }
+  const state = await readHostState(ctx, readFile);
+  fake.done();
+  return { state, dirs };
 }
 
 describe('readHostState on recorded hosts', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupInProgress, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+import { Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -57,8 +57,10 @@ test('withUndo returns the result and runs no undo step on success', async () =>
   assert.deepEqual(ran, []);
 });
 
-test('while a rollback runs, cleanupInProgress names the steps not yet done (what a forced exit would leave)', async () => {
-  const undo = new UndoStack();
+test('while a rollback runs, its Rollbacks name the steps not yet done (what a forced exit would leave)', async () => {
+  const rollbacks = new Rollbacks();
+  const cleanupInProgress = () => rollbacks.remaining();
+  const undo = new UndoStack(undefined, undefined, rollbacks);
   const seen: string[][] = [];
   undo.push('remove dir', async () => { seen.push(cleanupInProgress()); });
   undo.push('remove disk', async () => { seen.push(cleanupInProgress()); });

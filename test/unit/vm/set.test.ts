@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSet, toSetOptions, type SetFlags } from '../../../src/cli/commands/set.js';
+import { forCommandLine, needsOffFlag } from '../../../src/cli/hints.js';
 import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
 import { planSet, setVm, type SetResult, type VmSettings } from '../../../src/core/vm/set.js';
@@ -145,13 +146,14 @@ test('planSet on a running VM: live up to the maxima, the rest needs it shut off
   assert.deepEqual(live.cpus, { max: 4, current: 3 });
   assert.deepEqual(live.changes.map((c) => c.applied), ['live', 'live', 'config']);
 
-  assert.deepEqual(planSet(vm, { memory: 8 * GiB, cpus: 6, displays: 2, rename: 'v' }).needsOff, [
+  // As the command line names them (src/cli/hints.ts).
+  assert.deepEqual(planSet(vm, { memory: 8 * GiB, cpus: 6, displays: 2, rename: 'v' }).needsOff.map(needsOffFlag), [
     '--memory 8G (above the 4G it was started with)',
     '--cpus 6 (above its maximum of 4)',
     '--displays',
     '--rename',
   ]);
-  assert.match(planSet(vm, { cpus: 1 }).needsOff[0]!, /^--cpus 1 \(fewer than the 2 it runs with/);
+  assert.match(needsOffFlag(planSet(vm, { cpus: 1 }).needsOff[0]!), /^--cpus 1 \(fewer than the 2 it runs with/);
 
   // The balloon did not follow earlier (no driver in the guest): the saved value is right, the live one is sent again.
   const lagging = running(res([4, 3], [4, 4]), res([4, 4], [4, 4]));
@@ -197,7 +199,9 @@ test('setVm refuses a change that needs the VM off, having only read', async () 
   await assert.rejects(setVm(context(runner), { ...request, memory: 2 * GiB, displays: 2 }), (err: unknown) => {
     assert.ok(err instanceof VmsError);
     assert.equal(err.exitCode, 4);
-    assert.equal(err.message, 'work is running: changing --displays requires the VM to be shut off; use --restart');
+    assert.equal(forCommandLine(err).message, 'work is running: changing --displays requires the VM to be shut off; use --restart');
+    assert.equal(err.message, 'work is running: changing displays requires the VM to be shut off', 'the core names no flag');
+    assert.deepEqual(err.data, { name: 'work', needsOff: [{ setting: 'displays' }] });
     return true;
   });
   runner.done();

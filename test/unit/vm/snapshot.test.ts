@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createSnapshot, defaultSnapshotName, deleteSnapshot, listSnapshots, planRevert } from '../../../src/core/vm/snapshot.js';
 import { VmsError } from '../../../src/errors.js';
+import { forCommandLine } from '../../../src/cli/hints.js';
 import { parseSnapshotXml, snapshotCreateArgs } from '../../../src/libvirt/snapshot-xml.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
@@ -131,7 +132,7 @@ async function assertVmsError(p: Promise<unknown>, exitCode: number, message: Re
     assert.ok(err instanceof VmsError, String(err));
     assert.equal(err.exitCode, exitCode);
     assert.match(err.message, message);
-    assert.match(err.hint ?? '', hint);
+    assert.match(forCommandLine(err).hint ?? '', hint); // as the command line words it
     return true;
   });
 }
