@@ -2,11 +2,10 @@ import chalk from 'chalk';
 import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
 import { createContext, newOperationId, type Context } from '../core/context.js';
-import { silentProgress } from '../core/progress.js';
 import { cleanupInProgress } from '../core/ops/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner } from '../runner.js';
-import { lineProgress, spinnerProgress } from './progress.js';
+import { cliProgress } from './progress.js';
 
 // The one place that prints results and errors and sets the exit code. Commands return data plus a human rendering.
 
@@ -14,6 +13,8 @@ export interface GlobalOptions {
   connect?: string;
   json?: boolean;
   verbose?: boolean;
+  /** --events FILE: every progress event as a line of NDJSON */
+  events?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command pairs its own data type with its renderer
@@ -83,8 +84,9 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       const log = globals.verbose ? (line: string) => process.stderr.write(chalk.dim(line) + '\n') : undefined;
       // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
       const spinner = process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 && !globals.verbose;
-      const progress = json ? silentProgress : spinner ? spinnerProgress() : lineProgress(Boolean(globals.verbose));
       const operationId = newOperationId();
+      const verbose = Boolean(globals.verbose);
+      const progress = await cliProgress({ operationId, json, spinner, verbose, eventsFile: globals.events });
       const ctx = createContext({
         config,
         runner: new ExecaRunner(log, { VMS_OPERATION: operationId }),

@@ -2,6 +2,7 @@ import { conflict, VmsError } from '../../errors.js';
 import { validateName } from '../../names.js';
 import type { Context } from '../context.js';
 import { Journal, readJournals } from './journal.js';
+import { OperationEvents } from './operation-log.js';
 import { HOST_LOCK, LockBusy, lockOrder, type LockRequest } from './locks.js';
 import { repairInterrupted } from './repair.js';
 import { runUndoAction } from './undo-actions.js';
@@ -46,6 +47,11 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
     if (missing.length) throw new Error(`internal: ${req.command} needs locks its operation does not hold: ${missing.join(', ')}`);
     return body(ctx);
   }
+  const events = new OperationEvents(ctx, { command: req.command, vms: req.vms });
+  return events.settle(() => locked(events.ctx, req, wanted, body, events));
+}
+
+async function locked<T>(ctx: Context, req: OperationRequest, wanted: string[], body: (ctx: Context) => Promise<T>, events: OperationEvents): Promise<T> {
   const left = await repairInterrupted(ctx);
   const blocking = left.filter((r) => r.failed.length && r.vms.some((vm) => wanted.includes(vm)));
   if (blocking.length) {
@@ -65,12 +71,13 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
     const journal = await Journal.create(ctx.config.stateDir.value, { id: ctx.operationId, command: req.command, vms: lockOrder({ vms: req.vms }), host: Boolean(req.host) });
     held.set(journal, { locks: new Set(wanted) });
     try {
-      return await body({ ...ctx, journal });
+      return await events.settle(() => body({ ...ctx, journal }));
     } finally {
       // Undo steps that failed stay written down for `vms repair`; otherwise the operation leaves no trace.
       if (!journal.pending) await journal.remove();
     }
   } finally {
+    await events.save(ctx.config); // while the VMs are still locked
     await lease.release();
   }
 }
