@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { GUEST, testbed } from '../helpers/testbed.js';
+
+// --events FILE and the per-operation logs in a VM's directory, on real commands.
+
+const bed = testbed('events');
+after(() => bed.cleanup());
+
+type Event = { type: string; time: string; operation: string; id?: number; title?: string; vm?: string; ok?: boolean; [k: string]: unknown };
+const read = (file: string): Event[] =>
+  readFileSync(file, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
+/** Every step.start has exactly one step.end after it, same id and title; returns the steps as "title ok". */
+function pairedSteps(events: Event[]): string[] {
+  const open = new Map<number, Event>();
+  const done: string[] = [];
+  for (const e of events) {
+    if (e.type === 'step.start') {
+      assert.ok(!open.has(e.id!), `step id ${e.id} started twice`);
+      open.set(e.id!, e);
+    } else if (e.type === 'step.end') {
+      const start = open.get(e.id!);
+      assert.ok(start, `step.end ${e.id} without a start`);
+      assert.equal(e.title, start.title);
+      assert.equal(e.vm, start.vm);
+      assert.equal(typeof e.durationMs, 'number');
+      open.delete(e.id!);
+      done.push(`${e.title} ${e.ok ? 'ok' : 'failed'}`);
+    }
+  }
+  assert.deepEqual([...open.keys()], [], 'every step ended');
+  return done;
+}
+
+test('create and start with --events: paired steps naming the VM, one operation id each, the same log in the VM dir', async () => {
+  const n = bed.name('e1');
+  const file = join(bed.dir, 'events.ndjson');
+  const base = ['--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics'];
+  const boot = ['--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0'];
+  const created = await bed.vms(['--events', file, 'create', n, '--bare', '--json', ...base, ...boot]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(created.stderr, '', '--json still prints no progress');
+  const started = await bed.vms(['start', n, '--events', file]);
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(started.stderr, `==> Starting ${n}\n`, 'the plain lines are unchanged by --events');
+
+  const events = read(file);
+  const ops = [...new Set(events.map((e) => e.operation))];
+  assert.equal(ops.length, 2, 'one operation id per command');
+  for (const e of events) assert.ok(!Number.isNaN(Date.parse(e.time)), `a timestamp: ${e.time}`);
+  const [create, start] = ops.map((op) => events.filter((e) => e.operation === op));
+  assert.deepEqual(pairedSteps(create!), ['Checking input ok', `Creating ${join(bed.env.VMS_STATE_DIR!, n)} ok`, `Creating disk ${created.json.disks[0].path} ok`, `Defining domain ${n} ok`]);
+  assert.deepEqual(pairedSteps(start!), [`Starting ${n} ok`]);
+  for (const [events, command] of [
+    [create!, 'create'],
+    [start!, 'start'],
+  ] as const) {
+    assert.deepEqual(events.at(0), { ...events.at(0), type: 'operation.start', command, vms: [n] });
+    assert.deepEqual(events.at(-1), { ...events.at(-1), type: 'operation.end', command, vms: [n], ok: true });
+    for (const e of events.filter((e) => e.type.startsWith('step.'))) assert.equal(e.vm, n, `${e.type} ${e.title} names the VM`);
+  }
+
+  // Each operation's log in the VM's own directory: the same events (no console transcript in either here).
+  const logs = join(bed.env.VMS_STATE_DIR!, n, 'events');
+  assert.deepEqual(readdirSync(logs).sort(), ops.map((op) => `${op}.ndjson`).sort());
+  for (const [op, events] of [
+    [ops[0]!, create!],
+    [ops[1]!, start!],
+  ] as const) {
+    assert.deepEqual(read(join(logs, `${op}.ndjson`)), events.filter((e) => e.type !== 'transcript'));
+  }
+});
+
+test('a failed operation ends with its code; destroy takes the VM directory with its logs', async () => {
+  const n = bed.name('e2');
+  await bed.createTiny(n);
+  const file = join(bed.dir, 'failed.ndjson');
+  const r = await bed.vms(['--events', file, 'disk', 'resize', n, 'vdz', '1G']);
+  assert.equal(r.code, 3, r.stderr);
+  const end = read(file).at(-1)!;
+  assert.equal(end.type, 'operation.end');
+  assert.equal(end.ok, false);
+  assert.equal((end.error as { code: string }).code, 'notFound');
+  assert.match((end.error as { message: string }).message, /vdz/);
+  const dir = join(bed.env.VMS_STATE_DIR!, n);
+  assert.equal(readdirSync(join(dir, 'events')).length, 2, 'the create and the failed resize');
+  const d = await bed.vms(['destroy', n, '--yes', '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal(existsSync(dir), false, 'the directory and its events/ are gone');
+});
