@@ -9,9 +9,11 @@ import { eventProgress } from '../progress.js';
 import { eventLog, vmFiles } from '../vm/vm-files.js';
 
 // An operation's events: operation.start and operation.end around it on the bus, and a log of them in the directory
-// of each VM it names, so `ls <state>/<vm>/events` shows what was done to a VM and how it went. The log is written
-// when the operation ends, while it still holds the VMs' locks: a VM made by the operation has its directory by then,
-// one it destroyed has none (and no log is left behind in it), and no other command is removing the directory.
+// of each VM it names, so `ls <state>/<vm>/events` shows what was done to a VM. The log is written when the operation
+// has succeeded, while it still holds the VMs' locks: a VM made by the operation has its directory by then, one it
+// destroyed has none (and no log is left behind in it), and no other command is removing the directory. A failed
+// operation is undone and leaves nothing behind, not even a log (its events went to --events and the error to the
+// user); a killed one is finished by `vms repair` from its journal.
 
 /** How many operation logs a VM keeps (the oldest go). */
 export const KEPT_EVENT_LOGS = 20;
@@ -28,6 +30,7 @@ export class OperationEvents {
   private readonly stop: () => void = () => {};
   private readonly t0 = performance.now();
   private ended = false;
+  private succeeded = false;
 
   constructor(ctx: Context, private readonly op: OperationInfo) {
     const bus = ctx.progress.events;
@@ -58,6 +61,7 @@ export class OperationEvents {
   private end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
+    this.succeeded = err === undefined;
     const error = err === undefined ? undefined : describe(err);
     this.ctx.progress.events?.emit({
       type: 'operation.end',
@@ -68,10 +72,10 @@ export class OperationEvents {
     });
   }
 
-  /** Writes the events so far into each VM's directory that exists; never fails the operation. */
+  /** After a success, writes the events into each VM's directory that exists; never fails the operation. */
   async save(config: Config): Promise<void> {
     this.stop();
-    if (!this.recorded.length) return;
+    if (!this.succeeded || !this.recorded.length) return;
     const text = this.recorded.map(ndjsonLine).join('');
     for (const vm of new Set(this.op.vms)) {
       const files = vmFiles(config, vm);

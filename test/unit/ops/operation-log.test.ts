@@ -11,7 +11,7 @@ import { KEPT_EVENT_LOGS, pruneEventLogs } from '../../../src/core/ops/operation
 import { withOperation } from '../../../src/core/ops/operation.js';
 import { eventProgress } from '../../../src/core/progress.js';
 import { eventLog, vmFiles } from '../../../src/core/vm/vm-files.js';
-import { notFound } from '../../../src/errors.js';
+import { VmsError } from '../../../src/errors.js';
 import { FakeRunner } from '../../helpers/fake-runner.js';
 
 function setup(operationId = 'lx1-op') {
@@ -59,22 +59,29 @@ test('an operation on one VM: start and end around it, its steps name the VM, th
   assert.deepEqual(logOf('web'), heard.filter((e) => e.type !== 'transcript'));
 });
 
-test('a failed operation ends with its error code and reason; a VM without a directory gets no log', async () => {
-  const { ctx, heard, files, logOf } = setup();
-  mkdirSync(files('src').dir);
+test('a failed operation ends with its error code and reason, and leaves no log (it leaves nothing behind)', async () => {
+  const { ctx, heard, files } = setup();
+  mkdirSync(files('web').dir);
   await assert.rejects(
-    withOperation(ctx, { command: 'clone', vms: ['src', 'new'] }, async (ctx) => {
-      await ctx.progress.step('Copying 1 disk(s)', async () => {
-        throw notFound('no such disk');
+    withOperation(ctx, { command: 'disk resize', vms: ['web'] }, async (ctx) => {
+      await ctx.progress.step('Growing vdb of web to 2G', async () => {
+        throw new VmsError('notFound', 'no disk vdz', undefined, undefined, 'disk.notFound');
       });
     }),
-    /no such disk/,
+    /no disk vdz/,
   );
   const end = heard.at(-1)!;
   assert.ok(end.type === 'operation.end');
-  assert.deepEqual({ ok: end.ok, error: end.error }, { ok: false, error: { message: 'no such disk', code: 'notFound' } });
+  assert.deepEqual({ ok: end.ok, error: end.error }, { ok: false, error: { message: 'no disk vdz', code: 'notFound', reason: 'disk.notFound' } });
+  assert.deepEqual(readdirSync(files('web').dir), []);
+});
+
+test('an operation on two VMs: its steps name neither; the log goes to each VM that has a directory', async () => {
+  const { ctx, heard, files, logOf } = setup();
+  mkdirSync(files('src').dir);
+  await withOperation(ctx, { command: 'clone', vms: ['src', 'new'] }, (ctx) => ctx.progress.step('Copying 1 disk(s)', async () => {}));
   const start = heard.find((e) => e.type === 'step.start')!;
-  assert.ok(start.type === 'step.start' && start.vm === undefined, 'two VMs: the steps name neither');
+  assert.ok(start.type === 'step.start' && start.vm === undefined);
   assert.deepEqual(logOf('src').map((e) => e.type), ['operation.start', 'step.start', 'step.end', 'operation.end']);
   assert.equal(existsSync(files('new').dir), false, 'no directory made for a VM that has none');
 });
