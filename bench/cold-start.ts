@@ -20,7 +20,8 @@ export async function coldStart(h: Harness, b: BenchResult): Promise<void> {
   for (let rep = -3; rep < REPS; rep++) {
     for (const [series, cmd, args] of rotate(cmds, rep + 3)) {
       const r = await h.sh(cmd, args);
-      if (series !== node0 && r.stdout.trim() !== version) throw new Error(`${cmd} ${args.join(' ')} printed '${r.stdout.trim()}', not ${version}`);
+      if (series !== node0 && r.stdout.trim() !== version)
+        throw new Error(`${cmd} ${args.join(' ')} printed '${r.stdout.trim()}', not ${version}`);
       if (rep >= 0) series.add(r.ms); // the first 3 rounds warm the page cache
     }
   }

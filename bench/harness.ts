@@ -131,7 +131,9 @@ export class Harness {
   async destroyVm(name: string): Promise<void> {
     const d = await this.vms(['destroy', name, '--yes', '--json'], { allowFail: true });
     if (d.code === 0) return;
-    this.problems.push(`\`vms destroy ${name} --yes --json\` exited ${d.code}: ${(d.stdout + d.stderr).trim().slice(0, 300)}`);
+    this.problems.push(
+      `\`vms destroy ${name} --yes --json\` exited ${d.code}: ${(d.stdout + d.stderr).trim().slice(0, 300)}`,
+    );
     const file = await this.diskOf(name);
     await this.undefineQuietly(name);
     rmSync(file, { force: true });
@@ -149,7 +151,8 @@ export class Harness {
       await body(b);
     } catch (err) {
       b.error = this.stopping ? `interrupted (${(err as Error).message.split('\n')[0]})` : (err as Error).message;
-      this.log(`FAILED: ${b.error}`); // the remaining benchmarks still run (unless interrupted), the report is still written
+      // The remaining benchmarks still run (unless interrupted), the report is still written.
+      this.log(`FAILED: ${b.error}`);
     } finally {
       b.seconds = (performance.now() - start) / 1000;
     }
@@ -167,7 +170,10 @@ export class Harness {
     }
     try {
       // virt-clone registers a storage pool for the directory it wrote to: remove any pool of ours.
-      const pools = (await this.cleanVirsh(['pool-list', '--all', '--name'])).stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      const pools = (await this.cleanVirsh(['pool-list', '--all', '--name'])).stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const p of pools) {
         const xml = (await this.cleanVirsh(['pool-dumpxml', p])).stdout;
         const path = /<path>([^<]+)<\/path>/.exec(xml)?.[1];

@@ -88,7 +88,11 @@ export function ndjsonFileListener(path: string): EventListener & { close(): voi
     fd = openSync(path, 'a', 0o644);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new VmsError('usage', `cannot write events to ${path}: ${code}`, 'give a file in a directory you may write to');
+    throw new VmsError(
+      'usage',
+      `cannot write events to ${path}: ${code}`,
+      'give a file in a directory you may write to',
+    );
   }
   return Object.assign((event: StampedEvent) => void writeSync(fd, ndjsonLine(event)), { close: () => closeSync(fd) });
 }

@@ -9,7 +9,16 @@ import { GUEST, testbed } from '../helpers/testbed.js';
 const bed = testbed('events');
 after(() => bed.cleanup());
 
-type Event = { type: string; time: string; operation: string; id?: number; title?: string; vm?: string; ok?: boolean; [k: string]: unknown };
+type Event = {
+  type: string;
+  time: string;
+  operation: string;
+  id?: number;
+  title?: string;
+  vm?: string;
+  ok?: boolean;
+  [k: string]: unknown;
+};
 const read = (file: string): Event[] =>
   readFileSync(file, 'utf8')
     .trimEnd()
@@ -38,7 +47,7 @@ function pairedSteps(events: Event[]): string[] {
   return done;
 }
 
-test('create and start with --events: paired steps naming the VM, one operation id each, the same log in the VM dir', async () => {
+test('--events on create and start: paired steps naming the VM, an operation id each, the same log in its dir', async () => {
   const n = bed.name('e1');
   const file = join(bed.dir, 'events.ndjson');
   const base = ['--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics'];
@@ -55,7 +64,12 @@ test('create and start with --events: paired steps naming the VM, one operation 
   assert.equal(ops.length, 2, 'one operation id per command');
   for (const e of events) assert.ok(!Number.isNaN(Date.parse(e.time)), `a timestamp: ${e.time}`);
   const [create, start] = ops.map((op) => events.filter((e) => e.operation === op));
-  assert.deepEqual(pairedSteps(create!), ['Checking input ok', `Creating ${join(bed.env.VMS_STATE_DIR!, n)} ok`, `Creating disk ${created.json.disks[0].path} ok`, `Defining domain ${n} ok`]);
+  assert.deepEqual(pairedSteps(create!), [
+    'Checking input ok',
+    `Creating ${join(bed.env.VMS_STATE_DIR!, n)} ok`,
+    `Creating disk ${created.json.disks[0].path} ok`,
+    `Defining domain ${n} ok`,
+  ]);
   assert.deepEqual(pairedSteps(start!), [`Starting ${n} ok`]);
   for (const [events, command] of [
     [create!, 'create'],
@@ -63,7 +77,8 @@ test('create and start with --events: paired steps naming the VM, one operation 
   ] as const) {
     assert.deepEqual(events.at(0), { ...events.at(0), type: 'operation.start', command, vms: [n] });
     assert.deepEqual(events.at(-1), { ...events.at(-1), type: 'operation.end', command, vms: [n], ok: true });
-    for (const e of events.filter((e) => e.type.startsWith('step.'))) assert.equal(e.vm, n, `${e.type} ${e.title} names the VM`);
+    for (const e of events.filter((e) => e.type.startsWith('step.')))
+      assert.equal(e.vm, n, `${e.type} ${e.title} names the VM`);
   }
 
   // Each operation's log in the VM's own directory: the same events (no console transcript in either here).
@@ -73,11 +88,14 @@ test('create and start with --events: paired steps naming the VM, one operation 
     [ops[0]!, create!],
     [ops[1]!, start!],
   ] as const) {
-    assert.deepEqual(read(join(logs, `${op}.ndjson`)), events.filter((e) => e.type !== 'transcript'));
+    assert.deepEqual(
+      read(join(logs, `${op}.ndjson`)),
+      events.filter((e) => e.type !== 'transcript'),
+    );
   }
 });
 
-test('a failed operation ends with its code and keeps no log; destroy takes the VM directory with its logs', async () => {
+test('a failed operation ends with its code, keeps no log; destroy takes the VM directory with its logs', async () => {
   const n = bed.name('e2');
   await bed.createTiny(n);
   const file = join(bed.dir, 'failed.ndjson');
@@ -89,7 +107,11 @@ test('a failed operation ends with its code and keeps no log; destroy takes the 
   assert.equal((end.error as { code: string }).code, 'notFound');
   assert.match((end.error as { message: string }).message, /vdz/);
   const dir = join(bed.env.VMS_STATE_DIR!, n);
-  assert.equal(readdirSync(join(dir, 'events')).length, 1, 'the create; the failed resize left nothing behind, no log either');
+  assert.equal(
+    readdirSync(join(dir, 'events')).length,
+    1,
+    'the create; the failed resize left nothing behind, no log either',
+  );
   const d = await bed.vms(['destroy', n, '--yes', '--json']);
   assert.equal(d.code, 0, d.stderr);
   assert.equal(existsSync(dir), false, 'the directory and its events/ are gone');

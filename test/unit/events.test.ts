@@ -13,7 +13,8 @@ const record = (bus: EventBus) => {
   return seen;
 };
 /** The events without their time, which changes from run to run. */
-const timeless = (events: StampedEvent[]) => events.map(({ time, ...rest }) => (assert.ok(!Number.isNaN(Date.parse(time))), rest));
+const timeless = (events: StampedEvent[]) =>
+  events.map(({ time, ...rest }) => (assert.ok(!Number.isNaN(Date.parse(time))), rest));
 
 describe('the event bus', () => {
   test('stamps each event with its time and operation, type first', () => {
@@ -44,7 +45,7 @@ describe('the event bus', () => {
 });
 
 describe('eventProgress: the core calls, the events they make', () => {
-  test('a step is a step.start and a step.end with one id, its VM, ok and duration; its result passes through', async () => {
+  test('a step is a step.start and a step.end with one id, its VM, ok and duration; its result passes', async () => {
     const bus = new EventBus('op');
     const seen = record(bus);
     const p = eventProgress(bus, 'vm1');
@@ -52,14 +53,20 @@ describe('eventProgress: the core calls, the events they make', () => {
     const [start, end] = timeless(seen);
     assert.deepEqual(start, { type: 'step.start', operation: 'op', id: 1, title: 'Starting vm1', vm: 'vm1' });
     assert.equal(end!.type, 'step.end');
-    assert.deepEqual({ ...end, durationMs: 0 }, { type: 'step.end', operation: 'op', id: 1, title: 'Starting vm1', vm: 'vm1', ok: true, durationMs: 0 });
+    assert.deepEqual(
+      { ...end, durationMs: 0 },
+      { type: 'step.end', operation: 'op', id: 1, title: 'Starting vm1', vm: 'vm1', ok: true, durationMs: 0 },
+    );
     assert.ok(end!.type === 'step.end' && end!.durationMs >= 0);
   });
 
   test('a failing step ends with ok false and its error passes through', async () => {
     const bus = new EventBus('op');
     const seen = record(bus);
-    await assert.rejects(eventProgress(bus).step('Defining x', () => Promise.reject(new Error('boom'))), /boom/);
+    await assert.rejects(
+      eventProgress(bus).step('Defining x', () => Promise.reject(new Error('boom'))),
+      /boom/,
+    );
     assert.deepEqual(
       seen.map((e) => [e.type, 'ok' in e ? e.ok : undefined, 'vm' in e]),
       [
@@ -83,9 +90,27 @@ describe('eventProgress: the core calls, the events they make', () => {
       if (e.type === 'step.start' || e.type === 'step.end') return `${e.type} ${e.id}`;
       return `${e.type} in ${'step' in e ? e.step : '-'}`;
     });
-    assert.deepEqual(brief, ['note in -', 'step.start 1', 'step.start 2', 'transcript in 2', 'step.end 2', 'transfer in 1', 'step.end 1', 'note in -']);
+    assert.deepEqual(brief, [
+      'note in -',
+      'step.start 1',
+      'step.start 2',
+      'transcript in 2',
+      'step.end 2',
+      'transfer in 1',
+      'step.end 1',
+      'note in -',
+    ]);
     const transfer = seen.find((e) => e.type === 'transfer');
-    assert.deepEqual(transfer && { ...transfer, time: 0 }, { type: 'transfer', time: 0, operation: 'op', step: 1, done: 5, total: 10, text: '5/10', final: false });
+    assert.deepEqual(transfer && { ...transfer, time: 0 }, {
+      type: 'transfer',
+      time: 0,
+      operation: 'op',
+      step: 1,
+      done: 5,
+      total: 10,
+      text: '5/10',
+      final: false,
+    });
   });
 
   test('two Progress objects on one bus (an operation scoped to its VM) share the id sequence', async () => {
@@ -112,7 +137,10 @@ describe('the NDJSON file sink', () => {
     }
     const text = readFileSync(file, 'utf8');
     assert.ok(text.endsWith('}\n'));
-    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as StampedEvent);
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StampedEvent);
     assert.deepEqual(
       timeless(lines),
       ['op-a', 'op-b'].flatMap((op) => [
@@ -125,7 +153,10 @@ describe('the NDJSON file sink', () => {
   test('a file that cannot be written is a usage error naming it', () => {
     assert.throws(
       () => ndjsonFileListener('/nonexistent-dir/events.ndjson'),
-      (err: unknown) => err instanceof VmsError && err.exitCode === 2 && /cannot write events to \/nonexistent-dir\/events\.ndjson: ENOENT/.test(err.message),
+      (err: unknown) =>
+        err instanceof VmsError &&
+        err.exitCode === 2 &&
+        /cannot write events to \/nonexistent-dir\/events\.ndjson: ENOENT/.test(err.message),
     );
   });
 });

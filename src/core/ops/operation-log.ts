@@ -32,7 +32,10 @@ export class OperationEvents {
   private ended = false;
   private succeeded = false;
 
-  constructor(ctx: Context, private readonly op: OperationInfo) {
+  constructor(
+    ctx: Context,
+    private readonly op: OperationInfo,
+  ) {
     const bus = ctx.progress.events;
     if (!bus) {
       // A Progress without events (silentProgress, a test's own): nothing to announce or keep.
@@ -92,7 +95,8 @@ export class OperationEvents {
 }
 
 function describe(err: unknown): { message: string; code?: string; reason?: string } {
-  if (err instanceof VmsError) return { message: err.message, code: err.code, ...(err.reason && { reason: err.reason }) };
+  if (err instanceof VmsError)
+    return { message: err.message, code: err.code, ...(err.reason && { reason: err.reason }) };
   return { message: err instanceof Error ? err.message : String(err) };
 }
 

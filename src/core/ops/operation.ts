@@ -51,7 +51,14 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
   return events.settle(() => locked(events.ctx, req, wanted, body, events));
 }
 
-async function locked<T>(ctx: Context, req: OperationRequest, wanted: string[], body: (ctx: Context) => Promise<T>, events: OperationEvents): Promise<T> {
+/** Repairs, locks and journals the operation (events: its announcer, which keeps its log). */
+async function locked<T>(
+  ctx: Context,
+  req: OperationRequest,
+  wanted: string[],
+  body: (ctx: Context) => Promise<T>,
+  events: OperationEvents,
+): Promise<T> {
   const left = await repairInterrupted(ctx);
   const blocking = left.filter((r) => r.failed.length && r.vms.some((vm) => wanted.includes(vm)));
   if (blocking.length) {

@@ -111,10 +111,25 @@ describe("the CLI's choice of renderers", () => {
     const p = await cliProgress({ operationId: 'op-9', json: true, spinner: false, verbose: false, eventsFile: file });
     await script(p, { now: 0 });
     assert.deepEqual(out, []);
-    const events = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    const events = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(
       events.map((e) => e.type),
-      ['step.start', 'step.end', 'note', 'step.start', 'transfer', 'transfer', 'transfer', 'step.end', 'step.start', 'transcript', 'step.end'],
+      [
+        'step.start',
+        'step.end',
+        'note',
+        'step.start',
+        'transfer',
+        'transfer',
+        'transfer',
+        'step.end',
+        'step.start',
+        'transcript',
+        'step.end',
+      ],
     );
     assert.ok(events.every((e) => e.operation === 'op-9'));
   });

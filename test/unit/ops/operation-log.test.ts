@@ -35,7 +35,7 @@ function setup(operationId = 'lx1-op') {
   return { ctx, heard, files, logOf };
 }
 
-test('an operation on one VM: start and end around it, its steps name the VM, the log lands in the VM dir', async () => {
+test('one VM: start and end around the operation, its steps name the VM, the log lands in the VM dir', async () => {
   const { ctx, heard, files, logOf } = setup();
   mkdirSync(files('web').dir);
   const out = await withOperation(ctx, { command: 'start', vms: ['web'] }, async (ctx) => {
@@ -55,11 +55,16 @@ test('an operation on one VM: start and end around it, its steps name the VM, th
     ],
   );
   const end = heard.at(-1)!;
-  assert.ok(end.type === 'operation.end' && end.ok && end.command === 'start' && end.vms[0] === 'web' && !('error' in end));
-  assert.deepEqual(logOf('web'), heard.filter((e) => e.type !== 'transcript'));
+  assert.ok(
+    end.type === 'operation.end' && end.ok && end.command === 'start' && end.vms[0] === 'web' && !('error' in end),
+  );
+  assert.deepEqual(
+    logOf('web'),
+    heard.filter((e) => e.type !== 'transcript'),
+  );
 });
 
-test('a failed operation ends with its error code and reason, and leaves no log (it leaves nothing behind)', async () => {
+test('a failed operation ends with its error code and reason, and leaves no log (nothing behind)', async () => {
   const { ctx, heard, files } = setup();
   mkdirSync(files('web').dir);
   await assert.rejects(
@@ -72,26 +77,37 @@ test('a failed operation ends with its error code and reason, and leaves no log 
   );
   const end = heard.at(-1)!;
   assert.ok(end.type === 'operation.end');
-  assert.deepEqual({ ok: end.ok, error: end.error }, { ok: false, error: { message: 'no disk vdz', code: 'notFound', reason: 'disk.notFound' } });
+  assert.deepEqual(
+    { ok: end.ok, error: end.error },
+    { ok: false, error: { message: 'no disk vdz', code: 'notFound', reason: 'disk.notFound' } },
+  );
   assert.deepEqual(readdirSync(files('web').dir), []);
 });
 
 test('an operation on two VMs: its steps name neither; the log goes to each VM that has a directory', async () => {
   const { ctx, heard, files, logOf } = setup();
   mkdirSync(files('src').dir);
-  await withOperation(ctx, { command: 'clone', vms: ['src', 'new'] }, (ctx) => ctx.progress.step('Copying 1 disk(s)', async () => {}));
+  await withOperation(ctx, { command: 'clone', vms: ['src', 'new'] }, (ctx) =>
+    ctx.progress.step('Copying 1 disk(s)', async () => {}),
+  );
   const start = heard.find((e) => e.type === 'step.start')!;
   assert.ok(start.type === 'step.start' && start.vm === undefined);
-  assert.deepEqual(logOf('src').map((e) => e.type), ['operation.start', 'step.start', 'step.end', 'operation.end']);
+  assert.deepEqual(
+    logOf('src').map((e) => e.type),
+    ['operation.start', 'step.start', 'step.end', 'operation.end'],
+  );
   assert.equal(existsSync(files('new').dir), false, 'no directory made for a VM that has none');
 });
 
-test('a nested operation (set --restart stopping its VM) is part of the outer one: no second start or end', async () => {
+test('a nested operation (set --restart stopping its VM) is part of the outer one: no second start/end', async () => {
   const { ctx, heard } = setup();
   await withOperation(ctx, { command: 'set', vms: ['a'] }, (ctx) =>
     withOperation(ctx, { command: 'stop', vms: ['a'] }, (ctx) => ctx.progress.step('Shutting down a', async () => {})),
   );
-  assert.deepEqual(heard.map((e) => e.type), ['operation.start', 'step.start', 'step.end', 'operation.end']);
+  assert.deepEqual(
+    heard.map((e) => e.type),
+    ['operation.start', 'step.start', 'step.end', 'operation.end'],
+  );
 });
 
 test('a VM keeps the newest logs only; files that are not logs stay', async () => {
@@ -106,6 +122,8 @@ test('without an event-based Progress (a library caller, --json in tests) an ope
   const { ctx, files } = setup();
   mkdirSync(files('quiet').dir);
   const silent = createContext({ config: ctx.config, runner: new FakeRunner([]), locks: noLocks });
-  await withOperation(silent, { command: 'start', vms: ['quiet'] }, (ctx) => ctx.progress.step('Starting quiet', async () => {}));
+  await withOperation(silent, { command: 'start', vms: ['quiet'] }, (ctx) =>
+    ctx.progress.step('Starting quiet', async () => {}),
+  );
   assert.deepEqual(readdirSync(files('quiet').dir), []);
 });
