@@ -35,13 +35,13 @@ interface CreateSplit {
  */
 function splitCreate(name: string, events: BenchEvent[], total: number, coldIso: boolean): CreateSplit {
   // The console as one stamped text; each step remembers how much of it had come when the step started.
-  const chunks = events.filter((e) => e.type === 'transcript').map((e) => ({ ms: e.ms, text: e.text ?? '' }));
+  const chunks = events.flatMap((e) => (e.type === 'transcript' ? [{ ms: e.ms, text: e.text }] : []));
   const out = new StampedText(chunks);
   const steps: { title: string; ms: number; index: number; end: number }[] = [];
   let seen = 0;
   for (const e of events) {
-    if (e.type === 'transcript') seen += (e.text ?? '').length;
-    else if (e.type === 'step.start') steps.push({ title: e.title!, ms: e.ms, index: seen, end: seen });
+    if (e.type === 'transcript') seen += e.text.length;
+    else if (e.type === 'step.start') steps.push({ title: e.title, ms: e.ms, index: seen, end: seen });
   }
   const fail = (what: string) =>
     new Error(`cannot find ${what} in the events of \`vms create ${name}\`; its steps: ${steps.map((s) => `${fmtMs(s.ms)} ${s.title}`).join(' | ')}`);

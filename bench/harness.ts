@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { StampedEvent } from '../src/core/events.js';
 import { run, type BenchResult, type RunOpts, type RunResult } from './lib.js';
 
 // What every benchmark shares: the private directory and environment of one bench run, the commands (vms, virsh,
@@ -15,19 +16,8 @@ export const NODE = process.execPath;
 export const CJS = join(ROOT, 'dist/vms.cjs');
 export const BIN = join(ROOT, 'dist/vms');
 
-/** One progress event of vms (src/core/events.ts) as `--events FILE` writes it, with its time since the spawn. */
-export interface BenchEvent {
-  type: string;
-  time: string;
-  operation: string;
-  id?: number;
-  title?: string;
-  vm?: string;
-  ok?: boolean;
-  text?: string;
-  /** Milliseconds from the spawn of the command to the event. */
-  ms: number;
-}
+/** One progress event of vms as `--events FILE` writes it, with its time since the spawn of the command (ms). */
+export type BenchEvent = StampedEvent & { ms: number };
 
 export interface EventsRun extends RunResult {
   events: BenchEvent[];
@@ -93,7 +83,7 @@ export class Harness {
       .split('\n')
       .filter(Boolean)
       .map((line) => {
-        const e = JSON.parse(line) as Omit<BenchEvent, 'ms'>;
+        const e = JSON.parse(line) as StampedEvent;
         return { ...e, ms: Date.parse(e.time) - spawned };
       });
     return { ...r, events };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { StampedEvent } from '../../src/core/events.js';
 import { GUEST, testbed } from '../helpers/testbed.js';
 
 // --events FILE and the per-operation logs in a VM's directory, on real commands.
@@ -9,37 +10,27 @@ import { GUEST, testbed } from '../helpers/testbed.js';
 const bed = testbed('events');
 after(() => bed.cleanup());
 
-type Event = {
-  type: string;
-  time: string;
-  operation: string;
-  id?: number;
-  title?: string;
-  vm?: string;
-  ok?: boolean;
-  [k: string]: unknown;
-};
-const read = (file: string): Event[] =>
+const read = (file: string): StampedEvent[] =>
   readFileSync(file, 'utf8')
     .trimEnd()
     .split('\n')
     .map((l) => JSON.parse(l));
 
 /** Every step.start has exactly one step.end after it, same id and title; returns the steps as "title ok". */
-function pairedSteps(events: Event[]): string[] {
-  const open = new Map<number, Event>();
+function pairedSteps(events: StampedEvent[]): string[] {
+  const open = new Map<number, StampedEvent & { type: 'step.start' }>();
   const done: string[] = [];
   for (const e of events) {
     if (e.type === 'step.start') {
-      assert.ok(!open.has(e.id!), `step id ${e.id} started twice`);
-      open.set(e.id!, e);
+      assert.ok(!open.has(e.id), `step id ${e.id} started twice`);
+      open.set(e.id, e);
     } else if (e.type === 'step.end') {
-      const start = open.get(e.id!);
+      const start = open.get(e.id);
       assert.ok(start, `step.end ${e.id} without a start`);
       assert.equal(e.title, start.title);
       assert.equal(e.vm, start.vm);
       assert.equal(typeof e.durationMs, 'number');
-      open.delete(e.id!);
+      open.delete(e.id);
       done.push(`${e.title} ${e.ok ? 'ok' : 'failed'}`);
     }
   }
@@ -77,8 +68,8 @@ test('--events on create and start: paired steps naming the VM, an operation id 
   ] as const) {
     assert.deepEqual(events.at(0), { ...events.at(0), type: 'operation.start', command, vms: [n] });
     assert.deepEqual(events.at(-1), { ...events.at(-1), type: 'operation.end', command, vms: [n], ok: true });
-    for (const e of events.filter((e) => e.type.startsWith('step.')))
-      assert.equal(e.vm, n, `${e.type} ${e.title} names the VM`);
+    for (const e of events)
+      if (e.type === 'step.start' || e.type === 'step.end') assert.equal(e.vm, n, `${e.title} names the VM`);
   }
 
   // Each operation's log in the VM's own directory: the same events (no console transcript in either here).
