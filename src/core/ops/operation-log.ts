@@ -43,8 +43,7 @@ export class OperationEvents {
       this.ended = true;
       return;
     }
-    // Transcripts stay out: the VM's directory keeps them already (install.log, apply.log).
-    this.stop = bus.on((e) => e.type !== 'transcript' && this.recorded.push(e));
+    this.stop = bus.on((e) => kept(e) && this.recorded.push(e));
     bus.emit({ type: 'operation.start', command: op.command, vms: op.vms });
     this.ctx = { ...ctx, progress: eventProgress(bus, op.vms.length === 1 ? op.vms[0] : undefined) };
   }
@@ -93,6 +92,12 @@ export class OperationEvents {
     }
   }
 }
+
+/**
+ * What a VM's log keeps: not the console (its directory has it already, in install.log and apply.log) and of a
+ * download only its last status (a few a second would swamp the log).
+ */
+const kept = (e: StampedEvent) => e.type !== 'transcript' && (e.type !== 'transfer' || e.final);
 
 function describe(err: unknown): { message: string; code?: string; reason?: string } {
   if (err instanceof VmsError)

@@ -41,6 +41,8 @@ test('one VM: start and end around the operation, its steps name the VM, the log
   const out = await withOperation(ctx, { command: 'start', vms: ['web'] }, async (ctx) => {
     await ctx.progress.step('Starting web', async () => {});
     ctx.progress.transcript?.('login: '); // the console stays in install.log, not in the events log
+    ctx.progress.transfer?.({ done: 1, total: 2, text: '1/2', final: false }); // of a download only its end
+    ctx.progress.transfer?.({ done: 2, total: 2, text: '2/2', final: true });
     return 'done';
   });
   assert.equal(out, 'done');
@@ -51,6 +53,8 @@ test('one VM: start and end around the operation, its steps name the VM, the log
       ['step.start', 'web'],
       ['step.end', 'web'],
       ['transcript', undefined],
+      ['transfer', undefined],
+      ['transfer', undefined],
       ['operation.end', undefined],
     ],
   );
@@ -60,8 +64,9 @@ test('one VM: start and end around the operation, its steps name the VM, the log
   );
   assert.deepEqual(
     logOf('web'),
-    heard.filter((e) => e.type !== 'transcript'),
+    heard.filter((e) => e.type !== 'transcript' && (e.type !== 'transfer' || e.final)),
   );
+  assert.equal(logOf('web').filter((e) => e.type === 'transfer').length, 1);
 });
 
 test('a failed operation ends with its error code and reason, and leaves no log (nothing behind)', async () => {
