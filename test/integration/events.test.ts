@@ -38,7 +38,7 @@ function pairedSteps(events: StampedEvent[]): string[] {
   return done;
 }
 
-test('--events on create and start: paired steps naming the VM, an operation id each, the VM's own log', async () => {
+test('--events on create and start: paired steps naming the VM, an operation id each, a log per VM', async () => {
   const n = bed.name('e1');
   const file = join(bed.dir, 'events.ndjson');
   const base = ['--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics'];
