@@ -2,15 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
-// Small helpers for bench/run.ts: running and timing commands, medians, machine details, the Markdown report.
+// Small helpers for the benchmarks: running and timing commands, medians, machine details, the Markdown report.
 
 export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
   ms: number;
-  /** With `stamp`: stderr as it arrived, each chunk with its arrival in ms after the spawn. */
-  stderrChunks?: StampedChunk[];
 }
 
 export interface StampedChunk {
@@ -24,8 +22,6 @@ export interface RunOpts {
   /** Do not throw for a non-zero exit. */
   allowFail?: boolean;
   timeoutMs?: number;
-  /** Keep stderr's chunks with their arrival times (RunResult.stderrChunks). */
-  stamp?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -48,11 +44,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOpts = {}): P
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    const chunks: StampedChunk[] | undefined = opts.stamp ? [] : undefined;
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      chunks?.push({ ms: performance.now() - t0, text: d });
-    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -64,14 +56,15 @@ export function run(cmd: string, args: readonly string[], opts: RunOpts = {}): P
       const code = status ?? 128;
       if (code !== 0 && !opts.allowFail) {
         reject(new Error(`\`${[cmd, ...args].join(' ')}\` exited ${code}${signal ? ` (${signal})` : ''}:\n${(stdout + stderr).trim().slice(0, 4000)}`));
-      } else resolve({ code, stdout, stderr, ms, stderrChunks: chunks });
+      } else resolve({ code, stdout, stderr, ms });
     });
   });
 }
 
 /**
- * A command's stamped stderr as one text: every character keeps the arrival time of its chunk, so a pattern can be
- * timed even when it is split over chunks or shares a line with other output (time of its last character).
+ * Text that came in stamped chunks (a guest console from vms's transcript events) as one text: every character keeps
+ * the arrival time of its chunk, so a pattern can be timed even when it is split over chunks (time of its last
+ * character).
  */
 export class StampedText {
   readonly text: string;
@@ -108,17 +101,6 @@ export class StampedText {
     if (!m) return undefined;
     const end = m.index + m[0].length;
     return { index: m.index, end, ms: this.timeAt(end - 1), match: m };
-  }
-
-  /** The text split into lines, each stamped with the arrival of its last character (for diagnostics). */
-  lines(): { ms: number; line: string }[] {
-    const out: { ms: number; line: string }[] = [];
-    let start = 0;
-    for (const line of this.text.split('\n')) {
-      if (line) out.push({ ms: this.timeAt(start + line.length - 1), line });
-      start += line.length + 1;
-    }
-    return out;
   }
 }
 

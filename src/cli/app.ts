@@ -2,13 +2,12 @@ import chalk from 'chalk';
 import type { Command, OptionValues } from 'commander';
 import { loadConfig } from '../config.js';
 import { createContext, newOperationId, processHost, type Context, type Host } from '../core/context.js';
-import { silentProgress } from '../core/progress.js';
 import { Rollbacks } from '../core/ops/undo.js';
 import { toVmsError, type VmsError } from '../errors.js';
 import { ExecaRunner, type Runner } from '../runner.js';
 import { forCommandLine } from './hints.js';
 import { processIo, terminalPrompter, type Io, type Prompter } from './io.js';
-import { lineProgress, spinnerProgress } from './progress.js';
+import { cliProgress } from './progress.js';
 
 // The one place that prints results and errors and sets the exit code. Commands return data plus a human rendering.
 
@@ -16,6 +15,8 @@ export interface GlobalOptions {
   connect?: string;
   json?: boolean;
   verbose?: boolean;
+  /** --events FILE: every progress event as a line of NDJSON */
+  events?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command pairs its own data type with its renderer
@@ -138,8 +139,9 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       const log = globals.verbose ? (line: string) => io.stderr.write(chalk.dim(line) + '\n') : undefined;
       // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
       const spinner = io.stderrIsTTY && io.stderrColumns > 0 && !globals.verbose;
-      const progress = json ? silentProgress : spinner ? spinnerProgress(io.stderr) : lineProgress(Boolean(globals.verbose), io.stderr);
       const operationId = newOperationId();
+      const verbose = Boolean(globals.verbose);
+      const progress = await cliProgress({ operationId, json, spinner, verbose, eventsFile: globals.events, out: io.stderr });
       const ctx = createContext({
         config,
         runner: cli.runner(log, { VMS_OPERATION: operationId }),

@@ -34,6 +34,7 @@ export function buildProgram(version: string, cli: Cli): Command {
     .option('-c, --connect <uri>', 'libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)')
     .option('--json', 'machine-readable output on stdout')
     .option('-v, --verbose', 'show every command run and its output')
+    .option('--events <file>', 'append every progress event to FILE, one JSON object a line')
     .showHelpAfterError('(run `vms --help` for usage)')
     .configureOutput({
       writeOut: (text) => cli.io.stdout.write(text),

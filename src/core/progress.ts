@@ -1,5 +1,8 @@
-// How the core reports progress without printing: the CLI supplies a spinner, plain lines or nothing (--json);
-// a library user or the HTTP API can supply their own.
+import { EventBus } from './events.js';
+
+// How the core reports progress without printing. Core code calls these methods; eventProgress turns them into typed
+// events (src/core/events.ts) that the CLI renders (spinner, plain lines, nothing with --json) and writes as NDJSON.
+// A library user or the HTTP API listens to the same events, or supplies a Progress of their own.
 export interface Progress {
   /** Runs one named step of a multi-step command. */
   step<T>(title: string, fn: () => Promise<T>): Promise<T>;
@@ -9,6 +12,8 @@ export interface Progress {
   transcript?(text: string): void;
   /** How far a download inside the current step has got: called a few times a second; the renderer picks how often to show it. */
   transfer?(status: TransferStatus): void;
+  /** The bus behind an event-based Progress: operations announce themselves on it and keep its events per VM. */
+  readonly events?: EventBus;
 }
 
 export interface TransferStatus {
@@ -29,3 +34,35 @@ export const silentProgress: Progress = {
   step: (_title, fn) => fn(),
   note: () => {},
 };
+
+/**
+ * A Progress that emits events on `bus`: each step a step.start and a step.end with its id, duration and outcome.
+ * `vm` names the VM the steps are about (withOperation gives it for an operation on one VM).
+ */
+export function eventProgress(bus: EventBus, vm?: string): Progress & { readonly events: EventBus } {
+  const about = vm === undefined ? {} : { vm };
+  return {
+    events: bus,
+    async step(title, fn) {
+      const id = bus.nextStepId();
+      bus.emit({ type: 'step.start', id, title, ...about });
+      bus.openSteps.push(id);
+      const t0 = performance.now();
+      let ok = false;
+      try {
+        const result = await fn();
+        ok = true;
+        return result;
+      } finally {
+        const at = bus.openSteps.lastIndexOf(id);
+        if (at >= 0) bus.openSteps.splice(at, 1);
+        bus.emit({ type: 'step.end', id, title, ...about, ok, durationMs: performance.now() - t0 });
+      }
+    },
+    note: (message) => bus.emit({ type: 'note', message, ...inStep(bus) }),
+    transcript: (text) => bus.emit({ type: 'transcript', text, ...inStep(bus) }),
+    transfer: (status) => bus.emit({ type: 'transfer', ...inStep(bus), ...status }),
+  };
+}
+
+const inStep = (bus: EventBus) => (bus.currentStep === undefined ? {} : { step: bus.currentStep });

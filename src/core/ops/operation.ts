@@ -2,6 +2,7 @@ import { conflict, VmsError } from '../../errors.js';
 import { validateName } from '../../names.js';
 import type { Context } from '../context.js';
 import { Journal, readJournals } from './journal.js';
+import { OperationEvents } from './operation-log.js';
 import { HOST_LOCK, LockBusy, lockOrder, type LockRequest } from './locks.js';
 import { repairInterrupted } from './repair.js';
 import { runUndoAction } from './undo-actions.js';
@@ -41,6 +42,18 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
     if (missing.length) throw new Error(`internal: ${req.command} needs locks its operation does not hold: ${missing.join(', ')}`);
     return body(ctx);
   }
+  const events = new OperationEvents(ctx, { command: req.command, vms: req.vms });
+  return events.settle(() => locked(events.ctx, req, wanted, body, events));
+}
+
+/** Repairs, locks and journals the operation (events: its announcer, which keeps its log). */
+async function locked<T>(
+  ctx: Context,
+  req: OperationRequest,
+  wanted: string[],
+  body: (ctx: Context) => Promise<T>,
+  events: OperationEvents,
+): Promise<T> {
   const left = await repairInterrupted(ctx);
   const blocking = left.filter((r) => r.failed.length && r.vms.some((vm) => wanted.includes(vm)));
   if (blocking.length) {
@@ -59,12 +72,13 @@ export async function withOperation<T>(ctx: Context, req: OperationRequest, body
   try {
     const journal = await Journal.create(ctx.config.stateDir.value, { id: ctx.operationId, command: req.command, vms: lockOrder({ vms: req.vms }), host: Boolean(req.host) });
     try {
-      return await body({ ...ctx, journal, heldLocks: new Set(wanted) });
+      return await events.settle(() => body({ ...ctx, journal, heldLocks: new Set(wanted) }));
     } finally {
       // Undo steps that failed stay written down for `vms repair`; otherwise the operation leaves no trace.
       if (!journal.pending) await journal.remove();
     }
   } finally {
+    await events.save(ctx.config); // while the VMs are still locked
     await lease.release();
   }
 }

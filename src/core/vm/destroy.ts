@@ -81,6 +81,7 @@ function destroySteps(ctx: Context, plan: DestroyPlan, rotatedLogs: string[]): U
     // Only vms' own files, never a recursive delete of the VM's directory: it may hold something a user put there.
     ...[...ownFiles(files), ...rotatedLogs].map((path): UndoAction => ({ kind: 'remove-file', path })),
     { kind: 'remove-dir', path: vmPackageCache(ctx.config, plan.name) }, // vms' own, left by a kept failed install
+    { kind: 'remove-dir', path: files.eventLogs }, // vms' own: the logs of the VM's operations
     { kind: 'remove-dir-if-empty', path: plan.dir },
   ];
 }

@@ -16,6 +16,7 @@ export interface VmFiles {
   settings: string; // the guest's settings.sh, 0600 (for --resume and apply)
   installLog: string; // console transcripts of create and apply
   applyLog: string;
+  eventLogs: string; // a directory: one NDJSON log of events per operation on the VM (src/core/ops/operation-log.ts)
 }
 
 /** Every file vms itself may put in a VM's directory (destroy removes these and nothing else). */
@@ -32,6 +33,7 @@ export function vmFiles(config: Config, name: string): VmFiles {
     settings: join(dir, 'settings.sh'),
     installLog: join(dir, 'install.log'),
     applyLog: join(dir, 'apply.log'),
+    eventLogs: join(dir, 'events'),
   };
 }
 
@@ -97,6 +99,9 @@ export async function makeVmDir(files: VmFiles, undo: UndoStack): Promise<void> 
   await undo.add(`remove ${files.dir}`, { kind: 'remove-dir', path: files.dir });
   await mkdir(files.dir, { recursive: true, mode: 0o755 });
 }
+
+/** The events of operation `operationId` on the VM, in its eventLogs directory. */
+export const eventLog = (files: VmFiles, operationId: string) => join(files.eventLogs, `${operationId}.ndjson`);
 
 /** The generated root password and the guest's settings, kept by `vms create` for --resume and `vms apply`. */
 export async function readVmSecrets(files: VmFiles, name: string): Promise<{ password: string; settings: string }> {
