@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { VmsError, conflict, hasReason, notFound, usageError } from '../../errors.js';
 import { changeDevice, liveDomain, type Placed } from '../../libvirt/device-xml.js';
 import { parseDomainXml } from '../../libvirt/domain-parse.js';
@@ -13,6 +12,7 @@ import { isActive } from '../vm/vm.js';
 import { loadVmDevices } from './vm-devices.js';
 import { shellQuote as q } from '../../quote.js';
 import { withOperation } from '../ops/operation.js';
+import { pollUntil } from '../ops/poll.js';
 
 // `vms nic`: network cards plugged into a running VM and its saved definition at once (PCIe hotplug), or into the
 // definition only while it is shut off.
@@ -190,14 +190,11 @@ const UNPLUG_TIMEOUT_MS = 60_000;
 
 /** libvirt sends the unplug request and waits only a few seconds for the guest to answer; a TCG guest can take longer. */
 async function waitUntilUnplugged(ctx: Context, name: string, nic: NicInfo): Promise<void> {
-  const deadline = Date.now() + UNPLUG_TIMEOUT_MS;
-  for (;;) {
-    const live = await liveDomain(ctx.virsh, name, true);
-    if (!readNics(live!).some((n) => n.mac === nic.mac)) return;
-    if (Date.now() >= deadline) {
-      const saved = nic.inConfig ? 'it is out of the saved definition; ' : '';
-      throw new VmsError('timeout', `${name}'s guest has not let go of the NIC ${nic.mac} within ${UNPLUG_TIMEOUT_MS / 1000}s`, `${saved}it leaves the running VM when the guest answers, or when the VM stops`);
-    }
-    await sleep(500, undefined, { signal: ctx.signal });
-  }
+  const gone = async () => !readNics((await liveDomain(ctx.virsh, name, true))!).some((n) => n.mac === nic.mac);
+  const timeoutError = () => {
+    const saved = nic.inConfig ? 'it is out of the saved definition; ' : '';
+    const message = `${name}'s guest has not let go of the NIC ${nic.mac} within ${UNPLUG_TIMEOUT_MS / 1000}s`;
+    return new VmsError('timeout', message, `${saved}it leaves the running VM when the guest answers, or when the VM stops`);
+  };
+  await pollUntil(gone, { timeoutMs: UNPLUG_TIMEOUT_MS, signal: ctx.signal, timeoutError });
 }

@@ -20,7 +20,7 @@ import { isoBootFiles } from '../storage/iso.js';
 import { generatePassword, hashPassword } from './password.js';
 import { loadCatalog, profileChain } from './profiles.js';
 import { makeSharedDir } from '../host/shared-dir.js';
-import { withUndo, type UndoStack } from '../ops/undo.js';
+import { leftBehind, withUndo, type UndoStack } from '../ops/undo.js';
 import { isActive, loadVm, redefine } from '../vm/vm.js';
 import { readVmSecrets, vmFiles, vmPackageCache, type VmFiles } from '../vm/vm-files.js';
 import { shellQuote as q } from '../../quote.js';
@@ -307,7 +307,7 @@ async function makeInstall(ctx: Context, opts: InstallOptions, plan: InstallPlan
 function explainFailure(err: unknown, opts: InstallOptions, files: VmFiles, run: InstallRun): unknown {
   if (opts.keepFailed && run.defined) return withHint(err, kept(opts.name, files));
   if (run.savedTranscript && err instanceof VmsError && err.code !== 'interrupted') {
-    const cleaned = !err.message.includes('(and clean-up failed');
+    const cleaned = leftBehind(err).length === 0;
     const hint = `the whole transcript is in ${run.savedTranscript}${cleaned ? '; nothing else is left' : ''}`;
     return withHint(err, [hint, { removed: { transcript: run.savedTranscript, cleaned } }]);
   }

@@ -115,6 +115,12 @@ export interface UndoOptions {
   rollbacks?: Rollbacks;
 }
 
+const LEFT_BEHIND = Symbol('vms.leftBehind');
+
+/** What the undo of a failed command could not take back (empty when it all went): decided on, never the message. */
+export const leftBehind = (err: unknown): readonly string[] =>
+  (err instanceof Error && (err as { [LEFT_BEHIND]?: string[] })[LEFT_BEHIND]) || [];
+
 /**
  * Runs `body`; when it throws, rolls back and rethrows the original error (with what could not be undone). `opts`
  * may be just the `keep` function.
@@ -137,7 +143,10 @@ export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>, opts: U
         ? interrupted('some clean-up failed: see above for what is left', left.join('\n'))
         : interrupted('everything this command had made so far was removed');
     }
-    if (left.length && err instanceof Error) err.message += ` (and clean-up failed: ${left.join('; ')})`;
+    if (left.length && err instanceof Error) {
+      err.message += ` (and clean-up failed: ${left.join('; ')})`;
+      Object.assign(err, { [LEFT_BEHIND]: left });
+    }
     throw err;
   }
   await undo.commit();

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { readdir, rename } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, VmsError } from '../../errors.js';
 import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/domain-parse.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
@@ -18,6 +17,7 @@ import { checkSetOptions } from './validate.js';
 import { isActive, loadVm, requireDrivable, type LoadedVm } from './vm.js';
 import { shellQuote as q } from '../../quote.js';
 import { undoOptions, withOperation } from '../ops/operation.js';
+import { pollUntil } from '../ops/poll.js';
 
 /** What `vms set` is asked to change; undefined leaves a setting alone. */
 export interface SetRequest {
@@ -220,14 +220,13 @@ async function shutDown(ctx: Context, name: string, timeoutSeconds: number): Pro
   }
 }
 
+/** Ten questions, half a second apart. */
+const BALLOON_WAIT_MS = 4500;
+
 /** Waits briefly for the guest's balloon driver to reach the new size (a guest without one never does). */
 async function balloonReached(ctx: Context, name: string, bytes: number): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    const actual = (await ctx.virsh.memoryStats(name)).get('actual'); // KiB
-    if (actual !== undefined && actual * 1024 === bytes) return true;
-    await sleep(500, undefined, { signal: ctx.signal });
-  }
-  return false;
+  const reached = async () => (await ctx.virsh.memoryStats(name)).get('actual') === bytes / 1024; // KiB
+  return pollUntil(reached, { timeoutMs: BALLOON_WAIT_MS, signal: ctx.signal });
 }
 
 /** Hot-plugs vCPUs; the guest brings them online through its agent when one answers (busybox or no udev rule: by hand). */

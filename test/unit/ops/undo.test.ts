@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+import { leftBehind, Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -28,6 +28,7 @@ test('withUndo rolls back on failure and rethrows the original error with what i
     (err: unknown) => {
       assert.equal(err, original);
       assert.equal((err as Error).message, 'define failed (and clean-up failed: remove c: gone; remove a: busy)');
+      assert.deepEqual(leftBehind(err), ['remove c: gone', 'remove a: busy']);
       return true;
     },
   );
@@ -42,7 +43,7 @@ test('withUndo leaves the message alone when every undo step succeeds', async ()
       undo.push('two', async () => { ran.push('two'); });
       throw new Error('boom');
     }),
-    { message: 'boom' },
+    (err: unknown) => (err as Error).message === 'boom' && leftBehind(err).length === 0,
   );
   assert.deepEqual(ran, ['two', 'one']);
 });
