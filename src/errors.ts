@@ -64,7 +64,15 @@ export type ErrorReason =
   | 'mount.systemDir'
   | 'mount.tempShutOff'
   | 'mount.notEmpty'
-  | 'mount.needsRestart';
+  | 'mount.needsRestart'
+  | 'nic.badMac'
+  | 'nic.twoSources'
+  | 'nic.badNetwork'
+  | 'nic.networkMissing'
+  | 'nic.noBridge'
+  | 'nic.macTaken'
+  | 'serial.badBackend'
+  | 'serial.serverFile';
 
 export class VmsError extends Error {
   readonly code: ErrorCode;

@@ -17,6 +17,10 @@ export const needsOffFlag = (n: NeedsOff) => `--${describeNeedsOff(n)}`;
 
 type Data = Readonly<Record<string, unknown>>;
 
+const SERIAL_BACKENDS = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
+const OTHER_MIRROR =
+  'pick another mirror with --mirror URL or VMS_MIRROR (its iso/latest/ directory; list: https://archlinux.org/download/)';
+
 const BY_REASON: Record<string, (data: Data) => Words> = {
   unexpected: () => ({ hint: 'run again with -v to see the commands run' }),
   'set.nothing': () => ({ hint: 'give --memory, --cpus, --displays, --rename or --notes' }),
@@ -70,6 +74,17 @@ const BY_REASON: Record<string, (data: Data) => Words> = {
   'disk.readonlySata': () => ({ hint: 'use --bus virtio or scsi' }),
   'disk.readOnlyFile': () => ({ hint: 'attach it with --readonly, or attach a copy of it' }),
   'disk.notDeletable': () => ({ hint: 'nothing was changed; detach it without --delete to keep the file' }),
+  'nic.badMac': () => ({ hint: "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto" }),
+  'nic.twoSources': () => ({ message: 'give only one of --network, --bridge and --user' }),
+  'nic.badNetwork': () => ({ hint: 'name a libvirt network (`virsh net-list --all`), or use --user' }),
+  'nic.networkMissing': (d) => ({ hint: `${d.how as string}; or use --user (no libvirt network needed)` }),
+  'nic.noBridge': () => ({ hint: '`ip link show type bridge` lists the bridges; or use --user' }),
+  'nic.macTaken': () => ({ hint: 'give another --mac, or leave it out and libvirt picks one' }),
+  'serial.badBackend': () => ({ hint: SERIAL_BACKENDS }),
+  'serial.serverFile': () => ({
+    message: '--server is for unix: and tcp: backends: QEMU appends to a file',
+    hint: SERIAL_BACKENDS,
+  }),
   'mount.systemDir': () => ({
     hint: 'share a directory of your own (your home or one below it is fine), or add --allow-system-dir if you mean it',
   }),
@@ -103,6 +118,9 @@ function byData(data: Data): Words | undefined {
     const left = removed.cleaned ? '; nothing else is left (add --keep-failed to keep the VM)' : '';
     return { hint: `the whole transcript is in ${removed.transcript}${left}` };
   }
+  if (typeof data.otherMirror === 'string') return { hint: `${data.otherMirror}${OTHER_MIRROR}` };
+  if (typeof data.isoDir === 'string') return { hint: `--iso takes an ISO 9660 image: its name in ${data.isoDir}, or its path` };
+  if (data.seeCommands) return { hint: 'run again with -v to see the commands run' };
   return undefined;
 }
 

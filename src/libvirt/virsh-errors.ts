@@ -49,6 +49,7 @@ export function classifyVirshError(args: readonly string[], r: RunResult, uri: s
   const reason = reasonOf(err);
   const conflicting = /already exists|is already defined|domain is (not running|already active)|not valid: domain/i;
   if (conflicting.test(err)) return new VmsError('conflict', line, undefined, undefined, reason);
-  const hint = 'run again with -v to see the commands run';
-  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, hint, undefined, reason);
+  // The CLI words "see the commands" with its -v flag (data.seeCommands).
+  const hint = 'the commands run (verbose output) say more';
+  return new VmsError('failed', `virsh ${args[0]} failed: ${line}`, hint, undefined, reason, { seeCommands: true });
 }

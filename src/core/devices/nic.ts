@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { VmsError, conflict, hasReason, notFound, usageError } from '../../errors.js';
+import { VmsError, hasReason, notFound, usageError } from '../../errors.js';
 import { changeDevice, liveDomain, type Placed } from '../../libvirt/device-xml.js';
 import { parseDomainXml } from '../../libvirt/domain-parse.js';
 import { NIC_MODELS, detachNicXml, nicXml, readNics, type NicFacts, type NicModel, type NicSource, type NicSpec } from '../../libvirt/nic-xml.js';
@@ -23,11 +23,12 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 export function parseMac(text: string): string | undefined {
   if (text === 'auto') return undefined;
   const mac = text.toLowerCase();
-  const hint = 'give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU\'s prefix), or --mac auto';
-  if (!MAC.test(mac)) throw usageError(`invalid MAC address '${text}'`, hint);
-  if (parseInt(mac.slice(0, 2), 16) & 1) throw usageError(`${text} is a multicast MAC address: a NIC needs a unicast one (even first byte)`, hint);
-  if (mac === '00:00:00:00:00:00') throw usageError(`${text} is not a usable MAC address`, hint);
-  if (mac.startsWith('fe:')) throw usageError(`${text} starts with fe, which libvirt keeps for the host's side of a NIC`, hint);
+  const bad = (message: string) =>
+    new VmsError('usage', message, "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or auto", undefined, 'nic.badMac');
+  if (!MAC.test(mac)) throw bad(`invalid MAC address '${text}'`);
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw bad(`${text} is a multicast MAC address: a NIC needs a unicast one (even first byte)`);
+  if (mac === '00:00:00:00:00:00') throw bad(`${text} is not a usable MAC address`);
+  if (mac.startsWith('fe:')) throw bad(`${text} starts with fe, which libvirt keeps for the host's side of a NIC`);
   return mac;
 }
 
@@ -40,17 +41,23 @@ export function parseNicModel(text: string): NicModel {
 /** Linux interface names: up to 15 characters, no slash, colon or blank. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-/** At most one of --network, --bridge, --user; none means libvirt's 'default' network. */
+/** At most one of network, bridge, user; none means libvirt's 'default' network. */
 export function parseNicSource(opts: { network?: string; bridge?: string; user?: boolean }): NicSource {
   const given = [opts.network !== undefined, opts.bridge !== undefined, Boolean(opts.user)].filter(Boolean).length;
-  if (given > 1) throw usageError('give only one of --network, --bridge and --user', 'a NIC is on a libvirt network, on a host bridge, or in user mode');
+  if (given > 1) {
+    const hint = 'a NIC is on a libvirt network, on a host bridge, or in user mode';
+    throw new VmsError('usage', 'give only one of network, bridge and user', hint, undefined, 'nic.twoSources');
+  }
   if (opts.user) return { kind: 'user' };
   if (opts.bridge !== undefined) {
     if (!IFNAME.test(opts.bridge)) throw usageError(`invalid bridge name '${opts.bridge}'`, 'a host bridge is named like br0 or virbr1 (`ip link show type bridge`)');
     return { kind: 'bridge', name: opts.bridge };
   }
   const network = parseNetwork(opts.network ?? 'default');
-  if (network.kind !== 'network') throw usageError(`invalid network '${opts.network}'`, 'name a libvirt network (`virsh net-list --all`), or use --user');
+  if (network.kind !== 'network') {
+    const hint = 'name a libvirt network (`virsh net-list --all`), or use user mode';
+    throw new VmsError('usage', `invalid network '${opts.network}'`, hint, undefined, 'nic.badNetwork');
+  }
   return network;
 }
 
@@ -103,18 +110,25 @@ async function checkNetwork(ctx: Context, network: string): Promise<void> {
   const how = network === 'default' ? '`vms bootstrap` defines and starts it' : `\`virsh net-list --all\` shows the networks`;
   const info = await ctx.virsh.netInfo(network).catch((err: unknown) => {
     if (!hasReason(err, 'network.notFound')) throw err;
-    throw notFound(`libvirt has no network named '${network}'`, `${how}; or use --user (no libvirt network needed)`);
+    const message = `libvirt has no network named '${network}'`;
+    throw new VmsError('notFound', message, `${how}; or use user mode`, undefined, 'nic.networkMissing', { how });
   });
   if (!info.active) {
     const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${q(network)}\` starts it`;
-    throw conflict(`libvirt's network '${network}' is not active`, `${start}; or use --user (no libvirt network needed)`);
+    const message = `libvirt's network '${network}' is not active`;
+    throw new VmsError('conflict', message, `${start}; or use user mode`, undefined, 'nic.networkMissing', { how: start });
   }
 }
 
 /** The bridge must exist on this host: libvirt would only find out when the VM starts. */
 function checkBridge(bridge: string): void {
-  if (!existsSync(`/sys/class/net/${bridge}`)) throw notFound(`this host has no network interface named '${bridge}'`, '`ip link show type bridge` lists the bridges; or use --user');
-  if (!existsSync(`/sys/class/net/${bridge}/bridge`)) throw usageError(`'${bridge}' is not a bridge`, '`ip link show type bridge` lists the bridges; or use --user');
+  const hint = '`ip link show type bridge` lists the bridges; or use user mode';
+  if (!existsSync(`/sys/class/net/${bridge}`)) {
+    throw new VmsError('notFound', `this host has no network interface named '${bridge}'`, hint, undefined, 'nic.noBridge');
+  }
+  if (!existsSync(`/sys/class/net/${bridge}/bridge`)) {
+    throw new VmsError('usage', `'${bridge}' is not a bridge`, hint, undefined, 'nic.noBridge');
+  }
 }
 
 /** The VM (if any) that already has a NIC with this MAC, live or in its saved definition. */
@@ -142,7 +156,10 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
       if (spec.source.kind === 'network') await checkNetwork(ctx, spec.source.name);
       if (spec.source.kind === 'bridge') checkBridge(spec.source.name);
       const owner = spec.mac && (await macOwner(ctx, spec.mac));
-      if (owner) throw conflict(`MAC address ${spec.mac} is already used by a NIC of '${owner}'`, 'give another --mac, or leave it out and libvirt picks one');
+      if (owner) {
+        const message = `MAC address ${spec.mac} is already used by a NIC of '${owner}'`;
+        throw new VmsError('conflict', message, 'give another MAC, or leave it out and libvirt picks one', undefined, 'nic.macTaken');
+      }
       return before;
     });
     const live = isActive(before.state);

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { conflict, notFound, usageError } from '../../errors.js';
+import { conflict, notFound, usageError, VmsError } from '../../errors.js';
 import { changeDevice } from '../../libvirt/device-xml.js';
 import { backendSpec, detachSerialXml, readSerialPorts, serialXml, type SerialBackend, type SerialFacts } from '../../libvirt/serial-xml.js';
 import type { DomainState } from '../../libvirt/virsh.js';
@@ -23,11 +23,15 @@ export const CONSOLE_PORT = 0;
 export const LAST_PORT = 3;
 const EXTRA_PORTS = Array.from({ length: LAST_PORT }, (_, i) => CONSOLE_PORT + 1 + i);
 
-const BACKEND_HINT = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
+const BACKEND_HINT = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (as a server for QEMU to listen on the socket)';
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/** A backend the core cannot take: the CLI words the hint with its --server flag (reason serial.badBackend). */
+const badBackend = (message: string, reason: 'serial.badBackend' | 'serial.serverFile' = 'serial.badBackend') =>
+  new VmsError('usage', message, BACKEND_HINT, undefined, reason);
+
 function absolutePath(text: string, spec: string): string {
-  if (!isAbsolute(text) || text.endsWith('/')) throw usageError(`invalid serial backend '${spec}': the path must be absolute and name a file`, BACKEND_HINT);
+  if (!isAbsolute(text) || text.endsWith('/')) throw badBackend(`invalid serial backend '${spec}': the path must be absolute and name a file`);
   return text;
 }
 
@@ -36,7 +40,7 @@ export function parseBackend(spec: string, server: boolean): SerialBackend {
   const colon = spec.indexOf(':');
   const [kind, rest] = colon < 0 ? [spec, ''] : [spec.slice(0, colon), spec.slice(colon + 1)];
   if (kind === 'file') {
-    if (server) throw usageError('--server is for unix: and tcp: backends: QEMU appends to a file', BACKEND_HINT);
+    if (server) throw badBackend('a server is for unix: and tcp: backends: QEMU appends to a file', 'serial.serverFile');
     return { type: 'file', path: absolutePath(rest, spec) };
   }
   if (kind === 'unix') return { type: 'unix', path: absolutePath(rest, spec), server };
@@ -46,11 +50,11 @@ export function parseBackend(spec: string, server: boolean): SerialBackend {
     const port = Number(m?.[3]);
     const hostOk = host !== undefined && (m?.[1] ? isIP(host) === 6 : isIP(host) === 4 || HOSTNAME.test(host));
     if (!hostOk || !(port >= 1 && port <= 65535)) {
-      throw usageError(`invalid serial backend '${spec}': expected tcp:HOST:PORT, a host name or IP address (IPv6 in brackets) and a port from 1 to 65535`, BACKEND_HINT);
+      throw badBackend(`invalid serial backend '${spec}': expected tcp:HOST:PORT, a host name or IP address (IPv6 in brackets) and a port from 1 to 65535`);
     }
     return { type: 'tcp', host: host!, port, server };
   }
-  throw usageError(`invalid serial backend '${spec}'`, BACKEND_HINT);
+  throw badBackend(`invalid serial backend '${spec}'`);
 }
 
 export interface SerialPortInfo {

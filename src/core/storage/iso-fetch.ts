@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VmsError, interrupted, isInterrupt } from '../../errors.js';
+import { VmsError, interrupted, isInterrupt, type ErrorCode } from '../../errors.js';
 import { errorSummary } from '../../runner.js';
 import { formatSize } from '../../size.js';
 import { findProgram } from '../host/programs.js';
@@ -28,7 +28,11 @@ export const ARCH_KEY_UID = 'pierre@archlinux.org';
 const IDLE_TIMEOUT_MS = 60_000;
 const SMALL_FILE_TIMEOUT_MS = 30_000;
 const REPORT_EVERY_MS = 200;
-const MIRRORS_HINT = 'pick another mirror with --mirror URL or VMS_MIRROR (its iso/latest/ directory; list: https://archlinux.org/download/)';
+const MIRRORS_HINT = 'pick another mirror (its iso/latest/ directory; list: https://archlinux.org/download/)';
+
+/** A mirror that failed us: the hint ends in picking another, which the CLI words with its --mirror flag. */
+const mirrorError = (code: ErrorCode, message: string, before: string) =>
+  new VmsError(code, message, `${before}${MIRRORS_HINT}`, undefined, undefined, { otherMirror: before });
 
 // ---- pure parts -------------------------------------------------------------------------------------------------
 
@@ -213,20 +217,20 @@ async function get(url: string, signal: AbortSignal, headers: Record<string, str
     return await fetch(url, { signal, headers: { 'accept-encoding': 'identity', ...headers } });
   } catch (err) {
     if (signal.aborted) throw err;
-    throw new VmsError('unreachable', `cannot reach the mirror at ${new URL(url).origin}: ${causeOf(err)}`, `check the network, or ${MIRRORS_HINT}`);
+    throw mirrorError('unreachable', `cannot reach the mirror at ${new URL(url).origin}: ${causeOf(err)}`, `check the network, or `);
   }
 }
 
 const httpError = (url: string, res: Response, what: string) =>
-  new VmsError('failed', `the mirror has no ${what}: ${url} answered HTTP ${res.status} ${res.statusText}`.trim(), `is it an Arch ISO directory (one that holds ${SUMS_FILE})? Or ${MIRRORS_HINT}`);
+  mirrorError('failed', `the mirror has no ${what}: ${url} answered HTTP ${res.status} ${res.statusText}`.trim(), `is it an Arch ISO directory (one that holds ${SUMS_FILE})? Or `);
 
 /** Ctrl-C or a timeout of its own, whichever comes first. */
 function deadline(ctx: Context, ms: number): AbortSignal {
   return ctx.signal ? AbortSignal.any([ctx.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
 }
 
-function timeoutError(url: string, ms: number, hint?: string): VmsError {
-  return new VmsError('timeout', `the mirror sent nothing for ${Math.round(ms / 1000)}s (${url})`, hint ?? `try again, or ${MIRRORS_HINT}`);
+function timeoutError(url: string, ms: number, before = 'try again, or '): VmsError {
+  return mirrorError('timeout', `the mirror sent nothing for ${Math.round(ms / 1000)}s (${url})`, before);
 }
 
 /** A small file from the mirror (the checksums, the signature); undefined for a 404 when `optional`. */
@@ -289,7 +293,7 @@ async function download(ctx: Context, url: string, p: Paths, from: number, hash:
     const res = await get(url, signal, from > 0 ? { range: `bytes=${from}-` } : {});
     const plan = planResponse(from, res.status, res.headers.get('content-range'), res.headers.get('content-length'));
     if (plan.action !== 'write') await res.body?.cancel();
-    if (plan.action === 'fail') throw res.status === 404 ? httpError(url, res, ARCH_ISO) : new VmsError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or ${MIRRORS_HINT}`);
+    if (plan.action === 'fail') throw res.status === 404 ? httpError(url, res, ARCH_ISO) : new VmsError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or `);
     if (plan.action === 'complete') return { sha256: hash.digest('hex'), resumedFrom: from };
     if (plan.action === 'restart') {
       ctx.progress.note(plan.note);
@@ -325,9 +329,9 @@ async function download(ctx: Context, url: string, p: Paths, from: number, hash:
   } catch (err) {
     if (err instanceof VmsError || ctx.signal?.aborted) throw err;
     const kept = done > 0 ? `run \`vms iso fetch\` again to resume from ${formatSize(done)} (the partial download is kept in ${p.part})` : undefined;
-    if (idle.signal.aborted) throw timeoutError(url, idleMs, kept && `${kept}, or ${MIRRORS_HINT}`);
+    if (idle.signal.aborted) throw timeoutError(url, idleMs, kept && `${kept}, or `);
     const got = total ? `${formatSize(done)} of ${formatSize(total)}` : formatSize(done);
-    throw new VmsError('failed', `the download of ${ARCH_ISO} broke off after ${got}: ${causeOf(err)}`, kept ? `${kept}, or ${MIRRORS_HINT}` : `try again, or ${MIRRORS_HINT}`);
+    throw mirrorError('failed', `the download of ${ARCH_ISO} broke off after ${got}: ${causeOf(err)}`, kept ? `${kept}, or ` : 'try again, or ');
   } finally {
     clearTimeout(timer);
   }
@@ -367,7 +371,7 @@ async function checkSignature(ctx: Context, mirror: string, file: string): Promi
         return 'sha256';
       }
       const why = check.result === 'bad' ? check.why : `${check.why}: ${errorSummary(r)}`;
-      return new VmsError('failed', `the PGP signature of ${ARCH_ISO} from ${mirror} is bad: ${why}`, `the mirror may serve a tampered file: ${MIRRORS_HINT}`);
+      return new VmsError('failed', `the PGP signature of ${ARCH_ISO} from ${mirror} is bad: ${why}`, `the mirror may serve a tampered file: `);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -382,7 +386,7 @@ export async function fetchIso(ctx: Context, opts: FetchOptions): Promise<FetchR
   const sumsUrl = new URL(SUMS_FILE, mirror).href;
   const sums = await ctx.progress.step(`Reading ${SUMS_FILE} from ${mirror}`, () => smallFile(ctx, sumsUrl, SUMS_FILE));
   const expected = parseSums(sums!.toString('utf8')).get(ARCH_ISO);
-  if (!expected) throw new VmsError('failed', `${sumsUrl} has no line for ${ARCH_ISO}`, `is the mirror's iso/latest/ directory complete? Or ${MIRRORS_HINT}`);
+  if (!expected) throw mirrorError('failed', `${sumsUrl} has no line for ${ARCH_ISO}`, `is the mirror's iso/latest/ directory complete? Or `);
   await mkdir(dir, { recursive: true }).catch(writing(dir));
   // Two fetches at once would write into one .part, and one could remove it under the other.
   const release = await takeLock(p.lock, '`vms iso fetch`');
@@ -419,10 +423,10 @@ async function fetchLocked(ctx: Context, { mirror, idleTimeoutMs }: FetchOptions
     const got = await ctx.progress.step(`Downloading ${ARCH_ISO}`, () => download(ctx, new URL(ARCH_ISO, mirror).href, p, plan.from, hash, idleTimeoutMs ?? IDLE_TIMEOUT_MS));
     if (got.sha256 !== expected) {
       await removePart(p);
-      throw new VmsError(
+      throw mirrorError(
         'failed',
         `the downloaded ${ARCH_ISO} does not match the mirror's sha256 (expected ${expected}, got ${got.sha256}); it was deleted`,
-        `the mirror may be half-way through an update: try again later, or ${MIRRORS_HINT}`,
+        'the mirror may be half-way through an update: try again later, or ',
       );
     }
     const verified = await checkSignature(ctx, mirror, p.part);

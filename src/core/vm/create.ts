@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { conflict, notFound, usageError } from '../../errors.js';
+import { conflict, notFound, usageError, VmsError } from '../../errors.js';
 import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../../libvirt/domain-xml.js';
 import { pickDomainType } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
@@ -35,14 +35,17 @@ export function parseFirmware(text: string): Firmware {
  * An ISO given by name is looked up in the ISO dir, then in the current directory; a path is taken as it is. Only an
  * ISO 9660 image is taken (see checkIsoImage); the real path of the one found is returned.
  */
-export async function resolveIso(
-  ctx: Pick<Context, 'config' | 'host'>,
-  iso: string,
-  hint = `--iso takes an ISO 9660 image: its name in ${ctx.config.isoDir.value}, or its path`,
-): Promise<string> {
+export async function resolveIso(ctx: Pick<Context, 'config' | 'host'>, iso: string, hint?: string): Promise<string> {
   const isoDir = ctx.config.isoDir.value;
   const candidates = iso.includes('/') ? [callerPath(ctx, iso)] : [join(isoDir, iso), callerPath(ctx, iso)];
-  return checkIsoImage(candidates.find((p) => existsSync(p)) ?? candidates[0]!, hint);
+  const where = `an ISO 9660 image is given by its name in ${isoDir}, or its path`;
+  try {
+    return await checkIsoImage(candidates.find((p) => existsSync(p)) ?? candidates[0]!, hint ?? where);
+  } catch (err) {
+    // The CLI words "where" with its --iso flag (data.isoDir).
+    if (hint || !(err instanceof VmsError) || err.hint !== where) throw err;
+    throw new VmsError(err.code, err.message, err.hint, err.details, err.reason, { ...err.data, isoDir });
+  }
 }
 
 export async function requireFreeName(ctx: Context, name: string): Promise<void> {

@@ -139,3 +139,35 @@ test('disk: the ways out of a refused attach or delete, with their flags', () =>
   assert.equal(hint('disk.readOnlyFile'), 'attach it with --readonly, or attach a copy of it');
   assert.equal(hint('disk.notDeletable'), 'nothing was changed; detach it without --delete to keep the file');
 });
+
+test('nic, serial, a paused VM, a failed mirror, an ISO not found, an unclassified virsh failure: their flags', () => {
+  const said = (reason: ErrorReason | undefined, data: Record<string, unknown> = {}) =>
+    words(new VmsError('usage', 'core words', 'core hint', undefined, reason, data));
+  assert.equal(said('nic.badMac').hint, "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto");
+  assert.equal(said('nic.twoSources').message, 'give only one of --network, --bridge and --user');
+  assert.equal(said('nic.badNetwork').hint, 'name a libvirt network (`virsh net-list --all`), or use --user');
+  assert.equal(
+    said('nic.networkMissing', { how: '`vms bootstrap` starts it' }).hint,
+    '`vms bootstrap` starts it; or use --user (no libvirt network needed)',
+  );
+  assert.equal(said('nic.noBridge').hint, '`ip link show type bridge` lists the bridges; or use --user');
+  assert.equal(said('nic.macTaken').hint, 'give another --mac, or leave it out and libvirt picks one');
+  const backends = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
+  assert.equal(said('serial.badBackend').hint, backends);
+  assert.deepEqual(said('serial.serverFile'), {
+    message: '--server is for unix: and tcp: backends: QEMU appends to a file',
+    hint: backends,
+  });
+  assert.equal(said('vm.paused', { name: 'my vm' }).hint, "`vms resume 'my vm'` first");
+  assert.equal(
+    said(undefined, { otherMirror: 'check the network, or ' }).hint,
+    'check the network, or pick another mirror with --mirror URL or VMS_MIRROR (its iso/latest/ directory; ' +
+      'list: https://archlinux.org/download/)',
+  );
+  assert.equal(
+    said('iso.notIso', { isoDir: '/var/lib/libvirt/iso' }).hint,
+    '--iso takes an ISO 9660 image: its name in /var/lib/libvirt/iso, or its path',
+  );
+  assert.equal(said('pci.noSlots', { seeCommands: true }).hint, 'run again with -v to see the commands run');
+  assert.equal(said('pci.noSlots').hint, 'core hint', 'no words of its own: the core hint stays');
+});

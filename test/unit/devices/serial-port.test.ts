@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { forCommandLine } from '../../../src/cli/hints.js';
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +41,10 @@ test('parseBackend refuses anything else as bad input, with a hint', () => {
   for (const spec of bad) {
     assert.throws(() => parseBackend(spec, false), (err: unknown) => err instanceof VmsError && err.code === 'usage' && Boolean(err.hint), spec);
   }
-  assert.throws(() => parseBackend('file:/x', true), /--server is for unix: and tcp:/);
+  assert.throws(
+    () => parseBackend('file:/x', true),
+    (err: unknown) => err instanceof VmsError && /--server is for unix: and tcp:/.test(forCommandLine(err).message),
+  );
 });
 
 // ---- XML ----------------------------------------------------------------------------------------------------------
