@@ -44,7 +44,9 @@ function splitCreate(name: string, events: BenchEvent[], total: number, coldIso:
     else if (e.type === 'step.start') steps.push({ title: e.title, ms: e.ms, index: seen, end: seen });
   }
   const fail = (what: string) =>
-    new Error(`cannot find ${what} in the events of \`vms create ${name}\`; its steps: ${steps.map((s) => `${fmtMs(s.ms)} ${s.title}`).join(' | ')}`);
+    new Error(
+      `cannot find ${what} in the events of \`vms create ${name}\`; its steps: ${steps.map((s) => `${fmtMs(s.ms)} ${s.title}`).join(' | ')}`,
+    );
   const stepAt = (title: string | RegExp) => {
     const i = steps.findIndex((s) => (typeof title === 'string' ? s.title === title : title.test(s.title)));
     if (i < 0) throw fail(`step '${title}'`);
@@ -53,7 +55,8 @@ function splitCreate(name: string, events: BenchEvent[], total: number, coldIso:
   /** When the step after the one at `i` started (the end of step i); the exit for the last one. */
   const endOf = (i: number) => steps[i + 1]?.ms ?? total;
   const lasting = (i: number) => endOf(i) - steps[i]!.ms;
-  const commandsIn = (i: number) => (out.text.slice(steps[i]!.end, steps[i + 1]?.index).match(/__VMS_END_[0-9a-f]+=\d+/g) ?? []).length;
+  const commandsIn = (i: number) =>
+    (out.text.slice(steps[i]!.end, steps[i + 1]?.index).match(/__VMS_END_[0-9a-f]+=\d+/g) ?? []).length;
   /** The first login prompt on the console after step i started. */
   const promptAfter = (i: number, prompt: RegExp) => {
     const f = out.find(prompt, steps[i]!.end);
@@ -78,26 +81,77 @@ function splitCreate(name: string, events: BenchEvent[], total: number, coldIso:
   const installer = stepAt(/^Copying the installer/);
   const profiles = stepAt(/^Copying profile scripts/);
   const guest: Span[] = [
-    { label: 'live ISO boot', from: 'step Booting the live ISO → first "archiso login:"', ms: livePrompt.ms - steps[live]!.ms },
-    { label: 'install.sh', from: 'step Installing (install.sh) → next step', ms: lasting(stepAt('Installing (install.sh)')) },
+    {
+      label: 'live ISO boot',
+      from: 'step Booting the live ISO → first "archiso login:"',
+      ms: livePrompt.ms - steps[live]!.ms,
+    },
+    {
+      label: 'install.sh',
+      from: 'step Installing (install.sh) → next step',
+      ms: lasting(stepAt('Installing (install.sh)')),
+    },
     { label: 'power-off', from: 'step Powering off NAME → next step', ms: lasting(stepAt(`Powering off ${name}`)) },
-    { label: 'disk boot', from: `${diskBootAt >= 0 ? 'step Booting NAME from its disk' : 'end of the switch step'} → next "login:"`, ms: diskPrompt.ms - steps[diskBoot]!.ms },
-    ...steps.flatMap((s, i) => (/^Applying profile /.test(s.title) ? [{ label: `profile ${s.title.slice(17)}`, from: `step ${s.title} → next step`, ms: lasting(i) }] : [])),
+    {
+      label: 'disk boot',
+      from: `${diskBootAt >= 0 ? 'step Booting NAME from its disk' : 'end of the switch step'} → next "login:"`,
+      ms: diskPrompt.ms - steps[diskBoot]!.ms,
+    },
+    ...steps.flatMap((s, i) =>
+      /^Applying profile /.test(s.title)
+        ? [{ label: `profile ${s.title.slice(17)}`, from: `step ${s.title} → next step`, ms: lasting(i) }]
+        : [],
+    ),
     { label: 'reboot', from: 'step Rebooting NAME → exit', ms: total - steps[reboot]!.ms },
   ];
   const overhead: Span[] = [
     { label: 'process start-up', from: 'spawn → first step', ms: steps[0]!.ms },
     { label: 'checking input', from: 'step Checking input → next step', ms: lasting(stepAt('Checking input')) },
-    { label: `ISO read (${coldIso ? 'cold cache: extraction' : 'cached'})`, from: 'step Reading ISO → next step', ms: lasting(read) },
-    { label: 'disk + define', from: 'end of the ISO read → step Booting the live ISO', ms: steps[live]!.ms - endOf(read) },
-    { label: 'login handshake, live ISO', from: '"archiso login:" → step Copying the installer', ms: handshake(livePrompt, /^Copying the installer/) },
-    { label: 'pushing the installer', from: 'step Copying the installer → next step', ms: lasting(installer), commands: commandsIn(installer) },
-    { label: 'redefine to boot from disk', from: 'step Switching NAME to boot from its disk → next step', ms: lasting(sw) },
-    { label: 'login handshake, installed disk', from: '"NAME login:" → step Copying profile scripts', ms: handshake(diskPrompt, /^Copying profile scripts/) },
-    { label: 'pushing the profile scripts', from: 'step Copying profile scripts → next step', ms: lasting(profiles), commands: commandsIn(profiles) },
+    {
+      label: `ISO read (${coldIso ? 'cold cache: extraction' : 'cached'})`,
+      from: 'step Reading ISO → next step',
+      ms: lasting(read),
+    },
+    {
+      label: 'disk + define',
+      from: 'end of the ISO read → step Booting the live ISO',
+      ms: steps[live]!.ms - endOf(read),
+    },
+    {
+      label: 'login handshake, live ISO',
+      from: '"archiso login:" → step Copying the installer',
+      ms: handshake(livePrompt, /^Copying the installer/),
+    },
+    {
+      label: 'pushing the installer',
+      from: 'step Copying the installer → next step',
+      ms: lasting(installer),
+      commands: commandsIn(installer),
+    },
+    {
+      label: 'redefine to boot from disk',
+      from: 'step Switching NAME to boot from its disk → next step',
+      ms: lasting(sw),
+    },
+    {
+      label: 'login handshake, installed disk',
+      from: '"NAME login:" → step Copying profile scripts',
+      ms: handshake(diskPrompt, /^Copying profile scripts/),
+    },
+    {
+      label: 'pushing the profile scripts',
+      from: 'step Copying profile scripts → next step',
+      ms: lasting(profiles),
+      commands: commandsIn(profiles),
+    },
   ];
   const startOf = (i: number) => (steps[i + 1]?.title === 'Logging in on the serial console' ? lasting(i) : 0);
-  return { guest, overhead, rebootTail: total - promptAfter(reboot, /login:/).ms, virshStart: startOf(live) + (diskBootAt >= 0 ? startOf(diskBootAt) : 0) };
+  return {
+    guest,
+    overhead,
+    rebootTail: total - promptAfter(reboot, /login:/).ms,
+    virshStart: startOf(live) + (diskBootAt >= 0 ? startOf(diskBootAt) : 0),
+  };
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -106,13 +160,33 @@ const pct = (part: number, whole: number) => `${((100 * part) / whole).toFixed(1
 export async function createOverhead(h: Harness, b: BenchResult): Promise<void> {
   if (!existsSync(TEST_ISO)) throw new Error(`the test ISO ${TEST_ISO} is missing: run test/setup.sh first (as root)`);
   const createEnv = { ...h.env, VMS_GUEST_DIR: join(FIXTURES, 'guest'), VMS_PROFILE_PATH: join(FIXTURES, 'profiles') };
-  const args = ['--profile', 'tchild', '--iso', TEST_ISO, '--memory', '256M', '--cpus', '1', '--disk', '128M', '--network', 'none', '--no-graphics'];
+  const args = [
+    '--profile',
+    'tchild',
+    '--iso',
+    TEST_ISO,
+    '--memory',
+    '256M',
+    '--cpus',
+    '1',
+    '--disk',
+    '128M',
+    '--network',
+    'none',
+    '--no-graphics',
+  ];
   const total = new Series('total', `node dist/vms.cjs create NAME ${args.join(' ').replace(TEST_ISO, 'TEST-ISO')}`);
   const guestS = new Series('guest time', 'sum of the "guest:" rows');
   const overheadS = new Series('overhead = total − guest time', 'also the sum of the "overhead:" rows');
   const unaccounted = new Series('overhead: unaccounted', 'overhead − the rows above (0 when the spans tile the run)');
-  const tail = new Series('for reference: reboot after the login prompt', 'NAME login: → exit (last redefine, vms info; in the reboot row)');
-  const virshStart = new Series('for reference: virsh start, both boots', 'step Booting … → step Logging in (host side; in the boot rows)');
+  const tail = new Series(
+    'for reference: reboot after the login prompt',
+    'NAME login: → exit (last redefine, vms info; in the reboot row)',
+  );
+  const virshStart = new Series(
+    'for reference: virsh start, both boots',
+    'step Booting … → step Logging in (host side; in the boot rows)',
+  );
   // "guest: …" and "overhead: …" rows, in the order of the run (the cold and the cached ISO read side by side).
   const rows = new Map<string, Series>();
   const row = (kind: string, span: Span) => {
@@ -123,7 +197,8 @@ export async function createOverhead(h: Harness, b: BenchResult): Promise<void> 
   const ratios: string[] = [];
   const others = new Set<string>(); // other sessions' running domains, seen before or after a rep
   const noteOthers = async () => {
-    for (const d of (await h.virsh(['list', '--name'])).stdout.split('\n').map((s) => s.trim())) if (d && !d.startsWith(h.prefix)) others.add(d);
+    for (const d of (await h.virsh(['list', '--name'])).stdout.split('\n').map((s) => s.trim()))
+      if (d && !d.startsWith(h.prefix)) others.add(d);
   };
   const REPS = 3;
   for (let rep = 0; rep < REPS; rep++) {
@@ -133,7 +208,8 @@ export async function createOverhead(h: Harness, b: BenchResult): Promise<void> 
     try {
       if (r.code !== 0) throw new Error(`\`vms create ${name}\` exited ${r.code}:\n${r.stderr.slice(-3000)}`);
       const info = JSON.parse((await h.vms(['info', name, '--json'])).stdout);
-      if (info.state !== 'running' || info.profile !== 'tchild' || info.pending !== undefined) throw new Error(`vms create ${name} did not finish its VM: ${JSON.stringify(info).slice(0, 500)}`);
+      if (info.state !== 'running' || info.profile !== 'tchild' || info.pending !== undefined)
+        throw new Error(`vms create ${name} did not finish its VM: ${JSON.stringify(info).slice(0, 500)}`);
       const split = splitCreate(name, r.events, r.ms, rep === 0);
       const guest = sum(split.guest.map((s) => s.ms));
       const overhead = r.ms - guest;
@@ -146,9 +222,15 @@ export async function createOverhead(h: Harness, b: BenchResult): Promise<void> 
       for (const s of split.guest) row('guest', s).add(s.ms);
       for (const s of split.overhead) row('overhead', s).add(s.ms);
       ratios.push(pct(overhead, r.ms));
-      const parts = split.overhead.map((s) => `${s.label} ${fmtMs(s.ms)}${s.commands ? ` (${s.commands} shell commands)` : ''}`).join(', ');
-      b.notes.push(`rep ${rep + 1}${rep === 0 ? ', the cold ISO-cache run' : ''}: total ${fmtMs(r.ms)} = guest ${fmtMs(guest)} + overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)}); overhead: ${parts}. Load average (1 min) at its end: ${os.loadavg()[0]!.toFixed(2)}.`);
-      h.log(`rep ${rep + 1}: total ${fmtMs(r.ms)}, guest ${fmtMs(guest)}, overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)})`);
+      const parts = split.overhead
+        .map((s) => `${s.label} ${fmtMs(s.ms)}${s.commands ? ` (${s.commands} shell commands)` : ''}`)
+        .join(', ');
+      b.notes.push(
+        `rep ${rep + 1}${rep === 0 ? ', the cold ISO-cache run' : ''}: total ${fmtMs(r.ms)} = guest ${fmtMs(guest)} + overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)}); overhead: ${parts}. Load average (1 min) at its end: ${os.loadavg()[0]!.toFixed(2)}.`,
+      );
+      h.log(
+        `rep ${rep + 1}: total ${fmtMs(r.ms)}, guest ${fmtMs(guest)}, overhead ${fmtMs(overhead)} (${pct(overhead, r.ms)})`,
+      );
     } finally {
       if ((await h.myDomains()).includes(name)) await h.destroyVm(name);
     }
@@ -156,7 +238,15 @@ export async function createOverhead(h: Harness, b: BenchResult): Promise<void> 
   }
   const rank = [...new Set([...rows.keys()].map((k) => k.split(' (')[0]!))]; // the ISO read's two rows share a rank
   const byRank = (s: Series) => rank.indexOf(s.label.split(' (')[0]!);
-  b.series.push(total, guestS, overheadS, ...[...rows.values()].sort((x, y) => byRank(x) - byRank(y)), unaccounted, tail, virshStart);
+  b.series.push(
+    total,
+    guestS,
+    overheadS,
+    ...[...rows.values()].sort((x, y) => byRank(x) - byRank(y)),
+    unaccounted,
+    tail,
+    virshStart,
+  );
   b.checks.push(ratioCheck('overhead / total of vms create', overheadS, total, { max: 0.3 }));
   b.notes.push(
     `${REPS} reps, one after the other, each a fresh VM (\`${h.prefix}mk1\`…) destroyed with \`vms destroy --yes\` afterwards; medians over all ${REPS}; overhead / total per rep: ${ratios.join(', ')}. Run exactly like test/integration/install.test.ts: VMS_GUEST_DIR=test/fixtures/guest, VMS_PROFILE_PATH=test/fixtures/profiles, the test ISO, plus \`--events FILE\` (no \`-v\`). The ISO cache (VMS_CACHE_DIR) is the bench's own and starts empty, so rep 1 reads the kernel and initramfs out of the ISO (the cold row) and reps 2-${REPS} find them cached.`,
@@ -170,4 +260,3 @@ export async function createOverhead(h: Harness, b: BenchResult): Promise<void> 
       : `No other domain was running on ${URI} before or after any rep (other processes may still have been: see the load averages).`,
   );
 }
-

@@ -9,14 +9,30 @@ import { fmtMs, ratioCheck, rotate, Series, type BenchResult } from './lib.js';
 // two virsh processes whatever the number of domains. The reference rows run those two the same way.
 
 async function createTiny(h: Harness, name: string): Promise<void> {
-  await h.vms(['create', name, '--bare', '--json', '--network', 'none', '--no-graphics', '--disk', '64M', '--memory', '256M', '--cpus', '1']);
+  await h.vms([
+    'create',
+    name,
+    '--bare',
+    '--json',
+    '--network',
+    'none',
+    '--no-graphics',
+    '--disk',
+    '64M',
+    '--memory',
+    '256M',
+    '--cpus',
+    '1',
+  ]);
 }
 
 /** The processes one `vms list --json` starts: by strace (every successful execve), and by `-v`'s `$ ...` lines. */
 async function countProcesses(h: Harness, label: string, useStrace: boolean, b: BenchResult): Promise<number> {
   const viaVerbose = (await h.vms(['list', '--json', '-v'])).stderr.split('\n').filter((l) => l.startsWith('$ '));
   if (!useStrace) {
-    b.notes.push(`${label}: \`vms list --json -v\` ran ${viaVerbose.length} commands: ${viaVerbose.map((l) => `\`${l.slice(2, 40)}…\``).join(', ')} (strace not installed)`);
+    b.notes.push(
+      `${label}: \`vms list --json -v\` ran ${viaVerbose.length} commands: ${viaVerbose.map((l) => `\`${l.slice(2, 40)}…\``).join(', ')} (strace not installed)`,
+    );
     return viaVerbose.length;
   }
   const counts: number[] = [];
@@ -28,10 +44,13 @@ async function countProcesses(h: Harness, label: string, useStrace: boolean, b: 
     await h.sh('strace', ['-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', file, cmd, ...args]);
     const execs = successfulExecs(readFileSync(file, 'utf8')).slice(1); // [0] is the CLI itself
     counts.push(execs.length);
-    b.notes.push(`${label}: \`${what} list --json\` started ${execs.length} processes (strace -f, successful execve): ${execs.map((e) => `\`${e}\``).join(', ')}`);
+    b.notes.push(
+      `${label}: \`${what} list --json\` started ${execs.length} processes (strace -f, successful execve): ${execs.map((e) => `\`${e}\``).join(', ')}`,
+    );
   }
   b.notes.push(`${label}: \`vms list --json -v\` printed ${viaVerbose.length} \`$ command\` lines.`);
-  if (new Set([...counts, viaVerbose.length]).size !== 1) b.notes.push(`${label}: the counts disagree: ${counts.join(', ')}, -v ${viaVerbose.length}`);
+  if (new Set([...counts, viaVerbose.length]).size !== 1)
+    b.notes.push(`${label}: the counts disagree: ${counts.join(', ')}, -v ${viaVerbose.length}`);
   return counts[0]!;
 }
 
@@ -83,15 +102,24 @@ export async function listScaling(h: Harness, b: BenchResult): Promise<void> {
   };
   // The one batch virsh that `vms list` runs after domstats (src/core/vm/list.ts + Virsh.batch), built the same way.
   const batchScript = (n: number) =>
-    names.slice(0, n).map((d, i) => `echo @@m@@${i}; dumpxml ${d} --inactive --xpath "/domain/metadata/*"`).join('; ') + '; echo @@m@@end';
+    names
+      .slice(0, n)
+      .map((d, i) => `echo @@m@@${i}; dumpxml ${d} --inactive --xpath "/domain/metadata/*"`)
+      .join('; ') + '; echo @@m@@end';
   const shown = 'virsh -c qemu:///system "echo …; dumpxml D --inactive --xpath \'/domain/metadata/*\'; …"';
   const batch = {
     3: new Series('reference: the metadata batch of vms list (3)', `${shown} (3 domains)`),
     30: new Series('reference: the metadata batch of vms list (30)', `${shown} (30 domains)`),
   };
   const s = {
-    3: { cjs: new Series('bundle, 3 domains', 'node dist/vms.cjs list --json'), bin: new Series('binary, 3 domains', 'dist/vms list --json') },
-    30: { cjs: new Series('bundle, 30 domains', 'node dist/vms.cjs list --json'), bin: new Series('binary, 30 domains', 'dist/vms list --json') },
+    3: {
+      cjs: new Series('bundle, 3 domains', 'node dist/vms.cjs list --json'),
+      bin: new Series('binary, 3 domains', 'dist/vms list --json'),
+    },
+    30: {
+      cjs: new Series('bundle, 30 domains', 'node dist/vms.cjs list --json'),
+      bin: new Series('binary, 30 domains', 'dist/vms list --json'),
+    },
   };
   b.series.push(node0, s[3].cjs, s[30].cjs, s[3].bin, s[30].bin, help, domstats[3], batch[3], domstats[30], batch[30]);
   const listed: Record<3 | 30, number[]> = { 3: [], 30: [] };
@@ -133,13 +161,19 @@ export async function listScaling(h: Harness, b: BenchResult): Promise<void> {
       }
     }
   }
-  const range = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`);
+  const range = (xs: number[]) =>
+    Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`;
   b.checks.push(ratioCheck('bundle list, 30 domains / node -e 0', s[30].cjs, node0, { max: 2.5 }));
   b.checks.push(ratioCheck('binary list, 30 domains / node -e 0', s[30].bin, node0, { max: 2.5 }));
   b.checks.push(ratioCheck('bundle list, 30 domains / 3 domains', s[30].cjs, s[3].cjs, { max: 1.3 }));
   b.checks.push(ratioCheck('binary list, 30 domains / 3 domains', s[30].bin, s[3].bin, { max: 1.3 }));
   const same = processes[3] === processes[30];
-  b.checks.push({ what: 'processes spawned, 30 domains / 3 domains', ratio: processes[30] / processes[3], target: '= 1× (same count)', pass: same });
+  b.checks.push({
+    what: 'processes spawned, 30 domains / 3 domains',
+    ratio: processes[30] / processes[3],
+    target: '= 1× (same count)',
+    pass: same,
+  });
   const others = Math.max(...listed[3]) > 3 || Math.max(...listed[30]) > 30;
   b.notes.push(
     `"3"/"30 domains" are this bench's own domains; \`vms list\` shows every domain on ${URI}: the lists had ${range(listed[3])} entries with 3 of ours and ${range(listed[30])} with 30 of ours${others ? " (other sessions' test domains were defined too)" : ' (no other domains were defined during the run)'}.`,
@@ -154,4 +188,3 @@ export async function listScaling(h: Harness, b: BenchResult): Promise<void> {
   }
   for (const n of names) await h.undefineQuietly(n);
 }
-

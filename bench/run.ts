@@ -42,7 +42,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
  */
 const SECTIONS = {
   start: { tools: [], run: () => h.bench('4. Cold start: --version vs node -e 0', (b) => coldStart(h, b)) },
-  list: { tools: ['virsh'], run: () => h.bench('3. vms list --json: 30 vs 3 domains, and vs node -e 0', (b) => listScaling(h, b)) },
+  list: {
+    tools: ['virsh'],
+    run: () => h.bench('3. vms list --json: 30 vs 3 domains, and vs node -e 0', (b) => listScaling(h, b)),
+  },
   clone: { tools: ['virsh', 'qemu-img', 'qemu-io', 'virt-clone', 'sync', 'dd'], run: () => cloneBenchmarks(h) },
   create: {
     tools: ['virsh'],
@@ -54,7 +57,9 @@ type SectionKey = keyof typeof SECTIONS;
 const asked = process.argv.slice(2);
 const unknown = asked.filter((k) => !(k in SECTIONS));
 if (unknown.length) {
-  console.error(`unknown benchmark ${unknown.join(', ')}: choose from ${Object.keys(SECTIONS).join(', ')} (none: all of them)`);
+  console.error(
+    `unknown benchmark ${unknown.join(', ')}: choose from ${Object.keys(SECTIONS).join(', ')} (none: all of them)`,
+  );
   process.exit(2);
 }
 const selected = (Object.keys(SECTIONS) as SectionKey[]).filter((k) => asked.length === 0 || asked.includes(k));
@@ -69,7 +74,8 @@ async function main(): Promise<number> {
   for (const f of [CJS, BIN]) if (!existsSync(f)) throw new Error(`${f} was not built`);
   const missing: string[] = [];
   for (const t of new Set(selected.flatMap((k): string[] => SECTIONS[k].tools))) if (!(await h.has(t))) missing.push(t);
-  if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (qemu-io is in qemu-utils, virt-clone in virtinst)`);
+  if (missing.length)
+    throw new Error(`missing tools: ${missing.join(', ')} (qemu-io is in qemu-utils, virt-clone in virtinst)`);
   if (!existsSync(BASE_DIR)) throw new Error(`${BASE_DIR} does not exist: run test/setup.sh first (as root)`);
 
   mkdirSync(h.dir, { mode: 0o755 });
@@ -82,7 +88,7 @@ async function main(): Promise<number> {
   machine.push(['free space in /var/lib/vms-test at start', `${(h.freeBytes() / GiB).toFixed(1)} GiB`]);
   h.log(`private dir ${h.dir}, domains ${h.prefix}*`);
 
-  let cleanupNotes: string[] = [];
+  let cleanupNotes: string[];
   try {
     for (const key of selected) await SECTIONS[key].run();
   } finally {
@@ -94,11 +100,16 @@ async function main(): Promise<number> {
   const footer = [
     '## Notes',
     '',
-    `- Whole run: ${h.elapsed()} (build included). Load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}.`,
+    `- Whole run: ${h.elapsed()} (build included). Load average at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}.`,
     `- Environment: VMS_IMAGES_DIR/VMS_STATE_DIR/VMS_ISO_DIR/VMS_CACHE_DIR/VMS_CONFIG in ${h.dir}, LIBVIRT_DEFAULT_URI=${URI}, NO_COLOR=1; VMs made with \`--network none --no-graphics\`. Only benchmark 5 starts VMs (one at a time, 256M, 1 CPU, TCG here); benchmarks 1-4 never do. Times are wall-clock from spawn to exit of each command, so process start-up is included for every command alike.`,
     ...h.problems.map((p) => `- CLI problem: ${p}`),
     ...cleanupNotes.map((n) => `- ${n}`),
-    ...(cleanupNotes.some((n) => /could not|failed|still there/.test(n)) ? [] : [`- Cleanup: every ${h.prefix}* domain, any storage pool virt-clone registered and ${h.dir} were removed.`]),
+    ...(cleanupNotes.some((n) => /could not|failed|still there/.test(n))
+      ? []
+      : [`- Cleanup: every ${h.prefix}* domain, any storage pool virt-clone registered and ${h.dir} were removed.`]),
   ];
   writeFileSync(reportFile, renderMarkdown({ date, machine, benches: results, footer }));
   console.log(renderConsole(results));
@@ -111,7 +122,9 @@ main().then(
   (code) => process.exit(code),
   (err) => {
     console.error(`bench failed: ${(err as Error).stack ?? err}`);
-    const done = existsSync(h.dir) ? h.cleanup().then((notes) => notes.forEach((n) => console.error(n))) : Promise.resolve();
+    const done = existsSync(h.dir)
+      ? h.cleanup().then((notes) => notes.forEach((n) => console.error(n)))
+      : Promise.resolve();
     void done.finally(() => process.exit(1));
   },
 );

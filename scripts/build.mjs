@@ -46,14 +46,26 @@ chmodSync('dist/vms.cjs', 0o755);
 if (process.argv.includes('--binary')) {
   writeFileSync(
     'dist/sea-config.json',
-    JSON.stringify({ main: 'dist/vms.cjs', output: 'dist/vms.blob', disableExperimentalSEAWarning: true, useCodeCache: true }),
+    JSON.stringify({
+      main: 'dist/vms.cjs',
+      output: 'dist/vms.blob',
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+    }),
   );
   execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.json'], { stdio: 'inherit' });
   copyFileSync(process.execPath, 'dist/vms');
   chmodSync('dist/vms', 0o755);
   execFileSync(
     process.execPath,
-    ['node_modules/postject/dist/cli.js', 'dist/vms', 'NODE_SEA_BLOB', 'dist/vms.blob', '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+    [
+      'node_modules/postject/dist/cli.js',
+      'dist/vms',
+      'NODE_SEA_BLOB',
+      'dist/vms.blob',
+      '--sentinel-fuse',
+      'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+    ],
     { stdio: 'inherit' },
   );
 }

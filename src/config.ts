@@ -76,7 +76,10 @@ function parseDir(text: string): string {
 export function parseMirror(text: string): string {
   const url = URL.canParse(text.trim()) ? new URL(text.trim()) : undefined;
   if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
-    throw usageError(`invalid mirror URL '${text}'`, `give the http(s) address of a mirror's ISO directory, for example --mirror ${DEFAULTS.mirror}`);
+    throw usageError(
+      `invalid mirror URL '${text}'`,
+      `give the http(s) address of a mirror's ISO directory, for example --mirror ${DEFAULTS.mirror}`,
+    );
   }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url.href;
@@ -84,7 +87,8 @@ export function parseMirror(text: string): string {
 
 function parseSeconds(text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < 1) throw usageError(`invalid timeout '${text}'`, 'use a whole number of seconds, for example 600');
+  if (!/^\d+$/.test(text.trim()) || n < 1)
+    throw usageError(`invalid timeout '${text}'`, 'use a whole number of seconds, for example 600');
   return n;
 }
 
@@ -125,11 +129,17 @@ export function resolveConfig({ env, uriFlag, file }: ConfigInputs): Config {
       fileValues = JSON.parse(file.text) as Record<string, unknown>;
       if (typeof fileValues !== 'object' || fileValues === null || Array.isArray(fileValues)) throw new Error();
     } catch {
-      throw usageError(`config file ${file.path} is not a JSON object`, 'fix or remove it; `vms config` shows the keys');
+      throw usageError(
+        `config file ${file.path} is not a JSON object`,
+        'fix or remove it; `vms config` shows the keys',
+      );
     }
     const unknown = Object.keys(fileValues).filter((k) => !(k in DEFAULTS));
     if (unknown.length) {
-      throw usageError(`config file ${file.path}: unknown key '${unknown[0]}'`, `known keys: ${Object.keys(DEFAULTS).join(', ')}`);
+      throw usageError(
+        `config file ${file.path}: unknown key '${unknown[0]}'`,
+        `known keys: ${Object.keys(DEFAULTS).join(', ')}`,
+      );
     }
   }
 
@@ -180,7 +190,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, uriFlag?: string): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw usageError(`cannot read config file ${path}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw usageError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   return resolveConfig({ env, uriFlag, file: text === undefined ? undefined : { path, text } });
 }

@@ -84,7 +84,10 @@ export class ExecaRunner implements Runner {
  * "Failed to start domain 'x'" then "Network not found: …"), else its first line.
  */
 export function errorSummary(r: RunResult): string {
-  const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const errors = lines.filter((l) => /^error:/i.test(l)).map((l) => l.replace(/^error:\s*/i, ''));
   return errors.length ? errors.join(': ') : (lines[0] ?? `exit status ${r.exitCode}`);
 }

@@ -87,7 +87,13 @@ function cliOf(command: Command): Cli {
 
 function printError(io: Io, err: VmsError, json: boolean): void {
   if (json) {
-    io.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } }, null, 2) + '\n');
+    io.stdout.write(
+      JSON.stringify(
+        { error: { code: err.code, message: err.message, hint: err.hint, exitCode: err.exitCode } },
+        null,
+        2,
+      ) + '\n',
+    );
     return;
   }
   io.stderr.write(`${chalk.red('error:')} ${err.message}\n`);
@@ -99,7 +105,9 @@ function printError(io: Io, err: VmsError, json: boolean): void {
  * Wraps a command's body: builds the context from the global options (config, runner, progress, Ctrl-C), prints the
  * result as a human text or as JSON, and maps any error to its exit code.
  */
-export function action<O extends OptionValues = OptionValues>(body: (inv: Invocation<O>, ...args: string[]) => Promise<Output>) {
+export function action<O extends OptionValues = OptionValues>(
+  body: (inv: Invocation<O>, ...args: string[]) => Promise<Output>,
+) {
   return async (...received: unknown[]): Promise<void> => {
     const command = received[received.length - 1] as Command;
     const args = received.slice(0, -2) as string[];
@@ -128,8 +136,12 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       if (signals === 1) return abort.abort(); // the command stops and undoes what it made
       const left = rollbacks.remaining();
       const list = left.map((what) => `  ${what}\n`).join('');
-      if (signals === 2) return say(`\nstill cleaning up; Ctrl-C once more to leave at once, which leaves:\n${list || '  (nothing yet)\n'}`);
-      if (left.length) say(`\nleft half-made, not cleaned up (the next vms command, or \`vms repair\`, finishes it):\n${list}`);
+      if (signals === 2)
+        return say(
+          `\nstill cleaning up; Ctrl-C once more to leave at once, which leaves:\n${list || '  (nothing yet)\n'}`,
+        );
+      if (left.length)
+        say(`\nleft half-made, not cleaned up (the next vms command, or \`vms repair\`, finishes it):\n${list}`);
       cli.exit(130);
     };
     io.stderr.on('error', () => {}); // EIO/EPIPE after a hang-up must not crash the clean-up
@@ -141,7 +153,14 @@ export function action<O extends OptionValues = OptionValues>(body: (inv: Invoca
       const spinner = io.stderrIsTTY && io.stderrColumns > 0 && !globals.verbose;
       const operationId = newOperationId();
       const verbose = Boolean(globals.verbose);
-      const progress = await cliProgress({ operationId, json, spinner, verbose, eventsFile: globals.events, out: io.stderr });
+      const progress = await cliProgress({
+        operationId,
+        json,
+        spinner,
+        verbose,
+        eventsFile: globals.events,
+        out: io.stderr,
+      });
       const ctx = createContext({
         config,
         runner: cli.runner(log, { VMS_OPERATION: operationId }),
@@ -177,4 +196,3 @@ function lockWaitMs(env: Io['env']): number | undefined {
   const seconds = Number(env.VMS_LOCK_WAIT);
   return env.VMS_LOCK_WAIT && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
-

@@ -17,7 +17,8 @@ export const needsOffFlag = (n: NeedsOff) => `--${describeNeedsOff(n)}`;
 
 type Data = Readonly<Record<string, unknown>>;
 
-const SERIAL_BACKENDS = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
+const SERIAL_BACKENDS =
+  'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
 const OTHER_MIRROR =
   'pick another mirror with --mirror URL or VMS_MIRROR (its iso/latest/ directory; list: https://archlinux.org/download/)';
 
@@ -74,7 +75,9 @@ const BY_REASON: Record<string, (data: Data) => Words> = {
   'disk.readonlySata': () => ({ hint: 'use --bus virtio or scsi' }),
   'disk.readOnlyFile': () => ({ hint: 'attach it with --readonly, or attach a copy of it' }),
   'disk.notDeletable': () => ({ hint: 'nothing was changed; detach it without --delete to keep the file' }),
-  'nic.badMac': () => ({ hint: "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto" }),
+  'nic.badMac': () => ({
+    hint: "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto",
+  }),
   'nic.twoSources': () => ({ message: 'give only one of --network, --bridge and --user' }),
   'nic.badNetwork': () => ({ hint: 'name a libvirt network (`virsh net-list --all`), or use --user' }),
   'nic.networkMissing': (d) => ({ hint: `${d.how as string}; or use --user (no libvirt network needed)` }),
@@ -119,7 +122,8 @@ function byData(data: Data): Words | undefined {
     return { hint: `the whole transcript is in ${removed.transcript}${left}` };
   }
   if (typeof data.otherMirror === 'string') return { hint: `${data.otherMirror}${OTHER_MIRROR}` };
-  if (typeof data.isoDir === 'string') return { hint: `--iso takes an ISO 9660 image: its name in ${data.isoDir}, or its path` };
+  if (typeof data.isoDir === 'string')
+    return { hint: `--iso takes an ISO 9660 image: its name in ${data.isoDir}, or its path` };
   if (data.seeCommands) return { hint: 'run again with -v to see the commands run' };
   return undefined;
 }

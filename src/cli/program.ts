@@ -46,7 +46,29 @@ export function buildProgram(version: string, cli: Cli): Command {
   // commander's own usage errors (unknown option, missing argument) exit with our usage code.
   program.exitOverride((err) => cli.exit(err.exitCode === 0 ? 0 : 2));
 
-  const commands = [bootstrap, create, apply, list, info, power, set, attach, clone, destroy, gc, disk, nic, serial, pool, snapshot, mount, config, doctor, repair, iso];
+  const commands = [
+    bootstrap,
+    create,
+    apply,
+    list,
+    info,
+    power,
+    set,
+    attach,
+    clone,
+    destroy,
+    gc,
+    disk,
+    nic,
+    serial,
+    pool,
+    snapshot,
+    mount,
+    config,
+    doctor,
+    repair,
+    iso,
+  ];
   for (const register of commands) register(program);
   return program;
 }

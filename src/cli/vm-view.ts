@@ -5,7 +5,9 @@ import { shellQuote as q } from '../quote.js';
 /** The human view of one VM, shared by info, create and clone. */
 export function renderVmInfo(vm: VmInfo): string {
   const disks = vm.disks.map((d) =>
-    d.device === 'disk' ? `${d.target} ${d.path} (${size(d.capacity)}${d.backing ? `, on ${d.backing}` : ''})` : `${d.target} ${d.device} ${d.path ?? '(empty)'}`,
+    d.device === 'disk'
+      ? `${d.target} ${d.path} (${size(d.capacity)}${d.backing ? `, on ${d.backing}` : ''})`
+      : `${d.target} ${d.device} ${d.path ?? '(empty)'}`,
   );
   return fields([
     ['name', vm.name],

@@ -13,8 +13,13 @@ const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[^
 const UNFINISHED = /\x1b(?:\[[0-9;?]*[ -/]*|\][^\x07\x1b]*)?$|\r$/;
 
 export function cleanTerminalText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(ANSI, '').replace(/\r\n?/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  return (
+    text
+      .replace(ANSI, '')
+      .replace(/\r\n?/g, '\n')
+      // eslint-disable-next-line no-control-regex -- control characters are what goes
+      .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
+  );
 }
 
 export interface ExpectOptions {
@@ -99,7 +104,14 @@ export class Expect {
           resolve({ before, match: m });
         } else if (this.closed) {
           cleanup();
-          reject(new VmsError('failed', 'the console closed: the VM stopped (powered off, rebooted into nothing, or crashed) or libvirt closed it', 'see its last lines below, and `vms info` for its state', this.tail()));
+          reject(
+            new VmsError(
+              'failed',
+              'the console closed: the VM stopped (powered off, rebooted into nothing, or crashed) or libvirt closed it',
+              'see its last lines below, and `vms info` for its state',
+              this.tail(),
+            ),
+          );
         }
       };
       const onAbort = () => {
@@ -108,7 +120,14 @@ export class Expect {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new VmsError('timeout', `no ${pattern} on the console within ${Math.round(opts.timeoutMs / 1000)}s`, undefined, this.tail()));
+        reject(
+          new VmsError(
+            'timeout',
+            `no ${pattern} on the console within ${Math.round(opts.timeoutMs / 1000)}s`,
+            undefined,
+            this.tail(),
+          ),
+        );
       }, opts.timeoutMs);
       const poker = opts.poke ? setInterval(() => this.send(opts.poke!.text), opts.poke.everyMs) : undefined;
       opts.signal?.addEventListener('abort', onAbort, { once: true });

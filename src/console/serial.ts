@@ -39,7 +39,10 @@ export class SerialSession {
   ) {}
 
   /** Connects to the socket, waiting for libvirt to create it (it appears when the VM starts). */
-  static async open(path: string, opts: { timeoutMs: number; signal?: AbortSignal; tap?: (text: string) => void }): Promise<SerialSession> {
+  static async open(
+    path: string,
+    opts: { timeoutMs: number; signal?: AbortSignal; tap?: (text: string) => void },
+  ): Promise<SerialSession> {
     const deadline = Date.now() + opts.timeoutMs;
     for (;;) {
       try {
@@ -50,7 +53,8 @@ export class SerialSession {
         return new SerialSession(socket, new Expect(socket, opts.tap), opts.signal);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EACCES') throw socketDenied(path);
-        if (Date.now() > deadline) throw new VmsError('timeout', `cannot connect to the serial console ${path}: ${(err as Error).message}`);
+        if (Date.now() > deadline)
+          throw new VmsError('timeout', `cannot connect to the serial console ${path}: ${(err as Error).message}`);
         opts.signal?.throwIfAborted();
         await sleep(200);
       }
@@ -64,9 +68,18 @@ export class SerialSession {
   async login(opts: { user: string; password?: string; timeoutMs: number }): Promise<void> {
     const deadline = Date.now() + opts.timeoutMs;
     const wait = (re: RegExp, timeoutMs: number, poke?: boolean) =>
-      this.console.expect(re, { timeoutMs, signal: this.signal, poke: poke ? { text: '\r', everyMs: 3000 } : undefined });
+      this.console.expect(re, {
+        timeoutMs,
+        signal: this.signal,
+        poke: poke ? { text: '\r', everyMs: 3000 } : undefined,
+      });
     const noPrompt = () =>
-      new VmsError('timeout', `no login prompt on the console within ${Math.round(opts.timeoutMs / 1000)}s`, 'the guest may be slow to boot (no KVM?): raise VMS_BOOT_TIMEOUT. Or another `vms console` holds the console (it serves one client at a time): leave it', this.console.tail());
+      new VmsError(
+        'timeout',
+        `no login prompt on the console within ${Math.round(opts.timeoutMs / 1000)}s`,
+        'the guest may be slow to boot (no KVM?): raise VMS_BOOT_TIMEOUT. Or another `vms console` holds the console (it serves one client at a time): leave it',
+        this.console.tail(),
+      );
     for (;;) {
       if (Date.now() >= deadline) throw noPrompt();
       const first = await wait(/login: *$|[#$] *$/, deadline - Date.now(), true).catch((err: unknown) => {
@@ -83,7 +96,11 @@ export class SerialSession {
     // Only a refusal message counts as one: a "Last login:" line may arrive cut after "login:".
     const answer = await wait(/[#$] *$|[Ll]ogin incorrect|[Aa]uthentication failure/, 30_000);
     if (!/[#$]/.test(answer.match[0])) {
-      throw new VmsError('failed', `the guest refused ${opts.user}'s password on the console`, 'was the password changed inside the guest? vms keeps the one it set in the VM\'s directory (root-password)');
+      throw new VmsError(
+        'failed',
+        `the guest refused ${opts.user}'s password on the console`,
+        "was the password changed inside the guest? vms keeps the one it set in the VM's directory (root-password)",
+      );
     }
   }
 
@@ -132,15 +149,30 @@ export class SerialSession {
       await this.check(`printf %s '${b64.slice(i, i + PUSH_CHUNK)}' >> '${part}'`, `cannot write ${path} in the guest`);
     }
     const mode8 = mode.toString(8);
-    const out = await this.check(`base64 -d '${part}' > '${path}' && rm -f '${part}' && chmod ${mode8} '${path}' && sha256sum '${path}'`, `cannot decode ${path} in the guest`);
+    const out = await this.check(
+      `base64 -d '${part}' > '${path}' && rm -f '${part}' && chmod ${mode8} '${path}' && sha256sum '${path}'`,
+      `cannot decode ${path} in the guest`,
+    );
     const want = createHash('sha256').update(data).digest('hex');
-    if (!out.includes(want)) throw new VmsError('failed', `${path} arrived damaged in the guest (sha256 differs)`, 'the serial console lost data: try again', out.trim());
+    if (!out.includes(want))
+      throw new VmsError(
+        'failed',
+        `${path} arrived damaged in the guest (sha256 differs)`,
+        'the serial console lost data: try again',
+        out.trim(),
+      );
   }
 
   /** run() that fails unless the command succeeds; returns its output. */
   async check(command: string, what: string, timeoutMs?: number): Promise<string> {
     const r = await this.run(command, timeoutMs);
-    if (r.exitCode !== 0) throw new VmsError('failed', `${what} (exit status ${r.exitCode})`, undefined, r.output.trim().split('\n').slice(-15).join('\n'));
+    if (r.exitCode !== 0)
+      throw new VmsError(
+        'failed',
+        `${what} (exit status ${r.exitCode})`,
+        undefined,
+        r.output.trim().split('\n').slice(-15).join('\n'),
+      );
     return r.output;
   }
 
@@ -148,7 +180,10 @@ export class SerialSession {
    * Runs a long command that reports its phases (`::vms-phase NAME SECONDS` lines, guest/README.md): each phase must
    * end within its own time. On a timeout the command is interrupted (Ctrl-C) so the shell is usable again.
    */
-  async runPhased(command: string, opts: { label: string; firstTimeoutMs: number; onPhase?: (name: string, seconds: number) => void }): Promise<PhasedResult> {
+  async runPhased(
+    command: string,
+    opts: { label: string; firstTimeoutMs: number; onPhase?: (name: string, seconds: number) => void },
+  ): Promise<PhasedResult> {
     const id = randomBytes(4).toString('hex');
     this.console.send(`echo __VMS_B''EGIN_${id}; ${command}; echo __VMS_E''ND_${id}=$?\r`);
     await this.console.expect(new RegExp(`__VMS_BEGIN_${id}\n`), { timeoutMs: 30_000, signal: this.signal });
@@ -164,7 +199,12 @@ export class SerialSession {
         if (!(err instanceof VmsError && err.code === 'timeout')) throw err;
         this.console.send('\x03');
         const where = phase ? `phase '${phase}'` : 'its first phase';
-        throw new VmsError('timeout', `${opts.label} did not finish ${where} within ${Math.round(timeoutMs / 1000)}s`, undefined, this.console.tail());
+        throw new VmsError(
+          'timeout',
+          `${opts.label} did not finish ${where} within ${Math.round(timeoutMs / 1000)}s`,
+          undefined,
+          this.console.tail(),
+        );
       }
       output += found.before + (found.match[1] ? found.match[0] : '');
       if (found.match[3] !== undefined) return { output, exitCode: Number(found.match[3]), phase };

@@ -45,7 +45,15 @@ export function attachTerminal(socketPath: string, term: Terminal, banner: strin
     socket.on('data', (d) => output.write(d));
     socket.once('close', () => finish());
     socket.once('error', (err: NodeJS.ErrnoException) =>
-      finish(err.code === 'EACCES' ? socketDenied(socketPath) : new VmsError('conflict', `cannot open the serial console ${socketPath}: ${err.code ?? err.message}`, 'is the VM running?')),
+      finish(
+        err.code === 'EACCES'
+          ? socketDenied(socketPath)
+          : new VmsError(
+              'conflict',
+              `cannot open the serial console ${socketPath}: ${err.code ?? err.message}`,
+              'is the VM running?',
+            ),
+      ),
     );
   });
 }

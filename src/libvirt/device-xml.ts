@@ -19,7 +19,13 @@ export async function buildDeviceXml(tag: string, node: XmlNode): Promise<string
 }
 
 /** `virsh attach-device` / `detach-device` read the device from a file: a private temp file. */
-export async function changeDevice(virsh: Virsh, verb: 'attach-device' | 'detach-device', name: string, xml: string, where: Where): Promise<void> {
+export async function changeDevice(
+  virsh: Virsh,
+  verb: 'attach-device' | 'detach-device',
+  name: string,
+  xml: string,
+  where: Where,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'vms-'));
   try {
     await writeFile(join(dir, 'device.xml'), xml);
@@ -47,7 +53,11 @@ export interface Placed<T> {
  * The devices of one kind from the saved definition and the running VM, matched by `key`: the saved ones in their
  * order, then those only the running VM has (plugged in live only, e.g. with virsh).
  */
-export function placeDevices<T>(saved: readonly T[], running: readonly T[] | undefined, key: (d: T) => string): Placed<T>[] {
+export function placeDevices<T>(
+  saved: readonly T[],
+  running: readonly T[] | undefined,
+  key: (d: T) => string,
+): Placed<T>[] {
   const liveKeys = new Set(running?.map(key));
   const savedKeys = new Set(saved.map(key));
   return [
@@ -55,4 +65,3 @@ export function placeDevices<T>(saved: readonly T[], running: readonly T[] | und
     ...(running ?? []).filter((d) => !savedKeys.has(key(d))).map((device) => ({ device, inConfig: false, live: true })),
   ];
 }
-

@@ -17,7 +17,10 @@ export function parseBus(text: string): DiskBus {
   if (text === 'nvme') {
     // Measured: libvirt 9.0 rejects <target bus='nvme'> ("Invalid value for attribute 'bus'"), and its domain
     // capabilities list no nvme bus; its <disk type='nvme'> is host NVMe passthrough, not an emulated disk.
-    throw usageError("bus 'nvme' is not supported: libvirt 9.0 cannot emulate an NVMe disk", 'use --bus virtio (the fastest), sata or scsi');
+    throw usageError(
+      "bus 'nvme' is not supported: libvirt 9.0 cannot emulate an NVMe disk",
+      'use --bus virtio (the fastest), sata or scsi',
+    );
   }
   throw usageError(`unknown bus '${text}'`, `use --bus ${DISK_BUSES.join(', ')}`);
 }
@@ -25,7 +28,8 @@ export function parseBus(text: string): DiskBus {
 /** libvirt's disk names: vda … vdz, vdaa … (virDiskNameToIndex). sata and scsi share the sd names (and cdroms). */
 export function targetName(prefix: string, index: number): string {
   let suffix = '';
-  for (let i = index + 1; i > 0; i = Math.floor((i - 1) / 26)) suffix = String.fromCharCode(97 + ((i - 1) % 26)) + suffix;
+  for (let i = index + 1; i > 0; i = Math.floor((i - 1) / 26))
+    suffix = String.fromCharCode(97 + ((i - 1) % 26)) + suffix;
   return prefix + suffix;
 }
 

@@ -25,7 +25,8 @@ export async function withMetadata(domain: XmlNode, metadata: VmsMetadata): Prom
 }
 
 /** The domain with its vms metadata changed by `edit` (the rest of it, and other applications' metadata, kept). */
-export const editMetadata = (domain: XmlNode, edit: (m: VmsMetadata) => VmsMetadata) => withMetadata(domain, edit(readMetadata(domain)));
+export const editMetadata = (domain: XmlNode, edit: (m: VmsMetadata) => VmsMetadata) =>
+  withMetadata(domain, edit(readMetadata(domain)));
 
 /** Points disks (by target dev) at new files; libvirt re-reads their backing chains itself. */
 export function withDiskSources(domain: XmlNode, sources: ReadonlyMap<string, string>): XmlNode {
@@ -107,7 +108,9 @@ function freeName(name: string, taken: Set<string>): string {
  */
 function withOwnPortFiles(devices: XmlNode, id: CloneIdentity): string[] {
   const dir = dirname(id.serialSocket);
-  const taken = new Set([id.serialSocket, id.serialLog, id.nvram].filter((p): p is string => Boolean(p)).map((p) => basename(p)));
+  const taken = new Set(
+    [id.serialSocket, id.serialLog, id.nvram].filter((p): p is string => Boolean(p)).map((p) => basename(p)),
+  );
   const moved: string[] = [];
   const own = (path: string) => {
     const name = freeName(basename(path), taken);
@@ -122,7 +125,13 @@ function withOwnPortFiles(devices: XmlNode, id: CloneIdentity): string[] {
       if (!path || path === id.serialSocket) continue; // the console, done above
       const type = dev.$?.type;
       if (type === 'file' || (type === 'unix' && source.$.mode === 'bind')) {
-        dev.source = [{ ...source, $: { ...source.$, path: own(path) }, ...(source.seclabel && { seclabel: ownerSeclabel(id.consoleOwner) }) }];
+        dev.source = [
+          {
+            ...source,
+            $: { ...source.$, path: own(path) },
+            ...(source.seclabel && { seclabel: ownerSeclabel(id.consoleOwner) }),
+          },
+        ];
       }
       const log = first(dev.log)?.$;
       if (log?.file) dev.log = [{ $: { ...log, file: own(log.file) } }];
@@ -136,7 +145,9 @@ export function withOemName(domain: XmlNode, name: string): XmlNode {
   const out = structuredClone(domain);
   for (const sysinfo of out.sysinfo ?? []) {
     for (const oem of sysinfo.oemStrings ?? []) {
-      oem.entry = (oem.entry ?? []).map((e: unknown) => (typeof e === 'string' && e.startsWith('vms.name=') ? `vms.name=${name}` : e));
+      oem.entry = (oem.entry ?? []).map((e: unknown) =>
+        typeof e === 'string' && e.startsWith('vms.name=') ? `vms.name=${name}` : e,
+      );
     }
   }
   return out;
@@ -156,7 +167,9 @@ export function withDiskBoot(domain: XmlNode): XmlNode {
   const devices = first(out.devices);
   if (devices) {
     devices.disk = (devices.disk ?? []).filter((d: XmlNode) => d.$?.device !== 'cdrom');
-    devices.filesystem = (devices.filesystem ?? []).filter((f: XmlNode) => !String(first(f.target)?.$?.dir).startsWith(PKG_CACHE_TAG_PREFIX));
+    devices.filesystem = (devices.filesystem ?? []).filter(
+      (f: XmlNode) => !String(first(f.target)?.$?.dir).startsWith(PKG_CACHE_TAG_PREFIX),
+    );
     if (devices.filesystem.length === 0) {
       delete devices.filesystem;
       delete out.memoryBacking;

@@ -30,7 +30,6 @@ export interface FileReference {
   format?: string;
 }
 
-
 /** The chardevs (<serial>, <console>, <parallel>, <channel>): their file or socket, and their transcript. */
 function chardevReferences(devices: XmlNode): FileReference[] {
   // Without a <console>, the console is the first serial port (as domainFacts reads it).

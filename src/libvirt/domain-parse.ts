@@ -32,7 +32,18 @@ export interface DomainFacts {
   metadata: VmsMetadata;
 }
 
-const UNIT: Record<string, number> = { b: 1, bytes: 1, KiB: 2 ** 10, k: 2 ** 10, MiB: 2 ** 20, M: 2 ** 20, GiB: 2 ** 30, G: 2 ** 30, TiB: 2 ** 40, T: 2 ** 40 };
+const UNIT: Record<string, number> = {
+  b: 1,
+  bytes: 1,
+  KiB: 2 ** 10,
+  k: 2 ** 10,
+  MiB: 2 ** 20,
+  M: 2 ** 20,
+  GiB: 2 ** 30,
+  G: 2 ** 30,
+  TiB: 2 ** 40,
+  T: 2 ** 40,
+};
 
 export async function parseDomainXml(xml: string): Promise<XmlNode> {
   const doc = await parseXml(xml);
@@ -51,7 +62,9 @@ function vmsMetadataNode(domain: XmlNode): { key: string; node: any } | undefine
   for (const [key, nodes] of Object.entries(md)) {
     if (key === '$' || !Array.isArray(nodes)) continue;
     const node = nodes[0];
-    const ns = Object.entries(node?.$ ?? {}).find(([k, v]) => (k === 'xmlns' || k.startsWith('xmlns:')) && v === VMS_NS);
+    const ns = Object.entries(node?.$ ?? {}).find(
+      ([k, v]) => (k === 'xmlns' || k.startsWith('xmlns:')) && v === VMS_NS,
+    );
     if (ns) return { key, node };
   }
   return undefined;

@@ -25,7 +25,11 @@ export interface FsShare {
 export function shareTag(guestDir: string): string {
   const hash = createHash('sha256').update(guestDir).digest('hex').slice(0, 8);
   const room = TAG_MAX - MOUNT_TAG_PREFIX.length - hash.length - 1;
-  const readable = guestDir.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(-room).replace(/^-+|-+$/g, '');
+  const readable = guestDir
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(-room)
+    .replace(/^-+|-+$/g, '');
   return `${MOUNT_TAG_PREFIX}${readable ? `${readable}-` : ''}${hash}`;
 }
 
@@ -34,7 +38,11 @@ export function virtiofsShares(domain: XmlNode): FsShare[] {
   const filesystems: any[] = first(domain.devices)?.filesystem ?? [];
   return filesystems
     .filter((f) => first(f.driver)?.$?.type === 'virtiofs')
-    .map((f) => ({ tag: first(f.target)?.$?.dir ?? '', source: first(f.source)?.$?.dir ?? '', readonly: f.readonly !== undefined }));
+    .map((f) => ({
+      tag: first(f.target)?.$?.dir ?? '',
+      source: first(f.source)?.$?.dir ?? '',
+      readonly: f.readonly !== undefined,
+    }));
 }
 
 export const findShare = (domain: XmlNode, tag: string) => virtiofsShares(domain).find((s) => s.tag === tag);

@@ -22,13 +22,20 @@ export class QemuImg {
     if (r.exitCode !== 0) {
       const line = errorSummary(r).replace(/^qemu-img:\s*/, '');
       const full = /No space left on device/i.test(r.stderr);
-      throw new VmsError('failed', `${what}: ${line}`, full ? 'free some disk space, or set VMS_IMAGES_DIR to a roomier place' : undefined);
+      throw new VmsError(
+        'failed',
+        `${what}: ${line}`,
+        full ? 'free some disk space, or set VMS_IMAGES_DIR to a roomier place' : undefined,
+      );
     }
     return r.stdout;
   }
 
   async create(path: string, sizeBytes: number): Promise<void> {
-    await this.run(['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', path, String(sizeBytes)], `cannot create disk ${path}`);
+    await this.run(
+      ['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', path, String(sizeBytes)],
+      `cannot create disk ${path}`,
+    );
   }
 
   /** A new qcow2 whose backing file is `base` (format stated, never probed: probing a base is unsafe). */
@@ -58,11 +65,15 @@ export class QemuImg {
 
   /** `format`, when known (a backing file's, from the image above it), is stated: then the file is not probed. */
   async info(path: string, format?: string): Promise<ImageInfo> {
-    return JSON.parse(await this.run(['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path], `cannot read ${path}`)) as ImageInfo;
+    return JSON.parse(
+      await this.run(['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path], `cannot read ${path}`),
+    ) as ImageInfo;
   }
 
   /** The image and all its backing files, the image first. -U: readable while a running VM holds its lock. */
   async chain(path: string): Promise<ImageInfo[]> {
-    return JSON.parse(await this.run(['info', '-U', '--backing-chain', '--output=json', path], `cannot read ${path}`)) as ImageInfo[];
+    return JSON.parse(
+      await this.run(['info', '-U', '--backing-chain', '--output=json', path], `cannot read ${path}`),
+    ) as ImageInfo[];
   }
 }

@@ -33,7 +33,12 @@ export const ownerSeclabel = (owner: string) => [{ $: { model: 'dac', relabel: '
 export function serialXml(port: number, b: SerialBackend, owner: string): Promise<string> {
   const target = [{ $: { port: String(port) } }];
   const seclabel = ownerSeclabel(owner);
-  if (b.type === 'file') return buildDeviceXml('serial', { $: { type: 'file' }, source: [{ $: { path: b.path, append: 'on' }, seclabel }], target });
+  if (b.type === 'file')
+    return buildDeviceXml('serial', {
+      $: { type: 'file' },
+      source: [{ $: { path: b.path, append: 'on' }, seclabel }],
+      target,
+    });
   // A client that finds nobody listening would stop QEMU from starting (tcp): it tries again every 5 s instead.
   const reconnect = b.server ? {} : { reconnect: [{ $: { enabled: 'yes', timeout: '5' } }] };
   const mode = b.server ? 'bind' : 'connect';
@@ -50,7 +55,8 @@ function readBackend(type: string, source: Record<string, string>): SerialBacken
   const server = source.mode === 'bind';
   if (type === 'file' && source.path) return { type, path: source.path };
   if (type === 'unix' && source.path) return { type, path: source.path, server };
-  if (type === 'tcp' && source.host && source.service) return { type, host: source.host, port: Number(source.service), server };
+  if (type === 'tcp' && source.host && source.service)
+    return { type, host: source.host, port: Number(source.service), server };
   return undefined;
 }
 
@@ -58,7 +64,12 @@ export function readSerialPorts(domain: XmlNode): SerialFacts[] {
   return (first(domain.devices)?.serial ?? []).map((node: XmlNode, i: number) => {
     const type = node.$?.type ?? 'pty';
     const port = first(node.target)?.$?.port;
-    return { port: port === undefined ? i : Number(port), type, backend: readBackend(type, first(node.source)?.$ ?? {}), node };
+    return {
+      port: port === undefined ? i : Number(port),
+      type,
+      backend: readBackend(type, first(node.source)?.$ ?? {}),
+      node,
+    };
   });
 }
 

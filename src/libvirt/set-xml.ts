@@ -16,7 +16,6 @@ export interface Resources {
   displays?: number;
 }
 
-
 /** virsh dumpxml writes every memory amount in KiB, whatever unit it was defined in. */
 function kibToBytes(node: unknown): number | undefined {
   if (node === undefined) return undefined;
@@ -75,12 +74,15 @@ export function withDisplays(domain: XmlNode, heads: number): XmlNode {
  */
 export function withMovedDir(domain: XmlNode, from: string, to: string): XmlNode {
   const prefix = from.replace(/\/+$/, '') + '/';
-  const move = (value: string) => (value.startsWith(prefix) ? to.replace(/\/+$/, '') + '/' + value.slice(prefix.length) : value);
+  const move = (value: string) =>
+    value.startsWith(prefix) ? to.replace(/\/+$/, '') + '/' + value.slice(prefix.length) : value;
   const walk = (node: unknown): unknown => {
     if (typeof node === 'string') return move(node);
     if (Array.isArray(node)) return node.map(walk);
     if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]));
     return node;
   };
-  return Object.fromEntries(Object.entries(domain).map(([key, value]) => [key, key === 'metadata' ? structuredClone(value) : walk(value)]));
+  return Object.fromEntries(
+    Object.entries(domain).map(([key, value]) => [key, key === 'metadata' ? structuredClone(value) : walk(value)]),
+  );
 }

@@ -29,7 +29,12 @@ export interface SnapshotFacts {
 }
 
 // libvirt's snapshot states in the words vms uses for a VM's state; disk-snapshot is a running VM's disks without its memory.
-const STATES: Record<string, string> = { shutoff: 'shut off', shutdown: 'in shutdown', nostate: 'no state', 'disk-snapshot': 'running' };
+const STATES: Record<string, string> = {
+  shutoff: 'shut off',
+  shutdown: 'in shutdown',
+  nostate: 'no state',
+  'disk-snapshot': 'running',
+};
 
 export async function parseSnapshotXml(xml: string): Promise<SnapshotFacts> {
   const snap = (await parseXml(xml))?.domainsnapshot;
@@ -41,7 +46,10 @@ export async function parseSnapshotXml(xml: string): Promise<SnapshotFacts> {
   const disks = (snap.disks?.[0]?.disk ?? []).map((d: any) => ({
     target: d.$?.name ?? '',
     snapshot: d.$?.snapshot ?? 'no',
-    file: d.source?.[0]?.$?.file ?? d.source?.[0]?.$?.dev ?? (d.$?.snapshot === 'internal' ? then.get(d.$?.name) : undefined),
+    file:
+      d.source?.[0]?.$?.file ??
+      d.source?.[0]?.$?.dev ??
+      (d.$?.snapshot === 'internal' ? then.get(d.$?.name) : undefined),
   }));
   const external = memory.snapshot === 'external' || disks.some((d: { snapshot: string }) => d.snapshot === 'external');
   return {
@@ -72,8 +80,16 @@ export interface SnapshotRequest {
  * disks are left out by libvirt itself), with the memory in its own file when the VM runs. --atomic: all or nothing.
  */
 export function snapshotCreateArgs(r: SnapshotRequest): string[] {
-  const args = ['snapshot-create-as', r.vm, r.name, ...(r.description === undefined ? [] : ['--description', r.description]), '--atomic'];
+  const args = [
+    'snapshot-create-as',
+    r.vm,
+    r.name,
+    ...(r.description === undefined ? [] : ['--description', r.description]),
+    '--atomic',
+  ];
   if (!r.external) return args;
   // virsh splits --memspec at commas; a comma in the path is written twice.
-  return r.memoryFile ? [...args, '--memspec', `file=${r.memoryFile.replaceAll(',', ',,')},snapshot=external`] : [...args, '--disk-only'];
+  return r.memoryFile
+    ? [...args, '--memspec', `file=${r.memoryFile.replaceAll(',', ',,')},snapshot=external`]
+    : [...args, '--disk-only'];
 }

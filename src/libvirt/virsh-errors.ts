@@ -4,8 +4,10 @@ import { errorSummary, type RunResult } from '../runner.js';
 // virsh's failures as typed errors: an exit code's class (VmsError.code) and, for the failures vms decides on, a
 // reason (VmsError.reason). Only here are virsh's error messages read.
 
-export const UNREACHABLE_HINT = 'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
-const DENIED_HINT = 'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
+export const UNREACHABLE_HINT =
+  'is libvirtd running? `vms bootstrap` installs and starts it, `vms doctor` explains what is wrong';
+const DENIED_HINT =
+  'libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again; `vms doctor` explains what is wrong';
 
 /**
  * virsh's words for the failures the core decides on (by their reason, never by these words). Matched on the whole

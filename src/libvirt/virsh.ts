@@ -15,7 +15,8 @@ export { parseNames } from './virsh-output.js';
 export { classifyVirshError, UNREACHABLE_HINT } from './virsh-errors.js';
 export { SYSTEM_URI, defaultNetworkLines, networkLineCheck, systemVirshLine, virshCommand } from './virsh-commands.js';
 
-export type DomainState = 'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
+export type DomainState =
+  'running' | 'shut off' | 'paused' | 'in shutdown' | 'crashed' | 'pmsuspended' | 'idle' | string;
 
 /** virsh's own quoting inside a `cmd1; cmd2` batch: within "…", backslash escapes; within '…' nothing does. */
 function quoteForBatch(arg: string): string {
@@ -56,7 +57,9 @@ export class Virsh {
   async batch(commands: readonly (readonly string[])[]): Promise<(string | undefined)[]> {
     if (commands.length === 0) return [];
     const marker = `@@vms-${process.pid}-${Date.now()}@@`;
-    const script = commands.map((c, i) => `echo ${marker}${i}; ${c.map(quoteForBatch).join(' ')}`).join('; ') + `; echo ${marker}end`;
+    const script =
+      commands.map((c, i) => `echo ${marker}${i}; ${c.map(quoteForBatch).join(' ')}`).join('; ') +
+      `; echo ${marker}end`;
     const r = await this.runRaw([script]);
     if (!r.stdout.includes(`${marker}end`)) throw classifyVirshError(['batch'], r, this.uri);
     const parts = r.stdout.split(new RegExp(`^${marker}`, 'm')).slice(1);
@@ -81,7 +84,10 @@ export class Virsh {
 
   /** True when libvirtd answers within `timeoutMs` (`virsh version`); false for any failure. */
   async answers(timeoutMs: number): Promise<boolean> {
-    return this.run(['version'], { timeoutMs }).then(() => true, () => false);
+    return this.run(['version'], { timeoutMs }).then(
+      () => true,
+      () => false,
+    );
   }
 
   capabilities(): Promise<string> {
@@ -114,7 +120,9 @@ export class Virsh {
   /** What each disk target of the running (or else defined) domain reads from: target → file. */
   /** Target → source file of each disk, live (or, `inactive`, in the saved definition). */
   async diskSources(name: string, inactive = false): Promise<Map<string, string>> {
-    const rows = (await this.run(['domblklist', name, ...(inactive ? ['--inactive'] : [])], { subject: name })).split('\n').slice(2);
+    const rows = (await this.run(['domblklist', name, ...(inactive ? ['--inactive'] : [])], { subject: name }))
+      .split('\n')
+      .slice(2);
     const pairs = rows.map((r) => /^\s*(\S+)\s+(.*\S)\s*$/.exec(r)).filter((m) => m !== null && m[2] !== '-');
     return new Map(pairs.map((m) => [m![1]!, m![2]!]));
   }
@@ -151,7 +159,9 @@ export class Virsh {
   resume = (name: string) => this.change('resume', name);
 
   async undefine(name: string): Promise<void> {
-    await this.run(['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'], { subject: name });
+    await this.run(['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'], {
+      subject: name,
+    });
   }
 
   async domdisplay(name: string): Promise<string> {
@@ -252,13 +262,27 @@ export class Virsh {
   }
 
   /** External disk-only snapshot: the running VM continues on new overlay files; its current files become bases. */
-  async snapshotToOverlays(name: string, overlays: { target: string; file: string }[], skip: string[], quiesce: boolean): Promise<void> {
+  async snapshotToOverlays(
+    name: string,
+    overlays: { target: string; file: string }[],
+    skip: string[],
+    quiesce: boolean,
+  ): Promise<void> {
     const specs = [
       ...overlays.flatMap((o) => ['--diskspec', `${o.target},snapshot=external,file=${o.file}`]),
       ...skip.flatMap((t) => ['--diskspec', `${t},snapshot=no`]),
     ];
     await this.run(
-      ['snapshot-create-as', name, `vms-clone-${Date.now()}`, '--disk-only', '--atomic', '--no-metadata', ...(quiesce ? ['--quiesce'] : []), ...specs],
+      [
+        'snapshot-create-as',
+        name,
+        `vms-clone-${Date.now()}`,
+        '--disk-only',
+        '--atomic',
+        '--no-metadata',
+        ...(quiesce ? ['--quiesce'] : []),
+        ...specs,
+      ],
       { subject: name },
     );
   }

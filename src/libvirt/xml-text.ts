@@ -14,5 +14,8 @@ export function checkXmlText(text: string, what: string, where: string): void {
   const bad = NOT_XML_TEXT.exec(text)?.[0];
   if (bad === undefined) return;
   const code = `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-  throw usageError(`${what} may not hold ${code}: control characters, U+FFFE, U+FFFF and lone surrogates cannot be kept in ${where}`, 'plain text, tabs and newlines are fine');
+  throw usageError(
+    `${what} may not hold ${code}: control characters, U+FFFE, U+FFFF and lone surrogates cannot be kept in ${where}`,
+    'plain text, tabs and newlines are fine',
+  );
 }

@@ -27,10 +27,17 @@ interface VmView {
   made: string[];
 }
 
-const virsh = (...args: string[]) => execFileSync('virsh', ['-c', URI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const virsh = (...args: string[]) =>
+  execFileSync('virsh', ['-c', URI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const all = (xml: string, re: RegExp) => [...xml.matchAll(re)].map((m) => decode(m[1]!));
-const decode = (s: string) => s.replace(/&apos;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const decode = (s: string) =>
+  s
+    .replace(/&apos;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 
 function vmsOf(env: InvariantEnv): VmView[] | undefined {
   let list: string;
@@ -39,7 +46,10 @@ function vmsOf(env: InvariantEnv): VmView[] | undefined {
   } catch {
     return undefined; // libvirtd is down (the doctor test stops it on purpose): nothing to compare with
   }
-  const names = list.split('\n').map((s) => s.trim()).filter((s) => s.startsWith(env.id));
+  const names = list
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith(env.id));
   const out: VmView[] = [];
   for (const name of names) {
     let xml: string;
@@ -79,7 +89,8 @@ export class BaseWatch {
       }
       const sum = sha256(base);
       const before = this.seen.get(base);
-      if (before && before !== sum) problems.push(`base ${base} changed (sha256 ${before.slice(0, 12)} → ${sum.slice(0, 12)})`);
+      if (before && before !== sum)
+        problems.push(`base ${base} changed (sha256 ${before.slice(0, 12)} → ${sum.slice(0, 12)})`);
       this.seen.set(base, sum);
       // The one exception vms itself reports: a base a user froze under a running VM belongs to the qemu user, who
       // alone may chmod it (`clone` says so and lists it as `writable`).
@@ -117,12 +128,14 @@ export function fullCheck(env: InvariantEnv, watch: BaseWatch, foreign: string[]
       }
       for (const file of chain.slice(1)) {
         referenced.add(file);
-        if (!bases.has(file) && !foreign.includes(file)) problems.push(`${vm.name} stands on ${file}, which no VM records as a base`);
+        if (!bases.has(file) && !foreign.includes(file))
+          problems.push(`${vm.name} stands on ${file}, which no VM records as a base`);
       }
     }
     // Disks and bases are made at once; a clone's serial port files only when it first starts.
     for (const file of vm.made) {
-      if (file.startsWith(env.imagesDir + '/') && !existsSync(file)) problems.push(`${vm.name}'s metadata lists ${file} as made, but it is gone`);
+      if (file.startsWith(env.imagesDir + '/') && !existsSync(file))
+        problems.push(`${vm.name}'s metadata lists ${file} as made, but it is gone`);
     }
     for (const file of [...vm.made, ...vm.bases]) referenced.add(file);
   }
@@ -133,7 +146,8 @@ export function fullCheck(env: InvariantEnv, watch: BaseWatch, foreign: string[]
   const names = new Set(vms.map((v) => v.name));
   for (const dir of readdirSync(env.stateDir)) {
     if (dir.startsWith('.')) continue; // .locks, .operations
-    if (statSync(join(env.stateDir, dir)).isDirectory() && !names.has(dir)) problems.push(`orphan directory ${join(env.stateDir, dir)}`);
+    if (statSync(join(env.stateDir, dir)).isDirectory() && !names.has(dir))
+      problems.push(`orphan directory ${join(env.stateDir, dir)}`);
   }
   const journals = existsSync(join(env.stateDir, '.operations')) ? readdirSync(join(env.stateDir, '.operations')) : [];
   if (journals.length) problems.push(`operation journals left: ${journals.join(', ')}`);

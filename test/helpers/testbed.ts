@@ -37,7 +37,8 @@ export function testbed(tag: string) {
     VMS_CONFIG: join(dir, 'config.json'),
     LIBVIRT_DEFAULT_URI: URI,
   };
-  for (const d of [env.VMS_IMAGES_DIR!, env.VMS_STATE_DIR!, env.VMS_ISO_DIR!]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  for (const d of [env.VMS_IMAGES_DIR!, env.VMS_STATE_DIR!, env.VMS_ISO_DIR!])
+    mkdirSync(d, { recursive: true, mode: 0o755 });
 
   const invariantEnv = { id, imagesDir: env.VMS_IMAGES_DIR!, stateDir: env.VMS_STATE_DIR! };
   const bases = new BaseWatch();
@@ -59,15 +60,36 @@ export function testbed(tag: string) {
    * groups (setpriv --init-groups: node's own uid/gid options would drop the supplementary groups, libvirt among them),
    * or with none (`staleSession`: a login from before the user joined them).
    */
-  function vms(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; as?: string; staleSession?: boolean; skipInvariants?: boolean } = {}) {
+  function vms(
+    args: string[],
+    opts: {
+      env?: Record<string, string>;
+      timeoutMs?: number;
+      as?: string;
+      staleSession?: boolean;
+      skipInvariants?: boolean;
+    } = {},
+  ) {
     const argv = opts.as
-      ? ['setpriv', `--reuid=${opts.as}`, `--regid=${opts.as}`, opts.staleSession ? '--clear-groups' : '--init-groups', process.execPath, sharedBundle(), ...args]
+      ? [
+          'setpriv',
+          `--reuid=${opts.as}`,
+          `--regid=${opts.as}`,
+          opts.staleSession ? '--clear-groups' : '--init-groups',
+          process.execPath,
+          sharedBundle(),
+          ...args,
+        ]
       : [process.execPath, join(ROOT, 'dist/vms.cjs'), ...args];
     return new Promise<{ code: number; stdout: string; stderr: string; json: any }>((resolve, reject) => {
       execFile(
         argv[0]!,
         argv.slice(1),
-        { env: { ...process.env, ...env, NO_COLOR: '1', ...opts.env }, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 16 << 20 },
+        {
+          env: { ...process.env, ...env, NO_COLOR: '1', ...opts.env },
+          timeout: opts.timeoutMs ?? 180_000,
+          maxBuffer: 16 << 20,
+        },
         (err, stdout, stderr) => {
           const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
           let json: any;
@@ -87,11 +109,17 @@ export function testbed(tag: string) {
 
   /** Starts the CLI without waiting (for interrupt tests). */
   function spawnVms(args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
-    return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], { env: { ...process.env, ...env, NO_COLOR: '1', ...extraEnv } });
+    return spawn(process.execPath, [join(ROOT, 'dist/vms.cjs'), ...args], {
+      env: { ...process.env, ...env, NO_COLOR: '1', ...extraEnv },
+    });
   }
 
   /** The CLI on a real pty (script(1)) of 100 columns, as on a user's terminal: argv for spawning it. */
-  const terminalArgv = (args: string[]) => ['-qfec', `stty cols 100 rows 30; ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} ${args.join(' ')}`, '/dev/null'];
+  const terminalArgv = (args: string[]) => [
+    '-qfec',
+    `stty cols 100 rows 30; ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} ${args.join(' ')}`,
+    '/dev/null',
+  ];
   const terminalEnv = (extra: Record<string, string> = {}) => ({ ...process.env, ...env, NO_COLOR: '1', ...extra });
 
   /** Runs the CLI on a pty to the end, typing `input`; returns its exit code and what the terminal showed. */
@@ -106,9 +134,26 @@ export function testbed(tag: string) {
   /** `vms create --bare` of a tiny guest with direct kernel boot; extra args are appended. */
   async function createTiny(n: string, extra: string[] = [], opts: { graphics?: boolean } = {}) {
     const r = await vms([
-      'create', n, '--bare', '--json', '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none',
+      'create',
+      n,
+      '--bare',
+      '--json',
+      '--memory',
+      '256M',
+      '--cpus',
+      '1',
+      '--disk',
+      '64M',
+      '--network',
+      'none',
       ...(opts.graphics ? [] : ['--no-graphics']),
-      '--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0', ...extra,
+      '--kernel',
+      GUEST.kernel,
+      '--initrd',
+      GUEST.initrd,
+      '--cmdline',
+      'console=ttyS0',
+      ...extra,
     ]);
     if (r.code !== 0) throw new Error(`create ${n} failed (${r.code}): ${r.stdout}${r.stderr}`);
     return r.json;
@@ -138,7 +183,10 @@ export function testbed(tag: string) {
   }
 
   function domains(): string[] {
-    return virsh('list', '--all', '--name').split('\n').map((s) => s.trim()).filter((s) => s.startsWith(id));
+    return virsh('list', '--all', '--name')
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => s.startsWith(id));
   }
 
   function cleanup(): void {
@@ -157,7 +205,23 @@ export function testbed(tag: string) {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  return { id, dir, env, name, invariants, vms, spawnVms, onTerminal, spawnOnTerminal, createTiny, shell, guest, virsh, domains, cleanup };
+  return {
+    id,
+    dir,
+    env,
+    name,
+    invariants,
+    vms,
+    spawnVms,
+    onTerminal,
+    spawnOnTerminal,
+    createTiny,
+    shell,
+    guest,
+    virsh,
+    domains,
+    cleanup,
+  };
 }
 
 export type Testbed = ReturnType<typeof testbed>;

@@ -22,9 +22,13 @@ export function assertValidDomainXml(xml: string, label: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer; stdout?: Buffer };
     if (e.code === 'ENOENT') {
-      assert.fail('virt-xml-validate is not installed: install libvirt-clients (apt-get install libvirt-clients) to run the domain XML tests');
+      assert.fail(
+        'virt-xml-validate is not installed: install libvirt-clients (apt-get install libvirt-clients) to run the domain XML tests',
+      );
     }
-    assert.fail(`${label}: virt-xml-validate rejected ${file}:\n${e.stderr?.toString() ?? ''}${e.stdout?.toString() ?? ''}\n${xml}`);
+    assert.fail(
+      `${label}: virt-xml-validate rejected ${file}:\n${e.stderr?.toString() ?? ''}${e.stdout?.toString() ?? ''}\n${xml}`,
+    );
   }
   rmSync(file);
 }

@@ -27,7 +27,11 @@ export function batchCall(commands: string[], outputs: string[]): Expected {
     args: (args) => {
       const script = args[2] ?? '';
       const marker = /^echo (@@vms-\d+-\d+@@)0;/.exec(script)?.[1];
-      const ok = args[0] === '-c' && args[1] === URI && marker !== undefined && commands.every((c) => script.includes(`; ${c};`));
+      const ok =
+        args[0] === '-c' &&
+        args[1] === URI &&
+        marker !== undefined &&
+        commands.every((c) => script.includes(`; ${c};`));
       if (ok) call.result = { stdout: outputs.map((o, i) => `${marker}${i}\n${o}\n`).join('') + `${marker}end\n` };
       return ok;
     },
@@ -39,6 +43,12 @@ export function batchCall(commands: string[], outputs: string[]): Expected {
 export function fakeContext(expected: Expected[], extraEnv: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
   const runner = new FakeRunner(expected);
-  const env = { VMS_CONFIG: join(dir, 'none.json'), VMS_STATE_DIR: join(dir, 'state'), VMS_IMAGES_DIR: join(dir, 'images'), LIBVIRT_DEFAULT_URI: URI, ...extraEnv };
+  const env = {
+    VMS_CONFIG: join(dir, 'none.json'),
+    VMS_STATE_DIR: join(dir, 'state'),
+    VMS_IMAGES_DIR: join(dir, 'images'),
+    LIBVIRT_DEFAULT_URI: URI,
+    ...extraEnv,
+  };
   return { ctx: createContext({ config: resolveConfig({ env }), runner }), runner, dir };
 }

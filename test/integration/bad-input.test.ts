@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shareTag } from '../../src/libvirt/fs-xml.js';
@@ -33,8 +43,16 @@ function assertRefused(r: { code: number; stderr: string }, code: number, error:
 
 /** Nothing of VM `n` exists: no domain, no disk, no state dir. */
 function assertNothingMade(n: string) {
-  assert.deepEqual(bed.domains().filter((d) => d === n), [], `domain ${n} left behind`);
-  assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)), [], 'disk left behind');
+  assert.deepEqual(
+    bed.domains().filter((d) => d === n),
+    [],
+    `domain ${n} left behind`,
+  );
+  assert.deepEqual(
+    readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)),
+    [],
+    'disk left behind',
+  );
   assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, n)), false, 'state dir left behind');
 }
 
@@ -45,7 +63,13 @@ function assertNothingMade(n: string) {
 function pasteIntoShell(line: string, cwd: string) {
   const prelude = `vms() { ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} "$@"; }; sudo() { "$@"; }; `;
   try {
-    const out = execFileSync('sh', ['-c', prelude + line], { cwd, env: { ...process.env, ...bed.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: 'pipe', timeout: 600_000 });
+    const out = execFileSync('sh', ['-c', prelude + line], {
+      cwd,
+      env: { ...process.env, ...bed.env, NO_COLOR: '1' },
+      encoding: 'utf8',
+      stdio: 'pipe',
+      timeout: 600_000,
+    });
     return { code: 0, out };
   } catch (err) {
     const e = err as { status: number; stdout: string; stderr: string };
@@ -74,12 +98,37 @@ describe('--iso takes only ISO 9660 images', () => {
   const HINT = /^hint: --iso takes an ISO 9660 image: its name in .*\/iso, or its path$/;
 
   const cases: [string, string[], RegExp, string][] = [
-    ['a link to a root-only 0600 file (create --bare --start)', ['--bare', '--iso', link, '--start'], new RegExp(`^error: ${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`), secret],
-    ['such a link in the ISO dir, given by name', ['--bare', '--iso', 'by-name.iso', '--start'], /^error: .*\/iso\/by-name\.iso \(a link to .*\/root-only\) is not an ISO 9660 image$/, secret],
-    ['a plain file named .iso', ['--bare', '--iso', plain, '--start'], new RegExp(`^error: ${plain} is not an ISO 9660 image$`), plain],
+    [
+      'a link to a root-only 0600 file (create --bare --start)',
+      ['--bare', '--iso', link, '--start'],
+      new RegExp(`^error: ${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`),
+      secret,
+    ],
+    [
+      'such a link in the ISO dir, given by name',
+      ['--bare', '--iso', 'by-name.iso', '--start'],
+      /^error: .*\/iso\/by-name\.iso \(a link to .*\/root-only\) is not an ISO 9660 image$/,
+      secret,
+    ],
+    [
+      'a plain file named .iso',
+      ['--bare', '--iso', plain, '--start'],
+      new RegExp(`^error: ${plain} is not an ISO 9660 image$`),
+      plain,
+    ],
     // Not started even before the fix, so /etc/shadow could never be handed to the qemu user here.
-    ['/etc/shadow', ['--bare', '--iso', '/etc/shadow'], /^error: \/etc\/shadow is not an ISO 9660 image$/, '/etc/shadow'],
-    ['a directory: "is a directory", not "not found"', ['--bare', '--iso', directory], new RegExp(`^error: ${directory} is a directory, not an ISO image$`), directory],
+    [
+      '/etc/shadow',
+      ['--bare', '--iso', '/etc/shadow'],
+      /^error: \/etc\/shadow is not an ISO 9660 image$/,
+      '/etc/shadow',
+    ],
+    [
+      'a directory: "is a directory", not "not found"',
+      ['--bare', '--iso', directory],
+      new RegExp(`^error: ${directory} is a directory, not an ISO image$`),
+      directory,
+    ],
   ];
   for (const [what, args, error, target] of cases) {
     test(`${what}: exit 2, one error and a hint; no domain, no file, the target's owner, mode and content unchanged`, async () => {
@@ -96,7 +145,12 @@ describe('--iso takes only ISO 9660 images', () => {
     const n = bed.name('isoinst');
     const before = fileState(secret);
     const r = await bed.vms(['create', n, '--iso', link, ...TINY]);
-    assertRefused(r, 2, new RegExp(`^error: ${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`), /^hint: `vms iso fetch` downloads the current Arch ISO$/);
+    assertRefused(
+      r,
+      2,
+      new RegExp(`^error: ${link} \\(a link to ${secret}\\) is not an ISO 9660 image$`),
+      /^hint: `vms iso fetch` downloads the current Arch ISO$/,
+    );
     assertNothingMade(n);
     assert.deepEqual(fileState(secret), before);
   });
@@ -112,10 +166,18 @@ describe('--iso takes only ISO 9660 images', () => {
       execFileSync('setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', 'ln', '-s', '/etc/shadow', link]);
       const before = fileState('/etc/shadow');
       // Never with --start: before this fix that would have handed /etc/shadow to the qemu user.
-      for (const [iso, shown] of [['/etc/shadow', '/etc/shadow'], [link, `${link} \\(a link to /etc/shadow\\)`]]) {
+      for (const [iso, shown] of [
+        ['/etc/shadow', '/etc/shadow'],
+        [link, `${link} \\(a link to /etc/shadow\\)`],
+      ]) {
         const n = bed.name('isouser');
         const r = await bed.vms(['create', n, '--bare', '--iso', iso, ...TINY], { as: user });
-        assertRefused(r, 2, new RegExp(`^error: cannot read ${shown}: permission denied$`), /^hint: vms takes only ISO images you can read$/);
+        assertRefused(
+          r,
+          2,
+          new RegExp(`^error: cannot read ${shown}: permission denied$`),
+          /^hint: vms takes only ISO images you can read$/,
+        );
         assertNothingMade(n);
       }
       assert.deepEqual(fileState('/etc/shadow'), before);
@@ -167,7 +229,11 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
     const r = await bed.vms(['mount', n, '/etc', '/mnt/etc', '--allow-system-dir']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(saved(n), new RegExp(`<source dir='/etc'/>\\s*<target dir='${shareTag('/mnt/etc')}'/>`));
-    assert.match(r.stdout, /next: vms start \S+ && vms mount \S+ \/etc \/mnt\/etc --allow-system-dir {3}#/, 'the hint carries the override');
+    assert.match(
+      r.stdout,
+      /next: vms start \S+ && vms mount \S+ \/etc \/mnt\/etc --allow-system-dir {3}#/,
+      'the hint carries the override',
+    );
     assert.equal((await bed.vms(['umount', n, '/mnt/etc'])).code, 0);
     assert.doesNotMatch(saved(n), /<source dir='\/etc'\/>/);
     assert.notEqual(saved(n), xml, 'shared memory stays (it costs nothing)');
@@ -181,12 +247,19 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
     test(`set --notes with ${what}: exit 2 with a clear error, not the XML builder's; nothing changed`, async () => {
       const xml = saved(n);
       const r = await bed.vms(['set', n, '--notes', notes]);
-      // eslint-disable-next-line no-control-regex -- the control characters are what this test is about
-      const code = `U+${notes.match(/[\x00-\x08\uFFFE\uFFFF]/)![0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+      const code = `U+${notes
+        // eslint-disable-next-line no-control-regex -- the control characters are what this test is about
+        .match(/[\x00-\x08\uFFFE\uFFFF]/)![0]
+        .codePointAt(0)!
+        .toString(16)
+        .toUpperCase()
+        .padStart(4, '0')}`;
       assertRefused(
         r,
         2,
-        new RegExp(`^error: the notes may not hold ${code.replace('+', '\\+')}: control characters, U\\+FFFE, U\\+FFFF and lone surrogates cannot be kept in the domain's XML$`),
+        new RegExp(
+          `^error: the notes may not hold ${code.replace('+', '\\+')}: control characters, U\\+FFFE, U\\+FFFF and lone surrogates cannot be kept in the domain's XML$`,
+        ),
         /^hint: plain text, tabs and newlines are fine$/,
       );
       assert.equal(saved(n), xml);
@@ -195,7 +268,12 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
 
   test('snapshot create --description with U+FFFF: exit 2 before libvirt is asked; no snapshot', async () => {
     const r = await bed.vms(['snapshot', 'create', n, 's1', '--description', 'x\uFFFF']);
-    assertRefused(r, 2, /^error: the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/, /^hint: plain text, tabs and newlines are fine$/);
+    assertRefused(
+      r,
+      2,
+      /^error: the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/,
+      /^hint: plain text, tabs and newlines are fine$/,
+    );
     assert.equal(bed.virsh('snapshot-list', n, '--name').trim(), '');
   });
 
@@ -209,31 +287,57 @@ describe('vms mount, set --notes and the hints on one shut-off guest', () => {
     assert.equal(r.code, 0, r.stderr);
     const quoted = `'${hostDir.replaceAll("'", `'\\''`)}'`;
     const lines = r.stdout.trimEnd().split('\n');
-    assert.equal(lines[0], `${hostDir} is shared read-only into ${n} (shut off) as ${tag}: only its definition changed`);
-    assert.equal(lines[1], `next: vms start ${n} && vms mount ${n} ${quoted} /mnt/ro --readonly   # mounts it read-only in the guest and adds it to /etc/fstab`);
-    assert.match(lines[2]!, /^note: read-only in the guest only: libvirt cannot make this virtiofs share read-only on the host \(libvirt 9\.0 refuses <readonly\/> for virtiofs\)/);
+    assert.equal(
+      lines[0],
+      `${hostDir} is shared read-only into ${n} (shut off) as ${tag}: only its definition changed`,
+    );
+    assert.equal(
+      lines[1],
+      `next: vms start ${n} && vms mount ${n} ${quoted} /mnt/ro --readonly   # mounts it read-only in the guest and adds it to /etc/fstab`,
+    );
+    assert.match(
+      lines[2]!,
+      /^note: read-only in the guest only: libvirt cannot make this virtiofs share read-only on the host \(libvirt 9\.0 refuses <readonly\/> for virtiofs\)/,
+    );
     const xml = saved(n);
-    assert.match(xml, /<vms:readonly-share>vms-mnt-mnt-ro-[0-9a-f]{8}<\/vms:readonly-share>/, 'read-only kept in the definition');
+    assert.match(
+      xml,
+      /<vms:readonly-share>vms-mnt-mnt-ro-[0-9a-f]{8}<\/vms:readonly-share>/,
+      'read-only kept in the definition',
+    );
     assert.doesNotMatch(xml, /<readonly\/>/, 'libvirt 9.0 keeps no <readonly/> for virtiofs');
 
     // What a user does next: paste the hint into a shell.
     const pasted = pasteIntoShell(lines[1]!.replace(/^next: /, ''), bed.dir);
     assert.equal(pasted.code, 0, pasted.out);
     assert.match(pasted.out, new RegExp(`is mounted read-only at /mnt/ro in ${n}`));
-    assert.deepEqual(readdirSync(bed.dir).filter((f) => f.startsWith('PWNED')), [], 'nothing in the path ran');
+    assert.deepEqual(
+      readdirSync(bed.dir).filter((f) => f.startsWith('PWNED')),
+      [],
+      'nothing in the path ran',
+    );
     assert.match(await bed.guest(n, 'grep " /mnt/ro " /proc/mounts'), /^vms-mnt-mnt-ro-\S+ \/mnt\/ro virtiofs ro[, ]/);
     assert.equal(await bed.guest(n, 'cat /mnt/ro/from-host.txt'), 'read me\n');
     assert.match(await bed.guest(n, 'touch /mnt/ro/x 2>&1; mkdir /mnt/ro/d 2>&1; true'), /Read-only file system/);
     assert.deepEqual(readdirSync(hostDir), ['from-host.txt'], 'the guest wrote nothing into the host directory');
-    assert.match(await bed.guest(n, 'cat /etc/fstab'), new RegExp(`^${tag} /mnt/ro virtiofs defaults,ro,nofail 0 0$`, 'm'));
+    assert.match(
+      await bed.guest(n, 'cat /etc/fstab'),
+      new RegExp(`^${tag} /mnt/ro virtiofs defaults,ro,nofail 0 0$`, 'm'),
+    );
 
     // A mount again without --readonly (after a umount in the guest, as after a reboot) keeps it read-only.
     await bed.guest(n, 'umount /mnt/ro');
     const again = await bed.vms(['mount', n, hostDir, '/mnt/ro']);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /note: read-only, as .*'s definition keeps this share since it was mounted with --readonly/);
+    assert.match(
+      again.stdout,
+      /note: read-only, as .*'s definition keeps this share since it was mounted with --readonly/,
+    );
     assert.match(await bed.guest(n, 'grep " /mnt/ro " /proc/mounts'), / virtiofs ro[, ]/);
-    assert.match(await bed.guest(n, 'cat /etc/fstab'), new RegExp(`^${tag} /mnt/ro virtiofs defaults,ro,nofail 0 0$`, 'm'));
+    assert.match(
+      await bed.guest(n, 'cat /etc/fstab'),
+      new RegExp(`^${tag} /mnt/ro virtiofs defaults,ro,nofail 0 0$`, 'm'),
+    );
     assert.deepEqual(readdirSync(hostDir), ['from-host.txt']);
 
     const off = await bed.vms(['umount', n, '/mnt/ro']);

@@ -16,14 +16,27 @@ after(() => {
   bed.cleanup();
 });
 
-const libvirtGid = () => Number(readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('libvirt:'))!.split(':')[2]);
+const libvirtGid = () =>
+  Number(
+    readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('libvirt:'))!
+      .split(':')[2],
+  );
 const stepsToDo = (json: any) => json.steps.filter((s: any) => s.commands.length).map((s: any) => s.name);
 
 describe('vms bootstrap on the bootstrapped test machine', () => {
   before(async () => {
     // test/setup.sh bootstrapped this machine; a libvirtd restart since (test/setup/daemons.sh) drops the network's
     // autostart. Bootstrapped again, so each test below starts from a ready host.
-    const r = await bed.vms(['bootstrap', '--yes', '--no-network'], { env: { VMS_IMAGES_DIR: '/var/lib/libvirt/images', VMS_STATE_DIR: '/var/lib/vms', VMS_ISO_DIR: '/var/lib/libvirt/iso', VMS_CACHE_DIR: '/var/cache/vms' } });
+    const r = await bed.vms(['bootstrap', '--yes', '--no-network'], {
+      env: {
+        VMS_IMAGES_DIR: '/var/lib/libvirt/images',
+        VMS_STATE_DIR: '/var/lib/vms',
+        VMS_ISO_DIR: '/var/lib/libvirt/iso',
+        VMS_CACHE_DIR: '/var/cache/vms',
+      },
+    });
     assert.equal(r.code, 0, r.stderr);
   });
 
@@ -31,7 +44,8 @@ describe('vms bootstrap on the bootstrapped test machine', () => {
     const r = await bed.vms(['bootstrap', '--dry-run', '--no-network']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^host: debian \(apt\), as root/m);
-    for (const step of ['packages', 'daemons', 'group', 'dirs', 'network', 'iso']) assert.match(r.stdout, new RegExp(`^. ${step} `, 'm'));
+    for (const step of ['packages', 'daemons', 'group', 'dirs', 'network', 'iso'])
+      assert.match(r.stdout, new RegExp(`^. ${step} `, 'm'));
     assert.match(r.stdout, /✔ packages\s+the packages vms needs are installed/);
     assert.match(r.stdout, /✔ daemons\s+libvirtd is running: left alone/);
     assert.match(r.stdout, /→ dirs\s+create .*images/, "the test bed's own directories are not set up for the group");

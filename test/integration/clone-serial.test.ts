@@ -29,7 +29,10 @@ describe('clone of a running VM with a file port and a listening unix port', () 
 
   test('the clone gets its own file and socket in its directory, recorded as made for it', async () => {
     await bed.createTiny(src);
-    for (const args of [['--backend', `file:${srcLog}`], ['--backend', `unix:${srcSock}`, '--server']]) {
+    for (const args of [
+      ['--backend', `file:${srcLog}`],
+      ['--backend', `unix:${srcSock}`, '--server'],
+    ]) {
       const r = await bed.vms(['serial', 'add', src, ...args]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -43,7 +46,11 @@ describe('clone of a running VM with a file port and a listening unix port', () 
     assert.ok(!xml.includes(srcLog) && !xml.includes(srcSock), "none of SRC's port files");
     const made = [...xml.matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]);
     assert.ok(made.includes(dstLog) && made.includes(dstSock), made.join(' '));
-    assert.match(bed.virsh('dumpxml', src, '--inactive'), new RegExp(`<source path='${srcLog}' append='on'>`), 'SRC keeps its own');
+    assert.match(
+      bed.virsh('dumpxml', src, '--inactive'),
+      new RegExp(`<source path='${srcLog}' append='on'>`),
+      'SRC keeps its own',
+    );
   });
 
   test('both run at once and each writes its own file; both sockets are there', async () => {

@@ -10,13 +10,16 @@ const bed = testbed('clone');
 after(() => bed.cleanup());
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const backing = (path: string) => JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path], { encoding: 'utf8' }))['backing-filename'];
+const backing = (path: string) =>
+  JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path], { encoding: 'utf8' }))['backing-filename'];
 
 /** Writes a marker into the raw disk at a sector (the tiny guest runs from RAM: its disk is a plain block device). */
 const write = (vm: string, sector: number, text: string) =>
   bed.guest(vm, `echo ${text} | dd of=/dev/vda bs=512 seek=${sector} conv=fsync 2>/dev/null`);
 const read = async (vm: string, sector: number) =>
-  (await bed.guest(vm, `dd if=/dev/vda bs=512 skip=${sector} count=1 2>/dev/null | head -c 16 | tr -dc A-Za-z0-9`)).trim();
+  (
+    await bed.guest(vm, `dd if=/dev/vda bs=512 skip=${sector} count=1 2>/dev/null | head -c 16 | tr -dc A-Za-z0-9`)
+  ).trim();
 
 describe('linked clone of a shut-off VM', () => {
   const src = bed.name('src');
@@ -46,13 +49,17 @@ describe('linked clone of a shut-off VM', () => {
     assert.notEqual(r.json.uuid, srcNow.uuid);
     const macs = (vm: string) => bed.virsh('domiflist', vm).match(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g);
     assert.notDeepEqual(macs(dst), macs(src));
-    assert.match(bed.virsh('dumpxml', dst, '--inactive'), new RegExp(`<entry>vms.name=${dst}</entry>`), 'the guest learns its new name (SMBIOS)');
+    assert.match(
+      bed.virsh('dumpxml', dst, '--inactive'),
+      new RegExp(`<entry>vms.name=${dst}</entry>`),
+      'the guest learns its new name (SMBIOS)',
+    );
     assert.match(bed.virsh('dumpxml', src, '--inactive'), new RegExp(`<entry>vms.name=${src}</entry>`));
     assert.match(r.json.serialSocket, new RegExp(`/${dst}/serial\\.sock$`));
     assert.equal(sha(base), before, 'cloning wrote nothing into the base');
   });
 
-  test('inside the guests: the clone sees the base data; neither sees the other one\'s writes; the base never changes', async () => {
+  test("inside the guests: the clone sees the base data; neither sees the other one's writes; the base never changes", async () => {
     const before = sha(base);
     await bed.vms(['start', src]);
     await bed.vms(['start', dst]);
@@ -123,7 +130,10 @@ describe('linked clone of a running VM', () => {
     assert.equal(await read(src, 400), 'STILLOK', 'SRC still reads and writes');
     assert.equal(await read(dst, 400), '');
     const inactive = bed.virsh('dumpxml', src, '--inactive');
-    assert.ok(inactive.includes(`<vms:base>${made.disks[0].path}</vms:base>`), 'the persistent definition records the base');
+    assert.ok(
+      inactive.includes(`<vms:base>${made.disks[0].path}</vms:base>`),
+      'the persistent definition records the base',
+    );
   });
 });
 
@@ -156,13 +166,20 @@ describe('a live clone failing after the snapshot', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /==> Starting .*: failed/);
     assert.doesNotMatch(r.stderr, /clean-up failed/);
-    assert.deepEqual(bed.domains().filter((d) => d === dst), []);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === dst),
+      [],
+    );
     assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).sort(), files, 'overlays removed');
     assert.match(bed.virsh('domblklist', src), new RegExp(`vda\\s+${made.disks[0].path}`));
     assert.equal(bed.virsh('domstate', src).trim(), 'running');
-    assert.equal(statSync(made.disks[0].path).mode & 0o200, 0o200, 'still writable: it is SRC\'s disk again');
+    assert.equal(statSync(made.disks[0].path).mode & 0o200, 0o200, "still writable: it is SRC's disk again");
     assert.deepEqual((await bed.vms(['info', src, '--json'])).json.bases, []);
-    assert.doesNotMatch(bed.virsh('dumpxml', src, '--inactive'), /-2\.qcow2/, 'the saved definition is back on its own disk');
+    assert.doesNotMatch(
+      bed.virsh('dumpxml', src, '--inactive'),
+      /-2\.qcow2/,
+      'the saved definition is back on its own disk',
+    );
     await write(src, 500, 'AFTER');
     assert.equal(await read(src, 100), 'BEFORE');
     assert.equal(await read(src, 500), 'AFTER');
@@ -221,7 +238,10 @@ describe('clone --full, EFI, failures', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /error: cannot copy .*No space left on device|error: cannot copy .*/);
     assert.deepEqual(readdirSync(small), []);
-    assert.deepEqual(bed.domains().filter((d) => d === dst), []);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === dst),
+      [],
+    );
     assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, dst)), false);
     assert.equal((await bed.vms(['info', src, '--json'])).json.disks[0].path, made.disks[0].path);
   });
@@ -240,12 +260,18 @@ describe('clone --full, EFI, failures', () => {
     child.kill('SIGINT');
     assert.equal(await exited, 130, stderr);
     assert.match(stderr, /error: interrupted/);
-    assert.deepEqual(bed.domains().filter((d) => d === dst), []);
-    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(dst)), []);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === dst),
+      [],
+    );
+    assert.deepEqual(
+      readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(dst)),
+      [],
+    );
     assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, dst)), false);
   });
 
-  test('clone foo foo-2: the clone\'s disk and foo\'s new overlay are never the same file', async () => {
+  test("clone foo foo-2: the clone's disk and foo's new overlay are never the same file", async () => {
     const src = bed.name('foo');
     await bed.createTiny(src);
     const r = await bed.vms(['clone', src, `${src}-2`, '--json']);

@@ -52,9 +52,15 @@ describe('the single executable', () => {
       execFileSync('chmod', ['755', bin]);
       const pkg = JSON.parse(execFileSync('cat', [join(ROOT, 'package.json')], { encoding: 'utf8' }));
       assert.equal(execFileSync(bin, ['--version'], { cwd: dir, encoding: 'utf8' }).trim(), pkg.version);
-      const xml = execFileSync(bin, ['create', 'seatest', '--print-xml', '--network', 'none'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...bed.env } });
+      const xml = execFileSync(bin, ['create', 'seatest', '--print-xml', '--network', 'none'], {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { ...process.env, ...bed.env },
+      });
       assert.match(xml, /<name>seatest<\/name>/);
-      const list = JSON.parse(execFileSync(bin, ['list', '--json'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...bed.env } }));
+      const list = JSON.parse(
+        execFileSync(bin, ['list', '--json'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...bed.env } }),
+      );
       assert.ok(Array.isArray(list));
     } finally {
       rmSync(dir, { recursive: true, force: true });

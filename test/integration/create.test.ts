@@ -10,8 +10,16 @@ after(() => bed.cleanup());
 
 /** Nothing of VM `n` exists: no domain, no disk, no state dir. */
 function assertNothingMade(n: string) {
-  assert.deepEqual(bed.domains().filter((d) => d === n), [], `domain ${n} left behind`);
-  assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)), [], 'disk left behind');
+  assert.deepEqual(
+    bed.domains().filter((d) => d === n),
+    [],
+    `domain ${n} left behind`,
+  );
+  assert.deepEqual(
+    readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)),
+    [],
+    'disk left behind',
+  );
   assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, n)), false, 'state dir left behind');
 }
 
@@ -37,10 +45,15 @@ describe('vms create --bare', () => {
     assert.equal(vm.memory, 300 * 2 ** 20);
     assert.equal(vm.cpus, 2);
     assert.equal(vm.disks[0].capacity, 96 * 2 ** 20);
-    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', vm.disks[0].path], { encoding: 'utf8' }));
+    const info = JSON.parse(
+      execFileSync('qemu-img', ['info', '--output=json', vm.disks[0].path], { encoding: 'utf8' }),
+    );
     assert.equal(info.format, 'qcow2');
     assert.ok(vm.created, 'creation time kept in the vms metadata');
-    assert.deepEqual(bed.domains().filter((d) => d === n), [n]);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === n),
+      [n],
+    );
   });
 
   test('--start boots it: the guest logs in on the serial console and sees its disk', async () => {
@@ -54,7 +67,24 @@ describe('vms create --bare', () => {
 
   test('--iso boots the ISO from the cdrom (BIOS)', async () => {
     const n = bed.name('iso');
-    const r = await bed.vms(['create', n, '--bare', '--json', '--iso', GUEST.iso, '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics', '--start']);
+    const r = await bed.vms([
+      'create',
+      n,
+      '--bare',
+      '--json',
+      '--iso',
+      GUEST.iso,
+      '--memory',
+      '256M',
+      '--cpus',
+      '1',
+      '--disk',
+      '64M',
+      '--network',
+      'none',
+      '--no-graphics',
+      '--start',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.json.disks.some((d: any) => d.device === 'cdrom' && d.path === GUEST.iso));
     assert.match(await bed.guest(n, 'cat /proc/cmdline'), /console=ttyS0/);
@@ -91,7 +121,12 @@ describe('vms create: bad input is refused before anything is made', () => {
     ['zero CPUs', ['create', 'okname', '--bare', '--cpus', '0'], 2, /invalid CPU count '0'/],
     ['an unknown firmware', ['create', 'okname', '--bare', '--firmware', 'coreboot'], 2, /invalid firmware/],
     ['--start without --bare', ['create', 'okname', '--start'], 2, /--start is for --bare/],
-    ['--kernel without --bare', ['create', 'okname', '--kernel', '/boot/vmlinuz'], 2, /--kernel is for `vms create --bare`/],
+    [
+      '--kernel without --bare',
+      ['create', 'okname', '--kernel', '/boot/vmlinuz'],
+      2,
+      /--kernel is for `vms create --bare`/,
+    ],
   ];
   for (const [what, args, code, message] of cases) {
     test(what, async () => {
@@ -117,7 +152,15 @@ describe('vms create: bad input is refused before anything is made', () => {
 
   test('libvirtd unreachable: exit 5 with a hint at vms bootstrap, nothing made', async () => {
     const n = bed.name('noconn');
-    const r = await bed.vms(['--connect', 'qemu:///system?socket=/nonexistent/libvirt-sock', 'create', n, '--bare', '--network', 'none']);
+    const r = await bed.vms([
+      '--connect',
+      'qemu:///system?socket=/nonexistent/libvirt-sock',
+      'create',
+      n,
+      '--bare',
+      '--network',
+      'none',
+    ]);
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /error: cannot reach libvirt at qemu:\/\/\/system\?socket=/);
     assert.match(r.stderr, /hint: .*vms bootstrap/);
@@ -128,7 +171,19 @@ describe('vms create: bad input is refused before anything is made', () => {
 describe('vms create: a step failing midway removes everything made so far', () => {
   test('start fails (unknown network): domain, disk and directory are all removed', async () => {
     const n = bed.name('badnet');
-    const r = await bed.vms(['create', n, '--bare', '--network', 'no-such-net', '--memory', '256M', '--disk', '64M', '--no-graphics', '--start']);
+    const r = await bed.vms([
+      'create',
+      n,
+      '--bare',
+      '--network',
+      'no-such-net',
+      '--memory',
+      '256M',
+      '--disk',
+      '64M',
+      '--no-graphics',
+      '--start',
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /==> Starting/);
     assert.match(r.stderr, /error: .*no-such-net/);
@@ -141,7 +196,9 @@ describe('vms create: a step failing midway removes everything made so far', () 
     mkdirSync(small);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', small]); // smaller than an empty qcow2
     t.after(() => execFileSync('umount', [small]));
-    const r = await bed.vms(['create', n, '--bare', '--network', 'none', '--disk', '1G'], { env: { VMS_IMAGES_DIR: small } });
+    const r = await bed.vms(['create', n, '--bare', '--network', 'none', '--disk', '1G'], {
+      env: { VMS_IMAGES_DIR: small },
+    });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /error: cannot create disk .*No space left on device/);
     assert.match(r.stderr, /hint: free some disk space/);

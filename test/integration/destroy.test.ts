@@ -18,7 +18,10 @@ describe('vms destroy', () => {
     const r = await bed.vms(['destroy', n]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /error: refusing to destroy .* without confirmation\nhint: add --yes/);
-    assert.deepEqual(bed.domains().filter((d) => d === n), [n]);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === n),
+      [n],
+    );
     assert.ok(existsSync(vm.disks[0].path));
   });
 
@@ -38,7 +41,7 @@ describe('vms destroy', () => {
     assert.equal(existsSync(vm.disks[0].path), false);
   });
 
-  test('a disk attached from outside the images dir and a user\'s file in the VM dir are kept', async () => {
+  test("a disk attached from outside the images dir and a user's file in the VM dir are kept", async () => {
     const n = bed.name('foreign');
     const vm = await bed.createTiny(n);
     const foreign = join(bed.dir, 'data.qcow2');
@@ -57,7 +60,12 @@ describe('vms destroy', () => {
   test('--yes on a running EFI VM: powers off, removes domain, NVRAM, disk and its directory, keeps the ISO', async () => {
     const n = bed.name('gone');
     const iso = join(bed.env.VMS_ISO_DIR!, 'keep.iso');
-    execFileSync('cp', [process.env.VMS_TEST_CACHE ? join(process.env.VMS_TEST_CACHE, 'tiny/tiny.iso') : '/var/cache/vms-test/tiny/tiny.iso', iso]);
+    execFileSync('cp', [
+      process.env.VMS_TEST_CACHE
+        ? join(process.env.VMS_TEST_CACHE, 'tiny/tiny.iso')
+        : '/var/cache/vms-test/tiny/tiny.iso',
+      iso,
+    ]);
     const vm = await bed.createTiny(n, ['--firmware', 'efi', '--memory', '512M', '--iso', 'keep.iso', '--start']);
     const nvram = join(bed.env.VMS_STATE_DIR!, n, 'nvram.fd');
     for (let i = 0; i < 50 && !existsSync(nvram); i++) await new Promise((r) => setTimeout(r, 100));
@@ -65,7 +73,10 @@ describe('vms destroy', () => {
     const r = await bed.vms(['destroy', n, '--yes', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.json.removed, [vm.disks[0].path]);
-    assert.deepEqual(bed.domains().filter((d) => d === n), []);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === n),
+      [],
+    );
     assert.equal(existsSync(nvram), false);
     assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, n)), false);
     assert.ok(existsSync(iso), 'a cdrom image is never deleted');

@@ -47,21 +47,42 @@ describe('disk attach of a file another VM uses', () => {
 
   test("b's boot disk (b shut off) is refused, even --readonly: b writes it", async () => {
     const copy = `attach a copy of it \\(cp --sparse=always ${bDisk} COPY, with ${b} shut off\\)`;
-    await refused([bDisk], new RegExp(`^error: ${bDisk} is in use: it is ${b}'s disk$`, 'm'), new RegExp(`^hint: ${copy}; vms attaches no file another VM writes, not even read-only$`, 'm'), bDisk);
-    await refused([bDisk, '--readonly'], new RegExp(`^error: ${bDisk} is in use: it is ${b}'s disk$`, 'm'), /not even read-only/, bDisk);
+    await refused(
+      [bDisk],
+      new RegExp(`^error: ${bDisk} is in use: it is ${b}'s disk$`, 'm'),
+      new RegExp(`^hint: ${copy}; vms attaches no file another VM writes, not even read-only$`, 'm'),
+      bDisk,
+    );
+    await refused(
+      [bDisk, '--readonly'],
+      new RegExp(`^error: ${bDisk} is in use: it is ${b}'s disk$`, 'm'),
+      /not even read-only/,
+      bDisk,
+    );
     // Named through a symlink or with "..": the same file.
     execFileSync('ln', ['-s', bDisk, join(bed.dir, 'alias.qcow2')]);
     await refused([join(bed.dir, 'alias.qcow2')], /is in use: it is .*-b's disk$/m, /attach a copy/, bDisk);
-    await refused([join(images, '..', 'images', `${b}.qcow2`)], /is in use: it is .*-b's disk$/m, /attach a copy/, bDisk);
+    await refused(
+      [join(images, '..', 'images', `${b}.qcow2`)],
+      /is in use: it is .*-b's disk$/m,
+      /attach a copy/,
+      bDisk,
+    );
     assert.equal((await bed.vms(['start', b])).code, 0, 'b still starts on its own disk');
     assert.equal((await bed.vms(['kill', b])).code, 0);
   });
 
-  test("the frozen base of a clone is refused writable, naming the VMs on it, with the way out", async () => {
+  test('the frozen base of a clone is refused writable, naming the VMs on it, with the way out', async () => {
     await refused(
       [base],
-      new RegExp(`^error: ${base} is in use: it is a base under (${s}|${u})'s disk \\S+, and used by (${u}|${s})$`, 'm'),
-      new RegExp(`^hint: attach a copy of it \\(cp --sparse=always ${base} COPY\\), or attach it with --readonly: the VMs that use it only read it$`, 'm'),
+      new RegExp(
+        `^error: ${base} is in use: it is a base under (${s}|${u})'s disk \\S+, and used by (${u}|${s})$`,
+        'm',
+      ),
+      new RegExp(
+        `^hint: attach a copy of it \\(cp --sparse=always ${base} COPY\\), or attach it with --readonly: the VMs that use it only read it$`,
+        'm',
+      ),
       base,
     );
   });
@@ -74,7 +95,10 @@ describe('disk attach of a file another VM uses', () => {
     assert.match(saved(g), new RegExp(`<source file='${base}'/>\\s*<target dev='vdb' bus='virtio'/>\\s*<readonly/>`));
     assert.equal((await bed.vms(['start', g])).code, 0);
     assert.equal((await bed.vms(['start', u])).code, 0, 'a VM standing on the base starts beside it');
-    assert.match(await bed.guest(g, 'cat /sys/block/vdb/ro; dd if=/dev/vdb of=/dev/null bs=64k 2>&1 | tail -1'), /^1$/m);
+    assert.match(
+      await bed.guest(g, 'cat /sys/block/vdb/ro; dd if=/dev/vdb of=/dev/null bs=64k 2>&1 | tail -1'),
+      /^1$/m,
+    );
     assert.deepEqual(fileState(base), before);
     for (const vm of [g, u]) assert.equal((await bed.vms(['kill', vm])).code, 0);
     assert.deepEqual(fileState(base), before);
@@ -99,7 +123,10 @@ describe('disk add and detach go by metadata.made', () => {
     assert.deepEqual([r.json.target, r.json.destroyedWithVm, r.json.created], ['vdb', true, true]);
     const xml = saved(n);
     assert.match(xml, new RegExp(`<source file='${added}'/>\\s*<target dev='vdb' bus='virtio'/>`));
-    assert.deepEqual([...xml.matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]), [join(images, `${n}.qcow2`), added]);
+    assert.deepEqual(
+      [...xml.matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]),
+      [join(images, `${n}.qcow2`), added],
+    );
   });
 
   test("a user's image in the images dir is attached as the user's: not recorded, never deleted by detach --delete", async () => {

@@ -14,7 +14,8 @@ after(() => bed.cleanup());
 
 const MiB = 2 ** 20;
 const sectors = (bytes: number) => String(bytes / 512);
-const virtualSize = (path: string) => JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path], { encoding: 'utf8' }))['virtual-size'];
+const virtualSize = (path: string) =>
+  JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path], { encoding: 'utf8' }))['virtual-size'];
 
 describe('vms disk', () => {
   const n = bed.name('vm');
@@ -25,12 +26,24 @@ describe('vms disk', () => {
 
   /** The guest's block devices: size in sectors, and " ro" when read-only, from /sys/block. */
   async function guestBlocks(): Promise<Map<string, string>> {
-    const out = await bed.guest(n, 'for b in /sys/block/*; do echo "${b##*/} $(cat $b/size)$([ $(cat $b/ro) = 1 ] && echo " ro")"; done');
-    return new Map(out.split('\n').map((l) => /^(\S+) (.+)$/.exec(l.trim())).filter((m) => m !== null).map((m) => [m![1]!, m![2]!]));
+    const out = await bed.guest(
+      n,
+      'for b in /sys/block/*; do echo "${b##*/} $(cat $b/size)$([ $(cat $b/ro) = 1 ] && echo " ro")"; done',
+    );
+    return new Map(
+      out
+        .split('\n')
+        .map((l) => /^(\S+) (.+)$/.exec(l.trim()))
+        .filter((m) => m !== null)
+        .map((m) => [m![1]!, m![2]!]),
+    );
   }
 
   /** Polls the guest until `check` holds (a hotplug takes the guest a moment under TCG). */
-  async function untilGuest(what: string, check: (blocks: Map<string, string>) => boolean): Promise<Map<string, string>> {
+  async function untilGuest(
+    what: string,
+    check: (blocks: Map<string, string>) => boolean,
+  ): Promise<Map<string, string>> {
     let blocks = new Map<string, string>();
     for (let i = 0; i < 20; i++) {
       blocks = await guestBlocks();
@@ -63,7 +76,10 @@ describe('vms disk', () => {
     assert.equal(r.json.path, join(images, `${n}-data.qcow2`));
     assert.equal(virtualSize(r.json.path), 100 * MiB);
     await untilGuest('vdb appears', (b) => b.get('vdb') === sectors(100 * MiB));
-    assert.match(bed.virsh('dumpxml', n, '--inactive'), new RegExp(`<source file='${r.json.path}'/>\\s*<target dev='vdb' bus='virtio'/>`));
+    assert.match(
+      bed.virsh('dumpxml', n, '--inactive'),
+      new RegExp(`<source file='${r.json.path}'/>\\s*<target dev='vdb' bus='virtio'/>`),
+    );
   });
 
   test('add --bus scsi: a virtio-scsi controller comes with it; the guest sees a new sd disk', async () => {
@@ -72,7 +88,9 @@ describe('vms disk', () => {
     assert.equal(r.json.target, 'sda');
     assert.equal(r.json.path, join(images, `${n}-data-2.qcow2`), 'a second added disk gets a name of its own');
     scsiPath = r.json.path;
-    await untilGuest('an sd disk of 60M appears', (b) => [...b].some(([dev, size]) => dev.startsWith('sd') && size === sectors(60 * MiB)));
+    await untilGuest('an sd disk of 60M appears', (b) =>
+      [...b].some(([dev, size]) => dev.startsWith('sd') && size === sectors(60 * MiB)),
+    );
     const saved = bed.virsh('dumpxml', n, '--inactive');
     assert.match(saved, /<controller type='scsi' index='0' model='virtio-scsi'>/);
     assert.match(saved, /<target dev='sda' bus='scsi'\/>/);
@@ -91,9 +109,15 @@ describe('vms disk', () => {
   test('attach an existing raw image: the guest sees it; the file is left as it was', async () => {
     const r = await bed.vms(['disk', 'attach', n, outside, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual([r.json.target, r.json.format, r.json.created, r.json.destroyedWithVm], ['vdc', 'raw', false, false]);
+    assert.deepEqual(
+      [r.json.target, r.json.format, r.json.created, r.json.destroyedWithVm],
+      ['vdc', 'raw', false, false],
+    );
     await untilGuest('vdc appears', (b) => b.get('vdc') === sectors(24 * MiB));
-    assert.match(bed.virsh('dumpxml', n, '--inactive'), /<driver name='qemu' type='raw' discard='unmap'\/>\s*<source file='[^']*outside\.raw'\/>/);
+    assert.match(
+      bed.virsh('dumpxml', n, '--inactive'),
+      /<driver name='qemu' type='raw' discard='unmap'\/>\s*<source file='[^']*outside\.raw'\/>/,
+    );
     assert.equal(virtualSize(outside), 24 * MiB);
   });
 
@@ -118,15 +142,35 @@ describe('vms disk', () => {
     ['a bad size', ['disk', 'add', n, '--size', '10X'], 2, /invalid disk size '10X'.*\nhint: for example --size 40G/],
     ['a missing --size', ['disk', 'add', n], 2, /required option '--size <size>'/],
     ['an unknown bus', ['disk', 'add', n, '--size', '1G', '--bus', 'ide'], 2, /unknown bus 'ide'/],
-    ['nvme (libvirt 9.0 cannot emulate it)', ['disk', 'add', n, '--size', '1G', '--bus', 'nvme'], 2, /bus 'nvme' is not supported/],
-    ['sata on a running VM (no AHCI hotplug)', ['disk', 'add', n, '--size', '1G', '--bus', 'sata'], 4, /cannot be plugged into a running VM/],
+    [
+      'nvme (libvirt 9.0 cannot emulate it)',
+      ['disk', 'add', n, '--size', '1G', '--bus', 'nvme'],
+      2,
+      /bus 'nvme' is not supported/,
+    ],
+    [
+      'sata on a running VM (no AHCI hotplug)',
+      ['disk', 'add', n, '--size', '1G', '--bus', 'sata'],
+      4,
+      /cannot be plugged into a running VM/,
+    ],
     ['detaching what is not attached', ['disk', 'detach', n, 'vdq'], 3, /has no disk vdq/],
     ['detaching the boot disk', ['disk', 'detach', n, 'vda'], 4, /vda is .* boot disk/],
-    ['deleting a file vms did not make', ['disk', 'detach', n, 'vdc', '--delete'], 4, /will not delete .*outside\.raw: vms did not make it for /],
+    [
+      'deleting a file vms did not make',
+      ['disk', 'detach', n, 'vdc', '--delete'],
+      4,
+      /will not delete .*outside\.raw: vms did not make it for /,
+    ],
     ['shrinking', ['disk', 'resize', n, 'vdb', '100M'], 2, /vms does not shrink disks/],
     ['a file that does not exist', ['disk', 'attach', n, join(bed.dir, 'none.qcow2')], 3, /no file .*none\.qcow2/],
     ['a file already attached', ['disk', 'attach', n, outside], 4, /already attached .* as vdc/],
-    ['a read-only sata disk', ['disk', 'attach', n, outside, '--bus', 'sata', '--readonly'], 2, /read-only disk cannot be on the sata bus/],
+    [
+      'a read-only sata disk',
+      ['disk', 'attach', n, outside, '--bus', 'sata', '--readonly'],
+      2,
+      /read-only disk cannot be on the sata bus/,
+    ],
   ];
   for (const [what, args, code, message] of refusals) {
     test(`refused, nothing changed: ${what} (exit ${code})`, async () => {
@@ -170,15 +214,27 @@ describe('vms disk', () => {
     const ro = await bed.vms(['disk', 'attach', n, shared, '--readonly', '--bus', 'scsi', '--json']);
     assert.equal(ro.code, 0, ro.stderr);
     assert.deepEqual([ro.json.target, ro.json.readonly, ro.json.live], ['sdb', true, false]);
-    assert.match(bed.virsh('dumpxml', n, '--inactive'), /shared\.raw'\/>\s*<target dev='sdb' bus='scsi'\/>\s*<readonly\/>/);
+    assert.match(
+      bed.virsh('dumpxml', n, '--inactive'),
+      /shared\.raw'\/>\s*<target dev='sdb' bus='scsi'\/>\s*<readonly\/>/,
+    );
     assert.equal((await bed.vms(['start', n])).code, 0);
-    const sizes = (b: Map<string, string>) => [...b].filter(([dev]) => dev.startsWith('sd')).map(([, size]) => size).sort();
+    const sizes = (b: Map<string, string>) =>
+      [...b]
+        .filter(([dev]) => dev.startsWith('sd'))
+        .map(([, size]) => size)
+        .sort();
     const expected = JSON.stringify([`${sectors(16 * MiB)} ro`, sectors(48 * MiB)].sort());
-    await untilGuest('the sata disk and the read-only one are there after the boot', (b) => JSON.stringify(sizes(b)) === expected);
+    await untilGuest(
+      'the sata disk and the read-only one are there after the boot',
+      (b) => JSON.stringify(sizes(b)) === expected,
+    );
   });
 
   test('destroy removes the disks vms added and keeps the image attached from elsewhere', async () => {
-    const added = readdirSync(images).filter((f) => f.startsWith(`${n}-data`)).map((f) => join(images, f));
+    const added = readdirSync(images)
+      .filter((f) => f.startsWith(`${n}-data`))
+      .map((f) => join(images, f));
     assert.equal(added.length, 2, 'the detached vdb file and the sata disk');
     // vdb's file was detached, so it is no longer the VM's: attach it again to see destroy take it.
     assert.equal((await bed.vms(['disk', 'attach', n, added.find((p) => p.endsWith('-data.qcow2'))!])).code, 0);

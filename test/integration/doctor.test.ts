@@ -24,7 +24,19 @@ describe('vms doctor', () => {
     assert.match(c.kvm.message, /TCG/);
     assert.equal(c.images.status, 'pass');
     assert.equal(c.ovmf.status, 'pass');
-    assert.deepEqual(Object.keys(c), ['kvm', 'libvirt', 'group', 'images', 'security', 'ovmf', 'virtiofsd', 'network', 'iso', 'space', 'interrupted']);
+    assert.deepEqual(Object.keys(c), [
+      'kvm',
+      'libvirt',
+      'group',
+      'images',
+      'security',
+      'ovmf',
+      'virtiofsd',
+      'network',
+      'iso',
+      'space',
+      'interrupted',
+    ]);
     for (const check of r.json.checks) if (check.status !== 'pass') assert.ok(check.fix, `${check.check} has a fix`);
   });
 
@@ -58,7 +70,10 @@ describe('vms doctor', () => {
     } finally {
       execFileSync('sh', [join(ROOT, 'test/setup/daemons.sh')], { stdio: 'ignore' }); // as test/setup.sh started it
     }
-    assert.equal((await bed.vms(['doctor', '--json'])).json.checks.find((c: any) => c.check === 'libvirt').status, 'pass');
+    assert.equal(
+      (await bed.vms(['doctor', '--json'])).json.checks.find((c: any) => c.check === 'libvirt').status,
+      'pass',
+    );
   });
 
   test('an images dir the qemu user cannot reach fails, naming the directory to fix', async () => {

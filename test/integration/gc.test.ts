@@ -16,7 +16,8 @@ after(() => bed.cleanup());
 const images = bed.env.VMS_IMAGES_DIR!;
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const fileState = (path: string) => ({ sha: sha(path), mode: statSync(path).mode });
-const madeOf = (vm: string) => [...bed.virsh('dumpxml', vm, '--inactive').matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]);
+const madeOf = (vm: string) =>
+  [...bed.virsh('dumpxml', vm, '--inactive').matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]);
 
 describe('vms gc', () => {
   const a = bed.name('a');
@@ -35,16 +36,29 @@ describe('vms gc', () => {
     for (const file of [data, outside]) assert.equal((await bed.vms(['disk', 'detach', a, file])).code, 0);
   });
 
-  const untouched = () => ({ data: fileState(data), user: fileState(user), outside: fileState(outside), a: bed.virsh('dumpxml', a, '--inactive') });
+  const untouched = () => ({
+    data: fileState(data),
+    user: fileState(user),
+    outside: fileState(outside),
+    a: bed.virsh('dumpxml', a, '--inactive'),
+  });
 
   test('--dry-run lists the detached data disk vms made, and only it; nothing changes', async () => {
     const before = untouched();
     const r = await bed.vms(['gc', '--dry-run', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.json.remove.map((f: any) => [f.path, f.madeFor]), [[data, [a]]]);
+    assert.deepEqual(
+      r.json.remove.map((f: any) => [f.path, f.madeFor]),
+      [[data, [a]]],
+    );
     assert.deepEqual([r.json.removed, r.json.keep, r.json.dryRun], [[], [], true]);
     const text = await bed.vms(['gc', '--dry-run']);
-    assert.match(text.stdout, new RegExp(`^would remove 1 file\\(s\\) vms made that no VM uses any more:\n  ${data}  \\d+K  \\(made for ${a}\\)\n$`));
+    assert.match(
+      text.stdout,
+      new RegExp(
+        `^would remove 1 file\\(s\\) vms made that no VM uses any more:\n  ${data}  \\d+K  \\(made for ${a}\\)\n$`,
+      ),
+    );
     assert.deepEqual(untouched(), before);
   });
 
@@ -52,7 +66,10 @@ describe('vms gc', () => {
     const before = untouched();
     const r = await bed.vms(['gc']);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /^error: refusing to remove files without confirmation\nhint: add --yes \(no terminal to ask on\), or --dry-run to see what would go$/m);
+    assert.match(
+      r.stderr,
+      /^error: refusing to remove files without confirmation\nhint: add --yes \(no terminal to ask on\), or --dry-run to see what would go$/m,
+    );
     const t = bed.onTerminal(['gc'], 'n\n');
     assert.equal(t.code, 4, t.out);
     assert.match(t.out, new RegExp(`This removes 1 file\\(s\\) vms made that no VM uses any more:\\s+${data}`));

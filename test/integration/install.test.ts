@@ -11,8 +11,23 @@ import { GUEST, ROOT, testbed } from '../helpers/testbed.js';
 
 const bed = testbed('install');
 const FIXTURES = join(ROOT, 'test/fixtures');
-const guestDir = (kind: string) => ({ VMS_GUEST_DIR: join(FIXTURES, kind), VMS_PROFILE_PATH: join(FIXTURES, 'profiles') });
-const SMALL = ['--iso', GUEST.archIso, '--memory', '256M', '--cpus', '1', '--disk', '128M', '--network', 'none', '--no-graphics'];
+const guestDir = (kind: string) => ({
+  VMS_GUEST_DIR: join(FIXTURES, kind),
+  VMS_PROFILE_PATH: join(FIXTURES, 'profiles'),
+});
+const SMALL = [
+  '--iso',
+  GUEST.archIso,
+  '--memory',
+  '256M',
+  '--cpus',
+  '1',
+  '--disk',
+  '128M',
+  '--network',
+  'none',
+  '--no-graphics',
+];
 const ISO_UUID = '2026-11-01-12-00-00-00';
 
 after(() => bed.cleanup());
@@ -20,7 +35,11 @@ after(() => bed.cleanup());
 /** Nothing of VM `n` is left: no domain, disk, directory or per-VM package cache. */
 function assertNothingLeft(n: string) {
   assert.ok(!bed.domains().includes(n), `domain ${n} is gone`);
-  assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)), [], 'no disk left');
+  assert.deepEqual(
+    readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(n)),
+    [],
+    'no disk left',
+  );
   assert.ok(!existsSync(join(bed.env.VMS_STATE_DIR!, n)), 'no VM directory left');
   assert.ok(!existsSync(join(bed.env.VMS_CACHE_DIR!, 'pkg-vm', n)), 'no package cache left');
 }
@@ -35,19 +54,37 @@ describe('vms create: the whole install, then the profiles on the installed disk
 
   before(async () => {
     // Not --json: that prints no progress, and the steps are part of what is tested.
-    const r = await bed.vms(['create', n, '--profile', 'tchild', ...SMALL], { env: guestDir('guest'), timeoutMs: 600_000 });
+    const r = await bed.vms(['create', n, '--profile', 'tchild', ...SMALL], {
+      env: guestDir('guest'),
+      timeoutMs: 600_000,
+    });
     out = r;
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     created = (await bed.vms(['info', n, '--json'])).json;
   });
 
   test('reports each step, and what it made', async () => {
-    for (const step of ['Checking input', 'Reading archlinux-test.iso', 'Booting the live ISO', 'Logging in on the serial console', 'Copying the installer', 'Installing (install.sh)', `Switching ${n} to boot from its disk`, 'Applying profile tbase', 'Applying profile tchild', `Rebooting ${n}`]) {
+    for (const step of [
+      'Checking input',
+      'Reading archlinux-test.iso',
+      'Booting the live ISO',
+      'Logging in on the serial console',
+      'Copying the installer',
+      'Installing (install.sh)',
+      `Switching ${n} to boot from its disk`,
+      'Applying profile tbase',
+      'Applying profile tchild',
+      `Rebooting ${n}`,
+    ]) {
       assert.ok(out.stderr.includes(`==> ${step}`), `step '${step}' in:\n${out.stderr}`);
     }
     assert.match(out.stderr, /note: install phase partition \(up to 60s\)/);
     const dir = join(bed.env.VMS_STATE_DIR!, n);
-    assert.match(out.stdout, new RegExp(`password for root and arch: in ${dir}/root-password`), 'root runs the tests: the guest user falls back to arch');
+    assert.match(
+      out.stdout,
+      new RegExp(`password for root and arch: in ${dir}/root-password`),
+      'root runs the tests: the guest user falls back to arch',
+    );
     assert.match(out.stdout, new RegExp(`install transcript: ${dir}/install.log`));
     assert.match(out.stdout, new RegExp(`vms console ${n} `));
     assert.equal(created.state, 'running');
@@ -55,7 +92,11 @@ describe('vms create: the whole install, then the profiles on the installed disk
     assert.equal(created.pending, undefined);
     assert.equal(created.createdFrom, GUEST.archIso);
     const listed = (await bed.vms(['list', '--json'])).json.find((v: any) => v.name === n);
-    assert.equal(listed.pending, undefined, 'list reads the saved metadata, not the copy the running domain started with');
+    assert.equal(
+      listed.pending,
+      undefined,
+      'list reads the saved metadata, not the copy the running domain started with',
+    );
     assert.equal(listed.profile, 'tchild');
   });
 
@@ -79,7 +120,11 @@ describe('vms create: the whole install, then the profiles on the installed disk
       const run = async (cmd: string) => (await s.run(cmd)).output.trim();
       assert.match(await run('cat /proc/cmdline'), /root=\/dev\/vda1/, 'booted from the installed disk');
       assert.equal(await run('hostname'), n);
-      assert.deepEqual((await run('cat /root/profiles.log')).split('\n'), ['tbase', 'tchild'], 'parents first, each once');
+      assert.deepEqual(
+        (await run('cat /root/profiles.log')).split('\n'),
+        ['tbase', 'tchild'],
+        'parents first, each once',
+      );
     } finally {
       s.close();
     }
@@ -151,7 +196,10 @@ describe('vms create: the whole install, then the profiles on the installed disk
 describe('vms create: failures leave nothing behind (or, with --keep-failed, a VM to resume)', () => {
   test('a failing install script (-v): its exit status and last lines, the transcript kept, nothing else', async () => {
     const n = bed.name('fail');
-    const r = await bed.vms(['-v', 'create', n, '--profile', 'tbase', ...SMALL], { env: guestDir('guest-fail'), timeoutMs: 300_000 });
+    const r = await bed.vms(['-v', 'create', n, '--profile', 'tbase', ...SMALL], {
+      env: guestDir('guest-fail'),
+      timeoutMs: 300_000,
+    });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /archiso login:/, '-v streams the console transcript');
     assert.match(r.stderr, /virsh -c qemu:\/\/\/system start /, '-v shows the commands run');
@@ -165,7 +213,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
 
   test('an install phase that runs past its timeout: exit 6 naming the phase, nothing left', async () => {
     const n = bed.name('hang');
-    const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], { env: guestDir('guest-hang'), timeoutMs: 300_000 });
+    const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], {
+      env: guestDir('guest-hang'),
+      timeoutMs: 300_000,
+    });
     assert.equal(r.code, 6, r.stderr);
     assert.match(r.stderr, /install.sh did not finish phase 'hang' within 3s/);
     assertNothingLeft(n);
@@ -173,7 +224,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
 
   test('no login prompt within the boot timeout: exit 6, nothing left', async () => {
     const n = bed.name('slow');
-    const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], { env: { ...guestDir('guest'), VMS_BOOT_TIMEOUT: '1' }, timeoutMs: 300_000 });
+    const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], {
+      env: { ...guestDir('guest'), VMS_BOOT_TIMEOUT: '1' },
+      timeoutMs: 300_000,
+    });
     assert.equal(r.code, 6, r.stderr);
     assert.match(r.stderr, /no login prompt on the console within 1s/);
     assertNothingLeft(n);
@@ -184,7 +238,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
     const slow = join(bed.dir, 'guest-slow');
     mkdirSync(slow, { recursive: true });
     writeFileSync(join(slow, 'install.sh'), 'echo "::vms-phase wait 600"\nsleep 600\n');
-    const child = bed.spawnVms(['create', n, '--profile', 'tbase', ...SMALL], { VMS_GUEST_DIR: slow, VMS_PROFILE_PATH: join(FIXTURES, 'profiles') });
+    const child = bed.spawnVms(['create', n, '--profile', 'tbase', ...SMALL], {
+      VMS_GUEST_DIR: slow,
+      VMS_PROFILE_PATH: join(FIXTURES, 'profiles'),
+    });
     let stderr = '';
     await new Promise<void>((resolve) => {
       child.stderr!.on('data', (d) => {
@@ -201,7 +258,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
 
   test('--keep-failed keeps a failed install; --resume goes on from the install step', async () => {
     const n = bed.name('keep');
-    const r = await bed.vms(['create', n, '--profile', 'tchild', ...SMALL, '--keep-failed'], { env: guestDir('guest-fail'), timeoutMs: 300_000 });
+    const r = await bed.vms(['create', n, '--profile', 'tchild', ...SMALL, '--keep-failed'], {
+      env: guestDir('guest-fail'),
+      timeoutMs: 300_000,
+    });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /hint: kept for inspection .*vms create .* --resume/);
     const info = await bed.vms(['info', n, '--json']);
@@ -216,7 +276,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
     const log = await bed.guest(n, 'cat /root/profiles.log', password(n));
     assert.deepEqual(log.trim().split('\n'), ['tbase', 'tchild']);
     // A later install sees the earlier ones' downloads in the shared cache (read-only).
-    assert.match(readFileSync(join(bed.env.VMS_STATE_DIR!, n, 'install.log'), 'utf8'), /cache vms-pkg-shared holds: .*vms-test-\S+-full-1-1-any\.pkg\.tar\.zst/);
+    assert.match(
+      readFileSync(join(bed.env.VMS_STATE_DIR!, n, 'install.log'), 'utf8'),
+      /cache vms-pkg-shared holds: .*vms-test-\S+-full-1-1-any\.pkg\.tar\.zst/,
+    );
 
     const again = await bed.vms(['create', n, '--resume']);
     assert.equal(again.code, 4, 'a complete VM has nothing to resume');
@@ -225,7 +288,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
 
   test('a failing profile with --keep-failed: the VM is installed, --resume runs the profiles again', async () => {
     const n = bed.name('pfail');
-    const r = await bed.vms(['create', n, '--profile', 'tfail', ...SMALL, '--keep-failed'], { env: guestDir('guest'), timeoutMs: 600_000 });
+    const r = await bed.vms(['create', n, '--profile', 'tfail', ...SMALL, '--keep-failed'], {
+      env: guestDir('guest'),
+      timeoutMs: 600_000,
+    });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /error: profile tfail failed with exit status 4/);
     assert.equal((await bed.vms(['info', n, '--json'])).json.pending, 'profile');
@@ -235,7 +301,10 @@ describe('vms create: failures leave nothing behind (or, with --keep-failed, a V
     const fixed = join(bed.dir, 'profiles-fixed');
     mkdirSync(fixed, { recursive: true });
     writeFileSync(join(fixed, 'tfail.sh'), '# vms-parent: tbase\necho fixed >> /root/profiles.log\n');
-    const resumed = await bed.vms(['create', n, '--resume', '--json'], { env: { ...guestDir('guest'), VMS_PROFILE_PATH: `${fixed}:${join(FIXTURES, 'profiles')}` }, timeoutMs: 600_000 });
+    const resumed = await bed.vms(['create', n, '--resume', '--json'], {
+      env: { ...guestDir('guest'), VMS_PROFILE_PATH: `${fixed}:${join(FIXTURES, 'profiles')}` },
+      timeoutMs: 600_000,
+    });
     assert.equal(resumed.code, 0, resumed.stderr);
     const log = await bed.guest(n, 'cat /root/profiles.log', password(n));
     assert.deepEqual(log.trim().split('\n'), ['tbase', 'tbase', 'fixed']);
@@ -252,14 +321,48 @@ describe('vms create: bad input is refused before anything is made', () => {
     assertNothingLeft(n);
   };
 
-  test('an unknown profile', () => refused(['--profile', 'nosuch', ...SMALL], guestDir('guest'), 3, /unknown profile 'nosuch'/, /hint: known profiles: .*minimal/));
-  test('no Arch ISO', () => refused(['--profile', 'tbase', '--network', 'none'], guestDir('guest'), 3, /ISO not found: .*archlinux-x86_64\.iso/, /hint: .*vms iso fetch/));
-  test('an ISO that is not an Arch ISO', () => refused(['--profile', 'tbase', ...SMALL, '--iso', GUEST.iso], guestDir('guest'), 1, /has no vmlinuz-linux in arch\/boot\/x86_64/, /hint: is this an Arch Linux ISO/));
-  test('a bad user name', () => refused(['--profile', 'tbase', ...SMALL, '--user', 'Bad Name'], guestDir('guest'), 2, /invalid user name 'Bad Name'/, /hint:/));
+  test('an unknown profile', () =>
+    refused(
+      ['--profile', 'nosuch', ...SMALL],
+      guestDir('guest'),
+      3,
+      /unknown profile 'nosuch'/,
+      /hint: known profiles: .*minimal/,
+    ));
+  test('no Arch ISO', () =>
+    refused(
+      ['--profile', 'tbase', '--network', 'none'],
+      guestDir('guest'),
+      3,
+      /ISO not found: .*archlinux-x86_64\.iso/,
+      /hint: .*vms iso fetch/,
+    ));
+  test('an ISO that is not an Arch ISO', () =>
+    refused(
+      ['--profile', 'tbase', ...SMALL, '--iso', GUEST.iso],
+      guestDir('guest'),
+      1,
+      /has no vmlinuz-linux in arch\/boot\/x86_64/,
+      /hint: is this an Arch Linux ISO/,
+    ));
+  test('a bad user name', () =>
+    refused(
+      ['--profile', 'tbase', ...SMALL, '--user', 'Bad Name'],
+      guestDir('guest'),
+      2,
+      /invalid user name 'Bad Name'/,
+      /hint:/,
+    ));
   test('not enough space in the images dir', () => {
     const tiny = join(bed.dir, 'tiny-images');
     mkdirSync(tiny, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tiny]);
-    return refused(['--profile', 'tbase', ...SMALL], { ...guestDir('guest'), VMS_IMAGES_DIR: tiny }, 1, /not enough free space in .*tiny-images/, /hint: free some space/).finally(() => execFileSync('umount', [tiny]));
+    return refused(
+      ['--profile', 'tbase', ...SMALL],
+      { ...guestDir('guest'), VMS_IMAGES_DIR: tiny },
+      1,
+      /not enough free space in .*tiny-images/,
+      /hint: free some space/,
+    ).finally(() => execFileSync('umount', [tiny]));
   });
 });

@@ -35,7 +35,8 @@ const mirror = {
   stall: false,
   open: new Set<ServerResponse>(),
 };
-const goodSums = () => `${sha(randomBytes(8))}  archlinux-2026.11.01-x86_64.iso\n${sha(randomBytes(8))}  archlinux-bootstrap-x86_64.tar.zst\n${sha(iso)}  ${ISO}\n`;
+const goodSums = () =>
+  `${sha(randomBytes(8))}  archlinux-2026.11.01-x86_64.iso\n${sha(randomBytes(8))}  archlinux-bootstrap-x86_64.tar.zst\n${sha(iso)}  ${ISO}\n`;
 
 function serveIso(req: IncomingMessage, res: ServerResponse): void {
   const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
@@ -44,7 +45,11 @@ function serveIso(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(416, { 'content-range': `bytes */${iso.length}` }).end();
     return;
   }
-  const headers = { 'content-type': 'application/octet-stream', 'content-length': String(iso.length - start), 'accept-ranges': 'bytes' };
+  const headers = {
+    'content-type': 'application/octet-stream',
+    'content-length': String(iso.length - start),
+    'accept-ranges': 'bytes',
+  };
   if (m) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${iso.length - 1}/${iso.length}` });
   else res.writeHead(200, headers);
   const cut = mirror.cutAfter;
@@ -89,7 +94,8 @@ beforeEach(() => {
 });
 
 /** `vms iso fetch` from the test mirror, with a keyring that lacks the Arch key unless told otherwise. */
-const fetchIso = (args: string[] = [], env: Record<string, string> = {}) => bed.vms(['iso', 'fetch', '--mirror', url, ...args], { env: { GNUPGHOME: gpgEmpty, ...env } });
+const fetchIso = (args: string[] = [], env: Record<string, string> = {}) =>
+  bed.vms(['iso', 'fetch', '--mirror', url, ...args], { env: { GNUPGHOME: gpgEmpty, ...env } });
 const isoGets = () => mirror.seen.filter((s) => s.url.endsWith(`/${ISO}`));
 const clean = () => {
   for (const f of [isoPath, part, `${part}.sha256`]) rmSync(f, { force: true });
@@ -100,12 +106,23 @@ describe('vms iso fetch', () => {
     clean();
     const r = await fetchIso(['--json']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(r.json, { path: isoPath, sha256: sha(iso), bytes: iso.length, resumedFrom: 0, verified: 'sha256', alreadyCurrent: false, mirror: url });
+    assert.deepEqual(r.json, {
+      path: isoPath,
+      sha256: sha(iso),
+      bytes: iso.length,
+      resumedFrom: 0,
+      verified: 'sha256',
+      alreadyCurrent: false,
+      mirror: url,
+    });
     assert.equal(sha(readFileSync(isoPath)), sha(iso));
     assert.equal(existsSync(part), false);
     assert.equal(existsSync(`${part}.sha256`), false);
     assert.equal(r.stderr, '', 'nothing on stderr with --json');
-    assert.deepEqual(isoGets().map((s) => s.range), [undefined]);
+    assert.deepEqual(
+      isoGets().map((s) => s.range),
+      [undefined],
+    );
   });
 
   test('the current ISO already there: says so and downloads nothing', async () => {
@@ -114,7 +131,10 @@ describe('vms iso fetch', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /is already the current ISO .*nothing downloaded/);
     assert.deepEqual(isoGets(), [], 'no GET of the ISO');
-    assert.deepEqual(mirror.seen.map((s) => s.url), ['/iso/latest/sha256sums.txt']);
+    assert.deepEqual(
+      mirror.seen.map((s) => s.url),
+      ['/iso/latest/sha256sums.txt'],
+    );
     const j = await fetchIso(['--json']);
     assert.equal(j.json.alreadyCurrent, true);
     assert.equal(j.json.sha256, sha(iso));
@@ -126,9 +146,21 @@ describe('vms iso fetch', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^==> Reading sha256sums\.txt from http:\/\/127\.0\.0\.1:\d+\/iso\/latest\/$/m);
     assert.match(r.stderr, /^==> Downloading archlinux-x86_64\.iso$/m);
-    assert.match(r.stderr, /^ {4}3\.5M \/ 3\.5M \(100%\) {2}[\d.]+[KMG]?B?\/s$/m, 'the last progress line: bytes, total, percent, rate');
-    assert.match(r.stderr, /note: the Arch signing key \(pierre@archlinux\.org\) is not in your gpg keyring: the ISO was checked by sha256 only/);
-    assert.match(r.stdout, new RegExp(`^downloaded ${isoPath}\\nsize\\s+3\\.5M\\nsha256\\s+${sha(iso)}\\nverified\\s+sha256 \\(from the mirror\\)`));
+    assert.match(
+      r.stderr,
+      /^ {4}3\.5M \/ 3\.5M \(100%\) {2}[\d.]+[KMG]?B?\/s$/m,
+      'the last progress line: bytes, total, percent, rate',
+    );
+    assert.match(
+      r.stderr,
+      /note: the Arch signing key \(pierre@archlinux\.org\) is not in your gpg keyring: the ISO was checked by sha256 only/,
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^downloaded ${isoPath}\\nsize\\s+3\\.5M\\nsha256\\s+${sha(iso)}\\nverified\\s+sha256 \\(from the mirror\\)`,
+      ),
+    );
   });
 
   test('a wrong checksum on the mirror: exit 1, a clear error and hint, no ISO and no .part kept', async () => {
@@ -136,7 +168,10 @@ describe('vms iso fetch', () => {
     mirror.sums = goodSums().replace(sha(iso), sha(Buffer.from('something else')));
     const r = await fetchIso();
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /error: the downloaded archlinux-x86_64\.iso does not match the mirror's sha256 \(expected [0-9a-f]{64}, got [0-9a-f]{64}\); it was deleted/);
+    assert.match(
+      r.stderr,
+      /error: the downloaded archlinux-x86_64\.iso does not match the mirror's sha256 \(expected [0-9a-f]{64}, got [0-9a-f]{64}\); it was deleted/,
+    );
     assert.match(r.stderr, /hint: .*try again later, or pick another mirror with --mirror URL/);
     assert.equal(existsSync(isoPath), false);
     assert.equal(existsSync(part), false);
@@ -149,14 +184,23 @@ describe('vms iso fetch', () => {
     mirror.cutAfter = cut;
     const first = await fetchIso();
     assert.notEqual(first.code, 0);
-    assert.match(first.stderr, /error: the download of archlinux-x86_64\.iso broke off after 1\.2M of 3\.5M: other side closed/);
-    assert.match(first.stderr, /hint: run `vms iso fetch` again to resume from 1\.2M \(the partial download is kept in .*archlinux-x86_64\.iso\.part\)/);
+    assert.match(
+      first.stderr,
+      /error: the download of archlinux-x86_64\.iso broke off after 1\.2M of 3\.5M: other side closed/,
+    );
+    assert.match(
+      first.stderr,
+      /hint: run `vms iso fetch` again to resume from 1\.2M \(the partial download is kept in .*archlinux-x86_64\.iso\.part\)/,
+    );
     assert.equal(statSync(part).size, cut);
     assert.equal(existsSync(isoPath), false);
 
     const second = await fetchIso(['--json']);
     assert.equal(second.code, 0, second.stdout + second.stderr);
-    assert.deepEqual(isoGets().map((s) => s.range), [undefined, `bytes=${cut}-`]);
+    assert.deepEqual(
+      isoGets().map((s) => s.range),
+      [undefined, `bytes=${cut}-`],
+    );
     assert.equal(second.json.resumedFrom, cut);
     assert.equal(second.json.sha256, sha(iso));
     assert.equal(sha(readFileSync(isoPath)), sha(iso));
@@ -170,7 +214,10 @@ describe('vms iso fetch', () => {
     const r = await fetchIso();
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /note: the partial download \(100B\) is of another ISO release: starting over/);
-    assert.deepEqual(isoGets().map((s) => s.range), [undefined]);
+    assert.deepEqual(
+      isoGets().map((s) => s.range),
+      [undefined],
+    );
     assert.equal(sha(readFileSync(isoPath)), sha(iso));
   });
 
@@ -180,7 +227,11 @@ describe('vms iso fetch', () => {
     writeFileSync(`${part}.sha256`, `${sha(iso)}  ${ISO}\n`);
     const r = await fetchIso(['--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(isoGets().map((s) => s.range), [`bytes=${iso.length}-`], 'asked only for what is missing (the server answers 416)');
+    assert.deepEqual(
+      isoGets().map((s) => s.range),
+      [`bytes=${iso.length}-`],
+      'asked only for what is missing (the server answers 416)',
+    );
     assert.equal(r.json.resumedFrom, iso.length);
     assert.equal(sha(readFileSync(isoPath)), sha(iso));
   });
@@ -193,11 +244,15 @@ describe('vms iso fetch', () => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size === 500_000); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size === 500_000); i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal(statSync(part).size, 500_000);
     child.kill('SIGINT');
     assert.equal(await exited, 130, stderr);
-    assert.match(stderr, /error: interrupted\nhint: the partial download is kept \(.*archlinux-x86_64\.iso\.part\): `vms iso fetch` resumes it/);
+    assert.match(
+      stderr,
+      /error: interrupted\nhint: the partial download is kept \(.*archlinux-x86_64\.iso\.part\): `vms iso fetch` resumes it/,
+    );
     assert.equal(statSync(part).size, 500_000);
     const r = await fetchIso(['--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -211,10 +266,16 @@ describe('vms iso fetch', () => {
     mirror.stall = true;
     const first = bed.spawnVms(['iso', 'fetch', '--mirror', url], { GNUPGHOME: gpgEmpty });
     const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size === 500_000); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(existsSync(part) && statSync(part).size === 500_000); i++)
+      await new Promise((r) => setTimeout(r, 100));
     const second = await fetchIso();
     assert.equal(second.code, 4, second.stderr);
-    assert.match(second.stderr, new RegExp(`error: \`vms iso fetch\` is already running \\(pid ${first.pid}\\)\nhint: wait for it to finish; ${part}\\.lock is its lock`));
+    assert.match(
+      second.stderr,
+      new RegExp(
+        `error: \`vms iso fetch\` is already running \\(pid ${first.pid}\\)\nhint: wait for it to finish; ${part}\\.lock is its lock`,
+      ),
+    );
     assert.equal(statSync(part).size, 500_000, 'the second fetch did not touch the .part');
     first.kill('SIGINT');
     assert.equal(await exited, 130);
@@ -231,14 +292,20 @@ describe('vms iso fetch', () => {
     await new Promise((resolve) => probe.close(resolve)); // nothing listens there now
     const r = await bed.vms(['iso', 'fetch', '--mirror', `http://127.0.0.1:${port}/iso/latest/`]);
     assert.equal(r.code, 5, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: cannot reach the mirror at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+    assert.match(
+      r.stderr,
+      new RegExp(`error: cannot reach the mirror at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
+    );
     assert.match(r.stderr, /hint: check the network, or pick another mirror with --mirror URL or VMS_MIRROR/);
     const j = await bed.vms(['iso', 'fetch', '--json'], { env: { VMS_MIRROR: `http://127.0.0.1:${port}/` } });
     assert.equal(j.json.error.code, 'unreachable');
   });
 
   test('a mirror without the ISO or its line in the sums, an ISO dir that cannot be made, a bad --mirror', async () => {
-    mirror.sums = goodSums().split('\n').filter((l) => !l.endsWith(`  ${ISO}`)).join('\n');
+    mirror.sums = goodSums()
+      .split('\n')
+      .filter((l) => !l.endsWith(`  ${ISO}`))
+      .join('\n');
     let r = await fetchIso();
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error: http:.*\/sha256sums\.txt has no line for archlinux-x86_64\.iso/);
@@ -257,7 +324,11 @@ describe('vms iso fetch', () => {
 
 describe('vms iso fetch: the PGP signature', () => {
   const home = mkdtempSync(join(tmpdir(), 'vms-gpg-'));
-  const gpg = (...args: string[]) => execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { ...process.env, GNUPGHOME: home }, stdio: 'pipe' });
+  const gpg = (...args: string[]) =>
+    execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], {
+      env: { ...process.env, GNUPGHOME: home },
+      stdio: 'pipe',
+    });
   const signed = (data: Buffer) => {
     const file = join(home, 'data');
     writeFileSync(file, data);
@@ -291,7 +362,10 @@ describe('vms iso fetch: the PGP signature', () => {
     mirror.sig = signed(Buffer.from('not the ISO'));
     const r = await fetchIso([], { GNUPGHOME: home });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /error: the PGP signature of archlinux-x86_64\.iso from .* is bad: it does not match the file .*; the download was deleted/);
+    assert.match(
+      r.stderr,
+      /error: the PGP signature of archlinux-x86_64\.iso from .* is bad: it does not match the file .*; the download was deleted/,
+    );
     assert.equal(existsSync(isoPath), false);
     assert.equal(existsSync(part), false);
   });
@@ -317,7 +391,13 @@ describe('vms iso list', () => {
     assert.doesNotMatch(r.stdout, /notes\.txt/);
     const j = await bed.vms(['iso', 'list', '--json']);
     assert.equal(j.json.dir, bed.env.VMS_ISO_DIR);
-    assert.deepEqual(j.json.isos.map((i: any) => [i.name, i.bytes, i.default, i.ageDays]), [[ISO, iso.length, true, 0], ['other.iso', 2048, false, 0]]);
+    assert.deepEqual(
+      j.json.isos.map((i: any) => [i.name, i.bytes, i.default, i.ageDays]),
+      [
+        [ISO, iso.length, true, 0],
+        ['other.iso', 2048, false, 0],
+      ],
+    );
     assert.ok(Math.abs(Date.parse(j.json.isos[0].modified) - statSync(isoPath).mtimeMs) < 1000);
   });
 

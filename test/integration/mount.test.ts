@@ -37,7 +37,10 @@ describe('vms mount and umount on one guest', () => {
     );
     const xml = saved(n);
     assert.match(xml, /<memoryBacking>\s*<source type='memfd'\/>\s*<access mode='shared'\/>/);
-    assert.match(xml, new RegExp(`<driver type='virtiofs'/>\\s*<source dir='${shares.share}'/>\\s*${targetOf('/mnt/share')}`));
+    assert.match(
+      xml,
+      new RegExp(`<driver type='virtiofs'/>\\s*<source dir='${shares.share}'/>\\s*${targetOf('/mnt/share')}`),
+    );
     const temp = await bed.vms(['mount', n, shares.other, '/tmp/t', '--temp']);
     assert.equal(temp.code, 4, temp.stderr);
     assert.match(temp.stderr, /is shut off: --temp mounts only into a running VM/);
@@ -48,7 +51,12 @@ describe('vms mount and umount on one guest', () => {
     assert.equal((await bed.vms(['start', n])).code, 0);
     const r = await bed.vms(['mount', n, shares.share, '/mnt/share']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^${shares.share} is mounted at /mnt/share in ${n} \\(virtiofs tag ${shareTag('/mnt/share')}\\)\nkept: in ${n}'s definition and its /etc/fstab\n$`));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^${shares.share} is mounted at /mnt/share in ${n} \\(virtiofs tag ${shareTag('/mnt/share')}\\)\nkept: in ${n}'s definition and its /etc/fstab\n$`,
+      ),
+    );
     assert.equal(await bed.guest(n, 'cat /mnt/share/from-host.txt'), 'share from the host\n');
     await bed.guest(n, 'echo written in the guest > /mnt/share/from-guest.txt');
     assert.equal(readFileSync(join(shares.share, 'from-guest.txt'), 'utf8'), 'written in the guest\n');
@@ -80,7 +88,10 @@ describe('vms mount and umount on one guest', () => {
     const before = saved(n);
     const r = await bed.vms(['mount', n, shares.other, '/tmp/t', '--temp', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual({ persistent: r.json.persistent, fstab: r.json.fstab, mounted: r.json.mounted }, { persistent: false, fstab: false, mounted: true });
+    assert.deepEqual(
+      { persistent: r.json.persistent, fstab: r.json.fstab, mounted: r.json.mounted },
+      { persistent: false, fstab: false, mounted: true },
+    );
     assert.equal(await bed.guest(n, 'cat /tmp/t/from-host.txt'), 'other from the host\n');
     assert.match(live(n), new RegExp(targetOf('/tmp/t')));
     assert.equal(saved(n), before);
@@ -109,7 +120,10 @@ describe('vms mount and umount on one guest', () => {
     const [savedBefore, liveBefore] = [saved(n), live(n)];
     const r = await bed.vms(['mount', n, shares.other, '/proc/vms-cannot']); // mkdir fails in /proc, after the hotplug
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /==> Plugging the share into .*\n(.*\n)*error: mounting .* at \/proc\/vms-cannot in the guest failed/);
+    assert.match(
+      r.stderr,
+      /==> Plugging the share into .*\n(.*\n)*error: mounting .* at \/proc\/vms-cannot in the guest failed/,
+    );
     assert.equal(saved(n), savedBefore);
     assert.equal(live(n), liveBefore);
   });
@@ -162,12 +176,18 @@ describe('a running VM without shared memory', () => {
     const before = saved(m);
     const r = await bed.vms(['mount', m, shares.share, '/mnt/s']);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /error: .* needs a restart for virtiofs: it runs without shared memory\nhint: add --restart/);
+    assert.match(
+      r.stderr,
+      /error: .* needs a restart for virtiofs: it runs without shared memory\nhint: add --restart/,
+    );
     assert.equal(saved(m), before);
 
     const restarted = await bed.vms(['mount', m, shares.share, '/mnt/s', '--restart', '--json']);
     assert.equal(restarted.code, 0, restarted.stderr);
-    assert.deepEqual({ restarted: restarted.json.restarted, mounted: restarted.json.mounted }, { restarted: true, mounted: true });
+    assert.deepEqual(
+      { restarted: restarted.json.restarted, mounted: restarted.json.mounted },
+      { restarted: true, mounted: true },
+    );
     assert.match(live(m), /<access mode='shared'\/>/);
     assert.equal(await bed.guest(m, 'cat /mnt/s/from-host.txt'), 'share from the host\n');
     assert.match(await fstab(m), new RegExp(`^${shareTag('/mnt/s')} /mnt/s virtiofs`, 'm'));

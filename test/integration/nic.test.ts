@@ -19,7 +19,10 @@ async function guestInterfaces(want: (lines: string[]) => boolean): Promise<stri
   let lines: string[] = [];
   for (let i = 0; i < 30; i++) {
     const out = await bed.guest(vm, 'for i in /sys/class/net/*; do echo "${i##*/} $(cat $i/address)"; done');
-    lines = out.split('\n').map((l) => l.trim()).filter((l) => /^\S+ [0-9a-f:]{17}$/.test(l) && !l.startsWith('lo '));
+    lines = out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /^\S+ [0-9a-f:]{17}$/.test(l) && !l.startsWith('lo '));
     if (want(lines)) return lines;
     await sleep(1000);
   }
@@ -48,9 +51,16 @@ describe('vms nic', () => {
     assert.deepEqual(await guestInterfaces(() => true), [], 'the tiny guest starts without a NIC (--network none)');
     const r = await bed.vms(['nic', 'add', vm, '--user', '--mac', mac.toUpperCase(), '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.json, { name: vm, live: true, nic: { index: 0, type: 'user', model: 'virtio', mac, inConfig: true, live: true } });
+    assert.deepEqual(r.json, {
+      name: vm,
+      live: true,
+      nic: { index: 0, type: 'user', model: 'virtio', mac, inConfig: true, live: true },
+    });
     assert.deepEqual(await guestInterfaces((l) => l.length > 0), [`eth0 ${mac}`]);
-    assert.match(config(vm), new RegExp(`<interface type='user'>\\s*<mac address='${mac}'/>\\s*<model type='virtio'/>`));
+    assert.match(
+      config(vm),
+      new RegExp(`<interface type='user'>\\s*<mac address='${mac}'/>\\s*<model type='virtio'/>`),
+    );
     assert.match(live(vm), new RegExp(`<mac address='${mac}'/>`));
   });
 
@@ -58,13 +68,26 @@ describe('vms nic', () => {
     const r = await bed.vms(['nic', 'list', vm]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^#\s+SOURCE\s+MODEL\s+MAC\s+GUEST$/m);
-    assert.match(r.stdout, new RegExp(`^0\\s+user\\s+virtio\\s+${mac}\\s+-$`, 'm'), 'no guest agent in the tiny guest: no name');
+    assert.match(
+      r.stdout,
+      new RegExp(`^0\\s+user\\s+virtio\\s+${mac}\\s+-$`, 'm'),
+      'no guest agent in the tiny guest: no name',
+    );
     const json = await bed.vms(['nic', 'list', vm, '--json']);
-    assert.deepEqual(json.json, { name: vm, state: 'running', nics: [{ index: 0, type: 'user', model: 'virtio', mac, inConfig: true, live: true }] });
+    assert.deepEqual(json.json, {
+      name: vm,
+      state: 'running',
+      nics: [{ index: 0, type: 'user', model: 'virtio', mac, inConfig: true, live: true }],
+    });
   });
 
   test('a MAC another VM already has: exit 4 and nothing changed', async () => {
-    await refused(off, ['nic', 'add', off, '--user', '--mac', mac], 4, new RegExp(`error: MAC address ${mac} is already used by a NIC of '${vm}'`));
+    await refused(
+      off,
+      ['nic', 'add', off, '--user', '--mac', mac],
+      4,
+      new RegExp(`error: MAC address ${mac} is already used by a NIC of '${vm}'`),
+    );
     await refused(vm, ['nic', 'add', vm, '--user', '--mac', mac], 4, /already used/);
   });
 
@@ -81,7 +104,7 @@ describe('vms nic', () => {
     const r = await bed.vms(['nic', 'add', vm, '--user', '--model', 'e1000e', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const picked = r.json.nic.mac;
-    assert.match(picked, /^52:54:00(:[0-9a-f]{2}){3}$/, 'libvirt picked a MAC with QEMU\'s prefix');
+    assert.match(picked, /^52:54:00(:[0-9a-f]{2}){3}$/, "libvirt picked a MAC with QEMU's prefix");
     assert.equal(r.json.nic.model, 'e1000e');
     const [line] = await guestInterfaces((l) => l.length > 0);
     assert.equal(line!.split(' ')[1], picked);
@@ -107,13 +130,27 @@ describe('vms nic', () => {
   });
 
   test('bad MAC or model: exit 2; unknown VM: exit 3; unknown NIC: exit 3; nothing changed', async () => {
-    await refused(vm, ['nic', 'add', vm, '--user', '--mac', '52:54:00:zz:00:01'], 2, /error: invalid MAC address '52:54:00:zz:00:01'/);
+    await refused(
+      vm,
+      ['nic', 'add', vm, '--user', '--mac', '52:54:00:zz:00:01'],
+      2,
+      /error: invalid MAC address '52:54:00:zz:00:01'/,
+    );
     await refused(vm, ['nic', 'add', vm, '--user', '--mac', '01:00:5e:00:00:01'], 2, /multicast/);
     await refused(vm, ['nic', 'add', vm, '--user', '--model', 'rtl8139'], 2, /error: invalid NIC model 'rtl8139'/);
-    await refused(vm, ['nic', 'add', vm, '--user', '--network', 'default'], 2, /only one of --network, --bridge and --user/);
+    await refused(
+      vm,
+      ['nic', 'add', vm, '--user', '--network', 'default'],
+      2,
+      /only one of --network, --bridge and --user/,
+    );
     await refused(vm, ['nic', 'del', vm, '0'], 3, new RegExp(`error: ${vm} has no NIC 0`));
     await refused(vm, ['nic', 'del', vm, 'eth0'], 2, /neither a NIC index nor a MAC address/);
-    for (const args of [['add', bed.name('ghost'), '--user'], ['del', bed.name('ghost'), '0'], ['list', bed.name('ghost')]]) {
+    for (const args of [
+      ['add', bed.name('ghost'), '--user'],
+      ['del', bed.name('ghost'), '0'],
+      ['list', bed.name('ghost')],
+    ]) {
       const r = await bed.vms(['nic', ...args]);
       assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, /error: no VM named '.*-ghost'\nhint: `vms list` shows the VMs/);
@@ -121,8 +158,18 @@ describe('vms nic', () => {
   });
 
   test('a network or bridge that is not there: a clear error and nothing changed (no network is started)', async () => {
-    await refused(vm, ['nic', 'add', vm, '--network', 'nosuchnet'], 3, /error: libvirt has no network named 'nosuchnet'\nhint: .*--user/);
-    await refused(vm, ['nic', 'add', vm, '--bridge', 'nosuchbr0'], 3, /error: this host has no network interface named 'nosuchbr0'/);
+    await refused(
+      vm,
+      ['nic', 'add', vm, '--network', 'nosuchnet'],
+      3,
+      /error: libvirt has no network named 'nosuchnet'\nhint: .*--user/,
+    );
+    await refused(
+      vm,
+      ['nic', 'add', vm, '--bridge', 'nosuchbr0'],
+      3,
+      /error: this host has no network interface named 'nosuchbr0'/,
+    );
     await refused(vm, ['nic', 'add', vm, '--bridge', 'lo'], 2, /error: 'lo' is not a bridge/);
   });
 
@@ -134,8 +181,11 @@ describe('vms nic', () => {
         return undefined; // not defined
       }
     })();
-    if (info && /^Active:\s+yes/m.test(info)) return t.skip('the default network is active on this machine: nothing to refuse');
-    const [code, message] = info ? [4, /error: libvirt's network 'default' is not active/] : [3, /error: libvirt has no network named 'default'/];
+    if (info && /^Active:\s+yes/m.test(info))
+      return t.skip('the default network is active on this machine: nothing to refuse');
+    const [code, message] = info
+      ? [4, /error: libvirt's network 'default' is not active/]
+      : [3, /error: libvirt has no network named 'default'/];
     await refused(vm, ['nic', 'add', vm], code, message);
     const r = await bed.vms(['nic', 'add', vm]);
     assert.match(r.stderr, /hint: `vms bootstrap` (starts|defines and starts) it.*; or use --user/);

@@ -14,8 +14,24 @@ const MEMBER = `vms-${bed.id}`; // in the libvirt group, as `vms bootstrap` leav
 const OUTSIDER = `vmx-${bed.id}`; // not in it
 const HOME = join(bed.dir, 'home');
 const FIXTURES = join(bed.dir, 'fixtures'); // the repo may be where other users cannot read (root's home)
-const SMALL = ['--iso', GUEST.archIso, '--memory', '256M', '--cpus', '1', '--disk', '128M', '--network', 'none', '--no-graphics'];
-const asMember = { as: MEMBER, env: { HOME, VMS_GUEST_DIR: join(FIXTURES, 'guest'), VMS_PROFILE_PATH: join(FIXTURES, 'profiles') }, timeoutMs: 600_000 };
+const SMALL = [
+  '--iso',
+  GUEST.archIso,
+  '--memory',
+  '256M',
+  '--cpus',
+  '1',
+  '--disk',
+  '128M',
+  '--network',
+  'none',
+  '--no-graphics',
+];
+const asMember = {
+  as: MEMBER,
+  env: { HOME, VMS_GUEST_DIR: join(FIXTURES, 'guest'), VMS_PROFILE_PATH: join(FIXTURES, 'profiles') },
+  timeoutMs: 600_000,
+};
 
 const uidOf = (user: string) => Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
 const libvirtGid = () => Number(execFileSync('getent', ['group', 'libvirt'], { encoding: 'utf8' }).split(':')[2]);
@@ -24,7 +40,11 @@ const socketOf = (vm: string) => join(bed.env.VMS_STATE_DIR!, vm, 'serial.sock')
 /** What connecting to a unix socket as `user` gives: 'connected' or the error code. */
 function connectAs(user: string, path: string): string {
   const script = `require('net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`;
-  const r = spawnSync('setpriv', [`--reuid=${user}`, `--regid=${user}`, '--init-groups', process.execPath, '-e', script, path], { encoding: 'utf8' });
+  const r = spawnSync(
+    'setpriv',
+    [`--reuid=${user}`, `--regid=${user}`, '--init-groups', process.execPath, '-e', script, path],
+    { encoding: 'utf8' },
+  );
   return r.stdout.trim() || r.stderr;
 }
 
@@ -56,7 +76,10 @@ test('a session from before joining the libvirt group: doctor and the libvirt er
   const list = await bed.vms(['list'], stale);
   assert.equal(list.code, 5);
   assert.match(list.stderr, /error: cannot reach libvirt at qemu:\/\/\/system: .*Permission denied/);
-  assert.match(list.stderr, /hint: libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/);
+  assert.match(
+    list.stderr,
+    /hint: libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/,
+  );
 });
 
 describe('vms as a user of the libvirt group', () => {
@@ -65,7 +88,7 @@ describe('vms as a user of the libvirt group', () => {
   const c2 = bed.name('copy2');
   const c3 = bed.name('copy3');
 
-  test('create installs and applies the profile over the serial console, which is the user\'s', async () => {
+  test("create installs and applies the profile over the serial console, which is the user's", async () => {
     const r = await bed.vms(['create', n, '--profile', 'tbase', ...SMALL], asMember);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, new RegExp(`password for root and ${MEMBER}: in `), 'the guest user is the one who ran vms');
@@ -78,12 +101,16 @@ describe('vms as a user of the libvirt group', () => {
     assert.deepEqual([password.uid, password.mode & 0o777], [uidOf(MEMBER), 0o600]);
   });
 
-  test('the install\'s download, written by the guest\'s root, joins the shared cache as a 0644 file of the user\'s', () => {
+  test("the install's download, written by the guest's root, joins the shared cache as a 0644 file of the user's", () => {
     const pkg = statSync(join(bed.env.VMS_CACHE_DIR!, 'pkg', `vms-test-${n}-1-1-any.pkg.tar.zst`));
     assert.deepEqual([pkg.uid, pkg.mode & 0o7777], [uidOf(MEMBER), 0o644]);
     assert.ok(!existsSync(join(bed.env.VMS_CACHE_DIR!, 'pkg-vm', n)), 'the per-VM cache is gone');
     for (const d of ['iso', 'pkg', 'pkg-vm']) {
-      assert.equal(statSync(join(bed.env.VMS_CACHE_DIR!, d)).mode & 0o7777, 0o2775, `cache/${d} is shared with the libvirt group`);
+      assert.equal(
+        statSync(join(bed.env.VMS_CACHE_DIR!, d)).mode & 0o7777,
+        0o2775,
+        `cache/${d} is shared with the libvirt group`,
+      );
     }
   });
 
@@ -113,7 +140,12 @@ describe('vms as a user of the libvirt group', () => {
     const base = (await bed.vms(['info', c, '--json'], asMember)).json.disks[0].path;
     const r = await bed.vms(['clone', c, c2], asMember);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`note: ${base} stays writable: it belongs to the qemu user while ${c} runs \\(\`sudo chmod 444 ${base}\` protects it\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `note: ${base} stays writable: it belongs to the qemu user while ${c} runs \\(\`sudo chmod 444 ${base}\` protects it\\)`,
+      ),
+    );
     assert.match(r.stdout, new RegExp(`now both stand on ${base}\n`), 'not called read-only');
     assert.equal(statSync(base).mode & 0o777, 0o644);
     // A shut-off VM's disk is the user's again (libvirt gave it back): cloning it makes a read-only base.
@@ -133,24 +165,40 @@ describe('vms as a user of the libvirt group', () => {
     assert.deepEqual(bed.domains(), []);
     assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!), [], said.join(''));
     // Only vms' own bookkeeping stays: the lock files, and no journal.
-    assert.deepEqual(readdirSync(bed.env.VMS_STATE_DIR!).filter((f) => f !== '.locks' && f !== '.operations'), []);
+    assert.deepEqual(
+      readdirSync(bed.env.VMS_STATE_DIR!).filter((f) => f !== '.locks' && f !== '.operations'),
+      [],
+    );
     assert.deepEqual(readdirSync(join(bed.env.VMS_STATE_DIR!, '.operations')), []);
   });
 });
 
-describe('an EFI VM of the user\'s', () => {
+describe("an EFI VM of the user's", () => {
   const e = bed.name('efi');
   const e2 = bed.name('efi2');
 
   test('its NVRAM, which libvirt made for the qemu user (0600), is copied for a clone through libvirt', async () => {
-    const tiny = ['--bare', '--firmware', 'efi', '--memory', '512M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics'];
+    const tiny = [
+      '--bare',
+      '--firmware',
+      'efi',
+      '--memory',
+      '512M',
+      '--cpus',
+      '1',
+      '--disk',
+      '64M',
+      '--network',
+      'none',
+      '--no-graphics',
+    ];
     const kernel = ['--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0'];
     const made = await bed.vms(['create', e, ...tiny, ...kernel, '--start', '--json'], asMember);
     assert.equal(made.code, 0, made.stderr);
     await bed.guest(e, 'test -d /sys/firmware/efi'); // booted under OVMF, which has written its variables
     assert.equal((await bed.vms(['kill', e], asMember)).code, 0);
     const nvram = statSync(made.json.nvram);
-    assert.notEqual(nvram.uid, uidOf(MEMBER), 'not the user\'s: a plain copy would fail');
+    assert.notEqual(nvram.uid, uidOf(MEMBER), "not the user's: a plain copy would fail");
     const r = await bed.vms(['clone', e, e2, '--start', '--json'], asMember);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(readFileSync(r.json.nvram).equals(readFileSync(made.json.nvram)), 'the same variables');

@@ -28,7 +28,9 @@ function finished(child: ChildProcess): Promise<{ code: number; stdout: string; 
   child.stdout?.on('data', (d) => (stdout += d));
   child.stderr?.on('data', (d) => (stderr += d));
   return new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr })),
+    child.on('exit', (code, signal) =>
+      resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr }),
+    ),
   );
 }
 
@@ -79,7 +81,10 @@ describe('concurrency: per-VM locks', () => {
   test('two clones of one SRC: one after the other, no stray overlay', async () => {
     const src = bed.name('twice');
     await bed.createTiny(src);
-    const [a, b] = await Promise.all([bed.vms(['clone', src, bed.name('twice-a')]), bed.vms(['clone', src, bed.name('twice-b')])]);
+    const [a, b] = await Promise.all([
+      bed.vms(['clone', src, bed.name('twice-a')]),
+      bed.vms(['clone', src, bed.name('twice-b')]),
+    ]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     assertClean();
@@ -110,7 +115,10 @@ describe('concurrency: per-VM locks', () => {
   test('clone racing disk add on SRC: the new disk is never lost from the definition', async () => {
     const [x, z] = [bed.name('cd'), bed.name('cd-c')];
     await bed.createTiny(x);
-    const [clone, add] = await Promise.all([bed.vms(['clone', x, z]), bed.vms(['disk', 'add', x, '--size', '8M', '--json'])]);
+    const [clone, add] = await Promise.all([
+      bed.vms(['clone', x, z]),
+      bed.vms(['disk', 'add', x, '--size', '8M', '--json']),
+    ]);
     assert.equal(clone.code, 0, clone.stderr);
     assert.equal(add.code, 0, add.stderr);
     assert.ok(bed.virsh('dumpxml', x, '--inactive').includes(add.json.path), 'the added disk is in the definition');
@@ -156,8 +164,16 @@ describe('signals: SIGHUP and SIGTERM undo like SIGINT', () => {
       assert.equal(r.code, 130, r.stderr);
       assert.match(r.stderr, /everything this command had made so far was removed/);
       assert.ok(!bed.domains().includes(dst), 'no clone left');
-      assert.equal(bed.virsh('dumpxml', src, '--inactive'), before, 'SRC is back on its own disk, its metadata as it was');
-      assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith(`vms-${child.pid}-`)), [], 'no temp file left');
+      assert.equal(
+        bed.virsh('dumpxml', src, '--inactive'),
+        before,
+        'SRC is back on its own disk, its metadata as it was',
+      );
+      assert.deepEqual(
+        readdirSync(tmpdir()).filter((f) => f.startsWith(`vms-${child.pid}-`)),
+        [],
+        'no temp file left',
+      );
       assertClean();
       await destroyAll(src);
     });
@@ -208,7 +224,9 @@ describe('SIGKILL, then the next command finishes the undo', () => {
     await reached(child, 'Creating overlays');
     child.kill('SIGKILL');
     await done;
-    const doctor = (await bed.vms(['doctor', '--json'])).json.checks.find((c: { check: string }) => c.check === 'interrupted');
+    const doctor = (await bed.vms(['doctor', '--json'])).json.checks.find(
+      (c: { check: string }) => c.check === 'interrupted',
+    );
     assert.equal(doctor.status, 'warn');
     assert.match(doctor.message, new RegExp(`vms clone \\(pid ${child.pid}\\) on ${src}`));
     assert.match(doctor.fix, /vms repair/);
@@ -220,7 +238,10 @@ describe('SIGKILL, then the next command finishes the undo', () => {
     // Not repair itself: the next command that touches the VM finishes the undo first.
     const info = await bed.vms(['start', src]);
     assert.equal(info.code, 0, info.stderr);
-    assert.match(info.stderr, new RegExp(`undoing what an interrupted vms clone \\(pid ${child.pid}\\) left half-made`));
+    assert.match(
+      info.stderr,
+      new RegExp(`undoing what an interrupted vms clone \\(pid ${child.pid}\\) left half-made`),
+    );
     assert.deepEqual(journals(), []);
     assertClean();
     await destroyAll(src);
@@ -307,8 +328,27 @@ describe('SIGKILL, then the next command finishes the undo', () => {
 });
 
 function createArgs(vm: string): string[] {
-  return ['create', vm, '--bare', '--memory', '256M', '--cpus', '1', '--disk', '64M', '--network', 'none', '--no-graphics', '--start',
-    '--kernel', GUEST.kernel, '--initrd', GUEST.initrd, '--cmdline', 'console=ttyS0'];
+  return [
+    'create',
+    vm,
+    '--bare',
+    '--memory',
+    '256M',
+    '--cpus',
+    '1',
+    '--disk',
+    '64M',
+    '--network',
+    'none',
+    '--no-graphics',
+    '--start',
+    '--kernel',
+    GUEST.kernel,
+    '--initrd',
+    GUEST.initrd,
+    '--cmdline',
+    'console=ttyS0',
+  ];
 }
 
 describe('files vms did not make', () => {
@@ -325,7 +365,10 @@ describe('files vms did not make', () => {
 
     const r = await bed.vms(['clone', e, bed.name('ext-c')]);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: ${e}'s disk vdb \\(${ext}\\) was not made by vms: a linked clone would freeze it read-only`));
+    assert.match(
+      r.stderr,
+      new RegExp(`error: ${e}'s disk vdb \\(${ext}\\) was not made by vms: a linked clone would freeze it read-only`),
+    );
     assert.match(r.stderr, /hint: use --full .*vms disk detach/);
     assert.equal(bed.virsh('dumpxml', e, '--inactive'), before, 'nothing changed');
     assert.equal(statSync(ext).mode, mode);
@@ -367,8 +410,14 @@ describe('honest exit codes', () => {
     const d = await bed.vms(['destroy', vm, '--yes', '--json']);
     assert.equal(d.code, 0, d.stderr);
     assert.ok(d.json.removed.includes(made.disks[0].path), 'the original disk goes: vms made it');
-    assert.ok(d.json.removed.some((f: string) => f.endsWith('.s1')), `the overlay goes: ${d.json.removed}`);
-    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)), []);
+    assert.ok(
+      d.json.removed.some((f: string) => f.endsWith('.s1')),
+      `the overlay goes: ${d.json.removed}`,
+    );
+    assert.deepEqual(
+      readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)),
+      [],
+    );
     assert.ok(!existsSync(join(bed.env.VMS_STATE_DIR!, vm)), 'the memory file and the directory are gone');
     assertClean();
   });

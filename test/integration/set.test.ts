@@ -28,10 +28,16 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
     ]);
     assert.deepEqual([r.json.live, r.json.config, r.json.restarted, r.json.state], [false, true, false, 'shut off']);
     const xml = saved(n);
-    assert.match(xml, /<memory unit='KiB'>327680<\/memory>\s*<currentMemory unit='KiB'>327680<\/currentMemory>\s*<vcpu placement='static'>2<\/vcpu>/);
+    assert.match(
+      xml,
+      /<memory unit='KiB'>327680<\/memory>\s*<currentMemory unit='KiB'>327680<\/currentMemory>\s*<vcpu placement='static'>2<\/vcpu>/,
+    );
 
     assert.equal((await bed.vms(['start', n])).code, 0);
-    const out = await inGuest(n, 'echo online=$(cat /sys/devices/system/cpu/online); echo kib=$(sed -n "s/^MemTotal: *\\([0-9]*\\) kB/\\1/p" /proc/meminfo)');
+    const out = await inGuest(
+      n,
+      'echo online=$(cat /sys/devices/system/cpu/online); echo kib=$(sed -n "s/^MemTotal: *\\([0-9]*\\) kB/\\1/p" /proc/meminfo)',
+    );
     assert.equal(value(out, 'online'), '0-1');
     const kib = Number(value(out, 'kib'));
     assert.ok(kib > 256 * 1024 && kib <= 320 * 1024, `MemTotal ${kib} kB: more than the 256M it had, at most 320M`);
@@ -41,10 +47,18 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
     const [before, live] = [saved(n), bed.virsh('dumpxml', n)];
     const above = await bed.vms(['set', n, '--memory', '512M', '--notes', 'x']);
     assert.equal(above.code, 4, above.stderr);
-    assert.match(above.stderr, new RegExp(`error: ${n} is running: changing --memory 512M \\(above the 320M it was started with\\) requires the VM to be shut off; use --restart\\nhint: --restart`));
+    assert.match(
+      above.stderr,
+      new RegExp(
+        `error: ${n} is running: changing --memory 512M \\(above the 320M it was started with\\) requires the VM to be shut off; use --restart\\nhint: --restart`,
+      ),
+    );
     const fewer = await bed.vms(['set', n, '--cpus', '1']);
     assert.equal(fewer.code, 4, fewer.stderr);
-    assert.match(fewer.stderr, /changing --cpus 1 \(fewer than the 2 it runs with: unplugging a vCPU needs the guest's help\) requires the VM to be shut off/);
+    assert.match(
+      fewer.stderr,
+      /changing --cpus 1 \(fewer than the 2 it runs with: unplugging a vCPU needs the guest's help\) requires the VM to be shut off/,
+    );
     assert.equal(saved(n), before);
     assert.equal(bed.virsh('dumpxml', n), live);
   });
@@ -54,7 +68,11 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.json.changes, [{ setting: 'cpus', before: 2, after: 1, applied: 'restart' }]);
     assert.deepEqual([r.json.restarted, r.json.state], [true, 'running']);
-    assert.match(saved(n), /<vcpu placement='static' current='1'>2<\/vcpu>/, 'the maximum stays, for plugging it in again live');
+    assert.match(
+      saved(n),
+      /<vcpu placement='static' current='1'>2<\/vcpu>/,
+      'the maximum stays, for plugging it in again live',
+    );
     assert.equal(value(await inGuest(n, 'echo online=$(cat /sys/devices/system/cpu/online)'), 'online'), '0');
   });
 
@@ -63,11 +81,18 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.json.changes, [{ setting: 'cpus', before: 1, after: 2, applied: 'live' }]);
     assert.deepEqual([r.json.live, r.json.restarted], [true, false]);
-    assert.match(r.json.warnings.join('\n'), /no guest agent brought the new vCPUs online/, 'the tiny guest has no agent');
+    assert.match(
+      r.json.warnings.join('\n'),
+      /no guest agent brought the new vCPUs online/,
+      'the tiny guest has no agent',
+    );
     assert.match(bed.virsh('vcpucount', n), /current\s+live\s+2/);
     assert.match(saved(n), /<vcpu placement='static'>2<\/vcpu>/);
     // The busybox guest has no udev rule to bring a hot-plugged CPU online: it is there, offline, until told.
-    const out = await inGuest(n, 'echo was=$(cat /sys/devices/system/cpu/cpu1/online); echo 1 > /sys/devices/system/cpu/cpu1/online; echo online=$(cat /sys/devices/system/cpu/online)');
+    const out = await inGuest(
+      n,
+      'echo was=$(cat /sys/devices/system/cpu/cpu1/online); echo 1 > /sys/devices/system/cpu/cpu1/online; echo online=$(cat /sys/devices/system/cpu/online)',
+    );
     assert.equal(value(out, 'was'), '0');
     assert.equal(value(out, 'online'), '0-1');
   });
@@ -97,7 +122,10 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
     const before = saved(n);
     const r = await bed.vms(['set', n, '--memory', '512M', '--restart', '--timeout', '2']);
     assert.equal(r.code, 6, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: ${n} did not shut down within 2s; nothing was changed\\nhint: .*vms stop ${n} --force`));
+    assert.match(
+      r.stderr,
+      new RegExp(`error: ${n} did not shut down within 2s; nothing was changed\\nhint: .*vms stop ${n} --force`),
+    );
     assert.equal(bed.virsh('domstate', n).trim(), 'running');
     assert.equal(saved(n), before);
   });
@@ -123,7 +151,10 @@ describe('memory and vCPUs, live and saved; reset, suspend, resume', () => {
       assert.equal(bed.virsh('domstate', n).trim(), 'paused');
       const again = await bed.vms(['suspend', n]);
       assert.deepEqual([again.code, again.stdout.trim()], [0, `${n} is already paused`]);
-      await assert.rejects(s.run('echo alive', 3000), (err: unknown) => err instanceof VmsError && err.code === 'timeout');
+      await assert.rejects(
+        s.run('echo alive', 3000),
+        (err: unknown) => err instanceof VmsError && err.code === 'timeout',
+      );
 
       const resumed = await bed.vms(['resume', n, '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
@@ -156,14 +187,34 @@ describe('display heads and rename', () => {
     const xml = saved(renamed);
     assert.match(xml, /<model type='virtio' heads='2' primary='yes'\/>/);
     assert.match(xml, new RegExp(`<nvram[^>]*>${dir(renamed)}/nvram\\.fd</nvram>`));
-    assert.match(xml, new RegExp(`<source mode='bind' path='${dir(renamed)}/serial\\.sock'>\\s*<seclabel model='dac' relabel='yes'>\\s*<label>\\+0:\\+\\d+</label>\\s*</seclabel>\\s*</source>\\s*<log file='${dir(renamed)}/serial\\.log'`), 'the console stays the user\'s');
+    assert.match(
+      xml,
+      new RegExp(
+        `<source mode='bind' path='${dir(renamed)}/serial\\.sock'>\\s*<seclabel model='dac' relabel='yes'>\\s*<label>\\+0:\\+\\d+</label>\\s*</seclabel>\\s*</source>\\s*<log file='${dir(renamed)}/serial\\.log'`,
+      ),
+      "the console stays the user's",
+    );
     assert.ok(!xml.includes(`${dir(n)}/`), 'nothing points into the old directory');
-    assert.match(xml, new RegExp(`<source file='${bed.env.VMS_IMAGES_DIR}/${n}\\.qcow2'/>`), 'the disk stays where it is');
+    assert.match(
+      xml,
+      new RegExp(`<source file='${bed.env.VMS_IMAGES_DIR}/${n}\\.qcow2'/>`),
+      'the disk stays where it is',
+    );
     assert.ok(!existsSync(dir(n)));
     assert.ok(existsSync(join(dir(renamed), 'nvram.fd')));
-    assert.deepEqual(bed.domains().filter((d) => d.startsWith(n)).sort(), [renamed]);
+    assert.deepEqual(
+      bed
+        .domains()
+        .filter((d) => d.startsWith(n))
+        .sort(),
+      [renamed],
+    );
 
-    assert.match(await bed.guest(renamed, 'echo lo""gged in'), /^logged in$/m, 'login over the serial console in its new directory');
+    assert.match(
+      await bed.guest(renamed, 'echo lo""gged in'),
+      /^logged in$/m,
+      'login over the serial console in its new directory',
+    );
     assert.match(bed.virsh('qemu-monitor-command', renamed, '--hmp', 'info qtree'), /max_outputs = 2\b/);
   });
 });
@@ -180,7 +231,12 @@ describe('bad input changes nothing', () => {
     ['an unknown VM', ['set', 'ghost', '--memory', '1G'], 3, /error: no VM named '.*-ghost'/],
     ['a bad size', ['set', 'NAME', '--memory', '12X'], 2, /error: invalid memory '12X'/],
     ['no option', ['set', 'NAME'], 2, /error: nothing to change\nhint: give --memory/],
-    ['a rename to an existing name', ['set', 'NAME', '--memory', '300M', '--rename', 'OTHER'], 4, /error: a VM named '.*-other' already exists/],
+    [
+      'a rename to an existing name',
+      ['set', 'NAME', '--memory', '300M', '--rename', 'OTHER'],
+      4,
+      /error: a VM named '.*-other' already exists/,
+    ],
     ['a rename to an invalid name', ['set', 'NAME', '--rename', 'a/b'], 2, /error: invalid VM name 'a\/b'/],
     ['--displays without a display', ['set', 'NAME', '--displays', '2'], 4, /has no graphical display/],
     ['reset of a shut-off VM', ['reset', 'NAME'], 4, /is not running \(shut off\)\nhint: start it/],

@@ -22,13 +22,19 @@ const MARKER_SECTOR = 8192;
 const MARKER_BYTES = 16;
 
 async function writeMarker(vm: string, text: string): Promise<void> {
-  await bed.guest(vm, `printf '%-${MARKER_BYTES}s' ${text} | dd of=/dev/vda bs=512 seek=${MARKER_SECTOR} conv=notrunc,fsync 2>/dev/null && sync`);
+  await bed.guest(
+    vm,
+    `printf '%-${MARKER_BYTES}s' ${text} | dd of=/dev/vda bs=512 seek=${MARKER_SECTOR} conv=notrunc,fsync 2>/dev/null && sync`,
+  );
 }
 
 async function readMarker(vm: string): Promise<string> {
   // Dropping the page cache: the answer comes from the disk, not from what the guest remembers writing (dmesg -n 1:
   // without the kernel's note about it on the console).
-  const out = await bed.guest(vm, `dmesg -n 1; echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=${MARKER_SECTOR} count=1 2>/dev/null | head -c ${MARKER_BYTES}`);
+  const out = await bed.guest(
+    vm,
+    `dmesg -n 1; echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=${MARKER_SECTOR} count=1 2>/dev/null | head -c ${MARKER_BYTES}`,
+  );
   return out.trim();
 }
 
@@ -62,7 +68,10 @@ describe('internal snapshots (qcow2)', () => {
     await bed.guest(vm, 'echo mem-A > /tmp/mem');
     const r = await bed.vms(['snapshot', 'create', vm, 'live', '--description', 'marker A', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual([r.json.name, r.json.kind, r.json.state, r.json.withMemory, r.json.current, r.json.description], ['live', 'internal', 'running', true, true, 'marker A']);
+    assert.deepEqual(
+      [r.json.name, r.json.kind, r.json.state, r.json.withMemory, r.json.current, r.json.description],
+      ['live', 'internal', 'running', true, true, 'marker A'],
+    );
     await writeMarker(vm, 'disk-B');
     await bed.guest(vm, 'echo mem-B > /tmp/mem');
     assert.equal(await readMarker(vm), 'disk-B');
@@ -70,8 +79,8 @@ describe('internal snapshots (qcow2)', () => {
     const revert = await bed.vms(['snapshot', 'revert', vm, 'live', '--yes']);
     assert.equal(revert.code, 0, revert.stderr);
     assert.equal(revert.stdout.trim(), `${vm} reverted to live: running`);
-    assert.equal((await bed.guest(vm, 'cat /tmp/mem')).trim(), 'mem-A', 'the memory is the snapshot\'s');
-    assert.equal(await readMarker(vm), 'disk-A', 'the disk is the snapshot\'s');
+    assert.equal((await bed.guest(vm, 'cat /tmp/mem')).trim(), 'mem-A', "the memory is the snapshot's");
+    assert.equal(await readMarker(vm), 'disk-A', "the disk is the snapshot's");
   });
 
   test('revert without --yes and no terminal: exit 2 with a hint, nothing changed', async () => {
@@ -79,7 +88,12 @@ describe('internal snapshots (qcow2)', () => {
     const before = await snapshotOfState(vm);
     const r = await bed.vms(['snapshot', 'revert', vm, 'live']);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`^error: refusing to revert ${vm} to live without confirmation\nhint: .*add --yes \\(no terminal to ask on\\)\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: refusing to revert ${vm} to live without confirmation\nhint: .*add --yes \\(no terminal to ask on\\)\n$`,
+      ),
+    );
     assert.deepEqual(await snapshotOfState(vm), before);
     assert.equal(await readMarker(vm), 'disk-C');
   });
@@ -88,7 +102,12 @@ describe('internal snapshots (qcow2)', () => {
     const before = await snapshotOfState(vm);
     const { code, out } = bed.onTerminal(['snapshot', 'revert', vm, 'live'], 'n\n');
     assert.equal(code, 4, out);
-    assert.match(out, new RegExp(`This reverts ${vm} \\(running\\) to snapshot live, taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\(running\\)`));
+    assert.match(
+      out,
+      new RegExp(
+        `This reverts ${vm} \\(running\\) to snapshot live, taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\(running\\)`,
+      ),
+    );
     assert.match(out, /Its present state \(its disks and memory\) is lost/);
     assert.match(out, /Revert\? \[y\/N\]/);
     assert.match(out, /error: not reverted\r?\nhint: nothing was changed/);
@@ -130,7 +149,10 @@ describe('internal snapshots (qcow2)', () => {
         ['off', 'shut off', 'internal', true, undefined],
       ],
     );
-    assert.ok(r.json.every((s: any) => Math.abs(Date.parse(s.created) - Date.now()) < 10 * 60_000), 'created: a recent time');
+    assert.ok(
+      r.json.every((s: any) => Math.abs(Date.parse(s.created) - Date.now()) < 10 * 60_000),
+      'created: a recent time',
+    );
     const human = (await bed.vms(['snapshot', 'list', vm])).stdout;
     assert.match(human, /^NAME\s+CREATED\s+STATE\s+KIND\s+CURRENT\s+REVERTABLE\s+DESCRIPTION$/m);
     assert.match(human, /^live\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+running\s+internal\s+-\s+yes\s+marker A$/m);
@@ -166,16 +188,27 @@ describe('internal snapshots (qcow2)', () => {
 
   test('unknown VM (every subcommand) and unknown snapshot: exit 3 with a hint', async () => {
     const ghost = bed.name('ghost');
-    for (const args of [['create', ghost], ['list', ghost], ['revert', ghost, 'x', '--yes'], ['delete', ghost, 'x']]) {
+    for (const args of [
+      ['create', ghost],
+      ['list', ghost],
+      ['revert', ghost, 'x', '--yes'],
+      ['delete', ghost, 'x'],
+    ]) {
       const r = await bed.vms(['snapshot', ...args]);
       assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /error: no VM named '.*-ghost'\nhint: `vms list` shows the VMs/);
     }
     const before = await snapshotOfState(vm);
-    for (const args of [['revert', vm, 'nope', '--yes'], ['delete', vm, 'nope']]) {
+    for (const args of [
+      ['revert', vm, 'nope', '--yes'],
+      ['delete', vm, 'nope'],
+    ]) {
       const r = await bed.vms(['snapshot', ...args]);
       assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, new RegExp(`error: ${vm} has no snapshot named 'nope'\nhint: \`vms snapshot list ${vm}\` shows its snapshots`));
+      assert.match(
+        r.stderr,
+        new RegExp(`error: ${vm} has no snapshot named 'nope'\nhint: \`vms snapshot list ${vm}\` shows its snapshots`),
+      );
     }
     assert.deepEqual(await snapshotOfState(vm), before);
   });
@@ -184,8 +217,14 @@ describe('internal snapshots (qcow2)', () => {
     assert.ok(snapshotNames(vm).length >= 2);
     const r = await bed.vms(['destroy', vm, '--yes']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(bed.domains().filter((d) => d === vm), []);
-    assert.deepEqual(readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)), []);
+    assert.deepEqual(
+      bed.domains().filter((d) => d === vm),
+      [],
+    );
+    assert.deepEqual(
+      readdirSync(bed.env.VMS_IMAGES_DIR!).filter((f) => f.startsWith(vm)),
+      [],
+    );
     assert.equal(existsSync(join(bed.env.VMS_STATE_DIR!, vm)), false);
   });
 });
@@ -197,7 +236,9 @@ describe('a raw disk', () => {
     const raw = made.disks[0].path.replace(/\.qcow2$/, '.img');
     execFileSync('qemu-img', ['convert', '-O', 'raw', made.disks[0].path, raw]);
     // The disk's source only: the path is in the metadata (<vms:made>) too, and stays there.
-    const xml = definition(vm).replace("type='qcow2'", "type='raw'").replace(`file='${made.disks[0].path}'`, `file='${raw}'`);
+    const xml = definition(vm)
+      .replace("type='qcow2'", "type='raw'")
+      .replace(`file='${made.disks[0].path}'`, `file='${raw}'`);
     const file = join(bed.dir, 'raw.xml');
     writeFileSync(file, xml);
     bed.virsh('define', file);
@@ -207,7 +248,12 @@ describe('a raw disk', () => {
     const before = await snapshotOfState(vm);
     const r = await bed.vms(['snapshot', 'create', vm, 's1']);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: ${vm}'s disk vda \\(.*\\.img\\) is raw: internal snapshots need qcow2 disks\nhint: use --external`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `error: ${vm}'s disk vda \\(.*\\.img\\) is raw: internal snapshots need qcow2 disks\nhint: use --external`,
+      ),
+    );
     assert.deepEqual(await snapshotOfState(vm), before);
   });
 
@@ -223,7 +269,10 @@ describe('a raw disk', () => {
     const before = await snapshotOfState(vm);
     const revert = await bed.vms(['snapshot', 'revert', vm, 'ext', '--yes']);
     assert.equal(revert.code, 4, revert.stderr);
-    assert.match(revert.stderr, /^error: libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)\nhint: nothing was changed; `vms snapshot delete/);
+    assert.match(
+      revert.stderr,
+      /^error: libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)\nhint: nothing was changed; `vms snapshot delete/,
+    );
     assert.deepEqual(await snapshotOfState(vm), before);
 
     const del = await bed.vms(['snapshot', 'delete', vm, 'ext']);
@@ -244,7 +293,10 @@ describe('a UEFI VM on libvirt 9.0', () => {
     const before = await snapshotOfState(vm);
     const r = await bed.vms(['snapshot', 'create', vm, 'int']);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /error: internal snapshots of a running UEFI VM need libvirt ≥ 10\.10 with the NVRAM in qcow2 format \(this is libvirt 9\.0\.0\)\n/);
+    assert.match(
+      r.stderr,
+      /error: internal snapshots of a running UEFI VM need libvirt ≥ 10\.10 with the NVRAM in qcow2 format \(this is libvirt 9\.0\.0\)\n/,
+    );
     assert.match(r.stderr, new RegExp(`hint: use --external, or shut ${vm} off first`));
     assert.deepEqual(await snapshotOfState(vm), before);
   });
@@ -296,7 +348,9 @@ const madeFiles = (vm: string) => [...definition(vm).matchAll(/<vms:made>([^<]*)
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 /** Every file of the bed's images and state dirs, for "nothing was left behind". */
 const bedFiles = () =>
-  [bed.env.VMS_IMAGES_DIR!, bed.env.VMS_STATE_DIR!].flatMap((d) => readdirSync(d, { recursive: true, encoding: 'utf8' }).map((f) => join(d, f))).sort();
+  [bed.env.VMS_IMAGES_DIR!, bed.env.VMS_STATE_DIR!]
+    .flatMap((d) => readdirSync(d, { recursive: true, encoding: 'utf8' }).map((f) => join(d, f)))
+    .sort();
 
 /** A running tiny guest that has booted (its console answers). */
 async function startBooted(vm: string): Promise<void> {
@@ -306,69 +360,83 @@ async function startBooted(vm: string): Promise<void> {
 
 // Running, libvirt takes and reverts the snapshot through QEMU; shut off, with qemu-img on the file itself (which, as
 // root, writes a 0444 base all the same).
-for (const taken of ['running', 'shut off'] as const) describe(`an internal snapshot taken ${taken} before \`vms clone\` (its data now in the frozen base)`, () => {
-  const s = bed.name(taken === 'running' ? 's' : 'os');
-  const u = bed.name(taken === 'running' ? 'u' : 'ou');
-  let base = '';
-  const kill = async () => assert.equal((await bed.vms(['kill', s])).code, 0);
-  before(async () => {
-    await bed.createTiny(s, ['--start']);
-    await writeMarker(s, 'old');
-    if (taken === 'shut off') await kill();
-    assert.equal((await bed.vms(['snapshot', 'create', s, 'snap1'])).code, 0);
-    if (taken === 'shut off') assert.equal((await bed.vms(['start', s])).code, 0);
-    await writeMarker(s, 'new');
-    base = diskOf(s);
-    if (taken === 'shut off') await kill();
-    const clone = await bed.vms(['clone', s, u]);
-    assert.equal(clone.code, 0, clone.stderr);
-    if (taken === 'running') await kill();
-  });
+for (const taken of ['running', 'shut off'] as const)
+  describe(`an internal snapshot taken ${taken} before \`vms clone\` (its data now in the frozen base)`, () => {
+    const s = bed.name(taken === 'running' ? 's' : 'os');
+    const u = bed.name(taken === 'running' ? 'u' : 'ou');
+    let base = '';
+    const kill = async () => assert.equal((await bed.vms(['kill', s])).code, 0);
+    before(async () => {
+      await bed.createTiny(s, ['--start']);
+      await writeMarker(s, 'old');
+      if (taken === 'shut off') await kill();
+      assert.equal((await bed.vms(['snapshot', 'create', s, 'snap1'])).code, 0);
+      if (taken === 'shut off') assert.equal((await bed.vms(['start', s])).code, 0);
+      await writeMarker(s, 'new');
+      base = diskOf(s);
+      if (taken === 'shut off') await kill();
+      const clone = await bed.vms(['clone', s, u]);
+      assert.equal(clone.code, 0, clone.stderr);
+      if (taken === 'running') await kill();
+    });
 
-  /** What the refusals must leave as it was: the base's bytes and mode, both definitions, the snapshots. */
-  const world = () => ({ sha: sha256(base), mode: statSync(base).mode & 0o777, s: definition(s), u: definition(u), snapshots: snapshotNames(s), files: bedFiles() });
+    /** What the refusals must leave as it was: the base's bytes and mode, both definitions, the snapshots. */
+    const world = () => ({
+      sha: sha256(base),
+      mode: statSync(base).mode & 0o777,
+      s: definition(s),
+      u: definition(u),
+      snapshots: snapshotNames(s),
+      files: bedFiles(),
+    });
 
-  test('revert and delete are refused (exit 4) with the way out; the base, both definitions and the files are unchanged', async () => {
-    const before = world();
-    assert.equal(before.mode, 0o444);
-    const revert = await bed.vms(['snapshot', 'revert', s, 'snap1', '--yes']);
-    assert.equal(revert.code, 4, revert.stderr);
-    assert.equal(
-      revert.stderr,
-      `error: cannot revert snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
-        `hint: nothing was changed; its disk can be copied out of that file: \`qemu-img convert -l snap1 -O qcow2 ${shellQuote(base)} NEW.qcow2\`\n`,
-    );
-    const del = await bed.vms(['snapshot', 'delete', s, 'snap1']);
-    assert.equal(del.code, 4, del.stderr);
-    assert.equal(
-      del.stderr,
-      `error: cannot delete snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
-        `hint: nothing was changed; it goes with the base, when the last VM on it is destroyed; \`virsh snapshot-delete ${s} snap1 --metadata\` takes it off the list without touching any file\n`,
-    );
-    assert.deepEqual(world(), before);
-  });
+    test('revert and delete are refused (exit 4) with the way out; the base, both definitions and the files are unchanged', async () => {
+      const before = world();
+      assert.equal(before.mode, 0o444);
+      const revert = await bed.vms(['snapshot', 'revert', s, 'snap1', '--yes']);
+      assert.equal(revert.code, 4, revert.stderr);
+      assert.equal(
+        revert.stderr,
+        `error: cannot revert snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
+          `hint: nothing was changed; its disk can be copied out of that file: \`qemu-img convert -l snap1 -O qcow2 ${shellQuote(base)} NEW.qcow2\`\n`,
+      );
+      const del = await bed.vms(['snapshot', 'delete', s, 'snap1']);
+      assert.equal(del.code, 4, del.stderr);
+      assert.equal(
+        del.stderr,
+        `error: cannot delete snap1 of ${s}: snap1's data lie in ${base}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change\n` +
+          `hint: nothing was changed; it goes with the base, when the last VM on it is destroyed; \`virsh snapshot-delete ${s} snap1 --metadata\` takes it off the list without touching any file\n`,
+      );
+      assert.deepEqual(world(), before);
+    });
 
-  test('list shows it as not revertable', async () => {
-    const r = await bed.vms(['snapshot', 'list', s, '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.json.map((x: any) => [x.name, x.revertable]), [['snap1', false]]);
-    assert.match((await bed.vms(['snapshot', 'list', s])).stdout, new RegExp(`^snap1\\s+\\S+ \\S+\\s+${taken}\\s+internal\\s+yes\\s+no$`, 'm'));
-  });
-
-  test("the hint's way out is true: the copied-out disk holds the snapshot's data", () => {
-    const copy = join(bed.dir, 'snap1-copy.qcow2');
-    execFileSync('qemu-img', ['convert', '-l', 'snap1', '-O', 'qcow2', base, copy]);
-    assert.equal(diskMarker(copy), 'old');
-  });
-
-  test('both VMs still start and read what they read before', async () => {
-    for (const vm of [s, u]) {
-      const r = await bed.vms(['start', vm]);
+    test('list shows it as not revertable', async () => {
+      const r = await bed.vms(['snapshot', 'list', s, '--json']);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await readMarker(vm), 'new', vm);
-    }
+      assert.deepEqual(
+        r.json.map((x: any) => [x.name, x.revertable]),
+        [['snap1', false]],
+      );
+      assert.match(
+        (await bed.vms(['snapshot', 'list', s])).stdout,
+        new RegExp(`^snap1\\s+\\S+ \\S+\\s+${taken}\\s+internal\\s+yes\\s+no$`, 'm'),
+      );
+    });
+
+    test("the hint's way out is true: the copied-out disk holds the snapshot's data", () => {
+      const copy = join(bed.dir, 'snap1-copy.qcow2');
+      execFileSync('qemu-img', ['convert', '-l', 'snap1', '-O', 'qcow2', base, copy]);
+      assert.equal(diskMarker(copy), 'old');
+    });
+
+    test('both VMs still start and read what they read before', async () => {
+      for (const vm of [s, u]) {
+        const r = await bed.vms(['start', vm]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await readMarker(vm), 'new', vm);
+      }
+    });
   });
-});
 
 /**
  * Runs `snapshot create`, sends SIGINT `offsetMs` after libvirt was asked to take the snapshot (unless the command has
@@ -380,7 +448,9 @@ async function interruptedCreate(args: string[], offsetMs: number) {
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
   while (!/==> Taking/.test(stderr) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
   await new Promise((r) => setTimeout(r, offsetMs));
   if (stdout === '' && child.exitCode === null) child.kill('SIGINT');
@@ -407,13 +477,26 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
       const outcomes: string[] = [];
       for (const [i, offset] of c.offsets.entries()) {
         const name = `i${i}`;
-        const before = { definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() };
+        const before = {
+          definition: definition(vm),
+          snapshots: snapshotNames(vm),
+          disk: diskOf(vm),
+          files: bedFiles(),
+        };
         const r = await interruptedCreate([vm, name, ...(kind === 'external' ? ['--external'] : [])], offset);
         const what = `offset ${offset} ms: exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`;
         assert.equal(r.signal, null, `killed by the signal instead of exiting: ${what}`);
         if (r.code === 130) {
-          assert.deepEqual({ definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() }, before, what);
-          assert.match(r.stderr, /error: interrupted\nhint: everything this command had made so far was removed\n$/, what);
+          assert.deepEqual(
+            { definition: definition(vm), snapshots: snapshotNames(vm), disk: diskOf(vm), files: bedFiles() },
+            before,
+            what,
+          );
+          assert.match(
+            r.stderr,
+            /error: interrupted\nhint: everything this command had made so far was removed\n$/,
+            what,
+          );
         } else {
           assert.equal(r.code, 0, what);
           assert.match(r.stdout, new RegExp(`^${vm}: ${kind} snapshot ${name} taken`), what);
@@ -422,7 +505,11 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
             const overlay = diskOf(vm);
             assert.notEqual(overlay, before.disk, what);
             const memory = running ? [join(bed.env.VMS_STATE_DIR!, vm, `snapshot-${name}.mem`)] : [];
-            assert.deepEqual(madeFiles(vm).filter((f) => !before.definition.includes(f)), [overlay, ...memory], what);
+            assert.deepEqual(
+              madeFiles(vm).filter((f) => !before.definition.includes(f)),
+              [overlay, ...memory],
+              what,
+            );
           }
           // Back to where it was, for the next offset (an external one merged back).
           const del = await bed.vms(['snapshot', 'delete', vm, name]);
@@ -432,7 +519,10 @@ describe('Ctrl-C during `snapshot create`: 130 only when the snapshot was taken 
         assert.equal(state(vm), running ? 'running' : 'shut off', what);
       }
       t.diagnostic(`offset ms:exit code ${outcomes.join(' ')}`);
-      assert.ok(outcomes.some((o) => o.endsWith(':130')), `no interrupt landed while libvirt worked: ${outcomes.join(' ')}`);
+      assert.ok(
+        outcomes.some((o) => o.endsWith(':130')),
+        `no interrupt landed while libvirt worked: ${outcomes.join(' ')}`,
+      );
     });
   }
 });
@@ -464,7 +554,11 @@ describe('metadata.made: the files snapshots and disks made', () => {
 
     const revert = await bed.vms(['snapshot', 'revert', vm, 'before-disk', '--yes']);
     assert.equal(revert.code, 0, revert.stderr);
-    assert.doesNotMatch(definition(vm), new RegExp(`${vm}-data\\.qcow2'`), 'the revert dropped the disk from the definition');
+    assert.doesNotMatch(
+      definition(vm),
+      new RegExp(`${vm}-data\\.qcow2'`),
+      'the revert dropped the disk from the definition',
+    );
     assert.ok(madeFiles(vm).includes(add.json.path), 'still known to vms');
     assert.ok(existsSync(add.json.path));
     assert.match(definition(vm), /<vms:notes>after the snapshot<\/vms:notes>/, 'the notes of now are kept');
@@ -481,15 +575,27 @@ describe('an internal snapshot with an external one taken after it (its file now
     assert.equal((await bed.vms(['snapshot', 'create', vm, 'e1', '--external'])).code, 0);
     const overlay = diskOf(vm);
     assert.equal((await bed.vms(['kill', vm])).code, 0);
-    const world = () => ({ sha: sha256(disk), definition: definition(vm), snapshots: snapshotNames(vm), files: bedFiles() });
+    const world = () => ({
+      sha: sha256(disk),
+      definition: definition(vm),
+      snapshots: snapshotNames(vm),
+      files: bedFiles(),
+    });
     const before = world();
     for (const [action, args, wayOut] of [
-      ['revert', ['--yes'], `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 ${shellQuote(disk)} NEW.qcow2\``],
+      [
+        'revert',
+        ['--yes'],
+        `its disk can be copied out of that file: \`qemu-img convert -l i1 -O qcow2 ${shellQuote(disk)} NEW.qcow2\``,
+      ],
       ['delete', [], `\`virsh snapshot-delete ${vm} i1 --metadata\` takes it off the list without touching any file`],
     ] as const) {
       const r = await bed.vms(['snapshot', action, vm, 'i1', ...args]);
       assert.equal(r.code, 4, r.stderr);
-      assert.equal(r.stderr, `error: cannot ${action} i1 of ${vm}: i1's data lie in ${disk}, and ${vm}'s vda is ${overlay} now\nhint: nothing was changed; ${wayOut}\n`);
+      assert.equal(
+        r.stderr,
+        `error: cannot ${action} i1 of ${vm}: i1's data lie in ${disk}, and ${vm}'s vda is ${overlay} now\nhint: nothing was changed; ${wayOut}\n`,
+      );
     }
     assert.deepEqual(world(), before);
     assert.match((await bed.vms(['snapshot', 'list', vm])).stdout, /^i1\s+\S+ \S+\s+running\s+internal\s+-\s+no$/m);

@@ -43,7 +43,13 @@ test(`stress: ${ROUNDS} rounds of ${PER_ROUND} concurrent commands, invariants a
       const vm = vms.length ? pick(vms) : fresh();
       const few = vms.length < 3;
       const many = vms.length > 6;
-      const kind = pick(few ? ['clone', 'clone', 'disk', 'snapshot', 'notes'] : many ? ['destroy', 'destroy', 'disk', 'notes', 'start', 'kill'] : ['clone', 'destroy', 'disk', 'snapshot', 'notes', 'rename', 'start', 'kill']);
+      const kind = pick(
+        few
+          ? ['clone', 'clone', 'disk', 'snapshot', 'notes']
+          : many
+            ? ['destroy', 'destroy', 'disk', 'notes', 'start', 'kill']
+            : ['clone', 'destroy', 'disk', 'snapshot', 'notes', 'rename', 'start', 'kill'],
+      );
       const args: Record<string, string[]> = {
         clone: ['clone', vm, fresh()],
         destroy: ['destroy', vm, '--yes'],
@@ -56,18 +62,31 @@ test(`stress: ${ROUNDS} rounds of ${PER_ROUND} concurrent commands, invariants a
       };
       commands.push(args[kind]!);
     }
-    const results = await Promise.all(commands.map((c) => bed.vms(c, { timeoutMs: 300_000, env: { VMS_LOCK_WAIT: '2' } })));
+    const results = await Promise.all(
+      commands.map((c) => bed.vms(c, { timeoutMs: 300_000, env: { VMS_LOCK_WAIT: '2' } })),
+    );
     for (const [i, r] of results.entries()) {
       const what = `${commands[i]![0]}${commands[i]![0] === 'disk' || commands[i]![0] === 'snapshot' ? ' ' + commands[i]![1] : ''}`;
       const key = `${what}: exit ${r.code}`;
       outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-      log.push(`round ${round}: vms ${commands[i]!.join(' ')} → ${r.code}${r.code ? ` (${r.stderr.split('\n').find((l) => l.startsWith('error:'))})` : ''}`);
+      log.push(
+        `round ${round}: vms ${commands[i]!.join(' ')} → ${r.code}${r.code ? ` (${r.stderr.split('\n').find((l) => l.startsWith('error:'))})` : ''}`,
+      );
       // Refusals are fine (busy: 4, gone: 3, a running VM's snapshot of a UEFI disk …); failing is not.
-      assert.ok([0, 3, 4].includes(r.code), `round ${round}: vms ${commands[i]!.join(' ')} exited ${r.code}:\n${r.stderr}\n${log.join('\n')}`);
+      assert.ok(
+        [0, 3, 4].includes(r.code),
+        `round ${round}: vms ${commands[i]!.join(' ')} exited ${r.code}:\n${r.stderr}\n${log.join('\n')}`,
+      );
     }
     assert.deepEqual(bed.invariants(), [], `after round ${round}:\n${log.join('\n')}`);
   }
-  const summary = [...outcomes].sort().map(([k, n]) => `${k} ×${n}`).join(', ');
+  const summary = [...outcomes]
+    .sort()
+    .map(([k, n]) => `${k} ×${n}`)
+    .join(', ');
   console.log(`stress seed ${SEED}: ${ROUNDS} rounds, ${ROUNDS * PER_ROUND} commands: ${summary}`);
-  assert.ok([...outcomes.keys()].some((k) => k.endsWith('exit 0')), 'some commands did their work');
+  assert.ok(
+    [...outcomes.keys()].some((k) => k.endsWith('exit 0')),
+    'some commands did their work',
+  );
 });

@@ -53,7 +53,18 @@ test('uri: flag > LIBVIRT_DEFAULT_URI > default', () => {
 
 test('other settings: env > file > default, each with its source', () => {
   const env = { VMS_MEMORY: '8G', VMS_IMAGES_DIR: '/srv/images/', VMS_CPUS: '' /* empty = unset */ };
-  const c = resolveConfig({ env, file: file({ memory: '1G', cpus: 4, disk: '40G', imagesDir: '/x', stateDir: '/st', profilePath: ['/a', '/b'], bootTimeout: 60 }) });
+  const c = resolveConfig({
+    env,
+    file: file({
+      memory: '1G',
+      cpus: 4,
+      disk: '40G',
+      imagesDir: '/x',
+      stateDir: '/st',
+      profilePath: ['/a', '/b'],
+      bootTimeout: 60,
+    }),
+  });
   assert.deepEqual(flat(c), {
     uri: ['qemu:///system', 'default'],
     memory: [8 * G, 'env VMS_MEMORY'],
@@ -72,8 +83,17 @@ test('other settings: env > file > default, each with its source', () => {
 
 test('every env variable is read', () => {
   const env = {
-    VMS_MEMORY: '3G', VMS_CPUS: '3', VMS_DISK: '30G', VMS_IMAGES_DIR: '/i', VMS_ISO_DIR: '/o', VMS_STATE_DIR: '/s',
-    VMS_CACHE_DIR: '/c', VMS_GUEST_DIR: '/g/', VMS_PROFILE_PATH: '/p1::/p2/', VMS_BOOT_TIMEOUT: '90', VMS_MIRROR: 'http://127.0.0.1:8080/arch/iso',
+    VMS_MEMORY: '3G',
+    VMS_CPUS: '3',
+    VMS_DISK: '30G',
+    VMS_IMAGES_DIR: '/i',
+    VMS_ISO_DIR: '/o',
+    VMS_STATE_DIR: '/s',
+    VMS_CACHE_DIR: '/c',
+    VMS_GUEST_DIR: '/g/',
+    VMS_PROFILE_PATH: '/p1::/p2/',
+    VMS_BOOT_TIMEOUT: '90',
+    VMS_MIRROR: 'http://127.0.0.1:8080/arch/iso',
   };
   const c = resolveConfig({ env });
   assert.deepEqual(flat(c), {
@@ -93,18 +113,28 @@ test('every env variable is read', () => {
 });
 
 test('a relative profile directory or a bad boot timeout is a usage error naming its source', () => {
-  assertUsage(() => resolveConfig({ env: { VMS_PROFILE_PATH: '/ok:rel' } }), /^directory 'rel' is not an absolute path \(from env VMS_PROFILE_PATH\)$/);
-  for (const t of ['0', '-5', '1.5', 'soon']) assertUsage(() => resolveConfig({ env: { VMS_BOOT_TIMEOUT: t } }), /^invalid timeout/);
+  assertUsage(
+    () => resolveConfig({ env: { VMS_PROFILE_PATH: '/ok:rel' } }),
+    /^directory 'rel' is not an absolute path \(from env VMS_PROFILE_PATH\)$/,
+  );
+  for (const t of ['0', '-5', '1.5', 'soon'])
+    assertUsage(() => resolveConfig({ env: { VMS_BOOT_TIMEOUT: t } }), /^invalid timeout/);
 });
 
 test('a config file that is not a JSON object is a usage error naming the file', () => {
   for (const text of ['{', '', 'memory = 4G', '[]', 'null', '42', '"4G"']) {
-    assertUsage(() => resolveConfig({ env: {}, file: { path: FILE, text } }), new RegExp(`^config file ${FILE} is not a JSON object$`));
+    assertUsage(
+      () => resolveConfig({ env: {}, file: { path: FILE, text } }),
+      new RegExp(`^config file ${FILE} is not a JSON object$`),
+    );
   }
 });
 
 test('an unknown key in the config file is a usage error naming the file and the key', () => {
-  assertUsage(() => resolveConfig({ env: {}, file: file({ memory: '4G', ram: '4G' }) }), new RegExp(`^config file ${FILE}: unknown key 'ram'$`));
+  assertUsage(
+    () => resolveConfig({ env: {}, file: file({ memory: '4G', ram: '4G' }) }),
+    new RegExp(`^config file ${FILE}: unknown key 'ram'$`),
+  );
   assertUsage(() => resolveConfig({ env: {}, file: file({ uri: 'qemu:///session' }) }), /unknown key 'uri'/);
 });
 
@@ -122,13 +152,17 @@ test('a bad value in the config file is a usage error naming the file', () => {
     [{ mirror: 'mirror.example.org' }, /^invalid mirror URL/],
   ];
   for (const [values, message] of cases) {
-    assert.throws(() => resolveConfig({ env: {}, file: file(values) }), (err: unknown) => {
-      assert.ok(err instanceof VmsError);
-      assert.equal(err.code, 'usage');
-      assert.match(err.message, message);
-      assert.ok(err.message.endsWith(`(from file ${FILE})`), err.message);
-      return true;
-    }, JSON.stringify(values));
+    assert.throws(
+      () => resolveConfig({ env: {}, file: file(values) }),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError);
+        assert.equal(err.code, 'usage');
+        assert.match(err.message, message);
+        assert.ok(err.message.endsWith(`(from file ${FILE})`), err.message);
+        return true;
+      },
+      JSON.stringify(values),
+    );
   }
 });
 
@@ -140,16 +174,22 @@ test('a bad env value is a usage error naming the variable, and wins over a good
     [{ VMS_STATE_DIR: 'state' }, /^directory 'state' is not an absolute path \(from env VMS_STATE_DIR\)$/],
   ];
   for (const [env, message] of cases) {
-    assertUsage(() => resolveConfig({ env, file: file({ memory: '4G', cpus: 2, disk: '10G', stateDir: '/s' }) }), message);
+    assertUsage(
+      () => resolveConfig({ env, file: file({ memory: '4G', cpus: 2, disk: '10G', stateDir: '/s' }) }),
+      message,
+    );
   }
 });
 
 test('the hint of a value error survives the re-wrapping', () => {
-  assert.throws(() => resolveConfig({ env: { VMS_CPUS: '0' } }), (err: unknown) => {
-    assert.ok(err instanceof VmsError);
-    assert.match(err.hint ?? '', /whole number from 1 to 512/);
-    return true;
-  });
+  assert.throws(
+    () => resolveConfig({ env: { VMS_CPUS: '0' } }),
+    (err: unknown) => {
+      assert.ok(err instanceof VmsError);
+      assert.match(err.hint ?? '', /whole number from 1 to 512/);
+      return true;
+    },
+  );
 });
 
 test('configFilePath: VMS_CONFIG > XDG_CONFIG_HOME > HOME/.config', () => {

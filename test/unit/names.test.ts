@@ -11,16 +11,42 @@ test('validateName accepts safe names and returns them unchanged', () => {
 
 test('validateName rejects unsafe names with a usage error and a hint', () => {
   const bad = [
-    'x'.repeat(64), '', '-x', '.x', '_x', 'a/b', 'a..b', '..', 'a b', "a'b", 'a"b', 'a<b', 'a>b', 'a&b', '../etc',
-    'a\nb', 'a\n', 'a\\b', 'a;b', 'a$b', 'a:b', 'é', ' a', 'a ',
+    'x'.repeat(64),
+    '',
+    '-x',
+    '.x',
+    '_x',
+    'a/b',
+    'a..b',
+    '..',
+    'a b',
+    "a'b",
+    'a"b',
+    'a<b',
+    'a>b',
+    'a&b',
+    '../etc',
+    'a\nb',
+    'a\n',
+    'a\\b',
+    'a;b',
+    'a$b',
+    'a:b',
+    'é',
+    ' a',
+    'a ',
   ];
   for (const name of bad) {
-    assert.throws(() => validateName(name), (err: unknown) => {
-      assert.ok(err instanceof VmsError, JSON.stringify(name));
-      assert.equal(err.code, 'usage', JSON.stringify(name));
-      assert.equal(err.message, `invalid VM name '${name}'`);
-      assert.match(err.hint ?? '', /1-63 letters/);
-      return true;
-    }, JSON.stringify(name));
+    assert.throws(
+      () => validateName(name),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError, JSON.stringify(name));
+        assert.equal(err.code, 'usage', JSON.stringify(name));
+        assert.equal(err.message, `invalid VM name '${name}'`);
+        assert.match(err.hint ?? '', /1-63 letters/);
+        return true;
+      },
+      JSON.stringify(name),
+    );
   }
 });

@@ -4,7 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { shellQuote } from '../../src/quote.js';
 
 /** What sh makes of a command line: each word it passes on, one per NUL-terminated record. */
-const wordsBySh = (line: string) => execFileSync('sh', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8' }).split('\0').slice(0, -1);
+const wordsBySh = (line: string) =>
+  execFileSync('sh', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8' })
+    .split('\0')
+    .slice(0, -1);
 
 const AWKWARD = [
   "it's",
@@ -26,17 +29,28 @@ const AWKWARD = [
   'dq"uote',
   '-rf',
   'tab\there',
-  "mixed '$(x)' \"y\" `z`",
+  'mixed \'$(x)\' "y" `z`',
   'ünïcödé',
 ];
 
 test('shellQuote leaves plain safe strings as they are', () => {
-  for (const s of ['work', 'vm-1.2_x', '/var/lib/vms/work/serial.log', 'a=b', 'host:port', '52:54:00:12:34:56', '+x', 'a,b', '%', '@']) {
+  for (const s of [
+    'work',
+    'vm-1.2_x',
+    '/var/lib/vms/work/serial.log',
+    'a=b',
+    'host:port',
+    '52:54:00:12:34:56',
+    '+x',
+    'a,b',
+    '%',
+    '@',
+  ]) {
     assert.equal(shellQuote(s), s);
   }
 });
 
-test('shellQuote: single quotes, and a quote inside as \'\\\'\'', () => {
+test("shellQuote: single quotes, and a quote inside as '\\''", () => {
   assert.equal(shellQuote("it's"), "'it'\\''s'");
   assert.equal(shellQuote('$(x)'), "'$(x)'");
   assert.equal(shellQuote('a b'), "'a b'");

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { DISK_RANGE, MEMORY_RANGE, formatSize, parseSize } from '../../src/size.js';
 import { VmsError } from '../../src/errors.js';
 
-const K = 2 ** 10, M = 2 ** 20, G = 2 ** 30, T = 2 ** 40;
+const K = 2 ** 10,
+  M = 2 ** 20,
+  G = 2 ** 30,
+  T = 2 ** 40;
 
 /** Asserts that fn throws a usage VmsError whose message and hint match. */
 function assertUsage(fn: () => unknown, message: RegExp, hint: RegExp) {
@@ -40,8 +43,28 @@ test('parseSize rounds fractional bytes to a whole number', () => {
 });
 
 test('parseSize rejects text that is not a number with a K/M/G/T unit', () => {
-  for (const text of ['4', '4X', '', '   ', '-1G', 'G', '4Gi', '4 B', '4B', '.5G', '1,5G', '4GG', '1e3M', '0x10G', 'four G', '4G5']) {
-    for (const [range, flag] of [[MEMORY_RANGE, /--memory 4G/], [DISK_RANGE, /--disk 40G/]] as const) {
+  for (const text of [
+    '4',
+    '4X',
+    '',
+    '   ',
+    '-1G',
+    'G',
+    '4Gi',
+    '4 B',
+    '4B',
+    '.5G',
+    '1,5G',
+    '4GG',
+    '1e3M',
+    '0x10G',
+    'four G',
+    '4G5',
+  ]) {
+    for (const [range, flag] of [
+      [MEMORY_RANGE, /--memory 4G/],
+      [DISK_RANGE, /--disk 40G/],
+    ] as const) {
       assertUsage(() => parseSize(text, range), new RegExp(`^invalid ${range.what} '${text}'`), flag);
     }
   }

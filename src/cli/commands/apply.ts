@@ -11,7 +11,8 @@ export function register(program: Command): void {
     .action(
       action(async ({ ctx }, name, profile) => ({
         data: await applyProfile(ctx, name!, profile!),
-        human: (r: ApplyResult) => `applied ${r.applied.join(' → ')} to ${r.name} (now ${r.state})\ntranscript: ${r.transcript}`,
+        human: (r: ApplyResult) =>
+          `applied ${r.applied.join(' → ')} to ${r.name} (now ${r.state})\ntranscript: ${r.transcript}`,
       })),
     );
 }

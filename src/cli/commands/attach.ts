@@ -13,9 +13,17 @@ export function register(program: Command): void {
       action(async ({ ctx, io }, name) => {
         const target = await consoleTarget(ctx, name!);
         if (!io.stdinIsTTY || !io.stdoutIsTTY) {
-          throw new VmsError('usage', 'vms console needs an interactive terminal', target.log ? `the console transcript is in ${target.log}` : undefined);
+          throw new VmsError(
+            'usage',
+            'vms console needs an interactive terminal',
+            target.log ? `the console transcript is in ${target.log}` : undefined,
+          );
         }
-        await attachTerminal(target.socket, { input: io.stdin, output: io.stdout }, `Connected to ${name}'s serial console`);
+        await attachTerminal(
+          target.socket,
+          { input: io.stdin, output: io.stdout },
+          `Connected to ${name}'s serial console`,
+        );
         return { data: target };
       }),
     );

@@ -40,13 +40,25 @@ export function register(program: Command): void {
         const todo = steps.filter((s) => s.commands.length > 0);
         const data = { distro: state.distro, dryRun: Boolean(opts.dryRun), changed: false, steps };
         if (opts.dryRun || todo.length === 0) {
-          return { data, human: () => `${renderPlan(state, steps)}\n\n${todo.length ? `--dry-run: nothing was changed (${todo.length} ${todo.length === 1 ? 'step' : 'steps'} to do)` : 'nothing to do: this host is ready for vms'}` };
+          return {
+            data,
+            human: () =>
+              `${renderPlan(state, steps)}\n\n${todo.length ? `--dry-run: nothing was changed (${todo.length} ${todo.length === 1 ? 'step' : 'steps'} to do)` : 'nothing to do: this host is ready for vms'}`,
+          };
         }
         if (!opts.yes && (!canPrompt(io) || globals.json)) {
-          throw usageError('vms bootstrap changes this host: add --yes to go ahead without a terminal to ask on', '`vms bootstrap --dry-run` shows what it would do');
+          throw usageError(
+            'vms bootstrap changes this host: add --yes to go ahead without a terminal to ask on',
+            '`vms bootstrap --dry-run` shows what it would do',
+          );
         }
         if (!globals.json) io.stderr.write(renderPlan(state, steps) + '\n'); // the whole plan, also what needs nothing
-        if (!opts.yes && !(await prompter.confirm('Run these commands?'))) throw new VmsError('conflict', 'nothing was changed', 'run it again and answer y, or use --dry-run to see the plan');
+        if (!opts.yes && !(await prompter.confirm('Run these commands?')))
+          throw new VmsError(
+            'conflict',
+            'nothing was changed',
+            'run it again and answer y, or use --dry-run to see the plan',
+          );
         await applyBootstrap(ctx, steps);
         const after = steps.filter((s) => s.after).map((s) => `${s.name}: ${s.after}`);
         return {

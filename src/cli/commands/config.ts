@@ -25,8 +25,15 @@ export function register(program: Command): void {
           source: s.source,
         }));
         return {
-          data: { file: configFilePath(io.env), settings: Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])) },
-          human: () => `${table(['KEY', 'VALUE', 'SOURCE'], rows.map((r) => [r.key, r.shown, r.source]))}\n\nconfig file: ${configFilePath(io.env)}`,
+          data: {
+            file: configFilePath(io.env),
+            settings: Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])),
+          },
+          human: () =>
+            `${table(
+              ['KEY', 'VALUE', 'SOURCE'],
+              rows.map((r) => [r.key, r.shown, r.source]),
+            )}\n\nconfig file: ${configFilePath(io.env)}`,
         };
       }),
     );

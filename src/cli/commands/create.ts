@@ -34,7 +34,8 @@ interface Flags {
 /** The options of a bare create (disk + definition, you install it yourself). */
 export function toCreateOptions(name: string, f: Flags): CreateOptions {
   const kernelBoot = checkKernelBoot({ kernel: f.kernel, initrd: f.initrd, cmdline: f.cmdline });
-  if (f.kernel && !f.bare && !f.printXml) throw usageError('--kernel is for `vms create --bare`', 'the install boots the ISO\'s own kernel');
+  if (f.kernel && !f.bare && !f.printXml)
+    throw usageError('--kernel is for `vms create --bare`', "the install boots the ISO's own kernel");
   return {
     name,
     memory: f.memory === undefined ? undefined : parseSize(f.memory, MEMORY_RANGE),
@@ -53,7 +54,20 @@ export function toCreateOptions(name: string, f: Flags): CreateOptions {
 export function toInstallOptions(name: string, f: Flags): InstallOptions {
   const { memory, cpus, disk, firmware, network, iso, graphics } = toCreateOptions(name, f);
   if (f.start) throw usageError('--start is for --bare', 'an installed VM is left running anyway');
-  return { name, profile: f.profile, memory, cpus, disk, firmware, network, iso, graphics, user: f.user, sshKey: f.sshKey, keepFailed: Boolean(f.keepFailed) };
+  return {
+    name,
+    profile: f.profile,
+    memory,
+    cpus,
+    disk,
+    firmware,
+    network,
+    iso,
+    graphics,
+    user: f.user,
+    sshKey: f.sshKey,
+    keepFailed: Boolean(f.keepFailed),
+  };
 }
 
 function renderInstalled(vm: InstallResult): string {
@@ -67,8 +81,15 @@ export function register(program: Command): void {
     .command('create')
     .description('create a VM and install Arch Linux in it unattended (or, with --bare, only a disk and a definition)')
     .argument('<name>', 'VM name')
-    .option('-p, --profile <name>', 'what to set up after the install: minimal, gui, browser, telegram, dev, or your own', 'minimal')
-    .option('--iso <path>', 'the Arch ISO (default: archlinux-x86_64.iso in the ISO dir); with --bare, any ISO as cdrom')
+    .option(
+      '-p, --profile <name>',
+      'what to set up after the install: minimal, gui, browser, telegram, dev, or your own',
+      'minimal',
+    )
+    .option(
+      '--iso <path>',
+      'the Arch ISO (default: archlinux-x86_64.iso in the ISO dir); with --bare, any ISO as cdrom',
+    )
     .option('--user <name>', 'the user made in the guest (default: you)')
     .option('--ssh-key <file>', 'public key for the guest (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub)')
     .option('--keep-failed', 'when the install fails, keep the VM for inspection and `--resume`')
@@ -92,15 +113,35 @@ export function register(program: Command): void {
           return { data: { name, xml }, human: () => xml.trimEnd() };
         }
         if (opts.resume) {
-          const given = (['bare', 'iso', 'memory', 'cpus', 'disk', 'user', 'sshKey', 'keepFailed', 'kernel', 'start', 'printXml'] as const).filter((k) => opts[k] !== undefined);
+          const given = (
+            [
+              'bare',
+              'iso',
+              'memory',
+              'cpus',
+              'disk',
+              'user',
+              'sshKey',
+              'keepFailed',
+              'kernel',
+              'start',
+              'printXml',
+            ] as const
+          ).filter((k) => opts[k] !== undefined);
           if (given.length || opts.profile !== 'minimal') {
-            throw usageError('--resume takes no other options', 'it goes on with what the VM was created with (its profile is in its metadata)');
+            throw usageError(
+              '--resume takes no other options',
+              'it goes on with what the VM was created with (its profile is in its metadata)',
+            );
           }
           return { data: await resumeInstall(ctx, name!), human: renderInstalled };
         }
         if (!opts.bare) return { data: await installVm(ctx, toInstallOptions(name!, opts)), human: renderInstalled };
         const vm = await createVm(ctx, toCreateOptions(name!, opts));
-        return { data: vm, human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${q(vm.name)}` };
+        return {
+          data: vm,
+          human: () => `${renderVmInfo(vm)}\n\nnext: vms ${vm.state === 'running' ? 'console' : 'start'} ${q(vm.name)}`,
+        };
       }),
     );
 }

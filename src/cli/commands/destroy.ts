@@ -10,7 +10,9 @@ async function confirm(io: Io, prompter: Prompter, plan: DestroyPlan): Promise<b
     ...plan.remove.map((p) => `  ${p}`),
     `  ${plan.dir}`,
     ...plan.keep.map((k) => `It keeps ${k.path} (${k.reason}).`),
-    ...(plan.unreadable.length ? [`warning: ${plan.unreadable.join(', ')} cannot be read; every base they may stand on is kept`] : []),
+    ...(plan.unreadable.length
+      ? [`warning: ${plan.unreadable.join(', ')} cannot be read; every base they may stand on is kept`]
+      : []),
   ];
   io.stderr.write(lines.join('\n') + '\n');
   return prompter.confirm('Destroy it?');
@@ -28,16 +30,22 @@ export function register(program: Command): void {
         let result;
         if (opts.yes) result = await destroyVm(ctx, name!);
         else {
-          if (!canPrompt(io)) throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
+          if (!canPrompt(io))
+            throw usageError(`refusing to destroy ${name} without confirmation`, 'add --yes (no terminal to ask on)');
           const plan = await planDestroy(ctx, name!);
-          if (!(await confirm(io, prompter, plan))) throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
+          if (!(await confirm(io, prompter, plan)))
+            throw new VmsError('conflict', 'not destroyed', 'nothing was changed');
           // Planned again under the VM's lock: what is removed must be what the user agreed to, even if a clone appeared meanwhile.
           result = await destroyVm(ctx, name!, plan);
         }
         return {
           data: result,
           human: () =>
-            [`${result.name} destroyed`, ...result.removed.map((p) => `  deleted ${p}`), ...result.kept.map((k) => `  kept ${k.path} (${k.reason})`)].join('\n'),
+            [
+              `${result.name} destroyed`,
+              ...result.removed.map((p) => `  deleted ${p}`),
+              ...result.kept.map((k) => `  kept ${k.path} (${k.reason})`),
+            ].join('\n'),
         };
       }),
     );

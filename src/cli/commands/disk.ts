@@ -1,5 +1,15 @@
 import type { Command } from 'commander';
-import { addDisk, attachDisk, detachDisk, listDisks, resizeDisk, type AttachedDisk, type DetachResult, type DiskRow, type ResizeResult } from '../../core/devices/disk.js';
+import {
+  addDisk,
+  attachDisk,
+  detachDisk,
+  listDisks,
+  resizeDisk,
+  type AttachedDisk,
+  type DetachResult,
+  type DiskRow,
+  type ResizeResult,
+} from '../../core/devices/disk.js';
 import { usageError, VmsError } from '../../errors.js';
 import { DISK_BUSES, parseBus } from '../../libvirt/disk-xml.js';
 import { DISK_RANGE, formatSize, parseSize } from '../../size.js';
@@ -17,12 +27,19 @@ function diskSize(text: string, example: string): number {
   }
 }
 
-const pluggedWhere = (d: { live: boolean }) => (d.live ? 'plugged in now and saved in its definition' : 'saved in its definition: the guest sees it at its next start');
+const pluggedWhere = (d: { live: boolean }) =>
+  d.live
+    ? 'plugged in now and saved in its definition'
+    : 'saved in its definition: the guest sees it at its next start';
 
 function renderAttached(d: AttachedDisk): string {
-  const lines = [`${d.name}: ${d.target} (${d.bus}${d.readonly ? ', read-only' : ''}) ${d.path} ${formatSize(d.size)} ${d.format}, ${pluggedWhere(d)}`];
+  const lines = [
+    `${d.name}: ${d.target} (${d.bus}${d.readonly ? ', read-only' : ''}) ${d.path} ${formatSize(d.size)} ${d.format}, ${pluggedWhere(d)}`,
+  ];
   if (!d.created && d.destroyedWithVm) {
-    lines.push(`note: vms made ${d.path} for ${d.name} (\`vms disk add\`): \`vms destroy ${q(d.name)}\` removes it (unless another VM uses it)`);
+    lines.push(
+      `note: vms made ${d.path} for ${d.name} (\`vms disk add\`): \`vms destroy ${q(d.name)}\` removes it (unless another VM uses it)`,
+    );
   }
   return lines.join('\n');
 }
@@ -35,9 +52,21 @@ function renderDetached(r: DetachResult): string {
 
 function renderDisks(rows: DiskRow[]): string {
   // Only a running VM whose live and saved disks differ needs the column.
-  const note = (r: DiskRow) => (r.live === undefined || (r.inConfig && r.live) ? '' : r.inConfig ? 'next start' : 'until it stops');
+  const note = (r: DiskRow) =>
+    r.live === undefined || (r.inConfig && r.live) ? '' : r.inConfig ? 'next start' : 'until it stops';
   const withNote = rows.some((r) => note(r) !== '');
-  const headers = ['TARGET', 'BUS', 'DEVICE', 'SIZE', 'USED', 'FORMAT', 'RO', 'PATH', 'BACKING', ...(withNote ? ['NOTE'] : [])];
+  const headers = [
+    'TARGET',
+    'BUS',
+    'DEVICE',
+    'SIZE',
+    'USED',
+    'FORMAT',
+    'RO',
+    'PATH',
+    'BACKING',
+    ...(withNote ? ['NOTE'] : []),
+  ];
   return table(
     headers,
     rows.map((r) => [
@@ -61,7 +90,9 @@ function renderResized(r: ResizeResult): string {
 }
 
 export function register(program: Command): void {
-  const disk = program.command('disk').description("add, attach, detach, list and grow a VM's disks (live when it runs, and in its definition)");
+  const disk = program
+    .command('disk')
+    .description("add, attach, detach, list and grow a VM's disks (live when it runs, and in its definition)");
   const busHelp = `${DISK_BUSES.join(', ')} (sata only while the VM is shut off)`;
 
   disk
@@ -86,7 +117,12 @@ export function register(program: Command): void {
     .option('--readonly', 'the guest may only read it')
     .action(
       action<{ bus: string; readonly?: boolean }>(async ({ ctx, opts }, name, path) => ({
-        data: await attachDisk(ctx, { name: name!, path: path!, bus: parseBus(opts.bus), readonly: Boolean(opts.readonly) }),
+        data: await attachDisk(ctx, {
+          name: name!,
+          path: path!,
+          bus: parseBus(opts.bus),
+          readonly: Boolean(opts.readonly),
+        }),
         human: renderAttached,
       })),
     );
@@ -118,7 +154,11 @@ export function register(program: Command): void {
     .argument('<size>', 'the new size, e.g. 60G')
     .action(
       action(async ({ ctx }, name, which, newSize) => ({
-        data: await resizeDisk(ctx, { name: name!, disk: which!, size: diskSize(newSize!, `\`vms disk resize ${q(name)} ${q(which)} 60G\``) }),
+        data: await resizeDisk(ctx, {
+          name: name!,
+          disk: which!,
+          size: diskSize(newSize!, `\`vms disk resize ${q(name)} ${q(which)} 60G\``),
+        }),
         human: renderResized,
       })),
     );

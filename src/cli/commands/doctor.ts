@@ -7,7 +7,10 @@ const MARK = { pass: chalk.green('✔'), warn: chalk.yellow('!'), fail: chalk.re
 
 function render(checks: CheckResult[]): string {
   const width = Math.max(...checks.map((c) => c.check.length));
-  const lines = checks.flatMap((c) => [`${MARK[c.status]} ${c.check.padEnd(width)}  ${c.message}`, ...(c.fix ? [`  ${' '.repeat(width)}  fix: ${c.fix}`] : [])]);
+  const lines = checks.flatMap((c) => [
+    `${MARK[c.status]} ${c.check.padEnd(width)}  ${c.message}`,
+    ...(c.fix ? [`  ${' '.repeat(width)}  fix: ${c.fix}`] : []),
+  ]);
   const count = (s: CheckResult['status']) => checks.filter((c) => c.status === s).length;
   return [...lines, '', `${count('pass')} passed, ${count('warn')} warnings, ${count('fail')} failed`].join('\n');
 }

@@ -29,9 +29,17 @@ const localTime = (iso: string) => {
 };
 
 function renderList(l: IsoList, now: number): string {
-  const partial = l.partial ? `\n\na partial download (${formatSize(l.partial.bytes)}) is in ${l.partial.path}: \`vms iso fetch\` resumes it` : '';
+  const partial = l.partial
+    ? `\n\na partial download (${formatSize(l.partial.bytes)}) is in ${l.partial.path}: \`vms iso fetch\` resumes it`
+    : '';
   if (l.isos.length === 0) return `no ISOs in ${l.dir}: \`vms iso fetch\` downloads the current Arch ISO${partial}`;
-  const rows = l.isos.map((i) => [i.name, formatSize(i.bytes), localTime(i.modified), formatAge(now - Date.parse(i.modified)), i.default ? 'yes' : '-']);
+  const rows = l.isos.map((i) => [
+    i.name,
+    formatSize(i.bytes),
+    localTime(i.modified),
+    formatAge(now - Date.parse(i.modified)),
+    i.default ? 'yes' : '-',
+  ]);
   return `${table(['NAME', 'SIZE', 'MODIFIED', 'AGE', 'DEFAULT'], rows)}\n\nin ${l.dir}${partial}`;
 }
 
@@ -39,8 +47,13 @@ export function register(program: Command): void {
   const iso = program.command('iso').description('the Arch ISO: download and verify the current one, list the ISO dir');
   iso
     .command('fetch')
-    .description('download the current Arch ISO into the ISO dir (resumes a broken download; verifies sha256, and PGP when the key is there)')
-    .option('--mirror <url>', "a mirror's ISO directory (default: $VMS_MIRROR, the config file, else https://geo.mirror.pkgbuild.com/iso/latest/)")
+    .description(
+      'download the current Arch ISO into the ISO dir (resumes a broken download; verifies sha256, and PGP when the key is there)',
+    )
+    .option(
+      '--mirror <url>',
+      "a mirror's ISO directory (default: $VMS_MIRROR, the config file, else https://geo.mirror.pkgbuild.com/iso/latest/)",
+    )
     .action(
       action<{ mirror?: string }>(async ({ ctx, opts }) => {
         const mirror = opts.mirror === undefined ? ctx.config.mirror.value : parseMirror(opts.mirror);

@@ -19,7 +19,15 @@ export function register(program: Command): void {
               ? 'no VMs yet: `vms create NAME` makes one'
               : table(
                   ['NAME', 'STATE', 'PROFILE', 'MEMORY', 'CPUS', 'DISK', 'FROM'],
-                  vms.map((v) => [v.name, colorState(v.state), v.pending ? `${v.profile ?? '-'} (unfinished)` : (v.profile ?? '-'), size(v.memory), String(v.cpus), size(v.disk), v.createdFrom ? basename(v.createdFrom) : '-']),
+                  vms.map((v) => [
+                    v.name,
+                    colorState(v.state),
+                    v.pending ? `${v.profile ?? '-'} (unfinished)` : (v.profile ?? '-'),
+                    size(v.memory),
+                    String(v.cpus),
+                    size(v.disk),
+                    v.createdFrom ? basename(v.createdFrom) : '-',
+                  ]),
                 ),
         };
       }),

@@ -1,5 +1,15 @@
 import type { Command } from 'commander';
-import { addNic, deleteNic, listNics, parseMac, parseNicModel, parseNicSource, type NicChange, type NicInfo, type NicList } from '../../core/devices/nic.js';
+import {
+  addNic,
+  deleteNic,
+  listNics,
+  parseMac,
+  parseNicModel,
+  parseNicSource,
+  type NicChange,
+  type NicInfo,
+  type NicList,
+} from '../../core/devices/nic.js';
 import { action } from '../app.js';
 import { placeNote } from '../device-view.js';
 import { table } from '../format.js';
@@ -17,18 +27,28 @@ const describe = (n: NicInfo) => `${source(n)}, ${n.model ?? 'default model'}, $
 
 function renderList(list: NicList): string {
   if (list.nics.length === 0) return `${list.name} has no NICs`;
-  const rows = list.nics.map((n) => [String(n.index), source(n), n.model ?? '-', n.mac, n.guestName ?? '-', placeNote(n)]);
+  const rows = list.nics.map((n) => [
+    String(n.index),
+    source(n),
+    n.model ?? '-',
+    n.mac,
+    n.guestName ?? '-',
+    placeNote(n),
+  ]);
   return table(['#', 'SOURCE', 'MODEL', 'MAC', 'GUEST', ''], rows);
 }
 
-const where = (verb: string, c: NicChange) => (c.live ? `live and ${verb} its config` : `${verb} its config; ${c.name} is not running`);
+const where = (verb: string, c: NicChange) =>
+  c.live ? `live and ${verb} its config` : `${verb} its config; ${c.name} is not running`;
 
 export function register(program: Command): void {
-  const nic = program.command('nic').description('network cards: add, remove and list (plugged in live when the VM runs)');
+  const nic = program
+    .command('nic')
+    .description('network cards: add, remove and list (plugged in live when the VM runs)');
 
   nic
     .command('add')
-    .description("plug a NIC in: into the running VM and its config, or only the config when it is shut off")
+    .description('plug a NIC in: into the running VM and its config, or only the config when it is shut off')
     .argument('<name>', 'VM name')
     .option('--model <model>', 'virtio or e1000e', 'virtio')
     .option('--network <net>', "a libvirt network (default: 'default', libvirt's NAT network)")
@@ -39,7 +59,10 @@ export function register(program: Command): void {
       action<AddOptions>(async ({ ctx, opts }, name) => {
         const spec = { source: parseNicSource(opts), model: parseNicModel(opts.model), mac: parseMac(opts.mac) };
         const change = await addNic(ctx, name!, spec);
-        return { data: change, human: (c: NicChange) => `added NIC ${c.nic.index} to ${c.name}: ${describe(c.nic)} (${where('in', c)})` };
+        return {
+          data: change,
+          human: (c: NicChange) => `added NIC ${c.nic.index} to ${c.name}: ${describe(c.nic)} (${where('in', c)})`,
+        };
       }),
     );
 

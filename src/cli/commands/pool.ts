@@ -7,11 +7,21 @@ import { shellQuote as q } from '../../quote.js';
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
 
 /** "252G (270553174016 bytes)": the human size and the exact one. */
-const sizeAndBytes = (bytes: number | undefined) => (bytes === undefined ? undefined : `${size(bytes)} (${bytes} bytes)`);
+const sizeAndBytes = (bytes: number | undefined) =>
+  bytes === undefined ? undefined : `${size(bytes)} (${bytes} bytes)`;
 
 function renderList(pools: PoolInfo[]): string {
   if (pools.length === 0) return 'no storage pools (vms keeps its disks in its images dir and needs none)';
-  const rows = pools.map((p) => [p.name, p.state, yesNo(p.autostart), p.type ?? '-', size(p.capacity), size(p.allocation), size(p.free), p.path ?? '-']);
+  const rows = pools.map((p) => [
+    p.name,
+    p.state,
+    yesNo(p.autostart),
+    p.type ?? '-',
+    size(p.capacity),
+    size(p.allocation),
+    size(p.free),
+    p.path ?? '-',
+  ]);
   return table(['NAME', 'STATE', 'AUTOSTART', 'TYPE', 'CAPACITY', 'ALLOCATION', 'FREE', 'PATH'], rows);
 }
 
@@ -28,7 +38,9 @@ function renderInfo(p: PoolInfo): string {
     ['allocation', sizeAndBytes(p.allocation)],
     ['free', sizeAndBytes(p.free)],
   ]);
-  return p.capacity === undefined ? `${info}\n\nlibvirt knows a pool's sizes only while it runs: \`virsh pool-start ${q(p.name)}\`` : info;
+  return p.capacity === undefined
+    ? `${info}\n\nlibvirt knows a pool's sizes only while it runs: \`virsh pool-start ${q(p.name)}\``
+    : info;
 }
 
 export function register(program: Command): void {
@@ -40,7 +52,9 @@ export function register(program: Command): void {
     .action(action(async ({ ctx }) => ({ data: await listPools(ctx), human: renderList })));
   pool
     .command('info')
-    .description('one storage pool: capacity, allocation and free space (in bytes and human units), path, state, autostart')
+    .description(
+      'one storage pool: capacity, allocation and free space (in bytes and human units), path, state, autostart',
+    )
     .argument('<name>', 'pool name')
     .action(action(async ({ ctx }, name) => ({ data: await poolInfo(ctx, name!), human: renderInfo })));
 }

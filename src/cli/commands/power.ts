@@ -4,7 +4,9 @@ import { usageError } from '../../errors.js';
 import { action } from '../app.js';
 
 const say = (verb: string, unchanged: string) => (r: PowerResult) =>
-  r.changed ? `${r.name} ${verb}${r.forced ? ' (forced off after the timeout)' : ''}` : `${r.name} is already ${unchanged}`;
+  r.changed
+    ? `${r.name} ${verb}${r.forced ? ' (forced off after the timeout)' : ''}`
+    : `${r.name} is already ${unchanged}`;
 
 export function register(program: Command): void {
   program
@@ -22,8 +24,12 @@ export function register(program: Command): void {
     .action(
       action<{ timeout: string; force?: boolean }>(async ({ ctx, opts }, name) => {
         const timeoutSeconds = Number(opts.timeout);
-        if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 0) throw usageError(`invalid --timeout '${opts.timeout}'`, 'give whole seconds, e.g. --timeout 120');
-        return { data: await stopVm(ctx, name!, { timeoutSeconds, force: Boolean(opts.force) }), human: say('stopped', 'shut off') };
+        if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 0)
+          throw usageError(`invalid --timeout '${opts.timeout}'`, 'give whole seconds, e.g. --timeout 120');
+        return {
+          data: await stopVm(ctx, name!, { timeoutSeconds, force: Boolean(opts.force) }),
+          human: say('stopped', 'shut off'),
+        };
       }),
     );
 
@@ -31,5 +37,7 @@ export function register(program: Command): void {
     .command('kill')
     .description('power a VM off at once (like pulling the plug)')
     .argument('<name>', 'VM name')
-    .action(action(async ({ ctx }, name) => ({ data: await killVm(ctx, name!), human: say('powered off', 'shut off') })));
+    .action(
+      action(async ({ ctx }, name) => ({ data: await killVm(ctx, name!), human: say('powered off', 'shut off') })),
+    );
 }

@@ -31,13 +31,23 @@ export function register(program: Command): void {
               pid: j.pid,
               vms: j.vms,
               started: j.started,
-              done: [...(j.finish ? [j.finish.what] : []), ...j.steps.filter((s) => s.action).map((s) => s.what).reverse()],
+              done: [
+                ...(j.finish ? [j.finish.what] : []),
+                ...j.steps
+                  .filter((s) => s.action)
+                  .map((s) => s.what)
+                  .reverse(),
+              ],
               failed: [],
               unknown: j.steps.filter((s) => !s.action).map((s) => s.what),
             }))
           : await repairInterrupted(ctx);
         const failed = reports.some((r) => r.failed.length > 0);
-        return { data: { operations: reports }, human: () => render(reports, Boolean(opts.dryRun)), exitCode: failed ? 1 : 0 };
+        return {
+          data: { operations: reports },
+          human: () => render(reports, Boolean(opts.dryRun)),
+          exitCode: failed ? 1 : 0,
+        };
       }),
     );
 }

@@ -1,5 +1,13 @@
 import type { Command } from 'commander';
-import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend, type SerialChange, type SerialList, type SerialPortInfo } from '../../core/devices/serial-port.js';
+import {
+  addSerialPort,
+  deleteSerialPort,
+  listSerialPorts,
+  parseBackend,
+  type SerialChange,
+  type SerialList,
+  type SerialPortInfo,
+} from '../../core/devices/serial-port.js';
 import { action } from '../app.js';
 import { placeNote } from '../device-view.js';
 import { table } from '../format.js';
@@ -7,14 +15,22 @@ import { table } from '../format.js';
 const backend = (p: SerialPortInfo) => `${p.backend ?? p.type}${p.server ? ' (server)' : ''}`;
 
 function renderList(list: SerialList): string {
-  const rows = list.ports.map((p) => [String(p.port), p.device, backend(p), [p.console ? 'vms console' : '', placeNote(p)].filter(Boolean).join(', ')]);
+  const rows = list.ports.map((p) => [
+    String(p.port),
+    p.device,
+    backend(p),
+    [p.console ? 'vms console' : '', placeNote(p)].filter(Boolean).join(', '),
+  ]);
   return table(['PORT', 'GUEST', 'BACKEND', ''], rows);
 }
 
-const pendingNote = (c: SerialChange, what: string) => (c.pendingRestart ? `\nnote: ${c.name} is running: ${what}` : '');
+const pendingNote = (c: SerialChange, what: string) =>
+  c.pendingRestart ? `\nnote: ${c.name} is running: ${what}` : '';
 
 export function register(program: Command): void {
-  const serial = program.command('serial').description('extra serial ports (ttyS1-ttyS3) to a file or a socket on the host');
+  const serial = program
+    .command('serial')
+    .description('extra serial ports (ttyS1-ttyS3) to a file or a socket on the host');
 
   serial
     .command('add')
@@ -27,7 +43,10 @@ export function register(program: Command): void {
         data: await addSerialPort(ctx, name!, parseBackend(opts.backend, Boolean(opts.server))),
         human: (c: SerialChange) =>
           `added serial port ${c.port.port} to ${c.name}: ${backend(c.port)}, ${c.port.device} in the guest` +
-          pendingNote(c, `${c.port.device} appears at its next start (QEMU cannot plug a serial port into a running VM)`),
+          pendingNote(
+            c,
+            `${c.port.device} appears at its next start (QEMU cannot plug a serial port into a running VM)`,
+          ),
       })),
     );
 

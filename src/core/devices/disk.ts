@@ -63,14 +63,25 @@ function explainPlugError(err: unknown, name: string, path: string, scsiFits: bo
   const stopFirst = `stop ${name} and try again (libvirt adds slots to a shut-off VM)${scsi}`;
   if (hasReason(err, 'pci.noSlots')) return explainNoSlot(err, name, 'the disk', stopFirst);
   if (hasReason(err, 'disk.locked')) {
-    return conflict(`${path} is in use by a running VM (QEMU holds its lock)`, 'stop the VM that uses it first, or attach a copy of it');
+    return conflict(
+      `${path} is in use by a running VM (QEMU holds its lock)`,
+      'stop the VM that uses it first, or attach a copy of it',
+    );
   }
   return err;
 }
 
-function refuseColdPlugBus(bus: string | undefined, active: boolean, name: string, verb: 'plugged into' | 'unplugged from'): void {
+function refuseColdPlugBus(
+  bus: string | undefined,
+  active: boolean,
+  name: string,
+  verb: 'plugged into' | 'unplugged from',
+): void {
   if (active && bus && COLD_PLUG_ONLY.includes(bus)) {
-    throw conflict(`a ${bus} disk cannot be ${verb} a running VM (QEMU's AHCI has no hotplug)`, `stop ${name} first (\`vms stop ${q(name)}\`)${verb === 'plugged into' ? ', or use --bus virtio or scsi' : ''}`);
+    throw conflict(
+      `a ${bus} disk cannot be ${verb} a running VM (QEMU's AHCI has no hotplug)`,
+      `stop ${name} first (\`vms stop ${q(name)}\`)${verb === 'plugged into' ? ', or use --bus virtio or scsi' : ''}`,
+    );
   }
 }
 
@@ -104,13 +115,24 @@ interface PlugRequest {
  */
 async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: UndoStack): Promise<AttachedDisk> {
   const name = disks.vm.facts.name;
-  const target = nextTarget(req.bus, [...disks.saved, ...disks.live].map((d) => d.target));
+  const target = nextTarget(
+    req.bus,
+    [...disks.saved, ...disks.live].map((d) => d.target),
+  );
   // A scsi disk needs a scsi controller, in the saved definition and in the running VM: added (as index 0, free on
   // a side that has none) where it is missing.
-  const lacking: Where = { live: Boolean(disks.liveDomain && !hasScsiController(disks.liveDomain)), config: !hasScsiController(disks.vm.domain) };
+  const lacking: Where = {
+    live: Boolean(disks.liveDomain && !hasScsiController(disks.liveDomain)),
+    config: !hasScsiController(disks.vm.domain),
+  };
   if (req.bus === 'scsi' && (lacking.live || lacking.config)) {
     await ctx.progress.step(`Adding a virtio-scsi controller to ${name}`, async () => {
-      await undo.add(`remove the scsi controller from ${name}`, { kind: 'remove-scsi-controller', vm: name, live: lacking.live, config: lacking.config });
+      await undo.add(`remove the scsi controller from ${name}`, {
+        kind: 'remove-scsi-controller',
+        vm: name,
+        live: lacking.live,
+        config: lacking.config,
+      });
       await changeDevice(ctx.virsh, 'attach-device', name, SCSI_CONTROLLER_XML, lacking).catch((err) => {
         throw explainPlugError(err, name, req.path, false);
       });
@@ -120,11 +142,19 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
   const spec = { path: req.path, format: req.format, bus: req.bus, target, readonly: req.readonly };
   await ctx.progress.step(`Attaching ${target} to ${name}`, async () => {
     // Registered first: an attach interrupted half-way may have taken effect on either side.
-    await undo.add(`detach ${target} from ${name}`, { kind: 'unplug-disk', vm: name, target, path: req.path, created: req.created });
+    await undo.add(`detach ${target} from ${name}`, {
+      kind: 'unplug-disk',
+      vm: name,
+      target,
+      path: req.path,
+      created: req.created,
+    });
     if (disks.active) {
-      await changeDevice(ctx.virsh, 'attach-device', name, diskXml(spec), { live: true, config: false }).catch((err) => {
-        throw explainPlugError(err, name, req.path, req.bus !== 'scsi' && !lacking.live);
-      });
+      await changeDevice(ctx.virsh, 'attach-device', name, diskXml(spec), { live: true, config: false }).catch(
+        (err) => {
+          throw explainPlugError(err, name, req.path, req.bus !== 'scsi' && !lacking.live);
+        },
+      );
     }
     // The saved definition gets the disk and, for a file vms made, the file in its metadata.made: one define, so the
     // definition never holds a disk vms made without saying so (destroy and gc delete only what is recorded there).
@@ -151,7 +181,10 @@ async function plugDisk(ctx: Context, disks: VmDisks, req: PlugRequest, undo: Un
 export async function removeScsiController(ctx: Context, name: string, lacking: Where): Promise<void> {
   const virsh = ctx.virsh.uninterruptible();
   const now = await loadDisks({ ...ctx, virsh }, name);
-  const added = { live: lacking.live && hasScsiController(now.liveDomain!), config: lacking.config && hasScsiController(now.vm.domain) };
+  const added = {
+    live: lacking.live && hasScsiController(now.liveDomain!),
+    config: lacking.config && hasScsiController(now.vm.domain),
+  };
   if (added.live || added.config) await changeDevice(virsh, 'detach-device', name, SCSI_CONTROLLER_XML, added);
 }
 
@@ -159,13 +192,25 @@ export async function removeScsiController(ctx: Context, name: string, lacking: 
  * Undoes plugDisk's attach, whichever sides it reached: out of the running VM, out of the saved definition, and a
  * file vms made out of the metadata (its file itself goes with the claim's own undo step).
  */
-export async function unplugDisk(ctx: Context, name: string, target: string, path: string, created: boolean): Promise<void> {
+export async function unplugDisk(
+  ctx: Context,
+  name: string,
+  target: string,
+  path: string,
+  created: boolean,
+): Promise<void> {
   const virsh = ctx.virsh.uninterruptible();
   const ours = (d: DiskDevice) => d.target === target && d.path === path;
   const now = await loadDisks({ ...ctx, virsh }, name);
-  if (now.live.some(ours)) await changeDevice(virsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
+  if (now.live.some(ours))
+    await changeDevice(virsh, 'detach-device', name, diskByTargetXml(target), { live: true, config: false });
   if (now.saved.some(ours) || (created && now.vm.facts.metadata.made.includes(path))) {
-    await redefine({ virsh }, name, (d) => editMetadata(withoutDisk(d, target), (m) => ({ ...m, made: created ? m.made.filter((f) => f !== path) : m.made })));
+    await redefine({ virsh }, name, (d) =>
+      editMetadata(withoutDisk(d, target), (m) => ({
+        ...m,
+        made: created ? m.made.filter((f) => f !== path) : m.made,
+      })),
+    );
   }
 }
 
@@ -238,10 +283,16 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
     }
     const disks = await loadDisks(ctx, opts.name);
     const file = await stat(path).catch(() => undefined);
-    if (!file) throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
-    if (!file.isFile()) throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
+    if (!file)
+      throw notFound(`no file ${path}`, 'give the path of an existing disk image; `vms disk add` makes a new one');
+    if (!file.isFile())
+      throw usageError(`${path} is not a regular file`, 'vms attaches disk image files (qcow2 or raw)');
     const already = [...disks.saved, ...disks.live].find((d) => d.path === path);
-    if (already) throw conflict(`${path} is already attached to ${opts.name} as ${already.target}`, `\`vms disk list ${q(opts.name)}\` shows its disks`);
+    if (already)
+      throw conflict(
+        `${path} is already attached to ${opts.name} as ${already.target}`,
+        `\`vms disk list ${q(opts.name)}\` shows its disks`,
+      );
     await ctx.progress.step('Checking which VMs use it', async () => {
       const inUse = await filesInUse(ctx);
       refuseImageInUse(inUse, path, opts.name, opts.readonly);
@@ -255,10 +306,26 @@ export async function attachDisk(ctx: Context, opts: AttachOptions): Promise<Att
     refuseColdPlugBus(opts.bus, disks.active, opts.name, 'plugged into');
     const info = await ctx.qemuImg.info(path);
     if (info.format !== 'qcow2' && info.format !== 'raw') {
-      throw usageError(`${path} is a ${info.format} image: vms attaches qcow2 and raw images`, `convert it: qemu-img convert -O qcow2 ${q(path)} NEW.qcow2`);
+      throw usageError(
+        `${path} is a ${info.format} image: vms attaches qcow2 and raw images`,
+        `convert it: qemu-img convert -O qcow2 ${q(path)} NEW.qcow2`,
+      );
     }
     return withUndo(
-      (undo) => plugDisk(ctx, disks, { path, format: info.format, bus: opts.bus, readonly: opts.readonly, size: info['virtual-size'], created: false }, undo),
+      (undo) =>
+        plugDisk(
+          ctx,
+          disks,
+          {
+            path,
+            format: info.format,
+            bus: opts.bus,
+            readonly: opts.readonly,
+            size: info['virtual-size'],
+            created: false,
+          },
+          undo,
+        ),
       undoOptions(ctx),
     );
   });
@@ -271,7 +338,10 @@ function findDisk(disks: VmDisks, which: string, cwd: string): { saved?: DiskDev
   const found = { saved: disks.saved.find(matches), live: disks.live.find(matches) };
   if (!found.saved && !found.live) {
     const name = disks.vm.facts.name;
-    throw notFound(`${name} has no disk ${which}`, `\`vms disk list ${q(name)}\` shows its disks (by target, e.g. vdb, or by path)`);
+    throw notFound(
+      `${name} has no disk ${which}`,
+      `\`vms disk list ${q(name)}\` shows its disks (by target, e.g. vdb, or by path)`,
+    );
   }
   return found;
 }
@@ -297,7 +367,12 @@ export interface DetachResult {
  * and no snapshot of this one (a revert would want it back); and not while a VM that might use it cannot be read.
  * Decided before anything changes.
  */
-async function refuseDelete(ctx: Context, disks: VmDisks, path: string | undefined, saved: DiskDevice | undefined): Promise<void> {
+async function refuseDelete(
+  ctx: Context,
+  disks: VmDisks,
+  path: string | undefined,
+  saved: DiskDevice | undefined,
+): Promise<void> {
   const name = disks.vm.facts.name;
   const refuse = (why: string) =>
     new VmsError(
@@ -325,24 +400,40 @@ export async function detachDisk(ctx: Context, opts: DetachOptions): Promise<Det
     const disk = (live ?? saved)!;
     const boot = disks.saved.find((d) => d.device === 'disk');
     if (boot?.target === disk.target) {
-      throw conflict(`${disk.target} is ${opts.name}'s boot disk: vms does not detach it`, `\`vms destroy ${q(opts.name)}\` removes the VM with its disk`);
+      throw conflict(
+        `${disk.target} is ${opts.name}'s boot disk: vms does not detach it`,
+        `\`vms destroy ${q(opts.name)}\` removes the VM with its disk`,
+      );
     }
     if (live) refuseColdPlugBus(live.bus, true, opts.name, 'unplugged from');
     const path = (saved ?? live)!.path;
     if (opts.delete) await refuseDelete(ctx, disks, path, saved);
     await ctx.progress.step(`Detaching ${disk.target} from ${opts.name}`, async () => {
-      if (live) await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), { live: true, config: false });
+      if (live)
+        await changeDevice(ctx.virsh, 'detach-device', opts.name, diskByTargetXml(disk.target), {
+          live: true,
+          config: false,
+        });
       // A deleted file leaves metadata.made with it, in the same define: no record of a file that is gone (or of
       // another file that might be put at its path later).
       if (saved) {
         await redefine(ctx, opts.name, (d) =>
-          opts.delete ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) })) : withoutDisk(d, disk.target),
+          opts.delete
+            ? editMetadata(withoutDisk(d, disk.target), (m) => ({ ...m, made: m.made.filter((f) => f !== path) }))
+            : withoutDisk(d, disk.target),
         );
       }
       if (live) await waitForRelease(ctx, opts.name, disk.target);
     });
     if (opts.delete) await ctx.progress.step(`Deleting ${path}`, () => rm(path!, { force: true }));
-    return { name: opts.name, target: disk.target, path, inConfig: Boolean(saved), live: Boolean(live), deleted: opts.delete };
+    return {
+      name: opts.name,
+      target: disk.target,
+      path,
+      inConfig: Boolean(saved),
+      live: Boolean(live),
+      deleted: opts.delete,
+    };
   });
 }
 
@@ -384,7 +475,11 @@ export interface DiskRow {
 export async function listDisks(ctx: Context, name: string): Promise<DiskRow[]> {
   const disks = await loadDisks(ctx, name);
   const rows: DiskRow[] = [];
-  for (const { device: d, inConfig, live } of placeDevices(disks.saved, disks.active ? disks.live : undefined, (d) => d.target)) {
+  for (const { device: d, inConfig, live } of placeDevices(
+    disks.saved,
+    disks.active ? disks.live : undefined,
+    (d) => d.target,
+  )) {
     const info = d.path ? await ctx.qemuImg.info(d.path).catch(() => undefined) : undefined;
     rows.push({
       target: d.target,
@@ -427,12 +522,16 @@ export async function resizeDisk(ctx: Context, opts: ResizeOptions): Promise<Res
     const { saved, live } = findDisk(disks, opts.disk, ctx.host.cwd);
     const disk = (live ?? saved)!;
     if (disk.readonly) throw conflict(`${disk.target} of ${opts.name} is read-only`, 'vms grows only writable disks');
-    if (!disk.path || disk.type !== 'file') throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');
+    if (!disk.path || disk.type !== 'file')
+      throw usageError(`${disk.target} of ${opts.name} is not a disk image file`, 'vms grows only file-backed disks');
     const from = (await ctx.qemuImg.info(disk.path))['virtual-size'];
     const to = wholeSectors(opts.size);
     const result = { name: opts.name, target: disk.target, path: disk.path, from, to, live: Boolean(live) };
     if (to < from) {
-      throw usageError(`${disk.target} of ${opts.name} is ${formatSize(from)}: vms does not shrink disks (asked for ${formatSize(to)})`, 'shrinking would cut off whatever the guest keeps at the end of the disk: give a size above the current one');
+      throw usageError(
+        `${disk.target} of ${opts.name} is ${formatSize(from)}: vms does not shrink disks (asked for ${formatSize(to)})`,
+        'shrinking would cut off whatever the guest keeps at the end of the disk: give a size above the current one',
+      );
     }
     if (to === from) return { ...result, changed: false };
     await ctx.progress.step(`Growing ${disk.target} of ${opts.name} to ${formatSize(to)}`, async () => {

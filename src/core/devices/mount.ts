@@ -6,7 +6,16 @@ import { shellQuote as q } from '../../quote.js';
 import { changeDevice, liveDomain } from '../../libvirt/device-xml.js';
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import { parseDomainXml, readMetadata, type XmlNode } from '../../libvirt/domain-parse.js';
-import { filesystemXml, findShare, hasSharedMemory, shareTag, withShare, withSharedMemory, withoutShare, type FsShare } from '../../libvirt/fs-xml.js';
+import {
+  filesystemXml,
+  findShare,
+  hasSharedMemory,
+  shareTag,
+  withShare,
+  withSharedMemory,
+  withoutShare,
+  type FsShare,
+} from '../../libvirt/fs-xml.js';
 import { callerPath, type Context } from '../context.js';
 import { findVirtiofsd } from '../host/programs.js';
 import { loginAsRoot, openTranscript, powerOffFromGuest, type Transcript } from '../guest/guest-session.js';
@@ -69,11 +78,19 @@ const LIVE = { live: true, config: false };
 
 /** A guest path, normalized; only characters that need no quoting in /etc/fstab and in the shell commands below. */
 export function checkGuestDir(dir: string): string {
-  if (!dir.startsWith('/')) throw usageError(`GUESTDIR '${dir}' is not an absolute path`, 'give the directory in the guest from /, e.g. /mnt/share');
+  if (!dir.startsWith('/'))
+    throw usageError(
+      `GUESTDIR '${dir}' is not an absolute path`,
+      'give the directory in the guest from /, e.g. /mnt/share',
+    );
   const normal = posix.normalize(dir).replace(/\/+$/, '');
-  if (normal === '') throw usageError("cannot mount over the guest's root directory", 'pick a directory below /, e.g. /mnt/share');
+  if (normal === '')
+    throw usageError("cannot mount over the guest's root directory", 'pick a directory below /, e.g. /mnt/share');
   if (!/^(\/[\w.+@,:-]+)+$/.test(normal)) {
-    throw usageError(`GUESTDIR '${dir}' has characters vms does not write into the guest's /etc/fstab`, 'use letters, digits and . _ - + @ , : (no spaces or quotes)');
+    throw usageError(
+      `GUESTDIR '${dir}' has characters vms does not write into the guest's /etc/fstab`,
+      'use letters, digits and . _ - + @ , : (no spaces or quotes)',
+    );
   }
   return normal;
 }
@@ -116,7 +133,11 @@ export function refuseSystemDir(given: string, real: string, allow: boolean): vo
 
 export function requireVirtiofsd(find: () => string | undefined): void {
   if (find()) return;
-  throw new VmsError('missingTool', 'virtiofsd is not installed: shared folders need it', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian 13; QEMU brings it on Debian 12), dnf install virtiofsd (Fedora)');
+  throw new VmsError(
+    'missingTool',
+    'virtiofsd is not installed: shared folders need it',
+    'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian 13; QEMU brings it on Debian 12), dnf install virtiofsd (Fedora)',
+  );
 }
 
 // The shell commands run in the guest (busybox or bash). Tags and paths are checked above to need no quoting.
@@ -133,7 +154,8 @@ export const mountCommand = (tag: string, dir: string, readonly: boolean) =>
 
 export const unmountCommand = (tag: string, dir: string) => `! ${mountedTest(tag, dir)} || umount ${dir}`;
 
-export const fstabLine = (tag: string, dir: string, readonly: boolean) => `${tag} ${dir} virtiofs defaults${readonly ? ',ro' : ''},nofail 0 0`;
+export const fstabLine = (tag: string, dir: string, readonly: boolean) =>
+  `${tag} ${dir} virtiofs defaults${readonly ? ',ro' : ''},nofail 0 0`;
 
 /**
  * Rewrites /etc/fstab without the tag's line, plus `line` when given, so running it twice changes nothing. `cat >`
@@ -185,10 +207,15 @@ function defineWithShare(ctx: Context, vm: LoadedVm, readonly: boolean, undo?: U
   return async (share: FsShare) => {
     const registered = restore;
     restore = undefined;
-    await redefine(ctx, vm, (domain) => {
-      const withIt = findShare(domain, share.tag) ? domain : withShare(withSharedMemory(domain), share);
-      return withReadonlyKept(withIt, share.tag, readonly);
-    }, registered);
+    await redefine(
+      ctx,
+      vm,
+      (domain) => {
+        const withIt = findShare(domain, share.tag) ? domain : withShare(withSharedMemory(domain), share);
+        return withReadonlyKept(withIt, share.tag, readonly);
+      },
+      registered,
+    );
   };
 }
 
@@ -219,11 +246,23 @@ class GuestConsole {
   static async open(ctx: Context, vm: LoadedVm, title: string): Promise<GuestConsole> {
     const name = vm.facts.name;
     if (!vm.facts.serialSocket) {
-      throw conflict(`${name} has no unix-socket serial console: vms cannot reach its guest`, 'add the share with virsh and mount it in the guest yourself');
+      throw conflict(
+        `${name} has no unix-socket serial console: vms cannot reach its guest`,
+        'add the share with virsh and mount it in the guest yourself',
+      );
     }
     const files = vmFiles(ctx.config, name);
-    const password = await readFile(files.password, 'utf8').then((p) => p.trim(), () => undefined);
-    const guest = new GuestConsole(ctx, name, vm.facts.serialSocket, openTranscript(ctx, files.applyLog, title), password);
+    const password = await readFile(files.password, 'utf8').then(
+      (p) => p.trim(),
+      () => undefined,
+    );
+    const guest = new GuestConsole(
+      ctx,
+      name,
+      vm.facts.serialSocket,
+      openTranscript(ctx, files.applyLog, title),
+      password,
+    );
     try {
       await guest.login();
       return guest;
@@ -235,7 +274,9 @@ class GuestConsole {
 
   async login(): Promise<void> {
     const files = { ...vmFiles(this.ctx.config, this.name), serialSocket: this.socket };
-    this.session = await this.ctx.progress.step('Logging in on the serial console', () => loginAsRoot(this.ctx, files, this.transcript, this.password));
+    this.session = await this.ctx.progress.step('Logging in on the serial console', () =>
+      loginAsRoot(this.ctx, files, this.transcript, this.password),
+    );
   }
 
   check(command: string, what: string): Promise<string> {
@@ -248,7 +289,9 @@ class GuestConsole {
   }
 
   async powerOff(): Promise<void> {
-    await this.ctx.progress.step(`Powering off ${this.name}`, () => powerOffFromGuest(this.ctx, this.session!, this.name));
+    await this.ctx.progress.step(`Powering off ${this.name}`, () =>
+      powerOffFromGuest(this.ctx, this.session!, this.name),
+    );
   }
 
   async close(): Promise<void> {
@@ -263,7 +306,11 @@ async function runningDomain(ctx: Context, vm: LoadedVm): Promise<XmlNode | unde
   return liveDomain(ctx.virsh, vm.facts.name, isActive(vm.state));
 }
 
-export async function mountShare(ctx: Context, asked: MountOptions, find = () => findVirtiofsd(ctx.host.env.PATH)): Promise<MountResult> {
+export async function mountShare(
+  ctx: Context,
+  asked: MountOptions,
+  find = () => findVirtiofsd(ctx.host.env.PATH),
+): Promise<MountResult> {
   return withOperation(ctx, { command: 'mount', vms: [asked.name] }, async (ctx) => {
     const guestDir = checkGuestDir(asked.guestDir);
     const given = callerPath(ctx, asked.hostDir);
@@ -275,7 +322,10 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
     const tag = shareTag(guestDir);
     const existing = [live && findShare(live, tag), findShare(vm.domain, tag)].find((s) => s !== undefined);
     if (existing && existing.source !== hostDir) {
-      throw conflict(`${guestDir} in ${asked.name} is already shared from ${existing.source}`, `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`);
+      throw conflict(
+        `${guestDir} in ${asked.name} is already shared from ${existing.source}`,
+        `\`vms umount ${q(asked.name)} ${q(guestDir)}\` first`,
+      );
     }
     // Read-only once is read-only from then on: a later mount (the hint's, or one without --readonly) keeps it so.
     const kept = findShare(vm.domain, tag) !== undefined && readonlyKept(vm.domain, tag);
@@ -290,29 +340,63 @@ export async function mountShare(ctx: Context, asked: MountOptions, find = () =>
         throw new VmsError('conflict', message, hint, undefined, 'mount.tempShutOff', { name: opts.name });
       }
       const change = definitionChange(vm.domain, opts.name, tag, readonly);
-      const added = change ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm, readonly))) : share;
-      return { ...result, readonlyOnHost: added.readonly, persistent: true, mounted: false, fstab: false, restarted: false };
+      const added = change
+        ? await ctx.progress.step(change, () => withReadonlyFallback(share, defineWithShare(ctx, vm, readonly)))
+        : share;
+      return {
+        ...result,
+        readonlyOnHost: added.readonly,
+        persistent: true,
+        mounted: false,
+        fstab: false,
+        restarted: false,
+      };
     }
     if (!hasSharedMemory(live) && !opts.restart) throw needsRestart(opts.name, 'it runs without shared memory');
 
-    const guest = await GuestConsole.open(ctx, vm, `vms mount ${[opts.name, hostDir, guestDir].map(q).join(' ')}${opts.readonly ? ' --readonly' : ''}`);
+    const guest = await GuestConsole.open(
+      ctx,
+      vm,
+      `vms mount ${[opts.name, hostDir, guestDir].map(q).join(' ')}${opts.readonly ? ' --readonly' : ''}`,
+    );
     try {
       return await withUndo(async (undo) => {
         // Before anything changes: never hide the guest's files unasked.
-        const state = await guest.answer(guestDirStateCommand(tag, guestDir), `looking at ${guestDir} in the guest failed`);
-        if (state === 'notdir') throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
+        const state = await guest.answer(
+          guestDirStateCommand(tag, guestDir),
+          `looking at ${guestDir} in the guest failed`,
+        );
+        if (state === 'notdir')
+          throw conflict(`${guestDir} in ${opts.name} is not a directory`, 'pick another GUESTDIR');
         if (state === 'nonempty' && !opts.force) {
-          const hint = 'pick an empty or new directory, or mount over it anyway (the files come back after `vms umount`)';
+          const hint =
+            'pick an empty or new directory, or mount over it anyway (the files come back after `vms umount`)';
           const message = `${guestDir} in ${opts.name} is not empty: the share would hide its files`;
           throw new VmsError('conflict', message, hint, undefined, 'mount.notEmpty');
         }
         const plugged = await plugIn(ctx, guest, { vm, live, share, opts, undo });
         await ctx.progress.step(`Mounting ${tag} at ${guestDir}`, async () => {
-          undo.push(`unmount ${guestDir} in the guest`, () => guest.check(unmountCommand(tag, guestDir), `umount ${guestDir}`));
-          await guest.check(mountCommand(tag, guestDir, opts.readonly), `mounting ${tag} at ${guestDir} in the guest failed`);
+          undo.push(`unmount ${guestDir} in the guest`, () =>
+            guest.check(unmountCommand(tag, guestDir), `umount ${guestDir}`),
+          );
+          await guest.check(
+            mountCommand(tag, guestDir, opts.readonly),
+            `mounting ${tag} at ${guestDir} in the guest failed`,
+          );
         });
-        if (!opts.temp) await guest.check(fstabCommand(tag, fstabLine(tag, guestDir, opts.readonly)), 'adding the share to /etc/fstab in the guest failed');
-        return { ...result, readonlyOnHost: plugged.share.readonly, persistent: !opts.temp || findShare(vm.domain, tag) !== undefined, mounted: true, fstab: !opts.temp, restarted: plugged.restarted };
+        if (!opts.temp)
+          await guest.check(
+            fstabCommand(tag, fstabLine(tag, guestDir, opts.readonly)),
+            'adding the share to /etc/fstab in the guest failed',
+          );
+        return {
+          ...result,
+          readonlyOnHost: plugged.share.readonly,
+          persistent: !opts.temp || findShare(vm.domain, tag) !== undefined,
+          mounted: true,
+          fstab: !opts.temp,
+          restarted: plugged.restarted,
+        };
       }, undoOptions(ctx));
     } finally {
       await guest.close();
@@ -339,7 +423,11 @@ interface PlugInput {
 }
 
 /** Makes the share part of the running VM (hotplug) and, unless --temp, of its definition; restarts it when it must. */
-async function plugIn(ctx: Context, guest: GuestConsole, input: PlugInput): Promise<{ share: FsShare; restarted: boolean }> {
+async function plugIn(
+  ctx: Context,
+  guest: GuestConsole,
+  input: PlugInput,
+): Promise<{ share: FsShare; restarted: boolean }> {
   const { vm, live, opts, undo } = input;
   const name = opts.name;
   let share = input.share;
@@ -351,7 +439,9 @@ async function plugIn(ctx: Context, guest: GuestConsole, input: PlugInput): Prom
   const plugLive = () =>
     ctx.progress.step(`Plugging the share into ${name}`, async () => {
       undo.push(`unplug the share from ${name}`, unplugIfPlugged(ctx, name, share.tag));
-      share = await withReadonlyFallback(share, async (s) => changeDevice(ctx.virsh, 'attach-device', name, await filesystemXml(s), LIVE));
+      share = await withReadonlyFallback(share, async (s) =>
+        changeDevice(ctx.virsh, 'attach-device', name, await filesystemXml(s), LIVE),
+      );
     });
 
   if (!findShare(live, share.tag) && !(hasSharedMemory(live) && (await pluggedLive(plugLive, opts)))) {
@@ -382,7 +472,11 @@ async function pluggedLive(plugLive: () => Promise<void>, opts: MountOptions): P
     // a domain that has shared memory but was started before libvirtd last restarted; after a fresh start of the VM
     // the same attach worked. A restart is the cure for both.
     if (!hasReason(err, 'virtiofs.needsSharedMemory')) throw err;
-    if (!opts.restart) throw needsRestart(opts.name, 'libvirt refuses to plug virtiofs into it (it was started before libvirtd last restarted)');
+    if (!opts.restart)
+      throw needsRestart(
+        opts.name,
+        'libvirt refuses to plug virtiofs into it (it was started before libvirtd last restarted)',
+      );
     return false;
   }
 }
@@ -396,7 +490,11 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
     const saved = findShare(vm.domain, tag);
     const plugged = live && findShare(live, tag);
     const result = { name, guestDir, tag };
-    if (!saved && !plugged) throw notFound(`nothing is shared into ${name} at ${guestDir}`, `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``);
+    if (!saved && !plugged)
+      throw notFound(
+        `nothing is shared into ${name} at ${guestDir}`,
+        `the shares are the <filesystem> devices in \`virsh dumpxml ${q(name)}\``,
+      );
     if (!live) {
       await ctx.progress.step(`Removing the share from ${name}'s definition`, () => defineWithoutShare(ctx, vm, tag));
       return { ...result, guest: false };
@@ -404,13 +502,31 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
     const guest = await GuestConsole.open(ctx, vm, `vms umount ${q(name)} ${q(guestDir)}`);
     try {
       return await withUndo(async (undo) => {
-        const readonly = (await guest.answer(`grep -s '^${tag} ${guestDir} virtiofs ro[ ,]' /proc/mounts >/dev/null && echo ro || echo rw`, 'reading /proc/mounts in the guest failed')) === 'ro';
-        const fstab = (await guest.check(`grep -s '^${tag}[[:space:]]' /etc/fstab; true`, 'reading /etc/fstab in the guest failed')).trim().split('\n')[0]!.trim();
+        const readonly =
+          (await guest.answer(
+            `grep -s '^${tag} ${guestDir} virtiofs ro[ ,]' /proc/mounts >/dev/null && echo ro || echo rw`,
+            'reading /proc/mounts in the guest failed',
+          )) === 'ro';
+        const fstab = (
+          await guest.check(`grep -s '^${tag}[[:space:]]' /etc/fstab; true`, 'reading /etc/fstab in the guest failed')
+        )
+          .trim()
+          .split('\n')[0]!
+          .trim();
         await ctx.progress.step(`Unmounting ${guestDir} in ${name}`, async () => {
-          const r = await guest.answer(`${unmountCommand(tag, guestDir)} && echo done || echo busy`, `umount ${guestDir} in the guest failed`);
-          if (r !== 'done') throw conflict(`${guestDir} is busy in ${name}: cannot unmount it`, 'stop what uses it in the guest (fuser -m) and try again');
+          const r = await guest.answer(
+            `${unmountCommand(tag, guestDir)} && echo done || echo busy`,
+            `umount ${guestDir} in the guest failed`,
+          );
+          if (r !== 'done')
+            throw conflict(
+              `${guestDir} is busy in ${name}: cannot unmount it`,
+              'stop what uses it in the guest (fuser -m) and try again',
+            );
         });
-        undo.push(`mount ${guestDir} in the guest again`, () => guest.check(mountCommand(tag, guestDir, readonly), `mount ${guestDir}`));
+        undo.push(`mount ${guestDir} in the guest again`, () =>
+          guest.check(mountCommand(tag, guestDir, readonly), `mount ${guestDir}`),
+        );
         if (fstab) {
           undo.push('put the share back into /etc/fstab', () => guest.check(fstabCommand(tag, fstab), 'fstab'));
           await guest.check(fstabCommand(tag), 'removing the share from /etc/fstab in the guest failed');
@@ -418,7 +534,9 @@ export async function unmountShare(ctx: Context, name: string, guestDirArg: stri
         if (plugged) {
           await ctx.progress.step(`Unplugging the share from ${name}`, async () => {
             const xml = await filesystemXml(plugged);
-            undo.push(`plug the share into ${name} again`, () => changeDevice(ctx.virsh.uninterruptible(), 'attach-device', name, xml, LIVE));
+            undo.push(`plug the share into ${name} again`, () =>
+              changeDevice(ctx.virsh.uninterruptible(), 'attach-device', name, xml, LIVE),
+            );
             await changeDevice(ctx.virsh, 'detach-device', name, xml, LIVE);
           });
         }

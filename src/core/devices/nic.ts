@@ -2,7 +2,16 @@ import { existsSync } from 'node:fs';
 import { VmsError, hasReason, notFound, usageError } from '../../errors.js';
 import { changeDevice, liveDomain, type Placed } from '../../libvirt/device-xml.js';
 import { parseDomainXml } from '../../libvirt/domain-parse.js';
-import { NIC_MODELS, detachNicXml, nicXml, readNics, type NicFacts, type NicModel, type NicSource, type NicSpec } from '../../libvirt/nic-xml.js';
+import {
+  NIC_MODELS,
+  detachNicXml,
+  nicXml,
+  readNics,
+  type NicFacts,
+  type NicModel,
+  type NicSource,
+  type NicSpec,
+} from '../../libvirt/nic-xml.js';
 import { GuestAgent } from '../../libvirt/guest-agent.js';
 import { virshCommand, type DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
@@ -24,9 +33,16 @@ export function parseMac(text: string): string | undefined {
   if (text === 'auto') return undefined;
   const mac = text.toLowerCase();
   const bad = (message: string) =>
-    new VmsError('usage', message, "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or auto", undefined, 'nic.badMac');
+    new VmsError(
+      'usage',
+      message,
+      "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or auto",
+      undefined,
+      'nic.badMac',
+    );
   if (!MAC.test(mac)) throw bad(`invalid MAC address '${text}'`);
-  if (parseInt(mac.slice(0, 2), 16) & 1) throw bad(`${text} is a multicast MAC address: a NIC needs a unicast one (even first byte)`);
+  if (parseInt(mac.slice(0, 2), 16) & 1)
+    throw bad(`${text} is a multicast MAC address: a NIC needs a unicast one (even first byte)`);
   if (mac === '00:00:00:00:00:00') throw bad(`${text} is not a usable MAC address`);
   if (mac.startsWith('fe:')) throw bad(`${text} starts with fe, which libvirt keeps for the host's side of a NIC`);
   return mac;
@@ -50,7 +66,11 @@ export function parseNicSource(opts: { network?: string; bridge?: string; user?:
   }
   if (opts.user) return { kind: 'user' };
   if (opts.bridge !== undefined) {
-    if (!IFNAME.test(opts.bridge)) throw usageError(`invalid bridge name '${opts.bridge}'`, 'a host bridge is named like br0 or virbr1 (`ip link show type bridge`)');
+    if (!IFNAME.test(opts.bridge))
+      throw usageError(
+        `invalid bridge name '${opts.bridge}'`,
+        'a host bridge is named like br0 or virbr1 (`ip link show type bridge`)',
+      );
     return { kind: 'bridge', name: opts.bridge };
   }
   const network = parseNetwork(opts.network ?? 'default');
@@ -92,11 +112,22 @@ export async function guestInterfaceNames(ctx: Context, name: string): Promise<M
 }
 
 /** The NICs with their facts (for detaching) and as `vms nic list` shows them. */
-async function readVmNics(ctx: Context, name: string, guestNames: boolean): Promise<{ list: NicList; placed: Placed<NicFacts>[] }> {
+async function readVmNics(
+  ctx: Context,
+  name: string,
+  guestNames: boolean,
+): Promise<{ list: NicList; placed: Placed<NicFacts>[] }> {
   const { vm, active: running, placed } = await loadVmDevices(ctx, name, readNics, (n) => n.mac);
   const names = running && guestNames ? await guestInterfaceNames(ctx, name) : new Map<string, string>();
   const nics = placed.map(({ device: n, inConfig, live }, index) => ({
-    index, type: n.type, source: n.source, model: n.model, mac: n.mac, guestName: names.get(n.mac), inConfig, live,
+    index,
+    type: n.type,
+    source: n.source,
+    model: n.model,
+    mac: n.mac,
+    guestName: names.get(n.mac),
+    inConfig,
+    live,
   }));
   return { list: { name, state: vm.state, nics }, placed };
 }
@@ -107,7 +138,8 @@ export async function listNics(ctx: Context, name: string): Promise<NicList> {
 
 /** A libvirt network must exist and be running before a NIC can use it; say how to get there. */
 async function checkNetwork(ctx: Context, network: string): Promise<void> {
-  const how = network === 'default' ? '`vms bootstrap` defines and starts it' : `\`virsh net-list --all\` shows the networks`;
+  const how =
+    network === 'default' ? '`vms bootstrap` defines and starts it' : `\`virsh net-list --all\` shows the networks`;
   const info = await ctx.virsh.netInfo(network).catch((err: unknown) => {
     if (!hasReason(err, 'network.notFound')) throw err;
     const message = `libvirt has no network named '${network}'`;
@@ -116,7 +148,9 @@ async function checkNetwork(ctx: Context, network: string): Promise<void> {
   if (!info.active) {
     const start = network === 'default' ? '`vms bootstrap` starts it' : `\`virsh net-start ${q(network)}\` starts it`;
     const message = `libvirt's network '${network}' is not active`;
-    throw new VmsError('conflict', message, `${start}; or use user mode`, undefined, 'nic.networkMissing', { how: start });
+    throw new VmsError('conflict', message, `${start}; or use user mode`, undefined, 'nic.networkMissing', {
+      how: start,
+    });
   }
 }
 
@@ -124,7 +158,13 @@ async function checkNetwork(ctx: Context, network: string): Promise<void> {
 function checkBridge(bridge: string): void {
   const hint = '`ip link show type bridge` lists the bridges; or use user mode';
   if (!existsSync(`/sys/class/net/${bridge}`)) {
-    throw new VmsError('notFound', `this host has no network interface named '${bridge}'`, hint, undefined, 'nic.noBridge');
+    throw new VmsError(
+      'notFound',
+      `this host has no network interface named '${bridge}'`,
+      hint,
+      undefined,
+      'nic.noBridge',
+    );
   }
   if (!existsSync(`/sys/class/net/${bridge}/bridge`)) {
     throw new VmsError('usage', `'${bridge}' is not a bridge`, hint, undefined, 'nic.noBridge');
@@ -158,23 +198,37 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
       const owner = spec.mac && (await macOwner(ctx, spec.mac));
       if (owner) {
         const message = `MAC address ${spec.mac} is already used by a NIC of '${owner}'`;
-        throw new VmsError('conflict', message, 'give another MAC, or leave it out and libvirt picks one', undefined, 'nic.macTaken');
+        throw new VmsError(
+          'conflict',
+          message,
+          'give another MAC, or leave it out and libvirt picks one',
+          undefined,
+          'nic.macTaken',
+        );
       }
       return before;
     });
     const live = isActive(before.state);
-    await ctx.progress.step(`Adding a NIC (${spec.model}, ${spec.source.kind}) to ${name}${live ? ' (live)' : ''}`, async () => {
-      try {
-        await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
-      } catch (err) {
-        const stopFirst = `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`;
-        throw explainNoSlot(err, name, 'a NIC', stopFirst);
-      }
-    });
+    await ctx.progress.step(
+      `Adding a NIC (${spec.model}, ${spec.source.kind}) to ${name}${live ? ' (live)' : ''}`,
+      async () => {
+        try {
+          await changeDevice(ctx.virsh, 'attach-device', name, await nicXml(spec), { live, config: true });
+        } catch (err) {
+          const stopFirst = `stop it (\`vms stop ${q(name)}\`) and add the NIC then: it gets a slot at the next start`;
+          throw explainNoSlot(err, name, 'a NIC', stopFirst);
+        }
+      },
+    );
     const known = new Set(before.nics.map((n) => n.mac));
     const { nics } = await listNics(ctx, name);
     const nic = nics.find((n) => (spec.mac ? n.mac === spec.mac : n.inConfig && !known.has(n.mac)));
-    if (!nic) throw new VmsError('failed', `libvirt reported the NIC added, but ${name}'s definition does not show it`, `\`vms nic list ${q(name)}\` shows what is there`);
+    if (!nic)
+      throw new VmsError(
+        'failed',
+        `libvirt reported the NIC added, but ${name}'s definition does not show it`,
+        `\`vms nic list ${q(name)}\` shows what is there`,
+      );
     return { name, nic, live };
   });
 }
@@ -182,9 +236,17 @@ export async function addNic(ctx: Context, name: string, spec: NicSpec): Promise
 /** A NIC by its index in `vms nic list` or by its MAC. */
 function findNic(list: NicList, which: string): NicInfo {
   const mac = which.toLowerCase();
-  const nic = /^\d+$/.test(which) ? list.nics[Number(which)] : MAC.test(mac) ? list.nics.find((n) => n.mac === mac) : undefined;
+  const nic = /^\d+$/.test(which)
+    ? list.nics[Number(which)]
+    : MAC.test(mac)
+      ? list.nics.find((n) => n.mac === mac)
+      : undefined;
   if (nic) return nic;
-  if (!/^\d+$/.test(which) && !MAC.test(mac)) throw usageError(`'${which}' is neither a NIC index nor a MAC address`, `\`vms nic list ${q(list.name)}\` shows both`);
+  if (!/^\d+$/.test(which) && !MAC.test(mac))
+    throw usageError(
+      `'${which}' is neither a NIC index nor a MAC address`,
+      `\`vms nic list ${q(list.name)}\` shows both`,
+    );
   throw notFound(`${list.name} has no NIC ${which}`, `\`vms nic list ${q(list.name)}\` shows its NICs`);
 }
 
@@ -194,10 +256,13 @@ export async function deleteNic(ctx: Context, name: string, which: string): Prom
     const { list, placed } = await readVmNics(ctx, name, false);
     const nic = findNic(list, which);
     const where = { live: Boolean(nic.live), config: nic.inConfig };
-    await ctx.progress.step(`Removing NIC ${nic.index} (${nic.mac}) from ${name}${where.live ? ' (live)' : ''}`, async () => {
-      await changeDevice(ctx.virsh, 'detach-device', name, await detachNicXml(placed[nic.index]!.device), where);
-      if (where.live) await waitUntilUnplugged(ctx, name, nic);
-    });
+    await ctx.progress.step(
+      `Removing NIC ${nic.index} (${nic.mac}) from ${name}${where.live ? ' (live)' : ''}`,
+      async () => {
+        await changeDevice(ctx.virsh, 'detach-device', name, await detachNicXml(placed[nic.index]!.device), where);
+        if (where.live) await waitUntilUnplugged(ctx, name, nic);
+      },
+    );
     return { name, nic, live: where.live };
   });
 }
@@ -211,7 +276,11 @@ async function waitUntilUnplugged(ctx: Context, name: string, nic: NicInfo): Pro
   const timeoutError = () => {
     const saved = nic.inConfig ? 'it is out of the saved definition; ' : '';
     const message = `${name}'s guest has not let go of the NIC ${nic.mac} within ${UNPLUG_TIMEOUT_MS / 1000}s`;
-    return new VmsError('timeout', message, `${saved}it leaves the running VM when the guest answers, or when the VM stops`);
+    return new VmsError(
+      'timeout',
+      message,
+      `${saved}it leaves the running VM when the guest answers, or when the VM stops`,
+    );
   };
   await pollUntil(gone, { timeoutMs: UNPLUG_TIMEOUT_MS, signal: ctx.signal, timeoutError });
 }

@@ -42,10 +42,13 @@ export async function applyProfile(ctx: Context, name: string, profile: string):
           await undo.add(`power ${name} off again`, { kind: 'power-off', vm: name }); // as it was found
           await progress.step(`Starting ${name}`, () => virsh.start(name));
         }
-        const session = await progress.step('Logging in on the serial console', () => loginAsRoot(ctx, files, transcript, password));
+        const session = await progress.step('Logging in on the serial console', () =>
+          loginAsRoot(ctx, files, transcript, password),
+        );
         try {
           await runProfiles(ctx, session, chain, catalog.libs, settings, transcript);
-          if (wasRunning) session.console.send('exit\r'); // leave no root shell open on the console
+          if (wasRunning)
+            session.console.send('exit\r'); // leave no root shell open on the console
           else await progress.step(`Powering off ${name} again`, () => powerOffFromGuest(ctx, session, name));
         } finally {
           session.close();
@@ -54,6 +57,12 @@ export async function applyProfile(ctx: Context, name: string, profile: string):
     } finally {
       await transcript.close();
     }
-    return { name, profile, applied: chain.map((p) => p.name), state: await virsh.state(name), transcript: transcript.path };
+    return {
+      name,
+      profile,
+      applied: chain.map((p) => p.name),
+      state: await virsh.state(name),
+      transcript: transcript.path,
+    };
   });
 }

@@ -32,9 +32,18 @@ export function openTranscript(ctx: Context, path: string, title: string): Trans
 }
 
 /** Connects to the console, logs in as root (archiso: no password) and makes the shell predictable. */
-export async function loginAsRoot(ctx: Context, files: VmFiles, transcript: Transcript, password?: string): Promise<SerialSession> {
+export async function loginAsRoot(
+  ctx: Context,
+  files: VmFiles,
+  transcript: Transcript,
+  password?: string,
+): Promise<SerialSession> {
   const timeoutMs = ctx.config.bootTimeout.value * 1000;
-  const session = await SerialSession.open(files.serialSocket, { timeoutMs: 60_000, signal: ctx.signal, tap: transcript.write });
+  const session = await SerialSession.open(files.serialSocket, {
+    timeoutMs: 60_000,
+    signal: ctx.signal,
+    tap: transcript.write,
+  });
   try {
     await session.login({ user: 'root', password, timeoutMs });
     await session.prepare();
@@ -55,7 +64,13 @@ export async function pushFiles(session: SerialSession, dir: string, files: Reco
 }
 
 /** Fails with the script's last lines when a guest script exits non-zero. */
-export function scriptFailed(what: string, exitCode: number, output: string, transcript: Transcript, phase?: string): VmsError {
+export function scriptFailed(
+  what: string,
+  exitCode: number,
+  output: string,
+  transcript: Transcript,
+  phase?: string,
+): VmsError {
   const where = phase ? ` in phase '${phase}'` : '';
   return new VmsError(
     'failed',
@@ -69,13 +84,25 @@ const PROFILE_DIR = '/root/vms/profiles';
 const PROFILE_TIMEOUT_MS = 30 * 60_000; // until the profile's first ::vms-phase line
 
 /** Copies the chain (with the shared helpers and settings) and runs it, parents first. */
-export async function runProfiles(ctx: Context, session: SerialSession, chain: Profile[], libs: ReadonlyMap<string, string>, settings: string, transcript: Transcript): Promise<void> {
+export async function runProfiles(
+  ctx: Context,
+  session: SerialSession,
+  chain: Profile[],
+  libs: ReadonlyMap<string, string>,
+  settings: string,
+  transcript: Transcript,
+): Promise<void> {
   const files: Record<string, string> = { 'settings.sh': settings, ...Object.fromEntries(libs) };
   for (const p of chain) files[`${p.name}.sh`] = p.text;
-  await ctx.progress.step(`Copying profile scripts (${chain.map((p) => p.name).join(' → ')})`, () => pushFiles(session, PROFILE_DIR, files));
+  await ctx.progress.step(`Copying profile scripts (${chain.map((p) => p.name).join(' → ')})`, () =>
+    pushFiles(session, PROFILE_DIR, files),
+  );
   for (const p of chain) {
     await ctx.progress.step(`Applying profile ${p.name}`, async () => {
-      const r = await session.runPhased(`cd ${PROFILE_DIR} && ${GUEST_SHELL} ${p.name}.sh ${PROFILE_DIR}/settings.sh`, { label: `profile ${p.name}`, firstTimeoutMs: PROFILE_TIMEOUT_MS });
+      const r = await session.runPhased(`cd ${PROFILE_DIR} && ${GUEST_SHELL} ${p.name}.sh ${PROFILE_DIR}/settings.sh`, {
+        label: `profile ${p.name}`,
+        firstTimeoutMs: PROFILE_TIMEOUT_MS,
+      });
       if (r.exitCode !== 0) throw scriptFailed(`profile ${p.name}`, r.exitCode, r.output, transcript, r.phase);
     });
   }
@@ -97,5 +124,9 @@ export async function powerOffFromGuest(ctx: Context, session: SerialSession, na
 /** Reboots from inside and waits for the login prompt, i.e. until the guest is up again. */
 export async function rebootAndWait(ctx: Context, session: SerialSession): Promise<void> {
   session.console.send('reboot\r');
-  await session.console.expect(/login: *$/, { timeoutMs: ctx.config.bootTimeout.value * 1000, signal: ctx.signal, poke: { text: '\r', everyMs: 5000 } });
+  await session.console.expect(/login: *$/, {
+    timeoutMs: ctx.config.bootTimeout.value * 1000,
+    signal: ctx.signal,
+    poke: { text: '\r', everyMs: 5000 },
+  });
 }

@@ -105,7 +105,9 @@ export function hostFacts(host: Pick<Host, 'env' | 'user' | 'home'>, root = '/')
 
 function passwdHome(user: string, root: string): string | undefined {
   try {
-    const line = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+    const line = readFileSync(join(root, 'etc/passwd'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${user}:`));
     return line?.split(':')[5];
   } catch {
     return undefined;
@@ -117,7 +119,9 @@ function passwdHome(user: string, root: string): string | undefined {
  * relative `given` is taken from the caller's directory `cwd`.
  */
 export function sshPublicKey(home: string, given?: string, cwd = '/'): string {
-  const candidates = given ? [given] : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
+  const candidates = given
+    ? [given]
+    : ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub'].map((f) => join(home, '.ssh', f));
   const found = candidates.find((p) => existsSync(resolve(cwd, p)));
   if (!found) {
     const hint = 'give a public key file (.pub)';
@@ -125,6 +129,7 @@ export function sshPublicKey(home: string, given?: string, cwd = '/'): string {
     return '';
   }
   const key = readFileSync(resolve(cwd, found), 'utf8').trim().split('\n')[0] ?? '';
-  if (!/^(ssh-|ecdsa-|sk-)/.test(key)) throw usageError(`${found} does not look like an SSH public key`, 'pass the .pub file');
+  if (!/^(ssh-|ecdsa-|sk-)/.test(key))
+    throw usageError(`${found} does not look like an SSH public key`, 'pass the .pub file');
   return key;
 }

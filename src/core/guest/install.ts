@@ -14,7 +14,17 @@ import { makeVm, planVm, requireFreeName, resolveIso } from '../vm/create.js';
 import { findVirtiofsd } from '../host/programs.js';
 import { ARCH_ISO } from '../storage/iso.js';
 import { hostFacts, parseSettings, renderSettings, sshPublicKey, validateUser } from './guest-settings.js';
-import { GUEST_SHELL, loginAsRoot, openTranscript, powerOffFromGuest, pushFiles, rebootAndWait, runProfiles, scriptFailed, type Transcript } from './guest-session.js';
+import {
+  GUEST_SHELL,
+  loginAsRoot,
+  openTranscript,
+  powerOffFromGuest,
+  pushFiles,
+  rebootAndWait,
+  runProfiles,
+  scriptFailed,
+  type Transcript,
+} from './guest-session.js';
 import { vmInfo, type VmInfo } from '../vm/info.js';
 import { isoBootFiles } from '../storage/iso.js';
 import { generatePassword, hashPassword } from './password.js';
@@ -63,8 +73,20 @@ const HOST_PACMAN_CACHE = '/var/cache/pacman/pkg';
 /** The installer files: guest/ as built into vms, or VMS_GUEST_DIR (tests put a test installer there). */
 async function guestFiles(ctx: Context): Promise<Record<string, string>> {
   const dir = ctx.config.guestDir.value;
-  const files = dir ? Object.fromEntries(await Promise.all((await readdir(dir)).filter((f) => !/^README/.test(f)).map(async (f) => [f, await readFile(join(dir, f), 'utf8')]))) : bundledFiles('guest');
-  if (files['install.sh'] === undefined) throw notFound(`no install.sh in ${dir || 'the built-in guest files'}`, 'VMS_GUEST_DIR must name a directory holding install.sh');
+  const files = dir
+    ? Object.fromEntries(
+        await Promise.all(
+          (await readdir(dir))
+            .filter((f) => !/^README/.test(f))
+            .map(async (f) => [f, await readFile(join(dir, f), 'utf8')]),
+        ),
+      )
+    : bundledFiles('guest');
+  if (files['install.sh'] === undefined)
+    throw notFound(
+      `no install.sh in ${dir || 'the built-in guest files'}`,
+      'VMS_GUEST_DIR must name a directory holding install.sh',
+    );
   return files;
 }
 
@@ -76,12 +98,18 @@ async function requireFreeSpace(dir: string, needed: number): Promise<void> {
   } catch {
     throw notFound(`images directory ${dir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
   }
-  if (free < needed) throw new VmsError('failed', `not enough free space in ${dir}: ${formatSize(free)} free, an install needs ${formatSize(needed)}`, 'free some space there, or set VMS_IMAGES_DIR to a bigger disk');
+  if (free < needed)
+    throw new VmsError(
+      'failed',
+      `not enough free space in ${dir}: ${formatSize(free)} free, an install needs ${formatSize(needed)}`,
+      'free some space there, or set VMS_IMAGES_DIR to a bigger disk',
+    );
 }
 
 /** Package caches shared into the install over virtiofs (guest/README.md: VMS_CACHE_RO/RW); none without virtiofsd. */
 function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Share; reason?: string } {
-  if (!findVirtiofsd(ctx.host.env.PATH)) return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
+  if (!findVirtiofsd(ctx.host.env.PATH))
+    return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
   const ro: Share[] = [];
   if (existsSync(HOST_PACMAN_CACHE)) ro.push({ source: HOST_PACMAN_CACHE, tag: `${PKG_CACHE_TAG_PREFIX}host` });
   ro.push({ source: sharedCacheDir(ctx), tag: `${PKG_CACHE_TAG_PREFIX}shared` });
@@ -108,7 +136,9 @@ async function keepDownloads(ctx: Context, name: string): Promise<void> {
     }
     await rm(from, { recursive: true, force: true });
   } catch (err) {
-    ctx.progress.note(`the install's downloads could not all join the shared cache (${(err as Error).message}); ${from} is left`);
+    ctx.progress.note(
+      `the install's downloads could not all join the shared cache (${(err as Error).message}); ${from} is left`,
+    );
   }
   if (kept) ctx.progress.note(`${kept} downloaded packages added to the shared cache ${sharedCacheDir(ctx)}`);
 }
@@ -135,11 +165,13 @@ async function adoptPackage(file: string, target: string, uid: number): Promise<
 }
 
 async function setPending(ctx: Context, name: string, pending: PendingStep | undefined, edit = (d: XmlNode) => d) {
-  await redefine(ctx, name, (domain) => editMetadata(edit(domain), (m) => {
-    const metadata = { ...m, pending };
-    if (!pending) delete metadata.pending;
-    return metadata;
-  }));
+  await redefine(ctx, name, (domain) =>
+    editMetadata(edit(domain), (m) => {
+      const metadata = { ...m, pending };
+      if (!pending) delete metadata.pending;
+      return metadata;
+    }),
+  );
 }
 
 interface VmSecrets {
@@ -152,11 +184,14 @@ async function installStep(ctx: Context, name: string, secrets: VmSecrets, trans
   const { progress, virsh } = ctx;
   const files = vmFiles(ctx.config, name);
   const installer = await guestFiles(ctx);
-  if (isActive(await virsh.state(name))) await progress.step(`Powering off ${name} to start the install again`, () => virsh.destroy(name));
+  if (isActive(await virsh.state(name)))
+    await progress.step(`Powering off ${name} to start the install again`, () => virsh.destroy(name));
   await progress.step(`Booting the live ISO`, () => virsh.start(name));
   const session = await progress.step('Logging in on the serial console', () => loginAsRoot(ctx, files, transcript));
   try {
-    await progress.step(`Copying the installer (${Object.keys(installer).join(', ')})`, () => pushFiles(session, GUEST_DIR, { ...installer, 'settings.sh': secrets.settings }));
+    await progress.step(`Copying the installer (${Object.keys(installer).join(', ')})`, () =>
+      pushFiles(session, GUEST_DIR, { ...installer, 'settings.sh': secrets.settings }),
+    );
     await progress.step('Installing (install.sh)', async () => {
       const r = await session.runPhased(`cd ${GUEST_DIR} && ${GUEST_SHELL} install.sh ${GUEST_DIR}/settings.sh`, {
         label: 'install.sh',
@@ -174,12 +209,20 @@ async function installStep(ctx: Context, name: string, secrets: VmSecrets, trans
 }
 
 /** Boots the installed system, applies the profile chain, reboots, and marks the VM complete. */
-async function profileStep(ctx: Context, name: string, profile: string, secrets: VmSecrets, transcript: Transcript): Promise<void> {
+async function profileStep(
+  ctx: Context,
+  name: string,
+  profile: string,
+  secrets: VmSecrets,
+  transcript: Transcript,
+): Promise<void> {
   const { progress, virsh } = ctx;
   const catalog = loadCatalog(ctx.config);
   const chain = profileChain(catalog, profile);
   if (!isActive(await virsh.state(name))) await progress.step(`Booting ${name} from its disk`, () => virsh.start(name));
-  const session = await progress.step('Logging in on the serial console', () => loginAsRoot(ctx, vmFiles(ctx.config, name), transcript, secrets.password));
+  const session = await progress.step('Logging in on the serial console', () =>
+    loginAsRoot(ctx, vmFiles(ctx.config, name), transcript, secrets.password),
+  );
   try {
     await runProfiles(ctx, session, chain, catalog.libs, secrets.settings, transcript);
     await progress.step(`Rebooting ${name}`, () => rebootAndWait(ctx, session));
@@ -339,8 +382,13 @@ export async function resumeInstall(ctx: Context, name: string): Promise<Install
     const { facts } = await loadVm(ctx, name);
     const files = vmFiles(ctx.config, name);
     const pending = facts.metadata.pending;
-    if (!pending) throw conflict(`${name} is complete: there is nothing to resume`, `\`vms apply ${q(name)} PROFILE\` runs a profile on it`);
-    if (!facts.metadata.profile) throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
+    if (!pending)
+      throw conflict(
+        `${name} is complete: there is nothing to resume`,
+        `\`vms apply ${q(name)} PROFILE\` runs a profile on it`,
+      );
+    if (!facts.metadata.profile)
+      throw usageError(`${name} has no profile in its metadata: it was not made by \`vms create\``);
     const secrets: VmSecrets = await readVmSecrets(files, name);
 
     const transcript = openTranscript(ctx, files.installLog, `vms create ${q(name)} --resume (${pending})`);

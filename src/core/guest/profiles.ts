@@ -49,7 +49,11 @@ export function loadCatalog(config: Config): Catalog {
       if (!file.endsWith('.sh')) continue;
       if (file.startsWith('_')) {
         // Checked now, not when it is copied into the guest after the install: its name is typed there.
-        if (!/^_[\w.-]+\.sh$/.test(file)) throw usageError(`profile helper '${from}/${file}' has a name vms cannot copy`, 'use letters, digits, ".", "_" and "-" only');
+        if (!/^_[\w.-]+\.sh$/.test(file))
+          throw usageError(
+            `profile helper '${from}/${file}' has a name vms cannot copy`,
+            'use letters, digits, ".", "_" and "-" only',
+          );
         if (!catalog.libs.has(file)) catalog.libs.set(file, text);
         continue;
       }
@@ -64,15 +68,25 @@ export function loadCatalog(config: Config): Catalog {
 /** The profile and its ancestors, root first; a clear error for an unknown name, a missing parent or a cycle. */
 export function profileChain(catalog: Catalog, name: string): Profile[] {
   const chain: Profile[] = [];
-  for (let next: string | undefined = name; next !== undefined; ) {
+  for (let next: string | undefined = name; next !== undefined;) {
     const profile = catalog.profiles.get(next);
     if (!profile) {
       const known = [...catalog.profiles.keys()].sort().join(', ');
       throw next === name
-        ? notFound(`unknown profile '${name}'`, `known profiles: ${known} (your own go in a directory named by VMS_PROFILE_PATH)`)
-        : usageError(`profile '${chain[chain.length - 1]!.name}' names parent '${next}', which does not exist`, `known profiles: ${known}`);
+        ? notFound(
+            `unknown profile '${name}'`,
+            `known profiles: ${known} (your own go in a directory named by VMS_PROFILE_PATH)`,
+          )
+        : usageError(
+            `profile '${chain[chain.length - 1]!.name}' names parent '${next}', which does not exist`,
+            `known profiles: ${known}`,
+          );
     }
-    if (chain.some((p) => p.name === next)) throw usageError(`profiles ${chain.map((p) => p.name).join(' → ')} → ${next} form a loop`, 'fix the vms-parent lines');
+    if (chain.some((p) => p.name === next))
+      throw usageError(
+        `profiles ${chain.map((p) => p.name).join(' → ')} → ${next} form a loop`,
+        'fix the vms-parent lines',
+      );
     chain.push(profile);
     next = profile.parent;
   }

@@ -8,7 +8,14 @@ import { errorSummary, formatCommand } from '../../runner.js';
 import type { Context } from '../context.js';
 import { findVirtiofsd } from './programs.js';
 import { ARCH_ISO } from '../storage/iso.js';
-import { detectDistro, installCommands, missingPackages, PACKAGES, queryCommand, type Distro } from './host-packages.js';
+import {
+  detectDistro,
+  installCommands,
+  missingPackages,
+  PACKAGES,
+  queryCommand,
+  type Distro,
+} from './host-packages.js';
 import { processAlive } from './file-lock.js';
 import { LIBVIRT_GROUP, libvirtGroup } from './libvirt-group.js';
 import { SYSTEM_URI, Virsh, defaultNetworkLines, networkLineCheck } from '../../libvirt/virsh.js';
@@ -62,7 +69,10 @@ const OPTIONAL: Record<Distro, string[]> = { arch: [], debian: ['virtiofsd'], fe
 function daemonCommands(s: HostState): string[][] {
   if (s.systemd) {
     // Fedora runs libvirt as modular daemons; Arch and Debian keep the monolithic libvirtd.
-    const units = s.distro === 'fedora' ? ['virtqemud.socket', 'virtnetworkd.socket', 'virtstoraged.socket', 'virtlogd.socket'] : ['libvirtd.service', 'virtlogd.socket'];
+    const units =
+      s.distro === 'fedora'
+        ? ['virtqemud.socket', 'virtnetworkd.socket', 'virtstoraged.socket', 'virtlogd.socket']
+        : ['libvirtd.service', 'virtlogd.socket'];
     return [['systemctl', 'enable', '--now', ...units]];
   }
   // No systemd (containers, CI): the daemons are started directly, as their units would.
@@ -74,7 +84,9 @@ export function planBootstrap(s: HostState, opts: BootstrapOptions, defaultNetwo
   const sudo = (cmds: string[][]) => (s.root ? cmds : cmds.map((c) => ['sudo', ...c]));
   const steps: BootstrapStep[] = [];
 
-  const wanted = s.missing.filter((p) => !(OPTIONAL[s.distro].includes(p) && (s.virtiofsd || s.unavailable.includes(p))));
+  const wanted = s.missing.filter(
+    (p) => !(OPTIONAL[s.distro].includes(p) && (s.virtiofsd || s.unavailable.includes(p))),
+  );
   steps.push(
     wanted.length
       ? { name: 'packages', summary: `install ${wanted.join(', ')}`, commands: sudo(installCommands(s.distro, wanted)) }
@@ -84,11 +96,16 @@ export function planBootstrap(s: HostState, opts: BootstrapOptions, defaultNetwo
   steps.push(
     s.libvirtdRunning
       ? { name: 'daemons', summary: 'libvirtd is running: left alone', commands: [] }
-      : { name: 'daemons', summary: s.systemd ? 'enable and start libvirt (systemd)' : 'start virtlogd and libvirtd (no systemd here)', commands: sudo(daemonCommands(s)) },
+      : {
+          name: 'daemons',
+          summary: s.systemd ? 'enable and start libvirt (systemd)' : 'start virtlogd and libvirtd (no systemd here)',
+          commands: sudo(daemonCommands(s)),
+        },
   );
 
   if (!s.user) steps.push({ name: 'group', summary: 'running as root for root: no group to join', commands: [] });
-  else if (s.userInGroup) steps.push({ name: 'group', summary: `${s.user} is in the ${LIBVIRT_GROUP} group`, commands: [] });
+  else if (s.userInGroup)
+    steps.push({ name: 'group', summary: `${s.user} is in the ${LIBVIRT_GROUP} group`, commands: [] });
   else {
     steps.push({
       name: 'group',
@@ -104,7 +121,11 @@ export function planBootstrap(s: HostState, opts: BootstrapOptions, defaultNetwo
       ? {
           name: 'dirs',
           summary: `create ${dirs.join(', ')} for the ${LIBVIRT_GROUP} group, reachable by the qemu user`,
-          commands: sudo([['mkdir', '-p', ...dirs], ['chgrp', LIBVIRT_GROUP, ...dirs], ['chmod', DIR_MODE.toString(8), ...dirs]]),
+          commands: sudo([
+            ['mkdir', '-p', ...dirs],
+            ['chgrp', LIBVIRT_GROUP, ...dirs],
+            ['chmod', DIR_MODE.toString(8), ...dirs],
+          ]),
         }
       : { name: 'dirs', summary: `${s.dirs.map((d) => d.path).join(', ')} are ready`, commands: [] },
   );
@@ -151,7 +172,10 @@ const pidRunning = (pidFile: string) => {
  * Reads the host without changing anything, for the user ctx.host names. `read` reads a file (tests give recorded
  * ones).
  */
-export async function readHostState(ctx: Context, read = (path: string) => readFileSync(path, 'utf8')): Promise<HostState> {
+export async function readHostState(
+  ctx: Context,
+  read = (path: string) => readFileSync(path, 'utf8'),
+): Promise<HostState> {
   const { env } = ctx.host;
   const distro = detectDistro(read('/etc/os-release'));
   const root = ctx.host.uid === 0;
@@ -218,14 +242,21 @@ async function runBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void>
         if (await networkAlreadyThere(ctx, cmd)) continue;
         ctx.progress.note(`$ ${formatCommand(cmd[0]!, cmd.slice(1))}`);
         const failed = (why: string) =>
-          new VmsError('failed', `${step.name}: \`${formatCommand(cmd[0]!, cmd.slice(1))}\` failed: ${why}`, 'fix what it says and run `vms bootstrap` again: the steps already done are skipped');
+          new VmsError(
+            'failed',
+            `${step.name}: \`${formatCommand(cmd[0]!, cmd.slice(1))}\` failed: ${why}`,
+            'fix what it says and run `vms bootstrap` again: the steps already done are skipped',
+          );
         if (cmd[0] === 'sudo') {
           // On the user's terminal: sudo may ask for a password, and the package manager shows its own progress.
           const code = await ctx.runner.interactive(cmd[0], cmd.slice(1));
           if (code !== 0) throw failed(`exit status ${code}`);
           continue;
         }
-        const r = await ctx.runner.run(cmd[0]!, cmd.slice(1), { signal: step.name === 'packages' ? undefined : ctx.signal, timeoutMs: 30 * 60_000 });
+        const r = await ctx.runner.run(cmd[0]!, cmd.slice(1), {
+          signal: step.name === 'packages' ? undefined : ctx.signal,
+          timeoutMs: 30 * 60_000,
+        });
         if (r.exitCode !== 0) throw failed(errorSummary(r));
       }
     });
@@ -243,7 +274,10 @@ export function defaultNetworkXmlPath(): string {
 }
 
 /** Reads the host, plans, and (unless only planning) runs the plan. */
-export async function planHost(ctx: Context, opts: BootstrapOptions): Promise<{ state: HostState; steps: BootstrapStep[] }> {
+export async function planHost(
+  ctx: Context,
+  opts: BootstrapOptions,
+): Promise<{ state: HostState; steps: BootstrapStep[] }> {
   const state = await ctx.progress.step('Reading the host', () => readHostState(ctx));
   return { state, steps: planBootstrap(state, opts, defaultNetworkXmlPath()) };
 }

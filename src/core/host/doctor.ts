@@ -32,18 +32,35 @@ const DAY = 24 * 3600 * 1000;
 /** Whether this process can create a KVM VM: QEMU opens /dev/kvm and does KVM_CREATE_VM, then quits at once. */
 async function kvmCreatesVm(ctx: Context): Promise<string | undefined> {
   const args = ['-accel', 'kvm', '-machine', 'none', '-nodefaults', '-display', 'none', '-monitor', 'stdio'];
-  const r = await ctx.runner.run('qemu-system-x86_64', args, { input: 'quit\n', timeoutMs: 20_000 }).catch((err: Error) => ({ exitCode: 1, stderr: err.message, stdout: '' }));
+  const r = await ctx.runner
+    .run('qemu-system-x86_64', args, { input: 'quit\n', timeoutMs: 20_000 })
+    .catch((err: Error) => ({ exitCode: 1, stderr: err.message, stdout: '' }));
   return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').pop() || `exit status ${r.exitCode}`;
 }
 
 async function checkKvm(ctx: Context, caps: string | undefined): Promise<CheckResult> {
   const tcg = 'guests run under TCG emulation, many times slower';
-  if (!existsSync('/dev/kvm')) return warn('kvm', `no /dev/kvm: ${tcg}`, 'enable virtualization (VT-x/AMD-V) in the firmware and load kvm_intel or kvm_amd');
+  if (!existsSync('/dev/kvm'))
+    return warn(
+      'kvm',
+      `no /dev/kvm: ${tcg}`,
+      'enable virtualization (VT-x/AMD-V) in the firmware and load kvm_intel or kvm_amd',
+    );
   const error = await kvmCreatesVm(ctx);
-  if (error) return warn('kvm', `/dev/kvm cannot create a VM (${error}): ${tcg}`, 'check the permissions of /dev/kvm (group kvm) and that nothing else holds VT-x');
-  if (caps === undefined) return pass('kvm', '/dev/kvm creates VMs (whether libvirt uses it is not known: libvirtd does not answer)');
+  if (error)
+    return warn(
+      'kvm',
+      `/dev/kvm cannot create a VM (${error}): ${tcg}`,
+      'check the permissions of /dev/kvm (group kvm) and that nothing else holds VT-x',
+    );
+  if (caps === undefined)
+    return pass('kvm', '/dev/kvm creates VMs (whether libvirt uses it is not known: libvirtd does not answer)');
   if (pickDomainType(caps) !== 'kvm') {
-    return warn('kvm', `/dev/kvm works here, but libvirt at ${ctx.virsh.uri} offers only TCG: ${tcg}`, 'restart libvirtd so it probes KVM again (it may have been started without /dev/kvm)');
+    return warn(
+      'kvm',
+      `/dev/kvm works here, but libvirt at ${ctx.virsh.uri} offers only TCG: ${tcg}`,
+      'restart libvirtd so it probes KVM again (it may have been started without /dev/kvm)',
+    );
   }
   return pass('kvm', '/dev/kvm creates VMs and libvirt offers KVM');
 }
@@ -63,15 +80,28 @@ export function checkGroup(f: GroupFacts): CheckResult {
   if (group && f.gids.includes(group.gid)) return pass('group', 'you are in the libvirt group');
   // usermod changed /etc/group, but a session keeps the groups it was started with.
   if (group?.members.includes(f.user)) {
-    return fail('group', `${f.user} is in the libvirt group, but this session started before that`, 'log out and in again (or, in this shell only: `newgrp libvirt`)');
+    return fail(
+      'group',
+      `${f.user} is in the libvirt group, but this session started before that`,
+      'log out and in again (or, in this shell only: `newgrp libvirt`)',
+    );
   }
-  return fail('group', `${f.user} is not in the libvirt group${group ? '' : ' (there is no libvirt group)'}`, `sudo usermod -aG libvirt ${q(f.user)}, then log out and in again (\`vms bootstrap\` does it)`);
+  return fail(
+    'group',
+    `${f.user} is not in the libvirt group${group ? '' : ' (there is no libvirt group)'}`,
+    `sudo usermod -aG libvirt ${q(f.user)}, then log out and in again (\`vms bootstrap\` does it)`,
+  );
 }
 
 /** The qemu user must be able to reach the images dir: every directory on the way needs x for it. */
 function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   const dir = ctx.config.imagesDir.value;
-  if (!existsSync(dir)) return fail('images', `images dir ${dir} does not exist`, `\`vms bootstrap\` creates it, or: sudo mkdir -p ${q(dir)}`);
+  if (!existsSync(dir))
+    return fail(
+      'images',
+      `images dir ${dir} does not exist`,
+      `\`vms bootstrap\` creates it, or: sudo mkdir -p ${q(dir)}`,
+    );
   const m = caps && /<baselabel type=['"](?:kvm|qemu)['"]>\+?(\d+):\+?(\d+)<\/baselabel>/.exec(caps);
   if (!m) return pass('images', `${dir} exists`);
   const [uid, gid] = [Number(m[1]), Number(m[2])];
@@ -79,7 +109,12 @@ function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   for (let d = dir; ; d = dirname(d)) {
     const s = statSync(d);
     const x = s.uid === uid ? s.mode & 0o100 : s.gid === gid ? s.mode & 0o010 : s.mode & 0o001;
-    if (!x) return fail('images', `the qemu user (uid ${uid}) cannot enter ${d}, so it cannot open disks in ${dir}`, `sudo chmod o+x ${q(d)}`);
+    if (!x)
+      return fail(
+        'images',
+        `the qemu user (uid ${uid}) cannot enter ${d}, so it cannot open disks in ${dir}`,
+        `sudo chmod o+x ${q(d)}`,
+      );
     if (d === '/') break;
   }
   return pass('images', `${dir} is reachable by the qemu user (uid ${uid})`);
@@ -89,19 +124,34 @@ function checkSecurityModule(): CheckResult {
   const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : undefined);
   const apparmor = read('/sys/module/apparmor/parameters/enabled');
   const selinux = read('/sys/fs/selinux/enforce');
-  const parts = [apparmor === 'Y' ? 'AppArmor enabled' : 'AppArmor off', selinux === undefined ? 'SELinux off' : selinux === '1' ? 'SELinux enforcing' : 'SELinux permissive'];
-  return pass('security', `${parts.join(', ')} (libvirt labels its files itself; disks outside the images dir may need labels)`);
+  const parts = [
+    apparmor === 'Y' ? 'AppArmor enabled' : 'AppArmor off',
+    selinux === undefined ? 'SELinux off' : selinux === '1' ? 'SELinux enforcing' : 'SELinux permissive',
+  ];
+  return pass(
+    'security',
+    `${parts.join(', ')} (libvirt labels its files itself; disks outside the images dir may need labels)`,
+  );
 }
 
 function checkOvmf(domcaps: string | undefined): CheckResult {
-  if (domcaps && /<enum name=['"]firmware['"]>[\s\S]*?<value>efi<\/value>/.test(domcaps)) return pass('ovmf', 'UEFI firmware (OVMF) is available to libvirt');
-  return warn('ovmf', 'no UEFI firmware (OVMF) found: --firmware efi will not work', 'install it: pacman -S edk2-ovmf (Arch), apt install ovmf (Debian), dnf install edk2-ovmf (Fedora)');
+  if (domcaps && /<enum name=['"]firmware['"]>[\s\S]*?<value>efi<\/value>/.test(domcaps))
+    return pass('ovmf', 'UEFI firmware (OVMF) is available to libvirt');
+  return warn(
+    'ovmf',
+    'no UEFI firmware (OVMF) found: --firmware efi will not work',
+    'install it: pacman -S edk2-ovmf (Arch), apt install ovmf (Debian), dnf install edk2-ovmf (Fedora)',
+  );
 }
 
 function checkVirtiofsd(ctx: Context): CheckResult {
   const found = findVirtiofsd(ctx.host.env.PATH);
   if (found) return pass('virtiofsd', `virtiofsd found (${found})`);
-  return warn('virtiofsd', 'virtiofsd not found: no shared package cache or folders', 'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian)');
+  return warn(
+    'virtiofsd',
+    'virtiofsd not found: no shared package cache or folders',
+    'install it: pacman -S virtiofsd (Arch), apt install virtiofsd (Debian)',
+  );
 }
 
 async function checkNetwork(ctx: Context): Promise<CheckResult> {
@@ -121,13 +171,19 @@ function checkIso(ctx: Context, now: number): CheckResult {
   const path = join(ctx.config.isoDir.value, ARCH_ISO);
   if (!existsSync(path)) return warn('iso', `no Arch ISO at ${path}`, '`vms iso fetch` downloads and verifies it');
   const days = Math.floor((now - statSync(path).mtimeMs) / DAY);
-  if (days > 90) return warn('iso', `the Arch ISO is ${days} days old: installs download more updates`, '`vms iso fetch` gets the current one');
+  if (days > 90)
+    return warn(
+      'iso',
+      `the Arch ISO is ${days} days old: installs download more updates`,
+      '`vms iso fetch` gets the current one',
+    );
   return pass('iso', `Arch ISO present (${days} days old)`);
 }
 
 async function checkSpace(ctx: Context): Promise<CheckResult> {
   const dir = ctx.config.imagesDir.value;
-  if (!existsSync(dir)) return fail('space', `cannot measure free space: ${dir} does not exist`, '`vms bootstrap` creates it');
+  if (!existsSync(dir))
+    return fail('space', `cannot measure free space: ${dir} does not exist`, '`vms bootstrap` creates it');
   const s = await statfs(dir);
   const free = s.bavail * s.bsize;
   const message = `${formatSize(free)} free in ${dir}`;
@@ -141,10 +197,15 @@ async function checkInterrupted(ctx: Context): Promise<CheckResult> {
   const left = await interruptedOperations(ctx);
   if (left.length === 0) return pass('interrupted', 'no vms command was left half-done');
   const what = left.map((j) => `vms ${j.command} (pid ${j.pid}) on ${j.vms.join(', ') || 'the host'}`).join('; ');
-  return warn('interrupted', `killed before it could finish or undo: ${what}`, '`vms repair` finishes it (any command on those VMs does it first)');
+  return warn(
+    'interrupted',
+    `killed before it could finish or undo: ${what}`,
+    '`vms repair` finishes it (any command on those VMs does it first)',
+  );
 }
 
-const unchecked = (check: string) => warn(check, 'not checked: libvirtd does not answer', 'fix the libvirt check first');
+const unchecked = (check: string) =>
+  warn(check, 'not checked: libvirtd does not answer', 'fix the libvirt check first');
 
 /** Runs every check; never throws for a failing check (that is a result), only for a bug. */
 export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResult[]> {
@@ -157,12 +218,21 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
     libvirt = pass('libvirt', `libvirtd answers at ${ctx.virsh.uri}`);
   } catch (err) {
     if (!(err instanceof VmsError)) throw err;
-    libvirt = fail('libvirt', err.message, 'start libvirtd: `sudo systemctl enable --now libvirtd` (`vms bootstrap` does it)');
+    libvirt = fail(
+      'libvirt',
+      err.message,
+      'start libvirtd: `sudo systemctl enable --now libvirtd` (`vms bootstrap` does it)',
+    );
   }
   return [
     await checkKvm(ctx, caps),
     libvirt,
-    checkGroup({ uid: ctx.host.uid, user: ctx.host.user, gids: [...ctx.host.groups], groupFile: readFileSync('/etc/group', 'utf8') }),
+    checkGroup({
+      uid: ctx.host.uid,
+      user: ctx.host.user,
+      gids: [...ctx.host.groups],
+      groupFile: readFileSync('/etc/group', 'utf8'),
+    }),
     checkImagesDir(ctx, caps),
     checkSecurityModule(),
     caps === undefined ? unchecked('ovmf') : checkOvmf(domcaps),

@@ -24,7 +24,11 @@ export async function takeLock(path: string, what: string): Promise<() => Promis
       return () => rm(path, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new VmsError('failed', `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check that you may write there');
+        throw new VmsError(
+          'failed',
+          `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          'check that you may write there',
+        );
       }
     }
     const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());

@@ -62,7 +62,10 @@ export class Journal {
     private readonly head: Omit<JournalRecord, 'steps' | 'finish'>,
   ) {}
 
-  static async create(stateDir: string, head: { id: string; command: string; vms: string[]; host: boolean }): Promise<Journal> {
+  static async create(
+    stateDir: string,
+    head: { id: string; command: string; vms: string[]; host: boolean },
+  ): Promise<Journal> {
     const dir = journalsDir(stateDir);
     await makeSharedDir(dir);
     const record = { ...head, pid: process.pid, start: processStart(process.pid), started: new Date().toISOString() };
@@ -95,7 +98,11 @@ export class Journal {
 
   /** Writes the journal as it stands now; writes are queued, so the file always ends up as the latest state. */
   flush(): Promise<void> {
-    const record: JournalRecord = { ...this.head, steps: this.stacks.flat(), ...(this.finishing && { finish: this.finishing }) };
+    const record: JournalRecord = {
+      ...this.head,
+      steps: this.stacks.flat(),
+      ...(this.finishing && { finish: this.finishing }),
+    };
     this.writing = this.writing.then(async () => {
       if (this.removed) return;
       const tmp = tempName(this.path);

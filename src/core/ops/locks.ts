@@ -31,7 +31,13 @@ export interface Locks {
 /** What `acquire` throws when a lock stays held: the caller says by whom (it knows the running operations). */
 export class LockBusy extends VmsError {
   constructor(readonly lock: string) {
-    super('conflict', lock === HOST_LOCK ? 'another vms command is changing shared disks' : `${lock} is busy`, 'wait for the other command to finish, then try again', undefined, 'lock.busy');
+    super(
+      'conflict',
+      lock === HOST_LOCK ? 'another vms command is changing shared disks' : `${lock} is busy`,
+      'wait for the other command to finish, then try again',
+      undefined,
+      'lock.busy',
+    );
   }
 }
 
@@ -106,10 +112,19 @@ export class FlockLocks implements Locks {
     });
     if (!locked) {
       const code = await exited;
-      if (code === 127) throw new VmsError('missingTool', 'flock (util-linux) is not installed', 'install util-linux: vms locks VMs with it');
+      if (code === 127)
+        throw new VmsError(
+          'missingTool',
+          'flock (util-linux) is not installed',
+          'install util-linux: vms locks VMs with it',
+        );
       const i = code - BUSY_BASE;
       if (i >= 0 && i < order.length) throw new LockBusy(order[i]!);
-      throw new VmsError('failed', `could not take the locks (flock exited ${code})`, 'check that you may read the files in ' + dir);
+      throw new VmsError(
+        'failed',
+        `could not take the locks (flock exited ${code})`,
+        'check that you may read the files in ' + dir,
+      );
     }
     child.stdout.destroy();
     child.unref(); // the pipe to it keeps no event loop alive once vms is done

@@ -29,17 +29,28 @@ async function busyError(ctx: Context, err: LockBusy): Promise<VmsError> {
   );
   const by = holders.map((j) => `vms ${j.command}, pid ${j.pid}`).join('; ');
   const subject = err.lock === HOST_LOCK ? 'another vms command is changing shared disks' : `${err.lock} is busy`;
-  return new VmsError('conflict', by ? `${subject} (${by})` : subject, 'wait for it to finish, then try again', undefined, 'lock.busy');
+  return new VmsError(
+    'conflict',
+    by ? `${subject} (${by})` : subject,
+    'wait for it to finish, then try again',
+    undefined,
+    'lock.busy',
+  );
 }
 
-export async function withOperation<T>(ctx: Context, req: OperationRequest, body: (ctx: Context) => Promise<T>): Promise<T> {
+export async function withOperation<T>(
+  ctx: Context,
+  req: OperationRequest,
+  body: (ctx: Context) => Promise<T>,
+): Promise<T> {
   for (const vm of req.vms) validateName(vm); // a name becomes a lock file's name: no '../x' ever reaches the file system
   const wanted = lockOrder(req);
   // Inside an operation that already holds these locks (set --restart stopping and starting its VM): just run.
   const outer = ctx.journal && ctx.heldLocks;
   if (outer) {
     const missing = wanted.filter((l) => !outer.has(l));
-    if (missing.length) throw new Error(`internal: ${req.command} needs locks its operation does not hold: ${missing.join(', ')}`);
+    if (missing.length)
+      throw new Error(`internal: ${req.command} needs locks its operation does not hold: ${missing.join(', ')}`);
     return body(ctx);
   }
   const events = new OperationEvents(ctx, { command: req.command, vms: req.vms });
@@ -70,7 +81,12 @@ async function locked<T>(
     throw err instanceof LockBusy ? await busyError(ctx, err) : err;
   }
   try {
-    const journal = await Journal.create(ctx.config.stateDir.value, { id: ctx.operationId, command: req.command, vms: lockOrder({ vms: req.vms }), host: Boolean(req.host) });
+    const journal = await Journal.create(ctx.config.stateDir.value, {
+      id: ctx.operationId,
+      command: req.command,
+      vms: lockOrder({ vms: req.vms }),
+      host: Boolean(req.host),
+    });
     try {
       return await events.settle(() => body({ ...ctx, journal, heldLocks: new Set(wanted) }));
     } finally {

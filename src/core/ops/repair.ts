@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { TEMP_PREFIX } from '../../libvirt/virsh.js';
 import { processAlive } from '../host/file-lock.js';
 import type { Context } from '../context.js';
-import { readJournals, removeDeadTempJournals, rewriteJournal, type JournalRecord, type JournalStep } from './journal.js';
+import {
+  readJournals,
+  removeDeadTempJournals,
+  rewriteJournal,
+  type JournalRecord,
+  type JournalStep,
+} from './journal.js';
 import { LockBusy } from './locks.js';
 import { pollUntil } from './poll.js';
 import { runUndoAction } from './undo-actions.js';
@@ -59,7 +65,16 @@ async function removeTempFiles(pid: number): Promise<void> {
 }
 
 async function repairOne(ctx: Context, j: JournalRecord & { path: string }): Promise<RepairReport> {
-  const report: RepairReport = { operation: j.id, command: j.command, pid: j.pid, vms: j.vms, started: j.started, done: [], failed: [], unknown: [] };
+  const report: RepairReport = {
+    operation: j.id,
+    command: j.command,
+    pid: j.pid,
+    vms: j.vms,
+    started: j.started,
+    done: [],
+    failed: [],
+    unknown: [],
+  };
   let lease;
   try {
     lease = await ctx.locks.acquire({ vms: j.vms, host: j.host });
@@ -87,7 +102,8 @@ async function repairOne(ctx: Context, j: JournalRecord & { path: string }): Pro
       if (finished) report.done.push(now.finish.what);
     }
     const left: JournalStep[] = [];
-    if (now.steps.length) ctx.progress.note(`undoing what an interrupted vms ${now.command} (pid ${now.pid}) left half-made`);
+    if (now.steps.length)
+      ctx.progress.note(`undoing what an interrupted vms ${now.command} (pid ${now.pid}) left half-made`);
     for (const step of [...now.steps].reverse()) {
       if (!step.action) {
         report.unknown.push(step.what);
@@ -102,7 +118,8 @@ async function repairOne(ctx: Context, j: JournalRecord & { path: string }): Pro
       }
     }
     await removeTempFiles(now.pid);
-    if (report.failed.length) await rewriteJournal(now.path, { ...now, steps: left, finish: finished ? undefined : now.finish });
+    if (report.failed.length)
+      await rewriteJournal(now.path, { ...now, steps: left, finish: finished ? undefined : now.finish });
     else await rm(now.path, { force: true });
     return report;
   } finally {

@@ -78,7 +78,11 @@ export async function runUndoAction(ctx: Context, action: UndoAction): Promise<v
  * (blockcommit --active --pivot), by qemu-img when it is shut off (stopped since, or the machine restarted). Returns
  * the targets merged; an overlay the VM does not stand on (a step that never took effect) is left alone.
  */
-export async function mergeOverlaysBack(ctx: Context, vm: string, overlays: ReadonlyMap<string, string>): Promise<{ merged: string[]; active: boolean }> {
+export async function mergeOverlaysBack(
+  ctx: Context,
+  vm: string,
+  overlays: ReadonlyMap<string, string>,
+): Promise<{ merged: string[]; active: boolean }> {
   const virsh = ctx.virsh.uninterruptible();
   const active = isActive(await virsh.state(vm));
   const current = await virsh.diskSources(vm, !active);

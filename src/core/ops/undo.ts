@@ -125,7 +125,10 @@ export const leftBehind = (err: unknown): readonly string[] =>
  * Runs `body`; when it throws, rolls back and rethrows the original error (with what could not be undone). `opts`
  * may be just the `keep` function.
  */
-export async function withUndo<T>(body: (undo: UndoStack) => Promise<T>, opts: UndoOptions | (() => boolean) = {}): Promise<T> {
+export async function withUndo<T>(
+  body: (undo: UndoStack) => Promise<T>,
+  opts: UndoOptions | (() => boolean) = {},
+): Promise<T> {
   const o = typeof opts === 'function' ? { keep: opts } : opts;
   const undo = new UndoStack(o.runAction, o.journal, o.rollbacks);
   let result: T;

@@ -53,20 +53,25 @@ export class ChainReader {
 
   private async walk(disk: string): Promise<{ files: string[]; problem?: ChainProblem }> {
     const files: string[] = [];
-    for (let file = disk, format: string | undefined; ; ) {
+    for (let file = disk, format: string | undefined; ;) {
       let info;
       try {
         info = await this.ctx.qemuImg.info(file, format);
       } catch (err) {
         if (isInterrupt(err)) throw err;
-        return { files, problem: { reason: `cannot read the disk chain under ${disk}: ${(err as Error).message}`, incomplete: true } };
+        return {
+          files,
+          problem: { reason: `cannot read the disk chain under ${disk}: ${(err as Error).message}`, incomplete: true },
+        };
       }
       const next = info['full-backing-filename'] ?? info['backing-filename'];
       if (!next) return { files }; // read to the end after all (the whole-chain read failed for another reason)
       const backing = resolve(dirname(file), next);
-      if (files.includes(backing) || backing === disk) return { files, problem: { reason: `the disk chain under ${disk} loops at ${backing}`, incomplete: false } };
+      if (files.includes(backing) || backing === disk)
+        return { files, problem: { reason: `the disk chain under ${disk} loops at ${backing}`, incomplete: false } };
       files.push(backing);
-      if (!existsSync(backing)) return { files, problem: { reason: `backing file ${backing} of ${disk} is missing`, incomplete: false } };
+      if (!existsSync(backing))
+        return { files, problem: { reason: `backing file ${backing} of ${disk} is missing`, incomplete: false } };
       file = backing;
       format = info['backing-filename-format']; // as QEMU opens it: a garbled base must not pass for a raw image
     }

@@ -1,6 +1,12 @@
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { domainXmlReferences, snapshotReferences, type FileAccess, type FileReference, type FileRole } from '../../libvirt/domain-files.js';
+import {
+  domainXmlReferences,
+  snapshotReferences,
+  type FileAccess,
+  type FileReference,
+  type FileRole,
+} from '../../libvirt/domain-files.js';
 import { domainFacts, parseDomainXml } from '../../libvirt/domain-parse.js';
 import { parseNames, virshCommand } from '../../libvirt/virsh.js';
 import { ChainReader } from './backing-chain.js';
@@ -110,7 +116,8 @@ export function describeUse(u: FileUse): string {
  * block every other command); a deletion must not go on this way: it keeps the file instead.
  */
 export function noteUnchecked(ctx: Context, inUse: FilesInUse, path: string): void {
-  for (const u of inUse.unreadable.filter((x) => x.incomplete)) ctx.progress.note(`could not check whether ${u.vm} uses ${path}: ${u.reason}`);
+  for (const u of inUse.unreadable.filter((x) => x.incomplete))
+    ctx.progress.note(`could not check whether ${u.vm} uses ${path}: ${u.reason}`);
 }
 
 /** Formats that cannot have a backing file: their chain is the file itself (and reading it must not probe it). */
@@ -147,7 +154,13 @@ async function readDomains(ctx: Context, names: string[]): Promise<VmXml[]> {
     const rows = table?.split(/^-+$/m)[1];
     let snapshots = list === undefined ? undefined : parseNames(list);
     if (rows !== undefined && !snapshots) snapshots = parseNames(rows).length ? await snapshotNames(ctx, name) : [];
-    vms.push({ name, saved, live, snapshots: (snapshots ?? []).map((s) => ({ name: s })), snapshotsUnknown: snapshots === undefined });
+    vms.push({
+      name,
+      saved,
+      live,
+      snapshots: (snapshots ?? []).map((s) => ({ name: s })),
+      snapshotsUnknown: snapshots === undefined,
+    });
   }
   const wanted = vms.flatMap((vm) => vm.snapshots.map((s) => ({ vm, s })));
   const xmls = await ctx.virsh.batch(wanted.map(({ vm, s }) => virshCommand.snapshotDumpxml(vm.name, s.name)));
@@ -190,7 +203,15 @@ async function vmUses(ctx: Context, vm: VmXml, chains: ChainReader): Promise<VmU
       const reading = chains.read(ref.path);
       chainsRead.push(async () => {
         const chain = await reading;
-        for (const file of chain.files) add({ path: file, vm: vm.name, role: 'backing', access: 'read', ...(snapshot && { snapshot }), under: ref.path });
+        for (const file of chain.files)
+          add({
+            path: file,
+            vm: vm.name,
+            role: 'backing',
+            access: 'read',
+            ...(snapshot && { snapshot }),
+            under: ref.path,
+          });
         if (chain.problem) problem(chain.problem);
       });
     }
@@ -198,14 +219,19 @@ async function vmUses(ctx: Context, vm: VmXml, chains: ChainReader): Promise<VmU
 
   if (!vm.saved && !vm.live) {
     // Undefined meanwhile (then it uses nothing any more), or virsh cannot print it.
-    if (await ctx.virsh.exists(vm.name).catch(() => true)) problem({ reason: 'virsh cannot print its definition', incomplete: true });
+    if (await ctx.virsh.exists(vm.name).catch(() => true))
+      problem({ reason: 'virsh cannot print its definition', incomplete: true });
     return result;
   }
-  for (const [which, xml] of [['saved', vm.saved], ['running', vm.live]] as const) {
+  for (const [which, xml] of [
+    ['saved', vm.saved],
+    ['running', vm.live],
+  ] as const) {
     if (!xml) continue;
     try {
       addReferences(await domainXmlReferences(xml));
-      if (which === 'saved') result.record = { name: vm.name, ...pick(domainFacts(await parseDomainXml(xml)).metadata) };
+      if (which === 'saved')
+        result.record = { name: vm.name, ...pick(domainFacts(await parseDomainXml(xml)).metadata) };
     } catch (err) {
       problem({ reason: `cannot read its ${which} definition: ${(err as Error).message}`, incomplete: true });
     }
@@ -262,5 +288,10 @@ export async function filesInUse(ctx: Context, opts: { except?: string } = {}): 
     }
     return index.get(fileKey(path)) ?? [];
   };
-  return { uses, unreadable: read.flatMap((v) => v.unreadable), vms: read.flatMap((v) => (v.record ? [v.record] : [])), usesOf };
+  return {
+    uses,
+    unreadable: read.flatMap((v) => v.unreadable),
+    vms: read.flatMap((v) => (v.record ? [v.record] : [])),
+    usesOf,
+  };
 }

@@ -47,7 +47,11 @@ export async function planGc(ctx: Context): Promise<GcPlan> {
     const file = await lstat(path).catch(() => undefined);
     if (!file?.isFile() || inUse.usesOf(path).length > 0) continue; // gone already, not a plain file, or in use
     const entry = { path, madeFor: vms, bytes: file.blocks * 512 };
-    if (blockers.length) plan.keep.push({ ...entry, reason: `${blockers.map((b) => `VM ${b.vm} cannot be read (${b.reason})`).join('; ')}: it may use it` });
+    if (blockers.length)
+      plan.keep.push({
+        ...entry,
+        reason: `${blockers.map((b) => `VM ${b.vm} cannot be read (${b.reason})`).join('; ')}: it may use it`,
+      });
     else plan.remove.push(entry);
   }
   return plan;

@@ -57,7 +57,11 @@ export interface PartState {
 /** Whether to resume: only a non-empty .part that was started for the same ISO (same checksum) is continued. */
 export function resumeFrom(part: PartState | undefined, expected: string): { from: number; note?: string } {
   if (!part || part.bytes === 0) return { from: 0 };
-  if (part.sha256 !== expected) return { from: 0, note: `the partial download (${formatSize(part.bytes)}) is of another ISO release: starting over` };
+  if (part.sha256 !== expected)
+    return {
+      from: 0,
+      note: `the partial download (${formatSize(part.bytes)}) is of another ISO release: starting over`,
+    };
   return { from: part.bytes, note: `resuming the partial download at ${formatSize(part.bytes)}` };
 }
 
@@ -70,20 +74,34 @@ export type ResponsePlan =
 const num = (text: string | null | undefined) => (text && /^\d+$/.test(text) ? Number(text) : undefined);
 
 /** What to do with the answer to a GET sent with `Range: bytes=from-` (from > 0) or without one (from = 0). */
-export function planResponse(from: number, status: number, contentRange?: string | null, contentLength?: string | null): ResponsePlan {
+export function planResponse(
+  from: number,
+  status: number,
+  contentRange?: string | null,
+  contentLength?: string | null,
+): ResponsePlan {
   if (status === 200) {
     const total = num(contentLength);
-    return from > 0 ? { action: 'write', from: 0, total, note: 'the mirror does not resume downloads: starting over' } : { action: 'write', from: 0, total };
+    return from > 0
+      ? { action: 'write', from: 0, total, note: 'the mirror does not resume downloads: starting over' }
+      : { action: 'write', from: 0, total };
   }
   if (status === 206) {
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange?.trim() ?? '');
-    if (!m || Number(m[1]) !== from) return { action: 'fail', message: `the mirror answered a resume from byte ${from} with the range '${contentRange ?? ''}'` };
+    if (!m || Number(m[1]) !== from)
+      return {
+        action: 'fail',
+        message: `the mirror answered a resume from byte ${from} with the range '${contentRange ?? ''}'`,
+      };
     return { action: 'write', from, total: num(m[3]) };
   }
   if (status === 416 && from > 0) {
     const total = num(/^bytes \*\/(\d+)$/.exec(contentRange?.trim() ?? '')?.[1]);
     if (total === from) return { action: 'complete', total };
-    return { action: 'restart', note: `the partial download (${formatSize(from)}) is longer than the ISO on the mirror: starting over` };
+    return {
+      action: 'restart',
+      note: `the partial download (${formatSize(from)}) is longer than the ISO on the mirror: starting over`,
+    };
   }
   return { action: 'fail', message: `HTTP ${status}` };
 }
@@ -99,7 +117,11 @@ export function formatDuration(seconds: number): string {
 
 /** "512M / 1.2G (42%)  10.5M/s  ETA 1m10s"; without a total just the bytes; the last report has no ETA. */
 export function formatTransfer(s: Omit<TransferStatus, 'text'>): string {
-  const parts = [s.total ? `${formatSize(s.done)} / ${formatSize(s.total)} (${Math.floor((s.done / s.total) * 100)}%)` : formatSize(s.done)];
+  const parts = [
+    s.total
+      ? `${formatSize(s.done)} / ${formatSize(s.total)} (${Math.floor((s.done / s.total) * 100)}%)`
+      : formatSize(s.done),
+  ];
   if (s.rate !== undefined) parts.push(`${formatSize(s.rate)}/s`);
   if (!s.final && s.eta !== undefined) parts.push(`ETA ${formatDuration(s.eta)}`);
   return parts.join('  ');
@@ -150,7 +172,9 @@ export class TransferMeter {
 /** gpg --with-colons listing → the primary keys' fingerprints (a `fpr` line right after a `pub` line). */
 export function primaryFingerprints(colons: string): string[] {
   const lines = colons.split('\n');
-  return lines.flatMap((line, i) => (line.startsWith('fpr:') && lines[i - 1]?.startsWith('pub:') ? [line.split(':')[9]!.toUpperCase()] : []));
+  return lines.flatMap((line, i) =>
+    line.startsWith('fpr:') && lines[i - 1]?.startsWith('pub:') ? [line.split(':')[9]!.toUpperCase()] : [],
+  );
 }
 
 export type SignatureCheck =
@@ -161,9 +185,18 @@ export type SignatureCheck =
 
 /** gpg --status-fd output of a --verify → the verdict; a good signature must be by one of `accepted` (primary keys). */
 export function classifySignature(status: string, accepted: string[]): SignatureCheck {
-  const field = (name: string) => status.split('\n').find((l) => l.startsWith(`[GNUPG:] ${name} `))?.split(' ').slice(2);
+  const field = (name: string) =>
+    status
+      .split('\n')
+      .find((l) => l.startsWith(`[GNUPG:] ${name} `))
+      ?.split(' ')
+      .slice(2);
   const bad = field('BADSIG') ?? field('REVKEYSIG');
-  if (bad) return { result: 'bad', why: `${status.includes('REVKEYSIG') ? 'made by a revoked key' : 'it does not match the file'} (key ${bad[0]})` };
+  if (bad)
+    return {
+      result: 'bad',
+      why: `${status.includes('REVKEYSIG') ? 'made by a revoked key' : 'it does not match the file'} (key ${bad[0]})`,
+    };
   const valid = field('VALIDSIG');
   if (valid) {
     const primary = (valid[9] ?? valid[0]!).toUpperCase();
@@ -217,12 +250,20 @@ async function get(url: string, signal: AbortSignal, headers: Record<string, str
     return await fetch(url, { signal, headers: { 'accept-encoding': 'identity', ...headers } });
   } catch (err) {
     if (signal.aborted) throw err;
-    throw mirrorError('unreachable', `cannot reach the mirror at ${new URL(url).origin}: ${causeOf(err)}`, `check the network, or `);
+    throw mirrorError(
+      'unreachable',
+      `cannot reach the mirror at ${new URL(url).origin}: ${causeOf(err)}`,
+      `check the network, or `,
+    );
   }
 }
 
 const httpError = (url: string, res: Response, what: string) =>
-  mirrorError('failed', `the mirror has no ${what}: ${url} answered HTTP ${res.status} ${res.statusText}`.trim(), `is it an Arch ISO directory (one that holds ${SUMS_FILE})? Or `);
+  mirrorError(
+    'failed',
+    `the mirror has no ${what}: ${url} answered HTTP ${res.status} ${res.statusText}`.trim(),
+    `is it an Arch ISO directory (one that holds ${SUMS_FILE})? Or `,
+  );
 
 /** Ctrl-C or a timeout of its own, whichever comes first. */
 function deadline(ctx: Context, ms: number): AbortSignal {
@@ -253,9 +294,15 @@ async function sha256File(path: string, signal?: AbortSignal, hash = createHash(
 }
 
 async function partState({ part, record }: Paths): Promise<PartState | undefined> {
-  const bytes = await stat(part).then((s) => s.size, () => undefined);
+  const bytes = await stat(part).then(
+    (s) => s.size,
+    () => undefined,
+  );
   if (bytes === undefined) return undefined;
-  const sha256 = await readFile(record, 'utf8').then((t) => parseSums(t).get(ARCH_ISO), () => undefined);
+  const sha256 = await readFile(record, 'utf8').then(
+    (t) => parseSums(t).get(ARCH_ISO),
+    () => undefined,
+  );
   return { bytes, sha256 };
 }
 
@@ -273,9 +320,11 @@ function writeError(path: string, err: unknown): VmsError {
 }
 
 /** For .catch(): a file-system error while writing `path` as the error to show. */
-const writing = (path: string) => (err: unknown): never => {
-  throw writeError(path, err);
-};
+const writing =
+  (path: string) =>
+  (err: unknown): never => {
+    throw writeError(path, err);
+  };
 
 interface Downloaded {
   sha256: string;
@@ -283,7 +332,14 @@ interface Downloaded {
 }
 
 /** GETs the ISO into the .part (from `from` on, `hash` holding the .part's bytes so far) and returns its checksum. */
-async function download(ctx: Context, url: string, p: Paths, from: number, hash: Hash, idleMs: number): Promise<Downloaded> {
+async function download(
+  ctx: Context,
+  url: string,
+  p: Paths,
+  from: number,
+  hash: Hash,
+  idleMs: number,
+): Promise<Downloaded> {
   const idle = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, idle.signal]) : idle.signal;
   const timer = setTimeout(() => idle.abort(), idleMs);
@@ -293,7 +349,10 @@ async function download(ctx: Context, url: string, p: Paths, from: number, hash:
     const res = await get(url, signal, from > 0 ? { range: `bytes=${from}-` } : {});
     const plan = planResponse(from, res.status, res.headers.get('content-range'), res.headers.get('content-length'));
     if (plan.action !== 'write') await res.body?.cancel();
-    if (plan.action === 'fail') throw res.status === 404 ? httpError(url, res, ARCH_ISO) : new VmsError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or `);
+    if (plan.action === 'fail')
+      throw res.status === 404
+        ? httpError(url, res, ARCH_ISO)
+        : new VmsError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or `);
     if (plan.action === 'complete') return { sha256: hash.digest('hex'), resumedFrom: from };
     if (plan.action === 'restart') {
       ctx.progress.note(plan.note);
@@ -328,10 +387,17 @@ async function download(ctx: Context, url: string, p: Paths, from: number, hash:
     return { sha256: hash.digest('hex'), resumedFrom: plan.from };
   } catch (err) {
     if (err instanceof VmsError || ctx.signal?.aborted) throw err;
-    const kept = done > 0 ? `run \`vms iso fetch\` again to resume from ${formatSize(done)} (the partial download is kept in ${p.part})` : undefined;
+    const kept =
+      done > 0
+        ? `run \`vms iso fetch\` again to resume from ${formatSize(done)} (the partial download is kept in ${p.part})`
+        : undefined;
     if (idle.signal.aborted) throw timeoutError(url, idleMs, kept && `${kept}, or `);
     const got = total ? `${formatSize(done)} of ${formatSize(total)}` : formatSize(done);
-    throw mirrorError('failed', `the download of ${ARCH_ISO} broke off after ${got}: ${causeOf(err)}`, kept ? `${kept}, or ` : 'try again, or ');
+    throw mirrorError(
+      'failed',
+      `the download of ${ARCH_ISO} broke off after ${got}: ${causeOf(err)}`,
+      kept ? `${kept}, or ` : 'try again, or ',
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -347,10 +413,16 @@ async function checkSignature(ctx: Context, mirror: string, file: string): Promi
     ctx.progress.note(`gpg is not installed: ${only}`);
     return 'sha256';
   }
-  const listed = await ctx.runner.run('gpg', ['--batch', '--with-colons', '--list-keys', ARCH_KEY_UID, ARCH_RELEASE_KEY], { signal: ctx.signal, timeoutMs: 30_000 });
+  const listed = await ctx.runner.run(
+    'gpg',
+    ['--batch', '--with-colons', '--list-keys', ARCH_KEY_UID, ARCH_RELEASE_KEY],
+    { signal: ctx.signal, timeoutMs: 30_000 },
+  );
   const keys = primaryFingerprints(listed.stdout);
   if (keys.length === 0) {
-    ctx.progress.note(`the Arch signing key (${ARCH_KEY_UID}) is not in your gpg keyring: ${only} (to add it: gpg --auto-key-locate clear,wkd --locate-external-keys ${ARCH_KEY_UID})`);
+    ctx.progress.note(
+      `the Arch signing key (${ARCH_KEY_UID}) is not in your gpg keyring: ${only} (to add it: gpg --auto-key-locate clear,wkd --locate-external-keys ${ARCH_KEY_UID})`,
+    );
     return 'sha256';
   }
   const url = new URL(`${ARCH_ISO}.sig`, mirror).href;
@@ -363,7 +435,10 @@ async function checkSignature(ctx: Context, mirror: string, file: string): Promi
     const dir = await mkdtemp(join(tmpdir(), 'vms-sig-'));
     try {
       await writeFile(join(dir, 'iso.sig'), sig);
-      const r = await ctx.runner.run('gpg', ['--batch', '--status-fd', '1', '--verify', join(dir, 'iso.sig'), file], { signal: ctx.signal, timeoutMs: 600_000 });
+      const r = await ctx.runner.run('gpg', ['--batch', '--status-fd', '1', '--verify', join(dir, 'iso.sig'), file], {
+        signal: ctx.signal,
+        timeoutMs: 600_000,
+      });
       const check = classifySignature(r.stdout, keys);
       if (check.result === 'good') return 'sha256+pgp';
       if (check.result === 'noKey') {
@@ -371,7 +446,11 @@ async function checkSignature(ctx: Context, mirror: string, file: string): Promi
         return 'sha256';
       }
       const why = check.result === 'bad' ? check.why : `${check.why}: ${errorSummary(r)}`;
-      return new VmsError('failed', `the PGP signature of ${ARCH_ISO} from ${mirror} is bad: ${why}`, `the mirror may serve a tampered file: `);
+      return new VmsError(
+        'failed',
+        `the PGP signature of ${ARCH_ISO} from ${mirror} is bad: ${why}`,
+        `the mirror may serve a tampered file: `,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -386,7 +465,12 @@ export async function fetchIso(ctx: Context, opts: FetchOptions): Promise<FetchR
   const sumsUrl = new URL(SUMS_FILE, mirror).href;
   const sums = await ctx.progress.step(`Reading ${SUMS_FILE} from ${mirror}`, () => smallFile(ctx, sumsUrl, SUMS_FILE));
   const expected = parseSums(sums!.toString('utf8')).get(ARCH_ISO);
-  if (!expected) throw mirrorError('failed', `${sumsUrl} has no line for ${ARCH_ISO}`, `is the mirror's iso/latest/ directory complete? Or `);
+  if (!expected)
+    throw mirrorError(
+      'failed',
+      `${sumsUrl} has no line for ${ARCH_ISO}`,
+      `is the mirror's iso/latest/ directory complete? Or `,
+    );
   await mkdir(dir, { recursive: true }).catch(writing(dir));
   // Two fetches at once would write into one .part, and one could remove it under the other.
   const release = await takeLock(p.lock, '`vms iso fetch`');
@@ -398,8 +482,19 @@ export async function fetchIso(ctx: Context, opts: FetchOptions): Promise<FetchR
 }
 
 /** The fetch itself, under the lock: `expected` is the mirror's sha256 of the ISO. */
-async function fetchLocked(ctx: Context, { mirror, idleTimeoutMs }: FetchOptions, p: Paths, expected: string): Promise<FetchResult> {
-  const result = (sha256: string, bytes: number, resumedFrom: number, verified: Verified, alreadyCurrent: boolean): FetchResult => ({ path: p.path, sha256, bytes, resumedFrom, verified, alreadyCurrent, mirror });
+async function fetchLocked(
+  ctx: Context,
+  { mirror, idleTimeoutMs }: FetchOptions,
+  p: Paths,
+  expected: string,
+): Promise<FetchResult> {
+  const result = (
+    sha256: string,
+    bytes: number,
+    resumedFrom: number,
+    verified: Verified,
+    alreadyCurrent: boolean,
+  ): FetchResult => ({ path: p.path, sha256, bytes, resumedFrom, verified, alreadyCurrent, mirror });
 
   if (existsSync(p.path)) {
     const have = await ctx.progress.step(`Checking the ${ARCH_ISO} you have`, () => sha256File(p.path, ctx.signal));
@@ -419,8 +514,13 @@ async function fetchLocked(ctx: Context, { mirror, idleTimeoutMs }: FetchOptions
     const plan = resumeFrom(await partState(p), expected);
     if (plan.note) ctx.progress.note(plan.note);
     await writeFile(p.record, `${expected}  ${ARCH_ISO}\n`).catch(writing(p.record));
-    const hash = plan.from > 0 ? await ctx.progress.step('Reading the partial download', () => sha256File(p.part, ctx.signal)) : createHash('sha256');
-    const got = await ctx.progress.step(`Downloading ${ARCH_ISO}`, () => download(ctx, new URL(ARCH_ISO, mirror).href, p, plan.from, hash, idleTimeoutMs ?? IDLE_TIMEOUT_MS));
+    const hash =
+      plan.from > 0
+        ? await ctx.progress.step('Reading the partial download', () => sha256File(p.part, ctx.signal))
+        : createHash('sha256');
+    const got = await ctx.progress.step(`Downloading ${ARCH_ISO}`, () =>
+      download(ctx, new URL(ARCH_ISO, mirror).href, p, plan.from, hash, idleTimeoutMs ?? IDLE_TIMEOUT_MS),
+    );
     if (got.sha256 !== expected) {
       await removePart(p);
       throw mirrorError(
@@ -439,7 +539,9 @@ async function fetchLocked(ctx: Context, { mirror, idleTimeoutMs }: FetchOptions
     return result(expected, (await stat(p.path)).size, got.resumedFrom, verified, false);
   } catch (err) {
     if (isInterrupt(err) || ctx.signal?.aborted) {
-      throw interrupted(existsSync(p.part) ? `the partial download is kept (${p.part}): \`vms iso fetch\` resumes it` : undefined);
+      throw interrupted(
+        existsSync(p.part) ? `the partial download is kept (${p.part}): \`vms iso fetch\` resumes it` : undefined,
+      );
     }
     throw err;
   }
@@ -477,10 +579,20 @@ export async function listIsos(ctx: Context, now = Date.now()): Promise<IsoList>
     const path = join(dir, name);
     const s = await stat(path).catch(() => undefined);
     if (!s?.isFile()) continue;
-    isos.push({ name, path, bytes: s.size, modified: s.mtime.toISOString(), ageDays: Math.floor((now - s.mtimeMs) / 86_400_000), default: name === ARCH_ISO });
+    isos.push({
+      name,
+      path,
+      bytes: s.size,
+      modified: s.mtime.toISOString(),
+      ageDays: Math.floor((now - s.mtimeMs) / 86_400_000),
+      default: name === ARCH_ISO,
+    });
   }
   isos.sort((a, b) => Number(b.default) - Number(a.default));
   const { part } = isoPaths(dir);
-  const partBytes = await stat(part).then((s) => s.size, () => undefined);
+  const partBytes = await stat(part).then(
+    (s) => s.size,
+    () => undefined,
+  );
   return { dir, isos, ...(partBytes === undefined ? {} : { partial: { path: part, bytes: partBytes } }) };
 }

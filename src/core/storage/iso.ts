@@ -70,7 +70,10 @@ export async function checkIsoImage(path: string, hint: string): Promise<string>
     real = await realpath(shown);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`ISO not found: ${shown}`, hint);
-    throw usageError(`cannot read ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give an ISO image you can read');
+    throw usageError(
+      `cannot read ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'give an ISO image you can read',
+    );
   }
   const what = real === shown ? shown : `${shown} (a link to ${real})`;
   const st = await stat(real);
@@ -80,7 +83,8 @@ export async function checkIsoImage(path: string, hint: string): Promise<string>
     await readIsoIdentity(real);
   } catch (err) {
     if (err instanceof VmsError) throw usageError(`${what} is not an ISO 9660 image`, hint);
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw usageError(`cannot read ${what}: permission denied`, 'vms takes only ISO images you can read');
+    if ((err as NodeJS.ErrnoException).code === 'EACCES')
+      throw usageError(`cannot read ${what}: permission denied`, 'vms takes only ISO images you can read');
     throw err;
   }
   return real;
@@ -107,7 +111,9 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
  */
 async function isoChecksum(ctx: Context, iso: string): Promise<string> {
   const st = await stat(iso);
-  const key = createHash('sha256').update(`${resolve(iso)}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeMs}`).digest('hex');
+  const key = createHash('sha256')
+    .update(`${resolve(iso)}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeMs}`)
+    .digest('hex');
   const memo = join(ctx.config.cacheDir.value, 'iso', 'checksums', key);
   const known = await readFile(memo, 'utf8').catch(() => '');
   if (/^[0-9a-f]{64}$/.test(known)) return known;
@@ -124,7 +130,10 @@ export function extractCommand(tool: 'xorriso' | 'bsdtar', iso: string, dir: str
     for (const f of [ARCHISO_KERNEL, ARCHISO_INITRD]) args.push('-extract', `/${f}`, join(dir, f.split('/').pop()!));
     return { cmd: 'xorriso', args };
   }
-  return { cmd: 'bsdtar', args: ['-x', '-f', iso, '-C', dir, '--strip-components', '3', ARCHISO_KERNEL, ARCHISO_INITRD] };
+  return {
+    cmd: 'bsdtar',
+    args: ['-x', '-f', iso, '-C', dir, '--strip-components', '3', ARCHISO_KERNEL, ARCHISO_INITRD],
+  };
 }
 
 export interface IsoBoot {
@@ -144,11 +153,23 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
   const identity = await readIsoIdentity(iso);
   const sha256 = await isoChecksum(ctx, iso);
   const dir = join(ctx.config.cacheDir.value, 'iso', sha256);
-  const boot = { iso, sha256, identity, kernel: join(dir, 'vmlinuz-linux'), initrd: join(dir, 'initramfs-linux.img'), cmdline: archisoCmdline(identity) };
+  const boot = {
+    iso,
+    sha256,
+    identity,
+    kernel: join(dir, 'vmlinuz-linux'),
+    initrd: join(dir, 'initramfs-linux.img'),
+    cmdline: archisoCmdline(identity),
+  };
   if (existsSync(boot.kernel) && existsSync(boot.initrd)) return boot;
 
   const tool = findProgram(['xorriso', 'bsdtar'], ctx.host.env.PATH) as 'xorriso' | 'bsdtar' | undefined;
-  if (!tool) throw new VmsError('missingTool', 'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them', '`vms bootstrap` installs them');
+  if (!tool)
+    throw new VmsError(
+      'missingTool',
+      'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them',
+      '`vms bootstrap` installs them',
+    );
   await makeSharedDir(join(ctx.config.cacheDir.value, 'iso'));
   const tmp = await mkdtemp(join(ctx.config.cacheDir.value, 'iso', '.extract-'));
   try {
@@ -156,7 +177,12 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
     const r = await ctx.runner.run(cmd, args, { signal: ctx.signal });
     const missing = ['vmlinuz-linux', 'initramfs-linux.img'].find((f) => !existsSync(join(tmp, f)));
     if (missing) {
-      throw new VmsError('failed', `${iso} has no ${missing} in arch/boot/x86_64/, where archiso keeps it`, 'is this an Arch Linux ISO, and complete? `vms iso fetch` downloads and verifies the current one', `${cmd}: ${errorSummary(r)}`);
+      throw new VmsError(
+        'failed',
+        `${iso} has no ${missing} in arch/boot/x86_64/, where archiso keeps it`,
+        'is this an Arch Linux ISO, and complete? `vms iso fetch` downloads and verifies the current one',
+        `${cmd}: ${errorSummary(r)}`,
+      );
     }
     if (r.exitCode !== 0) throw new VmsError('failed', `cannot read ${iso} with ${cmd}: ${errorSummary(r)}`);
     await writeFile(join(tmp, 'identity.json'), JSON.stringify({ iso, ...identity }) + '\n');

@@ -13,7 +13,8 @@ export interface AttachCommand {
 
 async function requireRunning(ctx: Context, name: string) {
   const vm = await loadVm(ctx, name);
-  if (!isActive(vm.state)) throw new VmsError('conflict', `${name} is not running (${vm.state})`, `start it with \`vms start ${q(name)}\``);
+  if (!isActive(vm.state))
+    throw new VmsError('conflict', `${name} is not running (${vm.state})`, `start it with \`vms start ${q(name)}\``);
   return vm;
 }
 
@@ -27,7 +28,11 @@ export interface ConsoleTarget {
 export async function consoleTarget(ctx: Context, name: string): Promise<ConsoleTarget> {
   const vm = await requireRunning(ctx, name);
   if (!vm.facts.serialSocket) {
-    throw new VmsError('conflict', `${name} has no unix-socket serial console`, `it was not made by vms: use \`virsh console ${q(name)}\``);
+    throw new VmsError(
+      'conflict',
+      `${name} has no unix-socket serial console`,
+      `it was not made by vms: use \`virsh console ${q(name)}\``,
+    );
   }
   return { name, socket: vm.facts.serialSocket, log: vm.facts.serialLog };
 }
@@ -43,13 +48,25 @@ export interface ViewerPlan {
 export async function viewerPlan(ctx: Context, name: string): Promise<ViewerPlan> {
   const { env } = ctx.host;
   const vm = await requireRunning(ctx, name);
-  if (!vm.facts.graphics) throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${q(name)}\``);
+  if (!vm.facts.graphics)
+    throw new VmsError('conflict', `${name} has no graphical display`, `use \`vms console ${q(name)}\``);
   const uri = await ctx.virsh.domdisplay(name);
   if (!env.DISPLAY && !env.WAYLAND_DISPLAY) {
-    return { name, uri, reason: 'no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): open the URI with remote-viewer on a machine with a display' };
+    return {
+      name,
+      uri,
+      reason:
+        'no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): open the URI with remote-viewer on a machine with a display',
+    };
   }
   const viewer = findProgram(['virt-viewer', 'remote-viewer'], env.PATH);
-  if (!viewer) return { name, uri, reason: 'neither virt-viewer nor remote-viewer is installed: `vms bootstrap` installs virt-viewer' };
-  const launch = viewer === 'virt-viewer' ? { cmd: viewer, args: ['--connect', ctx.virsh.uri, name] } : { cmd: viewer, args: [uri] };
+  if (!viewer)
+    return {
+      name,
+      uri,
+      reason: 'neither virt-viewer nor remote-viewer is installed: `vms bootstrap` installs virt-viewer',
+    };
+  const launch =
+    viewer === 'virt-viewer' ? { cmd: viewer, args: ['--connect', ctx.virsh.uri, name] } : { cmd: viewer, args: [uri] };
   return { name, uri, launch };
 }

@@ -42,7 +42,9 @@ async function makeBaseReadOnly(ctx: Context, path: string, source: string, undo
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-    ctx.progress.note(`${path} stays writable: it belongs to the qemu user while ${source} runs (\`sudo chmod 444 ${q(path)}\` protects it)`);
+    ctx.progress.note(
+      `${path} stays writable: it belongs to the qemu user while ${source} runs (\`sudo chmod 444 ${q(path)}\` protects it)`,
+    );
     return false;
   }
 }
@@ -65,11 +67,18 @@ const diskStem = (vm: string, target: string, index: number) => (index === 0 ? v
  * external disk-only snapshot (quiesced when a guest agent answers); a shut-off one gets new overlay files, and its
  * definition is switched over later, as the last step that can fail.
  */
-async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promise<{ overlays: Map<string, string>; quiesced: boolean }> {
+async function freezeSource(
+  ctx: Context,
+  src: LoadedVm,
+  undo: UndoStack,
+): Promise<{ overlays: Map<string, string>; quiesced: boolean }> {
   const disks = ownDisks(src.facts);
   const overlays = new Map<string, string>();
   for (const [i, d] of disks.entries()) {
-    overlays.set(d.target, await claimDiskPath(ctx.config.imagesDir.value, diskStem(src.facts.name, d.target, i), undo));
+    overlays.set(
+      d.target,
+      await claimDiskPath(ctx.config.imagesDir.value, diskStem(src.facts.name, d.target, i), undo),
+    );
   }
   if (!isActive(src.state)) {
     for (const d of disks) await ctx.qemuImg.createOverlay(overlays.get(d.target)!, d.path!);
@@ -87,7 +96,12 @@ async function freezeSource(ctx: Context, src: LoadedVm, undo: UndoStack): Promi
   });
   const quiesced = await new GuestAgent(ctx.virsh, name).answers();
   const others = src.facts.disks.filter((d) => !overlays.has(d.target)).map((d) => d.target);
-  await ctx.virsh.snapshotToOverlays(name, [...overlays].map(([target, file]) => ({ target, file })), others, quiesced);
+  await ctx.virsh.snapshotToOverlays(
+    name,
+    [...overlays].map(([target, file]) => ({ target, file })),
+    others,
+    quiesced,
+  );
   return { overlays, quiesced };
 }
 
@@ -107,9 +121,14 @@ export async function cloneVm(ctx: Context, opts: CloneOptions): Promise<CloneRe
 async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
   const { virsh } = ctx;
   const src = await loadVm(ctx, opts.source);
-  if (await virsh.exists(opts.name)) throw conflict(`a VM named '${opts.name}' already exists`, 'pick another name for the clone');
+  if (await virsh.exists(opts.name))
+    throw conflict(`a VM named '${opts.name}' already exists`, 'pick another name for the clone');
   const notFile = src.facts.disks.find((d) => d.device === 'disk' && !d.readonly && d.type !== 'file');
-  if (notFile) throw usageError(`${opts.source}'s disk ${notFile.target} is not a plain file (${notFile.type})`, 'vms clones only file-backed disks: copy it by hand');
+  if (notFile)
+    throw usageError(
+      `${opts.source}'s disk ${notFile.target} is not a plain file (${notFile.type})`,
+      'vms clones only file-backed disks: copy it by hand',
+    );
   if (!opts.full) {
     // A linked clone makes SRC's disks read-only bases for good: only files vms made for SRC may become one.
     const foreign = ownDisks(src.facts).find((d) => !src.facts.metadata.made.includes(d.path!));
@@ -139,7 +158,10 @@ async function checkClone(ctx: Context, opts: CloneOptions): Promise<LoadedVm> {
     const live = await virsh.diskSources(opts.source);
     const saved = new Map(src.facts.disks.filter((d) => d.path).map((d) => [d.target, d.path!]));
     if (live.size !== saved.size || [...live].some(([t, p]) => saved.get(t) !== p)) {
-      throw conflict(`${opts.source}'s running disks differ from its saved definition (a disk attached or removed live)`, `stop ${opts.source} and start it again, then clone`);
+      throw conflict(
+        `${opts.source}'s running disks differ from its saved definition (a disk attached or removed live)`,
+        `stop ${opts.source} and start it again, then clone`,
+      );
     }
   }
   return src;

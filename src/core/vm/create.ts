@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, notFound, usageError, VmsError } from '../../errors.js';
-import { renderDomainXml, type DirectKernelBoot, type DomainSpec, type Firmware, type NetworkSpec } from '../../libvirt/domain-xml.js';
+import {
+  renderDomainXml,
+  type DirectKernelBoot,
+  type DomainSpec,
+  type Firmware,
+  type NetworkSpec,
+} from '../../libvirt/domain-xml.js';
 import { pickDomainType } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
 import { callerPath, type Context } from '../context.js';
@@ -50,7 +56,8 @@ export async function resolveIso(ctx: Pick<Context, 'config' | 'host'>, iso: str
 
 export async function requireFreeName(ctx: Context, name: string): Promise<void> {
   validateName(name);
-  if (await ctx.virsh.exists(name)) throw conflict(`a VM named '${name}' already exists`, 'pick another name, or `vms destroy` the old one');
+  if (await ctx.virsh.exists(name))
+    throw conflict(`a VM named '${name}' already exists`, 'pick another name, or `vms destroy` the old one');
 }
 
 function requireFile(ctx: Context, what: string, path: string): string {

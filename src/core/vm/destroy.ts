@@ -27,7 +27,13 @@ export async function planDestroy(ctx: Context, name: string): Promise<DestroyPl
   // destroy goes on and keeps whatever that VM might use (fail closed on deleting, not on destroying).
   const inUse = await filesInUse(ctx, { except: name });
   const unknownUsers = [...new Set(inUse.unreadable.filter((u) => u.incomplete).map((u) => u.vm))];
-  const plan: DestroyPlan = { name, remove: [], keep: [], dir: vmFiles(ctx.config, name).dir, unreadable: unknownUsers };
+  const plan: DestroyPlan = {
+    name,
+    remove: [],
+    keep: [],
+    dir: vmFiles(ctx.config, name).dir,
+    unreadable: unknownUsers,
+  };
   const made = new Set([...facts.metadata.made, ...facts.metadata.bases]);
   const bases = new Set(facts.metadata.bases);
   const seen = new Set<string>();
@@ -38,7 +44,8 @@ export async function planDestroy(ctx: Context, name: string): Promise<DestroyPl
     if (user) plan.keep.push({ path, reason: `used by ${user}` });
     else if (!made.has(path)) plan.keep.push({ path, reason: 'vms did not make it' });
     // A base may stand under a VM whose chain could not be read: it stays until that is known.
-    else if (bases.has(path) && unknownUsers.length) plan.keep.push({ path, reason: `${unknownUsers.join(', ')} cannot be read and may stand on it` });
+    else if (bases.has(path) && unknownUsers.length)
+      plan.keep.push({ path, reason: `${unknownUsers.join(', ')} cannot be read and may stand on it` });
     else if (existsSync(path)) plan.remove.push(path);
   };
   for (const disk of ownDisks(facts)) {
@@ -54,7 +61,10 @@ export async function planDestroy(ctx: Context, name: string): Promise<DestroyPl
     } catch (err) {
       if (isInterrupt(err)) throw err;
       // A broken chain (a backing file gone) must not keep the VM from going: its bases are left where they are.
-      plan.keep.push({ path: `(the backing files of ${disk.path})`, reason: `its backing chain cannot be read: ${(err as Error).message}` });
+      plan.keep.push({
+        path: `(the backing files of ${disk.path})`,
+        reason: `its backing chain cannot be read: ${(err as Error).message}`,
+      });
       continue;
     }
     // Only files vms made for this VM ever go: a backing file someone else made (a golden image) stays.
@@ -94,16 +104,24 @@ export async function destroyVm(ctx: Context, name: string, expected?: DestroyPl
   return withOperation(ctx, { command: 'destroy', vms: [name], host: true }, async (ctx) => {
     const plan = await planDestroy(ctx, name);
     if (expected && JSON.stringify(expected) !== JSON.stringify(plan)) {
-      throw conflict(`${plan.name} changed while you were asked (a clone, a disk)`, 'nothing was removed: run the command again');
+      throw conflict(
+        `${plan.name} changed while you were asked (a clone, a disk)`,
+        'nothing was removed: run the command again',
+      );
     }
     ctx.signal?.throwIfAborted(); // a Ctrl-C while it planned: nothing was changed, and it says so (exit 130)
     const rotated = (await readdir(plan.dir).catch(() => [] as string[])).filter((f) => /^serial\.log\.\d+$/.test(f)); // virtlogd's
-    const steps = destroySteps(ctx, plan, rotated.map((f) => join(plan.dir, f)));
+    const steps = destroySteps(
+      ctx,
+      plan,
+      rotated.map((f) => join(plan.dir, f)),
+    );
     // Once started, finish: a half-removed VM is worse than a slow one. A kill is finished by the next vms.
     await ctx.journal?.finish({ what: `destroy ${plan.name}`, actions: steps });
     const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() };
     const [powerOff, undefine, ...rest] = steps;
-    if (isActive(await clean.virsh.state(plan.name))) await ctx.progress.step(`Powering off ${plan.name}`, () => runUndoAction(clean, powerOff!));
+    if (isActive(await clean.virsh.state(plan.name)))
+      await ctx.progress.step(`Powering off ${plan.name}`, () => runUndoAction(clean, powerOff!));
     await ctx.progress.step(`Undefining ${plan.name}`, () => runUndoAction(clean, undefine!));
     await ctx.progress.step('Removing disks', async () => {
       for (const step of rest) await runUndoAction(clean, step);

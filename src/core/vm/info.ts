@@ -49,7 +49,8 @@ export async function vmInfo(ctx: Context, name: string): Promise<VmInfo> {
     }
     disks.push(disk);
   }
-  const display = isActive(state) && facts.graphics ? await ctx.virsh.domdisplay(name).catch(() => undefined) : undefined;
+  const display =
+    isActive(state) && facts.graphics ? await ctx.virsh.domdisplay(name).catch(() => undefined) : undefined;
   return {
     name: facts.name,
     uuid: facts.uuid,

@@ -30,7 +30,11 @@ export async function killVm(ctx: Context, name: string): Promise<PowerResult> {
 }
 
 /** ACPI shutdown, then waits for the guest to power off; on timeout fails with a hint, or kills with `force`. */
-export async function stopVm(ctx: Context, name: string, opts: { timeoutSeconds: number; force: boolean }): Promise<PowerResult> {
+export async function stopVm(
+  ctx: Context,
+  name: string,
+  opts: { timeoutSeconds: number; force: boolean },
+): Promise<PowerResult> {
   return withOperation(ctx, { command: 'stop', vms: [name] }, async (ctx) => {
     const { state } = await loadVm(ctx, name);
     if (!isActive(state)) return { name, state, changed: false };

@@ -5,7 +5,15 @@ import { buildDomainXml, parseDomainXml, type XmlNode } from '../../libvirt/doma
 import { withMetadata } from '../../libvirt/domain-edit.js';
 import { checkXmlText } from '../../libvirt/xml-text.js';
 import { GuestAgent } from '../../libvirt/guest-agent.js';
-import { readResources, withCpus, withDisplays, withMemory, withMovedDir, type Amount, type Resources } from '../../libvirt/set-xml.js';
+import {
+  readResources,
+  withCpus,
+  withDisplays,
+  withMemory,
+  withMovedDir,
+  type Amount,
+  type Resources,
+} from '../../libvirt/set-xml.js';
 import type { DomainState, Virsh } from '../../libvirt/virsh.js';
 import { validateName } from '../../names.js';
 import { formatSize } from '../../size.js';
@@ -108,7 +116,12 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   const memory = req.memory;
   if (memory !== undefined && (memory !== now.memory.current || memory !== saved.memory.current)) {
     if (!live) plan.memory = { max: memory, current: memory };
-    else if (memory > live.memory.max) plan.needsOff.push({ setting: 'memory', value: formatSize(memory), why: `above the ${formatSize(live.memory.max)} it was started with` });
+    else if (memory > live.memory.max)
+      plan.needsOff.push({
+        setting: 'memory',
+        value: formatSize(memory),
+        why: `above the ${formatSize(live.memory.max)} it was started with`,
+      });
     else {
       plan.memory = { max: Math.max(saved.memory.max, memory), current: memory };
       if (memory !== live.memory.current) plan.liveMemory = memory;
@@ -120,8 +133,14 @@ export function planSet(vm: VmSettings, req: SetRequest): SetPlan {
   if (cpus !== undefined && (cpus !== now.cpus.current || cpus !== saved.cpus.current)) {
     const target = { max: Math.max(saved.cpus.max, cpus), current: cpus };
     if (!live) plan.cpus = target;
-    else if (cpus > live.cpus.max) plan.needsOff.push({ setting: 'cpus', value: String(cpus), why: `above its maximum of ${live.cpus.max}` });
-    else if (cpus < live.cpus.current) plan.needsOff.push({ setting: 'cpus', value: String(cpus), why: `fewer than the ${live.cpus.current} it runs with: unplugging a vCPU needs the guest's help` });
+    else if (cpus > live.cpus.max)
+      plan.needsOff.push({ setting: 'cpus', value: String(cpus), why: `above its maximum of ${live.cpus.max}` });
+    else if (cpus < live.cpus.current)
+      plan.needsOff.push({
+        setting: 'cpus',
+        value: String(cpus),
+        why: `fewer than the ${live.cpus.current} it runs with: unplugging a vCPU needs the guest's help`,
+      });
     else {
       plan.cpus = target;
       if (cpus !== live.cpus.current) plan.liveCpus = cpus;
@@ -159,7 +178,8 @@ async function editedDefinition(vm: LoadedVm, plan: SetPlan, dirs: { from: strin
   if (plan.cpus) domain = withCpus(domain, plan.cpus);
   if (plan.displays !== undefined) domain = withDisplays(domain, plan.displays);
   if (plan.name) domain = withMovedDir(domain, dirs.from, dirs.to);
-  if (plan.notes !== undefined) domain = await withMetadata(domain, { ...vm.facts.metadata, notes: plan.notes || undefined });
+  if (plan.notes !== undefined)
+    domain = await withMetadata(domain, { ...vm.facts.metadata, notes: plan.notes || undefined });
   return domain;
 }
 
@@ -168,13 +188,17 @@ async function checkRename(ctx: Context, vm: LoadedVm, to: string): Promise<void
   validateName(to);
   if (await ctx.virsh.exists(to)) throw conflict(`a VM named '${to}' already exists`, 'pick another name');
   const dir = vmFiles(ctx.config, to).dir;
-  if (existsSync(dir) && (await readdir(dir)).length > 0) throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
+  if (existsSync(dir) && (await readdir(dir)).length > 0)
+    throw conflict(`${dir} already exists and is not empty`, 'move it away or pick another name');
   if (vm.facts.metadata.pending) {
     const hint = 'finish its create (or destroy it) first';
     throw new VmsError('conflict', `${name} is an unfinished create`, hint, undefined, 'set.unfinished', { name });
   }
   if ((await ctx.virsh.snapshotNames(name)).length > 0) {
-    throw conflict(`${name} has snapshots, and libvirt cannot rename a VM that has them`, `\`virsh snapshot-list ${q(name)}\` shows them`);
+    throw conflict(
+      `${name} has snapshots, and libvirt cannot rename a VM that has them`,
+      `\`virsh snapshot-list ${q(name)}\` shows them`,
+    );
   }
 }
 
@@ -201,7 +225,11 @@ async function prepare(ctx: Context, opts: SetOptions): Promise<{ vm: LoadedVm; 
   requireDrivable(vm, 'shut down');
   // Restarted, everything is applied to the saved definition the VM then boots with.
   const offPlan = planSet(settings, opts);
-  return { vm, plan: { ...offPlan, changes: offPlan.changes.map((c) => ({ ...c, applied: 'restart' })) }, restart: true };
+  return {
+    vm,
+    plan: { ...offPlan, changes: offPlan.changes.map((c) => ({ ...c, applied: 'restart' })) },
+    restart: true,
+  };
 }
 
 async function shutDown(ctx: Context, name: string, timeoutSeconds: number): Promise<void> {
@@ -250,68 +278,85 @@ const startIfOff = (virsh: Virsh, name: string) => async () => {
  */
 export async function setVm(ctx: Context, asked: SetOptions): Promise<SetResult> {
   const opts = checkSetOptions(asked); // bad input is refused before anything is locked
-  return withOperation(ctx, { command: 'set', vms: [opts.name, ...(opts.rename ? [opts.rename] : [])] }, async (ctx) => {
-    const { progress, virsh } = ctx;
-    const { vm, plan, restart } = await progress.step('Checking input', () => prepare(ctx, opts));
-    const name = opts.name;
-    const newName = plan.name ?? name;
-    if (plan.changes.length === 0) return { name, state: vm.state, changes: [], live: false, config: false, restarted: false, warnings: [] };
+  return withOperation(
+    ctx,
+    { command: 'set', vms: [opts.name, ...(opts.rename ? [opts.rename] : [])] },
+    async (ctx) => {
+      const { progress, virsh } = ctx;
+      const { vm, plan, restart } = await progress.step('Checking input', () => prepare(ctx, opts));
+      const name = opts.name;
+      const newName = plan.name ?? name;
+      if (plan.changes.length === 0)
+        return { name, state: vm.state, changes: [], live: false, config: false, restarted: false, warnings: [] };
 
-    const dirs = { from: vmFiles(ctx.config, name).dir, to: vmFiles(ctx.config, newName).dir };
-    const [original, edited] = [await buildDomainXml(vm.domain), await buildDomainXml(await editedDefinition(vm, plan, dirs))];
-    const clean = virsh.uninterruptible();
-    const warnings: string[] = [];
-    await withUndo(async (undo) => {
-      if (restart) {
-        undo.push(`start ${name} again`, startIfOff(clean, name));
-        await shutDown(ctx, name, opts.timeoutSeconds);
-      }
-      if (plan.name && existsSync(dirs.from)) {
-        await progress.step(`Moving ${dirs.from} to ${dirs.to}`, async () => {
-          undo.push(`move ${dirs.to} back`, async () => existsSync(dirs.to) && rename(dirs.to, dirs.from));
-          await rename(dirs.from, dirs.to);
+      const dirs = { from: vmFiles(ctx.config, name).dir, to: vmFiles(ctx.config, newName).dir };
+      const [original, edited] = [
+        await buildDomainXml(vm.domain),
+        await buildDomainXml(await editedDefinition(vm, plan, dirs)),
+      ];
+      const clean = virsh.uninterruptible();
+      const warnings: string[] = [];
+      await withUndo(async (undo) => {
+        if (restart) {
+          undo.push(`start ${name} again`, startIfOff(clean, name));
+          await shutDown(ctx, name, opts.timeoutSeconds);
+        }
+        if (plan.name && existsSync(dirs.from)) {
+          await progress.step(`Moving ${dirs.from} to ${dirs.to}`, async () => {
+            undo.push(`move ${dirs.to} back`, async () => existsSync(dirs.to) && rename(dirs.to, dirs.from));
+            await rename(dirs.from, dirs.to);
+          });
+        }
+        await progress.step(`Saving ${name}'s definition`, async () => {
+          undo.push(`restore ${name}'s definition`, () => clean.define(original));
+          await virsh.define(edited);
         });
-      }
-      await progress.step(`Saving ${name}'s definition`, async () => {
-        undo.push(`restore ${name}'s definition`, () => clean.define(original));
-        await virsh.define(edited);
-      });
-      if (plan.name) {
-        await progress.step(`Renaming ${name} to ${newName}`, async () => {
-          const back = async () => (await clean.exists(newName)) && clean.rename(newName, name);
-          undo.push(`rename ${newName} back to ${name}`, back);
-          await virsh.rename(name, newName);
-        });
-      }
-      if (plan.liveMemory !== undefined) {
-        const bytes = plan.liveMemory;
-        await progress.step(`Setting ${name}'s memory to ${formatSize(bytes)} (balloon)`, async () => {
-          const before = plan.changes.find((c) => c.setting === 'memory')!.before as number;
-          undo.push(`set ${name}'s memory back`, () => clean.setLiveMemory(name, before));
-          await virsh.setLiveMemory(name, bytes);
-          if (!(await balloonReached(ctx, name, bytes))) {
-            warnings.push(`the guest has not followed the balloon to ${formatSize(bytes)} (does it run the virtio_balloon driver?)`);
-          }
-        });
-      }
-      // Last: a plugged vCPU cannot reliably be taken back (unplugging needs the guest's help).
-      if (plan.liveCpus !== undefined) await progress.step(`Plugging in vCPUs (${plan.liveCpus} in all)`, () => plugCpus(ctx, name, plan.liveCpus!, warnings));
-      if (restart) {
-        await progress.step(`Starting ${newName}`, async () => {
-          undo.push(`stop ${newName}`, async () => (await clean.exists(newName)) && isActive(await clean.state(newName)) && clean.destroy(newName));
-          await virsh.start(newName);
-        });
-      }
-    }, undoOptions(ctx));
-    for (const w of warnings) progress.note(w);
-    return {
-      name: newName,
-      state: await clean.state(newName),
-      changes: plan.changes,
-      live: plan.changes.some((c) => c.applied === 'live'),
-      config: true,
-      restarted: restart,
-      warnings,
-    };
-  });
+        if (plan.name) {
+          await progress.step(`Renaming ${name} to ${newName}`, async () => {
+            const back = async () => (await clean.exists(newName)) && clean.rename(newName, name);
+            undo.push(`rename ${newName} back to ${name}`, back);
+            await virsh.rename(name, newName);
+          });
+        }
+        if (plan.liveMemory !== undefined) {
+          const bytes = plan.liveMemory;
+          await progress.step(`Setting ${name}'s memory to ${formatSize(bytes)} (balloon)`, async () => {
+            const before = plan.changes.find((c) => c.setting === 'memory')!.before as number;
+            undo.push(`set ${name}'s memory back`, () => clean.setLiveMemory(name, before));
+            await virsh.setLiveMemory(name, bytes);
+            if (!(await balloonReached(ctx, name, bytes))) {
+              warnings.push(
+                `the guest has not followed the balloon to ${formatSize(bytes)} (does it run the virtio_balloon driver?)`,
+              );
+            }
+          });
+        }
+        // Last: a plugged vCPU cannot reliably be taken back (unplugging needs the guest's help).
+        if (plan.liveCpus !== undefined)
+          await progress.step(`Plugging in vCPUs (${plan.liveCpus} in all)`, () =>
+            plugCpus(ctx, name, plan.liveCpus!, warnings),
+          );
+        if (restart) {
+          await progress.step(`Starting ${newName}`, async () => {
+            undo.push(
+              `stop ${newName}`,
+              async () =>
+                (await clean.exists(newName)) && isActive(await clean.state(newName)) && clean.destroy(newName),
+            );
+            await virsh.start(newName);
+          });
+        }
+      }, undoOptions(ctx));
+      for (const w of warnings) progress.note(w);
+      return {
+        name: newName,
+        state: await clean.state(newName),
+        changes: plan.changes,
+        live: plan.changes.some((c) => c.applied === 'live'),
+        config: true,
+        restarted: restart,
+        warnings,
+      };
+    },
+  );
 }

@@ -33,7 +33,11 @@ export function fileState(file: string): FileState {
 }
 
 /** The first disk whose internal snapshot data lie somewhere vms may not write; undefined when a revert or delete is safe. */
-export function internalDataBlocker(snapshot: SnapshotFacts, vm: DomainFacts, state: (file: string) => FileState = fileState): Blocker | undefined {
+export function internalDataBlocker(
+  snapshot: SnapshotFacts,
+  vm: DomainFacts,
+  state: (file: string) => FileState = fileState,
+): Blocker | undefined {
   if (snapshot.kind !== 'internal') return undefined;
   const tops = new Map(vm.disks.filter((d) => d.path).map((d) => [d.target, d.path!]));
   for (const { target, file } of snapshot.disks.filter((d) => d.snapshot === 'internal')) {
@@ -59,14 +63,20 @@ export function blockerError(vm: string, snapshot: string, action: GuardedAction
   const wayOut = action === 'revert' ? copyOut : forget;
   switch (b.reason) {
     case 'gone':
-      return conflict(`cannot ${action} ${snapshot} of ${vm}: ${b.file}, which held it, no longer exists`, `nothing was changed; ${forget}`);
+      return conflict(
+        `cannot ${action} ${snapshot} of ${vm}: ${b.file}, which held it, no longer exists`,
+        `nothing was changed; ${forget}`,
+      );
     case 'frozen':
       return conflict(
         `cannot ${action} ${snapshot} of ${vm}: ${where}, a read-only base vms froze for linked clones (\`vms clone\`), which must not change`,
         `nothing was changed; ${action === 'revert' ? copyOut : `it goes with the base, when the last VM on it is destroyed; ${forget}`}`,
       );
     case 'readOnly':
-      return conflict(`cannot ${action} ${snapshot} of ${vm}: ${where}, which is read-only`, `nothing was changed; ${wayOut}`);
+      return conflict(
+        `cannot ${action} ${snapshot} of ${vm}: ${where}, which is read-only`,
+        `nothing was changed; ${wayOut}`,
+      );
     case 'moved': {
       // An overlay put over it since (an external snapshot) or the disk detached: writing it would corrupt the overlay.
       const now = b.now ? `${vm}'s ${b.target} is ${b.now} now` : `${vm} has no ${b.target} now`;

@@ -84,7 +84,10 @@ export async function listSnapshots(ctx: Context, vm: string): Promise<SnapshotI
   for (const xml of xmls) {
     if (!xml) continue; // deleted meanwhile
     const facts = await parseSnapshotXml(xml);
-    const revertable = facts.kind === 'external' ? (external ??= await canRevertExternal(ctx)) : Boolean(vmFacts && !internalDataBlocker(facts, vmFacts));
+    const revertable =
+      facts.kind === 'external'
+        ? (external ??= await canRevertExternal(ctx))
+        : Boolean(vmFacts && !internalDataBlocker(facts, vmFacts));
     list.push({ vm, ...facts, current: facts.name === current?.trim(), revertable });
   }
   return list.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
@@ -102,7 +105,10 @@ export interface CreateSnapshotOptions {
 async function checkCreate(ctx: Context, opts: CreateSnapshotOptions, name: string): Promise<LoadedVm> {
   const vm = await loadVm(ctx, opts.vm);
   if ((await snapshotNames(ctx, opts.vm)).includes(name)) {
-    throw conflict(`${opts.vm} already has a snapshot named '${name}'`, `pick another name, or \`vms snapshot delete ${q(opts.vm)} ${q(name)}\` first`);
+    throw conflict(
+      `${opts.vm} already has a snapshot named '${name}'`,
+      `pick another name, or \`vms snapshot delete ${q(opts.vm)} ${q(name)}\` first`,
+    );
   }
   const notQcow2 = ownDisks(vm.facts).find((d) => d.format !== 'qcow2');
   if (!opts.external && notQcow2) {
@@ -142,8 +148,10 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
   const before = await ctx.progress.step('Checking input', () => checkCreate(ctx, opts, name));
   const { facts, state } = before;
   const running = isActive(state);
-  const memoryFile = opts.external && running ? join(vmFiles(ctx.config, opts.vm).dir, `snapshot-${name}.mem`) : undefined;
-  if (memoryFile && existsSync(memoryFile)) throw conflict(`${memoryFile} already exists`, 'remove it (a leftover?) or pick another snapshot name');
+  const memoryFile =
+    opts.external && running ? join(vmFiles(ctx.config, opts.vm).dir, `snapshot-${name}.mem`) : undefined;
+  if (memoryFile && existsSync(memoryFile))
+    throw conflict(`${memoryFile} already exists`, 'remove it (a leftover?) or pick another snapshot name');
 
   const kind = opts.external ? 'external' : 'internal';
   const what = running ? 'disks and memory' : 'disks';
@@ -154,7 +162,13 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
   const taken = await withUndo(async (undo) => {
     await ctx.progress.step(`Taking ${kind} snapshot ${name} of ${opts.vm} (${what})`, async () => {
       const definition = await buildDomainXml(before.domain);
-      await undo.add(`delete snapshot ${name} of ${opts.vm}`, { kind: 'take-back-snapshot', vm: opts.vm, snapshot: name, definition, memoryFile });
+      await undo.add(`delete snapshot ${name} of ${opts.vm}`, {
+        kind: 'take-back-snapshot',
+        vm: opts.vm,
+        snapshot: name,
+        definition,
+        memoryFile,
+      });
       if (memoryFile) await mkdir(dirname(memoryFile), { recursive: true });
       const request = { vm: opts.vm, name, description: opts.description, external: opts.external, memoryFile };
       try {
@@ -170,13 +184,17 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
     const snapshot = await readSnapshot(ctx, opts.vm, name);
     // The overlays and the memory file are vms' own: destroy removes them with the VM.
     const files = madeBy(snapshot);
-    if (files.length) await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () => redefineMetadata(ctx.virsh, opts.vm, addMade(files)));
+    if (files.length)
+      await ctx.progress.step(`Recording ${files.length} new file(s) in ${opts.vm}'s metadata`, () =>
+        redefineMetadata(ctx.virsh, opts.vm, addMade(files)),
+      );
     ctx.signal?.throwIfAborted();
     return snapshot;
   }, undoOptions(ctx));
 
   // Taken: from here on an interrupt changes nothing (it would only hide the result).
-  if (facts.firmware === 'efi') ctx.progress.note('the UEFI NVRAM (boot entries) is not part of the snapshot: a revert leaves it as it is');
+  if (facts.firmware === 'efi')
+    ctx.progress.note('the UEFI NVRAM (boot entries) is not part of the snapshot: a revert leaves it as it is');
   const revertable = !opts.external || (await canRevertExternal(clean));
   if (!revertable) {
     ctx.progress.note(
@@ -187,14 +205,23 @@ async function createSnapshotLocked(ctx: Context, opts: CreateSnapshotOptions): 
 }
 
 /** The files an external snapshot made: the overlays it put the disks on, its memory file. */
-const madeBy = (s: SnapshotFacts) => [...s.disks.filter((d) => d.snapshot === 'external' && d.file).map((d) => d.file!), ...(s.memoryFile ? [s.memoryFile] : [])];
+const madeBy = (s: SnapshotFacts) => [
+  ...s.disks.filter((d) => d.snapshot === 'external' && d.file).map((d) => d.file!),
+  ...(s.memoryFile ? [s.memoryFile] : []),
+];
 
 /**
  * Undoes `snapshot create` if libvirt took the snapshot. An internal one is deleted. An external one is taken apart
  * by hand (libvirt 9.0 cannot delete one whose parent is internal): the overlays merged back into the disks under
  * them, libvirt's record of it dropped, the definition from before restored, the overlays and the memory file removed.
  */
-export async function takeBackSnapshot(ctx: Context, vm: string, name: string, definition: string, memoryFile: string | undefined): Promise<void> {
+export async function takeBackSnapshot(
+  ctx: Context,
+  vm: string,
+  name: string,
+  definition: string,
+  memoryFile: string | undefined,
+): Promise<void> {
   if ((await snapshotNames(ctx, vm)).includes(name)) {
     const snapshot = await readSnapshot(ctx, vm, name);
     if (snapshot.kind === 'internal') return void (await ctx.virsh.deleteSnapshot(vm, name));
@@ -281,7 +308,9 @@ export interface DeleteSnapshotResult {
 async function refuseUnderClone(ctx: Context, vm: LoadedVm, snapshot: SnapshotFacts): Promise<void> {
   const bases = new Set(vm.facts.metadata.bases);
   for (const disk of snapshot.disks.filter((d) => d.snapshot === 'external' && d.file)) {
-    const touched = existsSync(disk.file!) ? (await ctx.qemuImg.chain(disk.file!)).slice(0, 2).map((i) => i.filename) : [disk.file!];
+    const touched = existsSync(disk.file!)
+      ? (await ctx.qemuImg.chain(disk.file!)).slice(0, 2).map((i) => i.filename)
+      : [disk.file!];
     const base = touched.find((f) => bases.has(f));
     if (base) {
       throw conflict(
@@ -294,7 +323,9 @@ async function refuseUnderClone(ctx: Context, vm: LoadedVm, snapshot: SnapshotFa
 
 /** Under vm's lock (src/core/operation.ts). */
 export function deleteSnapshot(ctx: Context, vm: string, snapshot: string) {
-  return withOperation(ctx, { command: 'snapshot delete', vms: [vm] }, (ctx) => deleteSnapshotLocked(ctx, vm, snapshot));
+  return withOperation(ctx, { command: 'snapshot delete', vms: [vm] }, (ctx) =>
+    deleteSnapshotLocked(ctx, vm, snapshot),
+  );
 }
 
 async function deleteSnapshotLocked(ctx: Context, vm: string, snapshot: string): Promise<DeleteSnapshotResult> {
@@ -303,6 +334,8 @@ async function deleteSnapshotLocked(ctx: Context, vm: string, snapshot: string):
   if (facts.kind === 'external') await refuseUnderClone(ctx, loaded, facts);
   else guardInternalData(loaded.facts, facts, 'delete');
   const clean = { ...ctx, virsh: ctx.virsh.uninterruptible() }; // a half-merged external snapshot is worse than a slow delete
-  const removed = await ctx.progress.step(`Deleting snapshot ${snapshot} of ${vm}`, () => removeSnapshot(clean, vm, facts));
+  const removed = await ctx.progress.step(`Deleting snapshot ${snapshot} of ${vm}`, () =>
+    removeSnapshot(clean, vm, facts),
+  );
   return { name: vm, snapshot, kind: facts.kind, removed };
 }

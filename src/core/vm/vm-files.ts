@@ -20,7 +20,15 @@ export interface VmFiles {
 }
 
 /** Every file vms itself may put in a VM's directory (destroy removes these and nothing else). */
-export const ownFiles = (f: VmFiles) => [f.serialSocket, f.serialLog, f.nvram, f.password, f.settings, f.installLog, f.applyLog];
+export const ownFiles = (f: VmFiles) => [
+  f.serialSocket,
+  f.serialLog,
+  f.nvram,
+  f.password,
+  f.settings,
+  f.installLog,
+  f.applyLog,
+];
 
 export function vmFiles(config: Config, name: string): VmFiles {
   const dir = join(config.stateDir.value, name);
@@ -56,7 +64,8 @@ export function chardevOwner({ config, host }: Pick<Context, 'config' | 'host'>)
 /** The writable package cache an install downloads into (moved to the shared cache when the install is done). */
 export const vmPackageCache = (config: Config, name: string) => join(config.cacheDir.value, 'pkg-vm', name);
 
-const diskName = (imagesDir: string, stem: string, i: number) => join(imagesDir, i === 1 ? `${stem}.qcow2` : `${stem}-${i}.qcow2`);
+const diskName = (imagesDir: string, stem: string, i: number) =>
+  join(imagesDir, i === 1 ? `${stem}.qcow2` : `${stem}-${i}.qcow2`);
 
 /**
  * A disk path in the images dir that no file uses yet: `<stem>.qcow2`, else `<stem>-2.qcow2` … (a frozen base keeps
@@ -80,8 +89,13 @@ export async function claimDiskPath(imagesDir: string, stem: string, undo: UndoS
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') continue;
-      if (code === 'ENOENT') throw notFound(`images directory ${imagesDir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
-      throw new VmsError('failed', `cannot create a disk in ${imagesDir}: ${code ?? (err as Error).message}`, 'check that you may write there (`vms bootstrap` sets it up), or set VMS_IMAGES_DIR');
+      if (code === 'ENOENT')
+        throw notFound(`images directory ${imagesDir} does not exist`, 'run `vms bootstrap`, or set VMS_IMAGES_DIR');
+      throw new VmsError(
+        'failed',
+        `cannot create a disk in ${imagesDir}: ${code ?? (err as Error).message}`,
+        'check that you may write there (`vms bootstrap` sets it up), or set VMS_IMAGES_DIR',
+      );
     }
     await undo.add(`remove ${path}`, { kind: 'remove-file', path });
     return path;
@@ -94,7 +108,10 @@ export async function claimDiskPath(imagesDir: string, stem: string, undo: UndoS
  */
 export async function makeVmDir(files: VmFiles, undo: UndoStack): Promise<void> {
   if (existsSync(files.dir) && (await readdir(files.dir)).length > 0) {
-    throw conflict(`${files.dir} already exists and is not empty`, 'a VM of that name was not removed cleanly: move the directory away');
+    throw conflict(
+      `${files.dir} already exists and is not empty`,
+      'a VM of that name was not removed cleanly: move the directory away',
+    );
   }
   await undo.add(`remove ${files.dir}`, { kind: 'remove-dir', path: files.dir });
   await mkdir(files.dir, { recursive: true, mode: 0o755 });
@@ -106,11 +123,21 @@ export const eventLog = (files: VmFiles, operationId: string) => join(files.even
 /** The generated root password and the guest's settings, kept by `vms create` for --resume and `vms apply`. */
 export async function readVmSecrets(files: VmFiles, name: string): Promise<{ password: string; settings: string }> {
   try {
-    return { password: (await readFile(files.password, 'utf8')).trim(), settings: await readFile(files.settings, 'utf8') };
+    return {
+      password: (await readFile(files.password, 'utf8')).trim(),
+      settings: await readFile(files.settings, 'utf8'),
+    };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EACCES') {
-      throw new VmsError('failed', `cannot read ${name}'s root password in ${files.dir}: permission denied`, 'run vms as the user who created the VM, or with sudo');
+      throw new VmsError(
+        'failed',
+        `cannot read ${name}'s root password in ${files.dir}: permission denied`,
+        'run vms as the user who created the VM, or with sudo',
+      );
     }
-    throw notFound(`${name} has no root password or settings in ${files.dir}`, "only VMs that `vms create` installed have them (a clone logs in with its source VM's password)");
+    throw notFound(
+      `${name} has no root password or settings in ${files.dir}`,
+      "only VMs that `vms create` installed have them (a clone logs in with its source VM's password)",
+    );
   }
 }

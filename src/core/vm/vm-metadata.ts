@@ -8,7 +8,11 @@ import { redefine } from './vm.js';
 // that change what vms knows about a VM's files after libvirt has done its part.
 
 /** Reads the saved definition, edits vms' metadata in it and defines it again (only when something changed). */
-export async function redefineMetadata(virsh: Virsh, vm: string, edit: (m: VmsMetadata) => VmsMetadata): Promise<VmsMetadata> {
+export async function redefineMetadata(
+  virsh: Virsh,
+  vm: string,
+  edit: (m: VmsMetadata) => VmsMetadata,
+): Promise<VmsMetadata> {
   let after: VmsMetadata | undefined;
   await redefine({ virsh }, vm, (domain) => {
     const before = readMetadata(domain);
@@ -21,10 +25,14 @@ export async function redefineMetadata(virsh: Virsh, vm: string, edit: (m: VmsMe
 const union = (a: readonly string[], b: readonly string[]) => [...a, ...b.filter((f) => !a.includes(f))];
 
 /** vms made these files for the VM: destroy may remove them. */
-export const addMade = (files: readonly string[]) => (m: VmsMetadata): VmsMetadata => ({ ...m, made: union(m.made, files) });
+export const addMade =
+  (files: readonly string[]) =>
+  (m: VmsMetadata): VmsMetadata => ({ ...m, made: union(m.made, files) });
 
 /** These files are gone (merged away, deleted): nothing to remember. */
-export const dropMade = (files: readonly string[]) => (m: VmsMetadata): VmsMetadata => ({ ...m, made: m.made.filter((f) => !files.includes(f)) });
+export const dropMade =
+  (files: readonly string[]) =>
+  (m: VmsMetadata): VmsMetadata => ({ ...m, made: m.made.filter((f) => !files.includes(f)) });
 
 /**
  * A revert brings back the snapshot's definition, with the metadata it had then. vms keeps what it knows now: the

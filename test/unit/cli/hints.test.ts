@@ -143,7 +143,10 @@ test('disk: the ways out of a refused attach or delete, with their flags', () =>
 test('nic, serial, a paused VM, a failed mirror, an ISO not found, an unclassified virsh failure: their flags', () => {
   const said = (reason: ErrorReason | undefined, data: Record<string, unknown> = {}) =>
     words(new VmsError('usage', 'core words', 'core hint', undefined, reason, data));
-  assert.equal(said('nic.badMac').hint, "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto");
+  assert.equal(
+    said('nic.badMac').hint,
+    "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or --mac auto",
+  );
   assert.equal(said('nic.twoSources').message, 'give only one of --network, --bridge and --user');
   assert.equal(said('nic.badNetwork').hint, 'name a libvirt network (`virsh net-list --all`), or use --user');
   assert.equal(
@@ -152,7 +155,8 @@ test('nic, serial, a paused VM, a failed mirror, an ISO not found, an unclassifi
   );
   assert.equal(said('nic.noBridge').hint, '`ip link show type bridge` lists the bridges; or use --user');
   assert.equal(said('nic.macTaken').hint, 'give another --mac, or leave it out and libvirt picks one');
-  const backends = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
+  const backends =
+    'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (add --server for QEMU to listen on the socket)';
   assert.equal(said('serial.badBackend').hint, backends);
   assert.deepEqual(said('serial.serverFile'), {
     message: '--server is for unix: and tcp: backends: QEMU appends to a file',

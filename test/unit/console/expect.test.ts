@@ -14,7 +14,9 @@ function fakeConsole() {
       cb();
     },
   });
-  const feed = (...chunks: (string | Buffer)[]) => { for (const c of chunks) stream.push(c); };
+  const feed = (...chunks: (string | Buffer)[]) => {
+    for (const c of chunks) stream.push(c);
+  };
   return { stream, written, feed, console: new Expect(stream) };
 }
 
@@ -42,7 +44,10 @@ test('two-character escapes other than ESC @…_ are stripped too', () => {
     ['\x1b=keypad\x1b>', 'keypad'],
     ['\x1bcreset', 'reset'],
   ];
-  assert.deepEqual(cases.map(([raw]) => cleanTerminalText(raw)), cases.map(([, clean]) => clean));
+  assert.deepEqual(
+    cases.map(([raw]) => cleanTerminalText(raw)),
+    cases.map(([, clean]) => clean),
+  );
 });
 
 test('a prompt split over two chunks is found, with the output before it', async () => {
@@ -100,13 +105,16 @@ test('a timeout rejects with code timeout and the last output in the details', a
   const { feed, written, console } = fakeConsole();
   feed('booting\r\n[  OK  ] Reached target Multi-User System.\r\n');
   const started = Date.now();
-  await assert.rejects(console.expect(/login:/, { timeoutMs: 50, poke: { text: '\r', everyMs: 10 } }), (err: unknown) => {
-    assert.ok(err instanceof VmsError);
-    assert.equal(err.code, 'timeout');
-    assert.match(err.message, /^no \/login:\/ on the console within/);
-    assert.match(err.details ?? '', /booting\n\[ {2}OK {2}\] Reached target Multi-User System\./);
-    return true;
-  });
+  await assert.rejects(
+    console.expect(/login:/, { timeoutMs: 50, poke: { text: '\r', everyMs: 10 } }),
+    (err: unknown) => {
+      assert.ok(err instanceof VmsError);
+      assert.equal(err.code, 'timeout');
+      assert.match(err.message, /^no \/login:\/ on the console within/);
+      assert.match(err.details ?? '', /booting\n\[ {2}OK {2}\] Reached target Multi-User System\./);
+      return true;
+    },
+  );
   assert.ok(Date.now() - started >= 45);
   const count = written.length;
   await sleep(40);

@@ -39,7 +39,9 @@ const tableShell: Shell = (command, id, write) => {
   setTimeout(() => write(`${begin(id)}${output}${end(id, status)}`), 30);
 };
 
-function startGuest(opts: { password?: string; loggedIn?: boolean; listenAfterMs?: number; shell?: Shell } = {}): Promise<Guest> {
+function startGuest(
+  opts: { password?: string; loggedIn?: boolean; listenAfterMs?: number; shell?: Shell } = {},
+): Promise<Guest> {
   const dir = mkdtempSync(join(tmpdir(), 'vms-serial-'));
   const path = join(dir, 'serial.sock');
   const lines: string[] = [];
@@ -178,8 +180,14 @@ test('open waits for the socket to appear, and times out when it never does', as
 });
 
 /** A logged-in session on a guest whose shell runs `shell` (the COMMANDS table for what it returns false on). */
-async function withShell(shell: (command: string, id: string, write: (text: string) => void) => boolean, fn: (session: SerialSession, guest: Guest) => Promise<void>) {
-  const guest = await startGuest({ loggedIn: true, shell: (command, id, write) => void (shell(command, id, write) || tableShell(command, id, write)) });
+async function withShell(
+  shell: (command: string, id: string, write: (text: string) => void) => boolean,
+  fn: (session: SerialSession, guest: Guest) => Promise<void>,
+) {
+  const guest = await startGuest({
+    loggedIn: true,
+    shell: (command, id, write) => void (shell(command, id, write) || tableShell(command, id, write)),
+  });
   const session = await SerialSession.open(guest.path, { timeoutMs: 2000 });
   try {
     await session.login({ user: 'root', timeoutMs: 2000 });
@@ -203,39 +211,67 @@ const INSTALL = 'sh /root/install.sh /root/settings.sh';
 
 test('runPhased reports each phase in order, and returns the exit status and the last phase', async () => {
   for (const status of [0, 4]) {
-    await withShell((command, id, write) => {
-      if (command !== INSTALL) return false;
-      play(write, [
-        [10, `${begin(id)}::vms-phase partition 5\r\n`],
-        [10, 'some output\r\n::vms-ph'], // a phase line cut between two chunks
-        [20, 'ase pacstrap 60\r\n\x1b[1minstalling\x1b[0m\r\n'],
-        [10, `not a ::vms-phase fake 1\r\n::vms-phase bootloader 5\r\n`],
-        [10, end(id, status)],
-      ]);
-      return true;
-    }, async (session) => {
-      const phases: [string, number][] = [];
-      const result = await session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 2000, onPhase: (name, seconds) => phases.push([name, seconds]) });
-      assert.deepEqual(phases, [['partition', 5], ['pacstrap', 60], ['bootloader', 5]]);
-      assert.deepEqual(result, {
-        output: '::vms-phase partition 5\nsome output\n::vms-phase pacstrap 60\ninstalling\nnot a ::vms-phase fake 1\n::vms-phase bootloader 5\n',
-        exitCode: status,
-        phase: 'bootloader',
-      });
-      assert.deepEqual(await session.run('uname -r', 2000), { output: '6.6.1-tiny\n', exitCode: 0 }, 'the session goes on');
-    });
+    await withShell(
+      (command, id, write) => {
+        if (command !== INSTALL) return false;
+        play(write, [
+          [10, `${begin(id)}::vms-phase partition 5\r\n`],
+          [10, 'some output\r\n::vms-ph'], // a phase line cut between two chunks
+          [20, 'ase pacstrap 60\r\n\x1b[1minstalling\x1b[0m\r\n'],
+          [10, `not a ::vms-phase fake 1\r\n::vms-phase bootloader 5\r\n`],
+          [10, end(id, status)],
+        ]);
+        return true;
+      },
+      async (session) => {
+        const phases: [string, number][] = [];
+        const result = await session.runPhased(INSTALL, {
+          label: 'the script',
+          firstTimeoutMs: 2000,
+          onPhase: (name, seconds) => phases.push([name, seconds]),
+        });
+        assert.deepEqual(phases, [
+          ['partition', 5],
+          ['pacstrap', 60],
+          ['bootloader', 5],
+        ]);
+        assert.deepEqual(result, {
+          output:
+            '::vms-phase partition 5\nsome output\n::vms-phase pacstrap 60\ninstalling\nnot a ::vms-phase fake 1\n::vms-phase bootloader 5\n',
+          exitCode: status,
+          phase: 'bootloader',
+        });
+        assert.deepEqual(
+          await session.run('uname -r', 2000),
+          { output: '6.6.1-tiny\n', exitCode: 0 },
+          'the session goes on',
+        );
+      },
+    );
   }
 });
 
 test('runPhased: each phase has its own time, counted from its start', async () => {
   // 1.8 s in all: longer than the first timeout and than any phase's, but each phase ends in time.
-  await withShell((command, id, write) => {
-    if (command !== INSTALL) return false;
-    play(write, [[0, begin(id)], [600, '::vms-phase a 1\r\n'], [600, '::vms-phase b 1\r\n'], [600, end(id, 0)]]);
-    return true;
-  }, async (session) => {
-    assert.deepEqual(await session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 800 }), { output: '::vms-phase a 1\n::vms-phase b 1\n', exitCode: 0, phase: 'b' });
-  });
+  await withShell(
+    (command, id, write) => {
+      if (command !== INSTALL) return false;
+      play(write, [
+        [0, begin(id)],
+        [600, '::vms-phase a 1\r\n'],
+        [600, '::vms-phase b 1\r\n'],
+        [600, end(id, 0)],
+      ]);
+      return true;
+    },
+    async (session) => {
+      assert.deepEqual(await session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 800 }), {
+        output: '::vms-phase a 1\n::vms-phase b 1\n',
+        exitCode: 0,
+        phase: 'b',
+      });
+    },
+  );
 });
 
 /** Waits until the guest has received `text` (or fails after a second). */
@@ -245,48 +281,64 @@ async function received(guest: Guest, text: string) {
 }
 
 test('runPhased: a phase that overruns its own time is a timeout naming it, and the command is interrupted', async () => {
-  await withShell((command, id, write) => {
-    if (command !== INSTALL) return false;
-    play(write, [[0, `${begin(id)}::vms-phase fast 30\r\n`], [50, '::vms-phase slow 1\r\nworking…\r\n']]); // and never ends
-    return true;
-  }, async (session, guest) => {
-    const phases: string[] = [];
-    const started = Date.now();
-    await assert.rejects(session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 5000, onPhase: (name) => phases.push(name) }), (err: unknown) => {
-      assert.ok(err instanceof VmsError, String(err));
-      assert.equal(err.code, 'timeout');
-      assert.equal(err.message, "the script did not finish phase 'slow' within 1s");
-      assert.match(err.details ?? '', /working…/, 'the console tail comes along');
+  await withShell(
+    (command, id, write) => {
+      if (command !== INSTALL) return false;
+      play(write, [
+        [0, `${begin(id)}::vms-phase fast 30\r\n`],
+        [50, '::vms-phase slow 1\r\nworking…\r\n'],
+      ]); // and never ends
       return true;
-    });
-    const took = Date.now() - started;
-    assert.ok(took >= 1000 && took < 3000, `timed out after ${took} ms: the phase's 1 s, not the first phase's 5 s`);
-    assert.deepEqual(phases, ['fast', 'slow']);
-    await received(guest, '\x03');
-  });
+    },
+    async (session, guest) => {
+      const phases: string[] = [];
+      const started = Date.now();
+      await assert.rejects(
+        session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 5000, onPhase: (name) => phases.push(name) }),
+        (err: unknown) => {
+          assert.ok(err instanceof VmsError, String(err));
+          assert.equal(err.code, 'timeout');
+          assert.equal(err.message, "the script did not finish phase 'slow' within 1s");
+          assert.match(err.details ?? '', /working…/, 'the console tail comes along');
+          return true;
+        },
+      );
+      const took = Date.now() - started;
+      assert.ok(took >= 1000 && took < 3000, `timed out after ${took} ms: the phase's 1 s, not the first phase's 5 s`);
+      assert.deepEqual(phases, ['fast', 'slow']);
+      await received(guest, '\x03');
+    },
+  );
 });
 
 test('runPhased: no first phase within firstTimeoutMs is a timeout too, with Ctrl-C', async () => {
-  await withShell((command, id, write) => {
-    if (command !== INSTALL) return false;
-    write(begin(id)); // started, then silence
-    return true;
-  }, async (session, guest) => {
-    await assert.rejects(session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 600 }), (err: unknown) => {
-      assert.ok(err instanceof VmsError, String(err));
-      assert.equal(err.code, 'timeout');
-      assert.equal(err.message, 'the script did not finish its first phase within 1s');
+  await withShell(
+    (command, id, write) => {
+      if (command !== INSTALL) return false;
+      write(begin(id)); // started, then silence
       return true;
-    });
-    await received(guest, '\x03');
-  });
+    },
+    async (session, guest) => {
+      await assert.rejects(session.runPhased(INSTALL, { label: 'the script', firstTimeoutMs: 600 }), (err: unknown) => {
+        assert.ok(err instanceof VmsError, String(err));
+        assert.equal(err.code, 'timeout');
+        assert.equal(err.message, 'the script did not finish its first phase within 1s');
+        return true;
+      });
+      await received(guest, '\x03');
+    },
+  );
 });
 
 /**
  * A guest shell that runs pushFile's commands on an in-memory file system: `: >`, `printf %s '…' >>`, and the final
  * base64 -d … && sha256sum. `damage` may spoil a chunk on its way; `failChunk` makes that chunk's write fail.
  */
-function pushShell(files: Map<string, Buffer>, log: string[], opts: { damage?: (chunk: string, i: number) => string; failChunk?: number } = {}) {
+function pushShell(
+  files: Map<string, Buffer>,
+  log: string[],
+  opts: { damage?: (chunk: string, i: number) => string; failChunk?: number } = {},
+) {
   let chunks = 0;
   const run = (command: string): [output: string, status: number] | undefined => {
     let m: RegExpExecArray | null;
@@ -301,7 +353,9 @@ function pushShell(files: Map<string, Buffer>, log: string[], opts: { damage?: (
       files.set(m[2]!, Buffer.concat([files.get(m[2]!) ?? Buffer.alloc(0), Buffer.from(chunk)]));
       return ['', 0];
     }
-    if ((m = /^base64 -d '([^']+)' > '([^']+)' && rm -f '\1' && chmod ([0-7]+) '\2' && sha256sum '\2'$/.exec(command))) {
+    if (
+      (m = /^base64 -d '([^']+)' > '([^']+)' && rm -f '\1' && chmod ([0-7]+) '\2' && sha256sum '\2'$/.exec(command))
+    ) {
       const data = Buffer.from(files.get(m[1]!)!.toString(), 'base64');
       files.delete(m[1]!);
       files.set(m[2]!, data);
@@ -319,16 +373,22 @@ function pushShell(files: Map<string, Buffer>, log: string[], opts: { damage?: (
 }
 
 test('pushFile: the file arrives whole, in lines short enough for any shell, with its mode', async () => {
-  const content = Buffer.concat([randomBytes(5000), Buffer.from("it's \"quoted\" $HOME `x` \\ ü\n")]);
+  const content = Buffer.concat([randomBytes(5000), Buffer.from('it\'s "quoted" $HOME `x` \\ ü\n')]);
   const files = new Map<string, Buffer>();
   const log: string[] = [];
   await withShell(pushShell(files, log), async (session, guest) => {
     await session.pushFile('/root/vms/profiles/some-profile-name.sh', content, 0o755);
     assert.deepEqual([...files.keys()], ['/root/vms/profiles/some-profile-name.sh'], 'the .vms-b64 part is gone');
     assert.ok(files.get('/root/vms/profiles/some-profile-name.sh')!.equals(content));
-    assert.ok(log.filter((c) => c.startsWith('printf')).length > 5, `${log.length} commands: the content went in many chunks`);
+    assert.ok(
+      log.filter((c) => c.startsWith('printf')).length > 5,
+      `${log.length} commands: the content went in many chunks`,
+    );
     const typed = guest.lines.filter((l) => MARKED.test(l));
-    assert.ok(typed.some((l) => l.includes("chmod 755 '/root/vms/profiles/some-profile-name.sh'")), 'mode 0o755 is chmod 755');
+    assert.ok(
+      typed.some((l) => l.includes("chmod 755 '/root/vms/profiles/some-profile-name.sh'")),
+      'mode 0o755 is chmod 755',
+    );
     const longest = Math.max(...guest.lines.map((l) => l.length));
     assert.ok(longest < 1000, `a line of ${longest} characters: busybox ash keeps 1024`);
 

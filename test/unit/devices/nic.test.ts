@@ -20,7 +20,10 @@ import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
 import { assertValidDomainXml } from '../../helpers/validate-xml.js';
 
 const usage = (fn: () => unknown, message: RegExp) =>
-  assert.throws(fn, (err: unknown) => err instanceof VmsError && err.code === 'usage' && message.test(err.message) && Boolean(err.hint));
+  assert.throws(
+    fn,
+    (err: unknown) => err instanceof VmsError && err.code === 'usage' && message.test(err.message) && Boolean(err.hint),
+  );
 
 /** A device inside the smallest domain libvirt's schema accepts, to validate the device with virt-xml-validate. */
 const inDomain = (device: string) =>
@@ -35,7 +38,15 @@ test('parseMac: auto lets libvirt pick; a unicast MAC is lower-cased', () => {
 });
 
 test('parseMac refuses malformed, multicast, all-zero and fe: addresses', () => {
-  for (const bad of ['', '52:54:00:ab:cd', '52:54:00:ab:cd:ef:01', '52-54-00-ab-cd-ef', '5254.00ab.cdef', '52:54:00:ab:cd:eg', ' 52:54:00:ab:cd:ef']) {
+  for (const bad of [
+    '',
+    '52:54:00:ab:cd',
+    '52:54:00:ab:cd:ef:01',
+    '52-54-00-ab-cd-ef',
+    '5254.00ab.cdef',
+    '52:54:00:ab:cd:eg',
+    ' 52:54:00:ab:cd:ef',
+  ]) {
     usage(() => parseMac(bad), /^invalid MAC address/);
   }
   usage(() => parseMac('01:00:5e:00:00:01'), /multicast/);
@@ -58,8 +69,10 @@ test("parseNicSource: libvirt's default network unless --network, --bridge or --
   usage(() => parseNicSource({ network: 'lab', user: true }), /only one of/);
   usage(() => parseNicSource({ network: 'lab', bridge: 'br0' }), /only one of/);
   usage(() => parseNicSource({ bridge: 'br0', user: true }), /only one of/);
-  for (const bad of ['', 'a/b', 'name with space', 'abcdefghijklmnop']) usage(() => parseNicSource({ bridge: bad }), /^invalid bridge name/);
-  for (const bad of ['', 'a/b', "it's", 'user', 'none']) usage(() => parseNicSource({ network: bad }), /^invalid network/);
+  for (const bad of ['', 'a/b', 'name with space', 'abcdefghijklmnop'])
+    usage(() => parseNicSource({ bridge: bad }), /^invalid bridge name/);
+  for (const bad of ['', 'a/b', "it's", 'user', 'none'])
+    usage(() => parseNicSource({ network: bad }), /^invalid network/);
 });
 
 // ---- XML ----------------------------------------------------------------------------------------------------------
@@ -71,7 +84,10 @@ test('nicXml: each source, with or without a MAC, as libvirt expects it', async 
       { source: { kind: 'network', name: 'default' }, model: 'e1000e', mac: '52:54:00:12:34:56' },
       `<interface type="network">\n  <mac address="52:54:00:12:34:56"/>\n  <source network="default"/>\n  <model type="e1000e"/>\n</interface>`,
     ],
-    [{ source: { kind: 'bridge', name: 'br0' }, model: 'virtio' }, `<interface type="bridge">\n  <source bridge="br0"/>\n  <model type="virtio"/>\n</interface>`],
+    [
+      { source: { kind: 'bridge', name: 'br0' }, model: 'virtio' },
+      `<interface type="bridge">\n  <source bridge="br0"/>\n  <model type="virtio"/>\n</interface>`,
+    ],
   ];
   for (const [spec, expected] of cases) {
     const xml = await nicXml(spec);
@@ -116,7 +132,11 @@ test('placeDevices: the saved devices in order, then the live-only ones; no live
 // ---- add and del against a fake virsh -----------------------------------------------------------------------------
 
 const URI = 'qemu:///system';
-const virsh = (args: readonly string[] | ((args: readonly string[]) => boolean), stdout = '', exitCode = 0): Expected => ({
+const virsh = (
+  args: readonly string[] | ((args: readonly string[]) => boolean),
+  stdout = '',
+  exitCode = 0,
+): Expected => ({
   cmd: 'virsh',
   args: typeof args === 'function' ? (a) => a[0] === '-c' && a[1] === URI && args(a.slice(2)) : ['-c', URI, ...args],
   result: { stdout, exitCode, stderr: exitCode ? 'error: failed\n' : '' },
@@ -160,7 +180,13 @@ test("guestInterfaceNames maps MACs to the guest's names; anything unreadable is
     fake.done();
     return map;
   };
-  assert.deepEqual([...(await names(answer))], [['00:00:00:00:00:00', 'lo'], ['52:54:00:aa:bb:cc', 'enp1s0']]);
+  assert.deepEqual(
+    [...(await names(answer))],
+    [
+      ['00:00:00:00:00:00', 'lo'],
+      ['52:54:00:aa:bb:cc', 'enp1s0'],
+    ],
+  );
   assert.equal((await names('not json')).size, 0);
   assert.equal((await names('{}')).size, 0);
   assert.equal((await names('', 1)).size, 0, 'no agent');
@@ -179,7 +205,12 @@ const isBatch = (a: readonly string[]) => a.length === 1 && a[0]!.startsWith('ec
 test('nic add: a MAC another VM has is a conflict, and nothing is attached', async () => {
   const mac = '52:54:00:00:00:07';
   const { fake, ctx } = fakeContext(
-    [virsh(inactive('a'), domain('a', [])), virsh(['domstate', 'a'], 'shut off\n'), virsh(['list', '--all', '--name'], 'a\nb\n\n'), virsh(isBatch)],
+    [
+      virsh(inactive('a'), domain('a', [])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      virsh(['list', '--all', '--name'], 'a\nb\n\n'),
+      virsh(isBatch),
+    ],
     // b has the MAC in its saved definition only
     (c) => (c === 'dumpxml b --inactive' ? domain('b', [userNic(mac)]) : domain(c.split(' ')[1]!, [])),
   );
@@ -211,7 +242,12 @@ test('nic add on a shut-off VM: into its config only; an inactive network is ref
       virsh(['list', '--all', '--name'], 'a\n\n'),
       virsh(isBatch),
       deviceCall('attach-device', 'a', ['--config'], await nicXml(spec)),
-      virsh(inactive('a'), domain('a', [`<interface type='network'><mac address='${mac}'/><source network='lab'/><model type='e1000e'/></interface>`])),
+      virsh(
+        inactive('a'),
+        domain('a', [
+          `<interface type='network'><mac address='${mac}'/><source network='lab'/><model type='e1000e'/></interface>`,
+        ]),
+      ),
       virsh(['domstate', 'a'], 'shut off\n'),
     ],
     (c) => domain(c.split(' ')[1]!, []),
@@ -220,7 +256,16 @@ test('nic add on a shut-off VM: into its config only; an inactive network is ref
   assert.deepEqual(change, {
     name: 'a',
     live: false,
-    nic: { index: 0, type: 'network', source: 'lab', model: 'e1000e', mac, guestName: undefined, inConfig: true, live: undefined },
+    nic: {
+      index: 0,
+      type: 'network',
+      source: 'lab',
+      model: 'e1000e',
+      mac,
+      guestName: undefined,
+      inConfig: true,
+      live: undefined,
+    },
   });
   ok.fake.done();
 });
@@ -234,15 +279,32 @@ test('nic add on a running VM with an automatic MAC: live and config, and the MA
     virsh(inactive('a'), before),
     virsh(['domstate', 'a'], 'running\n'),
     virsh(['dumpxml', 'a'], before),
-    deviceCall('attach-device', 'a', ['--live', '--config'], await nicXml({ source: { kind: 'user' }, model: 'virtio' })),
+    deviceCall(
+      'attach-device',
+      'a',
+      ['--live', '--config'],
+      await nicXml({ source: { kind: 'user' }, model: 'virtio' }),
+    ),
     virsh(inactive('a'), after),
     virsh(['domstate', 'a'], 'running\n'),
     virsh(['dumpxml', 'a'], after),
-    virsh(['qemu-agent-command', 'a', '{"execute":"guest-network-get-interfaces"}', '--timeout', '2'], JSON.stringify({ return: [{ name: 'eth1', 'hardware-address': picked }] })),
+    virsh(
+      ['qemu-agent-command', 'a', '{"execute":"guest-network-get-interfaces"}', '--timeout', '2'],
+      JSON.stringify({ return: [{ name: 'eth1', 'hardware-address': picked }] }),
+    ),
   ]);
   const change = await addNic(ctx, 'a', { source: { kind: 'user' }, model: 'virtio' });
   assert.equal(change.live, true);
-  assert.deepEqual(change.nic, { index: 1, type: 'user', source: undefined, model: 'virtio', mac: picked, guestName: 'eth1', inConfig: true, live: true });
+  assert.deepEqual(change.nic, {
+    index: 1,
+    type: 'user',
+    source: undefined,
+    model: 'virtio',
+    mac: picked,
+    guestName: 'eth1',
+    inConfig: true,
+    live: true,
+  });
   fake.done();
 });
 
@@ -254,7 +316,12 @@ test('nic del on a running VM: by MAC, live and config, and waits until the gues
     virsh(inactive('a'), both),
     virsh(['domstate', 'a'], 'running\n'),
     virsh(['dumpxml', 'a'], both),
-    deviceCall('detach-device', 'a', ['--live', '--config'], await detachNicXml(readNics(await parseDomainXml(both))[1]!)),
+    deviceCall(
+      'detach-device',
+      'a',
+      ['--live', '--config'],
+      await detachNicXml(readNics(await parseDomainXml(both))[1]!),
+    ),
     virsh(['dumpxml', 'a'], both), // the guest has not answered yet
     virsh(['dumpxml', 'a'], domain('a', [userNic(keep)])),
   ]);
@@ -265,8 +332,15 @@ test('nic del on a running VM: by MAC, live and config, and waits until the gues
 });
 
 test('nic del: an index or MAC the VM does not have is "not found", anything else bad input; nothing is detached', async () => {
-  for (const [which, code] of [['1', 'notFound'], ['52:54:00:00:00:09', 'notFound'], ['eth0', 'usage']] as const) {
-    const { fake, ctx } = fakeContext([virsh(inactive('a'), domain('a', [userNic('52:54:00:00:00:01')])), virsh(['domstate', 'a'], 'shut off\n')]);
+  for (const [which, code] of [
+    ['1', 'notFound'],
+    ['52:54:00:00:00:09', 'notFound'],
+    ['eth0', 'usage'],
+  ] as const) {
+    const { fake, ctx } = fakeContext([
+      virsh(inactive('a'), domain('a', [userNic('52:54:00:00:00:01')])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+    ]);
     await assert.rejects(deleteNic(ctx, 'a', which), (err: unknown) => err instanceof VmsError && err.code === code);
     fake.done();
   }

@@ -7,7 +7,12 @@ import { test } from 'node:test';
 import { resolveConfig } from '../../../src/config.js';
 import { chardevOwner } from '../../../src/core/vm/vm-files.js';
 import { createContext, processHost } from '../../../src/core/context.js';
-import { addSerialPort, deleteSerialPort, listSerialPorts, parseBackend } from '../../../src/core/devices/serial-port.js';
+import {
+  addSerialPort,
+  deleteSerialPort,
+  listSerialPorts,
+  parseBackend,
+} from '../../../src/core/devices/serial-port.js';
 import { VmsError } from '../../../src/errors.js';
 import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
 import { backendSpec, readSerialPorts, serialXml, type SerialBackend } from '../../../src/libvirt/serial-xml.js';
@@ -34,12 +39,36 @@ test('parseBackend reads file:, unix: and tcp: (IPv4, IPv6 in brackets, host nam
 
 test('parseBackend refuses anything else as bad input, with a hint', () => {
   const bad = [
-    '', 'file', 'file:', 'file:relative/x', 'file:/dir/', 'unix:', 'unix:sock', 'pty:', 'FILE:/x', 'udp:127.0.0.1:1',
-    'tcp:', 'tcp:host', 'tcp::22', 'tcp:host:', 'tcp:host:0', 'tcp:host:65536', 'tcp:host:22x', 'tcp:under_score:22',
-    'tcp:::1:22', 'tcp:[::1:22', 'tcp:[127.0.0.1]:22', 'tcp:[zz::1]:22', 'tcp:-lead.example:22',
+    '',
+    'file',
+    'file:',
+    'file:relative/x',
+    'file:/dir/',
+    'unix:',
+    'unix:sock',
+    'pty:',
+    'FILE:/x',
+    'udp:127.0.0.1:1',
+    'tcp:',
+    'tcp:host',
+    'tcp::22',
+    'tcp:host:',
+    'tcp:host:0',
+    'tcp:host:65536',
+    'tcp:host:22x',
+    'tcp:under_score:22',
+    'tcp:::1:22',
+    'tcp:[::1:22',
+    'tcp:[127.0.0.1]:22',
+    'tcp:[zz::1]:22',
+    'tcp:-lead.example:22',
   ];
   for (const spec of bad) {
-    assert.throws(() => parseBackend(spec, false), (err: unknown) => err instanceof VmsError && err.code === 'usage' && Boolean(err.hint), spec);
+    assert.throws(
+      () => parseBackend(spec, false),
+      (err: unknown) => err instanceof VmsError && err.code === 'usage' && Boolean(err.hint),
+      spec,
+    );
   }
   assert.throws(
     () => parseBackend('file:/x', true),
@@ -52,11 +81,17 @@ test('parseBackend refuses anything else as bad input, with a hint', () => {
 const inDomain = (device: string) =>
   `<domain type='qemu'><name>t</name><memory>65536</memory><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>${device}</devices></domain>`;
 
-test('serialXml: file appends, sockets bind as a server and connect (reconnecting) as a client, tcp is raw; files and listening sockets are the user\'s', async () => {
+test("serialXml: file appends, sockets bind as a server and connect (reconnecting) as a client, tcp is raw; files and listening sockets are the user's", async () => {
   const owner = `<seclabel model="dac" relabel="yes">\n      <label>+1000:+106</label>\n    </seclabel>`;
   const cases: [SerialBackend, string][] = [
-    [{ type: 'file', path: '/x/out.log' }, `<serial type="file">\n  <source path="/x/out.log" append="on">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`],
-    [{ type: 'unix', path: '/x/s.sock', server: true }, `<serial type="unix">\n  <source mode="bind" path="/x/s.sock">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`],
+    [
+      { type: 'file', path: '/x/out.log' },
+      `<serial type="file">\n  <source path="/x/out.log" append="on">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`,
+    ],
+    [
+      { type: 'unix', path: '/x/s.sock', server: true },
+      `<serial type="unix">\n  <source mode="bind" path="/x/s.sock">\n    ${owner}\n  </source>\n  <target port="1"/>\n</serial>`,
+    ],
     [
       { type: 'unix', path: '/x/s.sock', server: false },
       `<serial type="unix">\n  <source mode="connect" path="/x/s.sock">\n    <reconnect enabled="yes" timeout="5"/>\n  </source>\n  <target port="1"/>\n</serial>`,
@@ -101,7 +136,8 @@ const virsh = (args: readonly string[] | ((args: readonly string[]) => boolean),
   result: { stdout },
 });
 const CONSOLE = `<serial type='unix'><source mode='bind' path='/v/a/serial.sock'/><log file='/v/a/serial.log' append='on'/><target type='isa-serial' port='0'><model name='isa-serial'/></target></serial><console type='unix'><source mode='bind' path='/v/a/serial.sock'/><target type='serial' port='0'/></console>`;
-const fileSerial = (port: number, path: string) => `<serial type='file'><source path='${path}' append='on'/><target type='isa-serial' port='${port}'><model name='isa-serial'/></target></serial>`;
+const fileSerial = (port: number, path: string) =>
+  `<serial type='file'><source path='${path}' append='on'/><target type='isa-serial' port='${port}'><model name='isa-serial'/></target></serial>`;
 const domain = (...serials: string[]) =>
   `<domain type='qemu'><name>a</name><uuid>u</uuid><memory unit='KiB'>262144</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices>${CONSOLE}${serials.join('')}</devices></domain>\n`;
 const inactive = ['dumpxml', 'a', '--inactive', '--security-info'];
@@ -128,52 +164,101 @@ test('serial add takes the lowest free port; on a running VM only the config cha
     virsh(['domstate', 'a'], 'running\n'),
     // port 2 was added after the VM started; the running VM's port 1 goes at the next start, for which the new one is
     virsh(['dumpxml', 'a'], domain(fileSerial(1, `${TMP}/old.log`))),
-    configOnly('attach-device', await serialXml(1, backend, chardevOwner({ config: resolveConfig({ env: {} }), host: processHost() }))),
+    configOnly(
+      'attach-device',
+      await serialXml(1, backend, chardevOwner({ config: resolveConfig({ env: {} }), host: processHost() })),
+    ),
   ]);
   const change = await addSerialPort(ctx, 'a', backend);
   assert.deepEqual(change, {
     name: 'a',
     pendingRestart: true,
-    port: { port: 1, device: 'ttyS1', type: 'tcp', backend: 'tcp:127.0.0.1:4555', server: true, console: false, inConfig: true, live: false },
+    port: {
+      port: 1,
+      device: 'ttyS1',
+      type: 'tcp',
+      backend: 'tcp:127.0.0.1:4555',
+      server: true,
+      console: false,
+      inConfig: true,
+      live: false,
+    },
   });
   fake.done();
 });
 
 test('serial add: no free port, or a path already in use (the console socket too), is refused before any change', async () => {
   const cases: [string, SerialBackend, RegExp][] = [
-    [domain(fileSerial(1, `${TMP}/1`), fileSerial(2, `${TMP}/2`), fileSerial(3, `${TMP}/3`)), { type: 'file', path: `${TMP}/4` }, /no free serial port/],
-    [domain(), { type: 'unix', path: '/v/a/serial.sock', server: true }, /serial port 0 already uses unix:\/v\/a\/serial\.sock/],
-    [domain(fileSerial(2, `${TMP}/x.log`)), { type: 'unix', path: `${TMP}/x.log`, server: false }, /serial port 2 already uses/],
+    [
+      domain(fileSerial(1, `${TMP}/1`), fileSerial(2, `${TMP}/2`), fileSerial(3, `${TMP}/3`)),
+      { type: 'file', path: `${TMP}/4` },
+      /no free serial port/,
+    ],
+    [
+      domain(),
+      { type: 'unix', path: '/v/a/serial.sock', server: true },
+      /serial port 0 already uses unix:\/v\/a\/serial\.sock/,
+    ],
+    [
+      domain(fileSerial(2, `${TMP}/x.log`)),
+      { type: 'unix', path: `${TMP}/x.log`, server: false },
+      /serial port 2 already uses/,
+    ],
   ];
   for (const [saved, backend, message] of cases) {
     const { fake, ctx } = fakeContext([virsh(inactive, saved), virsh(['domstate', 'a'], 'shut off\n')]);
-    await assert.rejects(addSerialPort(ctx, 'a', backend), (err: unknown) => err instanceof VmsError && err.code === 'conflict' && message.test(err.message));
+    await assert.rejects(
+      addSerialPort(ctx, 'a', backend),
+      (err: unknown) => err instanceof VmsError && err.code === 'conflict' && message.test(err.message),
+    );
     fake.done();
   }
   const missing = fakeContext([virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')]);
-  await assert.rejects(addSerialPort(missing.ctx, 'a', { type: 'file', path: '/no/such/dir/x.log' }), (err: unknown) => err instanceof VmsError && err.code === 'notFound');
+  await assert.rejects(
+    addSerialPort(missing.ctx, 'a', { type: 'file', path: '/no/such/dir/x.log' }),
+    (err: unknown) => err instanceof VmsError && err.code === 'notFound',
+  );
   missing.fake.done();
 });
 
 test('serial del: the console port and bad numbers are refused without asking libvirt; a missing port is not found', async () => {
-  for (const [port, code] of [['0', 'usage'], ['x', 'usage'], ['-1', 'usage']] as const) {
+  for (const [port, code] of [
+    ['0', 'usage'],
+    ['x', 'usage'],
+    ['-1', 'usage'],
+  ] as const) {
     const { fake, ctx } = fakeContext([]);
-    await assert.rejects(deleteSerialPort(ctx, 'a', port), (err: unknown) => err instanceof VmsError && err.code === code);
+    await assert.rejects(
+      deleteSerialPort(ctx, 'a', port),
+      (err: unknown) => err instanceof VmsError && err.code === code,
+    );
     fake.done();
   }
-  const { fake, ctx } = fakeContext([virsh(inactive, domain(fileSerial(1, `${TMP}/1`))), virsh(['domstate', 'a'], 'shut off\n')]);
-  await assert.rejects(deleteSerialPort(ctx, 'a', '2'), (err: unknown) => err instanceof VmsError && err.code === 'notFound');
+  const { fake, ctx } = fakeContext([
+    virsh(inactive, domain(fileSerial(1, `${TMP}/1`))),
+    virsh(['domstate', 'a'], 'shut off\n'),
+  ]);
+  await assert.rejects(
+    deleteSerialPort(ctx, 'a', '2'),
+    (err: unknown) => err instanceof VmsError && err.code === 'notFound',
+  );
   fake.done();
 });
 
 test('serial del on a running VM: the saved port exactly as libvirt has it; pending while the running VM still has it', async () => {
   const saved = domain(fileSerial(1, `${TMP}/1`));
-  for (const [live, pending] of [[saved, true], [domain(), false]] as const) {
+  for (const [live, pending] of [
+    [saved, true],
+    [domain(), false],
+  ] as const) {
     const { fake, ctx } = fakeContext([
       virsh(inactive, saved),
       virsh(['domstate', 'a'], 'running\n'),
       virsh(['dumpxml', 'a'], live),
-      configOnly('detach-device', `<serial type="file">\n  <source path="${TMP}/1" append="on"/>\n  <target type="isa-serial" port="1">\n    <model name="isa-serial"/>\n  </target>\n</serial>`),
+      configOnly(
+        'detach-device',
+        `<serial type="file">\n  <source path="${TMP}/1" append="on"/>\n  <target type="isa-serial" port="1">\n    <model name="isa-serial"/>\n  </target>\n</serial>`,
+      ),
     ]);
     const change = await deleteSerialPort(ctx, 'a', '1');
     assert.equal(change.pendingRestart, pending);
@@ -203,8 +288,14 @@ test('serial list: by port, the console marked, and where the running VM differs
 
 test('serial add: a path in the images or ISO dir, or a file of vms in a VM directory, is bad input; any file a VM uses is a conflict', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vms-unit-serial-'));
-  const env = { VMS_IMAGES_DIR: join(dir, 'images'), VMS_ISO_DIR: join(dir, 'iso'), VMS_STATE_DIR: join(dir, 'vms'), VMS_CONFIG: join(dir, 'none.json') };
-  for (const d of [env.VMS_IMAGES_DIR, env.VMS_ISO_DIR, join(env.VMS_STATE_DIR, 'b'), join(dir, 'free')]) mkdirSync(d, { recursive: true });
+  const env = {
+    VMS_IMAGES_DIR: join(dir, 'images'),
+    VMS_ISO_DIR: join(dir, 'iso'),
+    VMS_STATE_DIR: join(dir, 'vms'),
+    VMS_CONFIG: join(dir, 'none.json'),
+  };
+  for (const d of [env.VMS_IMAGES_DIR, env.VMS_ISO_DIR, join(env.VMS_STATE_DIR, 'b'), join(dir, 'free')])
+    mkdirSync(d, { recursive: true });
   symlinkSync(env.VMS_IMAGES_DIR, join(dir, 'link'));
   const context = (expected: Expected[]) => {
     const fake = new FakeRunner(expected);
@@ -212,7 +303,10 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   };
   const load = [virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')];
   const NONE = ' Name   Creation Time   State\n-----\n';
-  const onlyA = [virsh(['list', '--all', '--name'], 'a\n'), batchCall(['dumpxml a --inactive'], [domain(), domain(), NONE, ''])];
+  const onlyA = [
+    virsh(['list', '--all', '--name'], 'a\n'),
+    batchCall(['dumpxml a --inactive'], [domain(), domain(), NONE, '']),
+  ];
   const usage: [SerialBackend, RegExp][] = [
     [{ type: 'file', path: join(env.VMS_IMAGES_DIR, 'new.log') }, /is in the images dir/],
     [{ type: 'file', path: join(dir, 'link', 'b.qcow2') }, /is in the images dir/], // through a symlink
@@ -221,17 +315,28 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   ];
   for (const [backend, message] of usage) {
     const { fake, ctx } = context([...load, ...onlyA]);
-    await assert.rejects(addSerialPort(ctx, 'a', backend), (e: unknown) => e instanceof VmsError && e.code === 'usage' && message.test(e.message) && /give the port a file of its own/.test(e.hint ?? ''));
+    await assert.rejects(
+      addSerialPort(ctx, 'a', backend),
+      (e: unknown) =>
+        e instanceof VmsError &&
+        e.code === 'usage' &&
+        message.test(e.message) &&
+        /give the port a file of its own/.test(e.hint ?? ''),
+    );
     fake.done();
   }
 
   // b's NVRAM lies outside the images dir; b listens on a socket of an extra port, and has a console socket.
   const nvram = join(dir, 'free', 'b.fd');
   const peer = join(dir, 'free', 'peer.sock');
-  const b = `<domain type='qemu'><name>b</name><os><type>hvm</type><nvram>${nvram}</nvram></os><devices>` +
+  const b =
+    `<domain type='qemu'><name>b</name><os><type>hvm</type><nvram>${nvram}</nvram></os><devices>` +
     `<serial type='unix'><source mode='bind' path='${join(dir, 'free', 'b-console.sock')}'/><target port='0'/></serial>` +
     `<serial type='unix'><source mode='bind' path='${peer}'/><target port='1'/></serial></devices></domain>`;
-  const inUse = [virsh(['list', '--all', '--name'], 'a\nb\n'), batchCall(['dumpxml b --inactive'], [domain(), domain(), NONE, '', b, b, NONE, ''])];
+  const inUse = [
+    virsh(['list', '--all', '--name'], 'a\nb\n'),
+    batchCall(['dumpxml b --inactive'], [domain(), domain(), NONE, '', b, b, NONE, '']),
+  ];
   const conflicts: [SerialBackend, RegExp][] = [
     [{ type: 'file', path: nvram }, /is in use: it is b's NVRAM/],
     [{ type: 'unix', path: join(dir, 'free', 'b-console.sock'), server: false }, /is in use: it is b's console socket/],
@@ -240,12 +345,22 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   ];
   for (const [backend, message] of conflicts) {
     const { fake, ctx } = context([...load, ...inUse]);
-    await assert.rejects(addSerialPort(ctx, 'a', backend), (e: unknown) => e instanceof VmsError && e.code === 'conflict' && message.test(e.message));
+    await assert.rejects(
+      addSerialPort(ctx, 'a', backend),
+      (e: unknown) => e instanceof VmsError && e.code === 'conflict' && message.test(e.message),
+    );
     fake.done();
   }
   // Connecting to b's listening port links the two VMs: allowed.
   const link: SerialBackend = { type: 'unix', path: peer, server: false };
-  const { fake, ctx } = context([...load, ...inUse, configOnly('attach-device', await serialXml(1, link, chardevOwner({ config: resolveConfig({ env }), host: processHost() })))]);
+  const { fake, ctx } = context([
+    ...load,
+    ...inUse,
+    configOnly(
+      'attach-device',
+      await serialXml(1, link, chardevOwner({ config: resolveConfig({ env }), host: processHost() })),
+    ),
+  ]);
   assert.equal((await addSerialPort(ctx, 'a', link)).port.backend, `unix:${peer}`);
   fake.done();
 });

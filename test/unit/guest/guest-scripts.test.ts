@@ -2,8 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync,
-  symlinkSync, writeFileSync,
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
@@ -16,7 +26,23 @@ import { fileURLToPath } from 'node:url';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const GUEST = join(REPO, 'guest');
 const PROFILES = join(REPO, 'profiles');
-const SAFE_TOOLS = ['awk', 'cat', 'chmod', 'cmp', 'dirname', 'install', 'ln', 'mkdir', 'mktemp', 'mv', 'od', 'rm', 'sed', 'tail', 'tee'];
+const SAFE_TOOLS = [
+  'awk',
+  'cat',
+  'chmod',
+  'cmp',
+  'dirname',
+  'install',
+  'ln',
+  'mkdir',
+  'mktemp',
+  'mv',
+  'od',
+  'rm',
+  'sed',
+  'tail',
+  'tee',
+];
 
 function which(name: string): string {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -44,7 +70,11 @@ type Call = string[];
 
 interface Bed {
   dir: string;
-  run(script: string, args: string[], env?: Record<string, string>): { status: number | null; stdout: string; stderr: string };
+  run(
+    script: string,
+    args: string[],
+    env?: Record<string, string>,
+  ): { status: number | null; stdout: string; stderr: string };
   /** Every stub call since the last takeCalls(), in order. */
   takeCalls(): Call[];
 }
@@ -69,7 +99,10 @@ function bed(stubs: Record<string, string>): Bed {
     takeCalls() {
       const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
       rmSync(log, { force: true });
-      return text.split('\n').filter(Boolean).map((line) => line.split('\t'));
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('\t'));
     },
   };
 }
@@ -77,7 +110,12 @@ function bed(stubs: Record<string, string>): Bed {
 function writeSettings(dir: string, values: Record<string, string>): string {
   const path = join(dir, 'settings.sh');
   const quote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
-  writeFileSync(path, Object.entries(values).map(([k, v]) => `${k}=${quote(v)}\n`).join(''));
+  writeFileSync(
+    path,
+    Object.entries(values)
+      .map(([k, v]) => `${k}=${quote(v)}\n`)
+      .join(''),
+  );
   return path;
 }
 
@@ -88,11 +126,17 @@ test('shellcheck passes on every guest script and profile', () => {
   const scripts = [
     join(GUEST, 'install.sh'),
     join(GUEST, 'vms-identity'),
-    ...readdirSync(PROFILES).filter((f) => f.endsWith('.sh')).map((f) => join(PROFILES, f)),
+    ...readdirSync(PROFILES)
+      .filter((f) => f.endsWith('.sh'))
+      .map((f) => join(PROFILES, f)),
   ];
   assert.ok(scripts.length >= 8, scripts.join(' '));
   const r = spawnSync('shellcheck', ['-x', ...scripts], { encoding: 'utf8' });
-  assert.equal(r.error, undefined, `shellcheck could not run (${r.error?.message}); install it: apt-get install shellcheck`);
+  assert.equal(
+    r.error,
+    undefined,
+    `shellcheck could not run (${r.error?.message}); install it: apt-get install shellcheck`,
+  );
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
 
@@ -102,7 +146,8 @@ const HASH = '$6$salt$0123456789abcdef';
 const SSH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGbw alice@host';
 const ROOT_UUID = '3f1c9a2e-5b7d-4e0a-9c61-2d8f4b7a1e55';
 const FSTAB_LINE = `UUID=${ROOT_UUID}\t/\text4\trw,relatime\t0 1`;
-const PACMAN_CONF = '[options]\nHoldPkg = pacman glibc\nArchitecture = auto\n\n[core]\nInclude = /etc/pacman.d/mirrorlist\n';
+const PACMAN_CONF =
+  '[options]\nHoldPkg = pacman glibc\nArchitecture = auto\n\n[core]\nInclude = /etc/pacman.d/mirrorlist\n';
 const CONSOLES = 'console=tty0 console=ttyS0,115200';
 
 const INSTALL_STUBS: Record<string, string> = {
@@ -138,20 +183,55 @@ function runInstall(settings: Record<string, string>, stubs: Record<string, stri
   mkdirSync(target);
   writeFileSync(pacmanConf, PACMAN_CONF);
   const settingsPath = writeSettings(b.dir, {
-    VMS_NAME: 'work_1', VMS_HOSTNAME: 'work-1', VMS_USER: 'alice', VMS_PASSWORD_HASH: HASH, VMS_SSH_KEY: SSH_KEY,
-    VMS_TIMEZONE: 'Europe/Berlin', VMS_LOCALE: 'en_US.UTF-8', VMS_KEYMAP: 'de-latin1', VMS_DISK: '/dev/vda',
-    VMS_FIRMWARE: 'bios', VMS_CACHE_RO: '', VMS_CACHE_RW: '', ...settings,
+    VMS_NAME: 'work_1',
+    VMS_HOSTNAME: 'work-1',
+    VMS_USER: 'alice',
+    VMS_PASSWORD_HASH: HASH,
+    VMS_SSH_KEY: SSH_KEY,
+    VMS_TIMEZONE: 'Europe/Berlin',
+    VMS_LOCALE: 'en_US.UTF-8',
+    VMS_KEYMAP: 'de-latin1',
+    VMS_DISK: '/dev/vda',
+    VMS_FIRMWARE: 'bios',
+    VMS_CACHE_RO: '',
+    VMS_CACHE_RW: '',
+    ...settings,
   });
-  const r = b.run(join(GUEST, 'install.sh'), [settingsPath], { VMS_TARGET: target, VMS_PACMAN_CONF: pacmanConf, VMS_CACHE_MNT: cacheMnt });
+  const r = b.run(join(GUEST, 'install.sh'), [settingsPath], {
+    VMS_TARGET: target,
+    VMS_PACMAN_CONF: pacmanConf,
+    VMS_CACHE_MNT: cacheMnt,
+  });
   return { ...r, calls: b.takeCalls(), target, pacmanConf, cacheMnt, file: (p: string) => read(join(target, p)) };
 }
 
-const INSTALL_PHASES = ['check 30', 'partition 120', 'mount 60', 'cache 60', 'keyring 600', 'pacstrap 3600', 'configure 600', 'bootloader 300', 'unmount 120'];
+const INSTALL_PHASES = [
+  'check 30',
+  'partition 120',
+  'mount 60',
+  'cache 60',
+  'keyring 600',
+  'pacstrap 3600',
+  'configure 600',
+  'bootloader 300',
+  'unmount 120',
+];
 const BASE_PACKAGES = ['base', 'linux', 'mkinitcpio', 'e2fsprogs', 'sudo', 'openssh', 'qemu-guest-agent'];
-const UNITS = ['sshd.service', 'systemd-networkd.service', 'systemd-resolved.service', 'fstrim.timer', 'serial-getty@ttyS0.service', 'vms-identity.service'];
+const UNITS = [
+  'sshd.service',
+  'systemd-networkd.service',
+  'systemd-resolved.service',
+  'fstrim.timer',
+  'serial-getty@ttyS0.service',
+  'vms-identity.service',
+];
 
 test('install.sh, BIOS with package caches: GPT + BIOS boot partition, caches as CacheDirs, GRUB on the serial console', () => {
-  const r = runInstall({ VMS_FIRMWARE: 'bios', VMS_CACHE_RW: 'vms-pkg-vm', VMS_CACHE_RO: 'vms-pkg-host vms-pkg-shared' });
+  const r = runInstall({
+    VMS_FIRMWARE: 'bios',
+    VMS_CACHE_RW: 'vms-pkg-vm',
+    VMS_CACHE_RO: 'vms-pkg-host vms-pkg-shared',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(phases(r.stdout), INSTALL_PHASES);
   const T = r.target;
@@ -161,7 +241,22 @@ test('install.sh, BIOS with package caches: GPT + BIOS boot partition, caches as
     ['lsblk', '-dno', 'TYPE', '/dev/vda'],
     ['wipefs', '-a', '/dev/vda'],
     ['sgdisk', '--zap-all', '/dev/vda'],
-    ['sgdisk', '-n', '1:0:+1M', '-t', '1:ef02', '-c', '1:bios', '-n', '2:0:0', '-t', '2:8304', '-c', '2:root', '/dev/vda'],
+    [
+      'sgdisk',
+      '-n',
+      '1:0:+1M',
+      '-t',
+      '1:ef02',
+      '-c',
+      '1:bios',
+      '-n',
+      '2:0:0',
+      '-t',
+      '2:8304',
+      '-c',
+      '2:root',
+      '/dev/vda',
+    ],
     ['partprobe', '/dev/vda'],
     ['udevadm', 'settle'],
     ['mkfs.ext4', '-F', '-q', '-L', 'root', '/dev/vda2'],
@@ -188,14 +283,20 @@ test('install.sh, BIOS with package caches: GPT + BIOS boot partition, caches as
     ['umount', cache('vms-pkg-shared')],
   ]);
   // the writable cache first, the target's own cache last (where downloads go when no cache is writable)
-  assert.equal(read(r.pacmanConf), PACMAN_CONF.replace('[options]\n', [
-    '[options]',
-    `CacheDir = ${cache('vms-pkg-vm')}/`,
-    `CacheDir = ${cache('vms-pkg-host')}/`,
-    `CacheDir = ${cache('vms-pkg-shared')}/`,
-    `CacheDir = ${T}/var/cache/pacman/pkg/`,
-    '',
-  ].join('\n')));
+  assert.equal(
+    read(r.pacmanConf),
+    PACMAN_CONF.replace(
+      '[options]\n',
+      [
+        '[options]',
+        `CacheDir = ${cache('vms-pkg-vm')}/`,
+        `CacheDir = ${cache('vms-pkg-host')}/`,
+        `CacheDir = ${cache('vms-pkg-shared')}/`,
+        `CacheDir = ${T}/var/cache/pacman/pkg/`,
+        '',
+      ].join('\n'),
+    ),
+  );
 
   const grub = r.file('etc/default/grub');
   assert.match(grub, /^GRUB_TIMEOUT=5\n/, 'the packaged defaults stay; ours come after them and win');
@@ -238,7 +339,22 @@ test('install.sh, UEFI without caches: ESP + systemd-boot with the serial consol
   const has = (call: Call) => r.calls.some((c) => c.join('\t') === call.join('\t'));
   const index = (call: Call) => r.calls.findIndex((c) => c.join('\t') === call.join('\t'));
   const inOrder: Call[] = [
-    ['sgdisk', '-n', '1:0:+512M', '-t', '1:ef00', '-c', '1:ESP', '-n', '2:0:0', '-t', '2:8304', '-c', '2:root', '/dev/vda'],
+    [
+      'sgdisk',
+      '-n',
+      '1:0:+512M',
+      '-t',
+      '1:ef00',
+      '-c',
+      '1:ESP',
+      '-n',
+      '2:0:0',
+      '-t',
+      '2:8304',
+      '-c',
+      '2:root',
+      '/dev/vda',
+    ],
     ['mkfs.ext4', '-F', '-q', '-L', 'root', '/dev/vda2'],
     ['mkfs.fat', '-F', '32', '-n', 'ESP', '/dev/vda1'],
     ['mount', '/dev/vda2', T],
@@ -250,11 +366,21 @@ test('install.sh, UEFI without caches: ESP + systemd-boot with the serial consol
     ['umount', '-R', T],
   ];
   const positions = inOrder.map(index);
-  assert.ok(positions.every((p) => p >= 0), `missing: ${JSON.stringify(inOrder.filter((_, i) => positions[i]! < 0))}`);
-  assert.deepEqual([...positions].sort((a, b) => a - b), positions, 'out of order');
+  assert.ok(
+    positions.every((p) => p >= 0),
+    `missing: ${JSON.stringify(inOrder.filter((_, i) => positions[i]! < 0))}`,
+  );
+  assert.deepEqual(
+    [...positions].sort((a, b) => a - b),
+    positions,
+    'out of order',
+  );
   assert.ok(!r.calls.some((c) => c.includes('grub-install') || c.includes('grub-mkconfig')), 'no GRUB on UEFI');
-  assert.ok(!r.calls.some((c) => c.includes('virtiofs') || c[0] === 'umount' && c[1] !== '-R'), 'no cache mounts');
-  assert.ok(!has(['arch-chroot', T, 'chown', '-R', 'alice:', '/home/alice/.ssh']) && !existsSync(join(T, 'root/.ssh')), 'no key, no authorized_keys');
+  assert.ok(!r.calls.some((c) => c.includes('virtiofs') || (c[0] === 'umount' && c[1] !== '-R')), 'no cache mounts');
+  assert.ok(
+    !has(['arch-chroot', T, 'chown', '-R', 'alice:', '/home/alice/.ssh']) && !existsSync(join(T, 'root/.ssh')),
+    'no key, no authorized_keys',
+  );
   assert.equal(read(r.pacmanConf), PACMAN_CONF);
 
   assert.equal(r.file('boot/loader/loader.conf'), 'default arch.conf\ntimeout 1\neditor no\n');
@@ -292,7 +418,10 @@ test('install.sh checks the settings and the disk before it erases anything', ()
 });
 
 test('install.sh refuses an unknown timezone or locale (after pacstrap, from the installed lists)', () => {
-  for (const [settings, message] of [[{ VMS_TIMEZONE: 'Mars/Olympus' }, /unknown timezone 'Mars\/Olympus'/], [{ VMS_LOCALE: 'en_US.UTF' }, /unknown locale 'en_US.UTF'/]] as const) {
+  for (const [settings, message] of [
+    [{ VMS_TIMEZONE: 'Mars/Olympus' }, /unknown timezone 'Mars\/Olympus'/],
+    [{ VMS_LOCALE: 'en_US.UTF' }, /unknown locale 'en_US.UTF'/],
+  ] as const) {
     const r = runInstall(settings);
     assert.equal(r.status, 1);
     assert.match(r.stderr, message);
@@ -310,7 +439,9 @@ const PROFILE_STUBS: Record<string, string> = {
 };
 
 function header(name: string, key: string): string | undefined {
-  const head = read(join(PROFILES, `${name}.sh`)).split('\n').slice(0, 10);
+  const head = read(join(PROFILES, `${name}.sh`))
+    .split('\n')
+    .slice(0, 10);
   return head.map((l) => new RegExp(`^# vms-${key}: (.+)$`).exec(l)?.[1]).find(Boolean);
 }
 
@@ -349,11 +480,15 @@ function runProfiles(leaf: string) {
   return { root, first: pass(), second: pass() };
 }
 
-const pacmanInstalls = (calls: Call[]) => calls.filter((c) => c[0] === 'pacman' && c[1] === '-S').flatMap((c) => c.slice(4));
+const pacmanInstalls = (calls: Call[]) =>
+  calls.filter((c) => c[0] === 'pacman' && c[1] === '-S').flatMap((c) => c.slice(4));
 const writes = (calls: Call[]) => calls.filter((c) => c[0] === 'runuser' && c.includes('tee')).map((c) => c.at(-1));
 
 test('profiles name their parents and describe themselves', () => {
-  const names = readdirSync(PROFILES).filter((f) => f.endsWith('.sh') && !f.startsWith('_')).map((f) => f.slice(0, -3)).sort();
+  const names = readdirSync(PROFILES)
+    .filter((f) => f.endsWith('.sh') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -3))
+    .sort();
   assert.deepEqual(names, ['browser', 'dev', 'gui', 'minimal', 'telegram']);
   const parents = Object.fromEntries(names.map((n) => [n, header(n, 'parent')]));
   assert.deepEqual(parents, { browser: 'gui', dev: 'gui', gui: 'minimal', minimal: undefined, telegram: 'gui' });
@@ -368,14 +503,30 @@ test('minimal → gui → browser: X + i3 with autologin, Firefox autostarts; a 
     ['pacman', '-Su', '--noconfirm'],
   ]);
   const installed = pacmanInstalls(first.calls);
-  for (const p of ['xorg-server', 'xorg-xinit', 'i3-wm', 'i3status', 'dmenu', 'xterm', 'spice-vdagent', 'noto-fonts', 'firefox', 'chromium']) {
+  for (const p of [
+    'xorg-server',
+    'xorg-xinit',
+    'i3-wm',
+    'i3status',
+    'dmenu',
+    'xterm',
+    'spice-vdagent',
+    'noto-fonts',
+    'firefox',
+    'chromium',
+  ]) {
     assert.ok(installed.includes(p), `${p} not installed`);
   }
-  assert.ok(first.calls.every((c) => c[0] !== 'pacman' || c.includes('--noconfirm')), 'pacman never asks');
+  assert.ok(
+    first.calls.every((c) => c[0] !== 'pacman' || c.includes('--noconfirm')),
+    'pacman never asks',
+  );
 
   const home = join(root, 'home/alice');
-  assert.match(read(join(root, 'etc/systemd/system/getty@tty1.service.d/autologin.conf')),
-    /^\[Service\]\nExecStart=\nExecStart=-\/sbin\/agetty -o '-p -f -- \\\\u' --noclear --autologin alice %I \$TERM\n$/);
+  assert.match(
+    read(join(root, 'etc/systemd/system/getty@tty1.service.d/autologin.conf')),
+    /^\[Service\]\nExecStart=\nExecStart=-\/sbin\/agetty -o '-p -f -- \\\\u' --noclear --autologin alice %I \$TERM\n$/,
+  );
   assert.match(read(join(home, '.bash_profile')), /XDG_VTNR:-} == 1 ]]; then\n\s+startx\n/);
   assert.match(read(join(home, '.xinitrc')), /^spice-vdagent\nexec i3\n/m);
   const i3 = read(join(home, '.config/i3/config'));
@@ -383,7 +534,10 @@ test('minimal → gui → browser: X + i3 with autologin, Firefox autostarts; a 
   assert.match(i3, /^bar \{\n\s+status_command i3status\n\}$/m);
   assert.equal(read(join(home, '.config/i3/config.d/browser.conf')), 'exec --no-startup-id firefox\n');
   // the user's files are written by the user (runuser), so they own them and their directories
-  assert.deepEqual(writes(first.calls).sort(), ['.bash_profile', '.config/i3/config', '.config/i3/config.d/browser.conf', '.xinitrc'].map((f) => join(home, f)));
+  assert.deepEqual(
+    writes(first.calls).sort(),
+    ['.bash_profile', '.config/i3/config', '.config/i3/config.d/browser.conf', '.xinitrc'].map((f) => join(home, f)),
+  );
 
   assert.deepEqual(second.files, first.files);
   assert.deepEqual(writes(second.calls), [], 'the second run rewrites nothing');
@@ -396,7 +550,10 @@ test('minimal → gui → browser: X + i3 with autologin, Firefox autostarts; a 
 test('gui → telegram: Telegram Desktop installed and started with i3', () => {
   const { root, first, second } = runProfiles('telegram');
   assert.ok(pacmanInstalls(first.calls).includes('telegram-desktop'));
-  assert.equal(read(join(root, 'home/alice/.config/i3/config.d/telegram.conf')), 'exec --no-startup-id telegram-desktop\n');
+  assert.equal(
+    read(join(root, 'home/alice/.config/i3/config.d/telegram.conf')),
+    'exec --no-startup-id telegram-desktop\n',
+  );
   assert.deepEqual(second.files, first.files);
   assert.deepEqual(writes(second.calls), []);
 });
@@ -405,7 +562,8 @@ test('gui → dev: the tools, Docker enabled and the user in its group, the same
   const { first, second } = runProfiles('dev');
   assert.deepEqual(phases(first.stdout), ['minimal 1800', 'gui 1800', 'dev 1800']);
   const installed = pacmanInstalls(first.calls);
-  for (const p of ['git', 'neovim', 'tmux', 'ripgrep', 'base-devel', 'docker']) assert.ok(installed.includes(p), `${p} not installed`);
+  for (const p of ['git', 'neovim', 'tmux', 'ripgrep', 'base-devel', 'docker'])
+    assert.ok(installed.includes(p), `${p} not installed`);
   for (const pass of [first, second]) {
     assert.ok(pass.calls.some((c) => c.join(' ') === 'systemctl enable docker.service'));
     assert.ok(pass.calls.some((c) => c.join(' ') === 'usermod -aG docker alice'));
@@ -423,7 +581,8 @@ function oemEntry(...strings: string[]): Buffer {
 
 const IDENTITY_STUBS: Record<string, string> = {
   // both keep what exists, as the real ones do: vms-identity must remove the old id and keys first
-  'systemd-machine-id-setup': 'f=${1#--root=}/etc/machine-id; [[ -s $f ]] || echo 5e0f8a1b2c3d4e5f60718293a4b5c6d7 > "$f"',
+  'systemd-machine-id-setup':
+    'f=${1#--root=}/etc/machine-id; [[ -s $f ]] || echo 5e0f8a1b2c3d4e5f60718293a4b5c6d7 > "$f"',
   'ssh-keygen': 'for t in rsa ecdsa ed25519; do f=${3}etc/ssh/ssh_host_${t}_key; [[ -e $f ]] || echo new > "$f"; done',
 };
 
@@ -467,10 +626,17 @@ test('vms-identity: a new name brings a new machine-id, new SSH host keys and th
   const { root, run } = identityRoot(oemEntry('vms.name=work_2', 'vendor=acme'));
   const r = run();
   assert.match(r.stdout, /this VM is now 'work_2' \(was 'work'\)/);
-  assert.deepEqual(r.calls, [['systemd-machine-id-setup', `--root=${root}`], ['ssh-keygen', '-A', '-f', `${root}/`]]);
+  assert.deepEqual(r.calls, [
+    ['systemd-machine-id-setup', `--root=${root}`],
+    ['ssh-keygen', '-A', '-f', `${root}/`],
+  ]);
   const file = (p: string) => read(join(root, p));
   assert.equal(file('etc/machine-id'), '5e0f8a1b2c3d4e5f60718293a4b5c6d7\n');
-  assert.deepEqual(readdirSync(join(root, 'etc/ssh')).sort(), ['ssh_host_ecdsa_key', 'ssh_host_ed25519_key', 'ssh_host_rsa_key']);
+  assert.deepEqual(readdirSync(join(root, 'etc/ssh')).sort(), [
+    'ssh_host_ecdsa_key',
+    'ssh_host_ed25519_key',
+    'ssh_host_rsa_key',
+  ]);
   assert.equal(file('etc/ssh/ssh_host_ed25519_key'), 'new\n');
   assert.equal(file('etc/hostname'), 'work-2\n');
   assert.equal(file('proc/sys/kernel/hostname'), 'work-2\n');

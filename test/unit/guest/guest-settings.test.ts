@@ -4,7 +4,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostFacts, parseSettings, renderSettings, shellQuote, sshPublicKey, validateUser, type GuestSettings } from '../../../src/core/guest/guest-settings.js';
+import {
+  hostFacts,
+  parseSettings,
+  renderSettings,
+  shellQuote,
+  sshPublicKey,
+  validateUser,
+  type GuestSettings,
+} from '../../../src/core/guest/guest-settings.js';
 import { VmsError } from '../../../src/errors.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vms-unit-settings-'));
@@ -73,7 +81,16 @@ function sourcedBySh(text: string): Record<string, string> {
 test('renderSettings: sh gives back every value exactly, quotes, $, backquotes and backslashes included', () => {
   const settings: GuestSettings[] = [BASE];
   for (const nasty of NASTY) {
-    settings.push({ ...BASE, name: nasty, hostname: `h${nasty}`, user: nasty, sshKey: `ssh-ed25519 AAAA ${nasty}`, timezone: nasty, cacheRo: [nasty, 'x'], cacheRw: nasty });
+    settings.push({
+      ...BASE,
+      name: nasty,
+      hostname: `h${nasty}`,
+      user: nasty,
+      sshKey: `ssh-ed25519 AAAA ${nasty}`,
+      timezone: nasty,
+      cacheRo: [nasty, 'x'],
+      cacheRw: nasty,
+    });
   }
   settings.push({ ...BASE, cacheRo: [] });
   for (const s of settings) {
@@ -85,7 +102,10 @@ test('renderSettings: one VMS_ line per variable, after a comment', () => {
   const lines = renderSettings(BASE).split('\n');
   assert.match(lines[0]!, /^# /);
   assert.equal(lines.at(-1), '', 'ends with a newline');
-  assert.deepEqual(lines.slice(1, -1).map((l) => l.split('=')[0]), VARS(BASE).map(([k]) => k));
+  assert.deepEqual(
+    lines.slice(1, -1).map((l) => l.split('=')[0]),
+    VARS(BASE).map(([k]) => k),
+  );
 });
 
 test('renderSettings refuses a value of more than one line, naming the variable', () => {
@@ -96,24 +116,43 @@ test('renderSettings refuses a value of more than one line, naming the variable'
     [{ cacheRo: ['a', 'b\nc'] }, 'VMS_CACHE_RO'],
   ];
   for (const [patch, key] of cases) {
-    assert.throws(() => renderSettings({ ...BASE, ...patch }), (err: unknown) => {
-      assert.ok(err instanceof VmsError);
-      assert.equal(err.code, 'usage');
-      assert.equal(err.message, `${key} must be a single line`);
-      return true;
-    }, key);
+    assert.throws(
+      () => renderSettings({ ...BASE, ...patch }),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError);
+        assert.equal(err.code, 'usage');
+        assert.equal(err.message, `${key} must be a single line`);
+        return true;
+      },
+      key,
+    );
   }
 });
 
 test('parseSettings(renderSettings(x)) gives back every variable', () => {
   for (const nasty of NASTY) {
-    const s: GuestSettings = { ...BASE, name: nasty, passwordHash: `$6$${nasty}`, locale: nasty, keymap: `'${nasty}'`, cacheRw: nasty };
+    const s: GuestSettings = {
+      ...BASE,
+      name: nasty,
+      passwordHash: `$6$${nasty}`,
+      locale: nasty,
+      keymap: `'${nasty}'`,
+      cacheRw: nasty,
+    };
     assert.deepEqual(parseSettings(renderSettings(s)), Object.fromEntries(VARS(s)), JSON.stringify(nasty));
   }
 });
 
 test('parseSettings ignores comments, blank lines and what vms does not write', () => {
-  const text = ['# a comment', '', 'VMS_USER=\'bob\'', 'OTHER=\'x\'', 'VMS_X=unquoted', '  VMS_Y=\'indented\'', 'VMS_EXTRA=\'kept\''].join('\n');
+  const text = [
+    '# a comment',
+    '',
+    "VMS_USER='bob'",
+    "OTHER='x'",
+    'VMS_X=unquoted',
+    "  VMS_Y='indented'",
+    "VMS_EXTRA='kept'",
+  ].join('\n');
   assert.deepEqual(parseSettings(text), { VMS_USER: 'bob', VMS_EXTRA: 'kept' });
 });
 
@@ -126,7 +165,11 @@ test('shellQuote survives sh for single quotes at either end', () => {
 test('validateUser: lowercase Linux names, never root', () => {
   for (const ok of ['alice', 'a', '_svc', 'bob-2', 'x_y', 'a'.repeat(32)]) assert.equal(validateUser(ok), ok);
   for (const bad of ['root', 'Alice', '1abc', '-x', 'a b', 'a.b', 'a'.repeat(33), '', 'ali$e', 'é']) {
-    assert.throws(() => validateUser(bad), (err: unknown) => err instanceof VmsError && err.code === 'usage' && err.message.includes(`'${bad}'`), bad);
+    assert.throws(
+      () => validateUser(bad),
+      (err: unknown) => err instanceof VmsError && err.code === 'usage' && err.message.includes(`'${bad}'`),
+      bad,
+    );
   }
 });
 
@@ -134,10 +177,16 @@ test('validateUser: lowercase Linux names, never root', () => {
 function fakeRoot(opts: { localtime?: string; vconsole?: string; passwd?: string } = {}): string {
   const root = mkdtempSync(join(TMP, 'root-'));
   mkdirSync(join(root, 'etc'));
-  if (opts.localtime !== '') symlinkSync(opts.localtime ?? '../usr/share/zoneinfo/Europe/Berlin', join(root, 'etc/localtime'));
-  if (opts.vconsole !== '') writeFileSync(join(root, 'etc/vconsole.conf'), opts.vconsole ?? 'KEYMAP=de-latin1\nFONT=ter-v16n\n');
+  if (opts.localtime !== '')
+    symlinkSync(opts.localtime ?? '../usr/share/zoneinfo/Europe/Berlin', join(root, 'etc/localtime'));
+  if (opts.vconsole !== '')
+    writeFileSync(join(root, 'etc/vconsole.conf'), opts.vconsole ?? 'KEYMAP=de-latin1\nFONT=ter-v16n\n');
   if (opts.passwd !== '') {
-    writeFileSync(join(root, 'etc/passwd'), opts.passwd ?? 'root:x:0:0::/root:/bin/bash\nalicex:x:1001:1001::/home/wrong:/bin/bash\nalice:x:1000:1000:Alice:/srv/alice:/bin/zsh\n');
+    writeFileSync(
+      join(root, 'etc/passwd'),
+      opts.passwd ??
+        'root:x:0:0::/root:/bin/bash\nalicex:x:1001:1001::/home/wrong:/bin/bash\nalice:x:1000:1000:Alice:/srv/alice:/bin/zsh\n',
+    );
   }
   return root;
 }
@@ -166,12 +215,30 @@ test('hostFacts reads the timezone, keymap and (under sudo) the home from the ro
 test('hostFacts: who the user is, and their home', () => {
   const root = fakeRoot();
   const cases: [NodeJS.ProcessEnv, { user: string; home: string }][] = [
-    [{ SUDO_USER: 'alice', USER: 'root', HOME: '/root' }, { user: 'alice', home: '/srv/alice' }],
-    [{ SUDO_USER: 'carol', USER: 'root', HOME: '/root' }, { user: 'carol', home: '/home/carol' }], // not in passwd
-    [{ USER: 'bob', HOME: '/home/bob' }, { user: 'bob', home: '/home/bob' }],
-    [{ USER: 'root', HOME: '/root' }, { user: 'arch', home: '/root' }], // root (containers, CI): an ordinary guest user
-    [{ SUDO_USER: 'root', USER: 'root', HOME: '/root' }, { user: 'arch', home: '/root' }], // sudo from root
-    [{ USER: 'Bob.Smith', HOME: '/home/b' }, { user: 'arch', home: '/home/b' }], // not a valid guest user name
+    [
+      { SUDO_USER: 'alice', USER: 'root', HOME: '/root' },
+      { user: 'alice', home: '/srv/alice' },
+    ],
+    [
+      { SUDO_USER: 'carol', USER: 'root', HOME: '/root' },
+      { user: 'carol', home: '/home/carol' },
+    ], // not in passwd
+    [
+      { USER: 'bob', HOME: '/home/bob' },
+      { user: 'bob', home: '/home/bob' },
+    ],
+    [
+      { USER: 'root', HOME: '/root' },
+      { user: 'arch', home: '/root' },
+    ], // root (containers, CI): an ordinary guest user
+    [
+      { SUDO_USER: 'root', USER: 'root', HOME: '/root' },
+      { user: 'arch', home: '/root' },
+    ], // sudo from root
+    [
+      { USER: 'Bob.Smith', HOME: '/home/b' },
+      { user: 'arch', home: '/home/b' },
+    ], // not a valid guest user name
   ];
   for (const [env, expected] of cases) {
     const { user, home } = hostFacts(caller(env), root);
@@ -196,14 +263,22 @@ test('hostFacts: LANG is taken only when it is a plain UTF-8 locale', () => {
     [undefined, 'en_US.UTF-8'],
   ];
   for (const [lang, locale] of cases) {
-    assert.equal(hostFacts(caller({ USER: 'bob', HOME: '/h', ...(lang !== undefined && { LANG: lang }) }), root).locale, locale, String(lang));
+    assert.equal(
+      hostFacts(caller({ USER: 'bob', HOME: '/h', ...(lang !== undefined && { LANG: lang }) }), root).locale,
+      locale,
+      String(lang),
+    );
   }
 });
 
 test('hostFacts: timezone and keymap fall back to UTC and us', () => {
   const env = { USER: 'bob', HOME: '/h' };
   const cases: [Parameters<typeof fakeRoot>[0], string, string][] = [
-    [{ localtime: '/usr/share/zoneinfo/America/New_York', vconsole: 'FONT=x\nKEYMAP="fr"\n' }, 'America/New_York', 'fr'],
+    [
+      { localtime: '/usr/share/zoneinfo/America/New_York', vconsole: 'FONT=x\nKEYMAP="fr"\n' },
+      'America/New_York',
+      'fr',
+    ],
     [{ localtime: '', vconsole: '' }, 'UTC', 'us'],
     [{ localtime: '/etc/somewhere/else', vconsole: 'FONT=ter-v16n\n' }, 'UTC', 'us'],
   ];
@@ -228,22 +303,34 @@ function home(keys: Record<string, string>): string {
 }
 
 test('sshPublicKey: id_ed25519.pub, else id_ecdsa.pub, else id_rsa.pub; first line, trimmed', () => {
-  assert.equal(sshPublicKey(home({ 'id_rsa.pub': `${RSA}\n`, 'id_ed25519.pub': `${ED}\n`, 'id_ecdsa.pub': ECDSA })), ED);
+  assert.equal(
+    sshPublicKey(home({ 'id_rsa.pub': `${RSA}\n`, 'id_ed25519.pub': `${ED}\n`, 'id_ecdsa.pub': ECDSA })),
+    ED,
+  );
   assert.equal(sshPublicKey(home({ 'id_rsa.pub': `${RSA}\n`, 'id_ecdsa.pub': `  ${ECDSA}  \n` })), ECDSA);
   assert.equal(sshPublicKey(home({ 'id_rsa.pub': `${RSA}\n${ED}\n`, id_ed25519: 'PRIVATE' })), RSA);
 });
 
 test('sshPublicKey: no key at all is an empty string, not an error', () => {
   assert.equal(sshPublicKey(home({})), '');
-  assert.equal(sshPublicKey(home({ id_ed25519: '-----BEGIN OPENSSH PRIVATE KEY-----', 'authorized_keys': ED })), '');
+  assert.equal(sshPublicKey(home({ id_ed25519: '-----BEGIN OPENSSH PRIVATE KEY-----', authorized_keys: ED })), '');
   assert.equal(sshPublicKey(join(TMP, 'no-such-home')), '');
 });
 
 test('sshPublicKey: a given file is used as is, and must exist and hold a public key', () => {
-  const dir = home({ 'id_ed25519.pub': ED, 'work.pub': `${RSA}\n`, 'private': '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n', 'empty.pub': '' });
+  const dir = home({
+    'id_ed25519.pub': ED,
+    'work.pub': `${RSA}\n`,
+    private: '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n',
+    'empty.pub': '',
+  });
   assert.equal(sshPublicKey(dir, join(dir, '.ssh/work.pub')), RSA);
   const usage = (given: string, message: RegExp) =>
-    assert.throws(() => sshPublicKey(dir, given), (err: unknown) => err instanceof VmsError && err.code === 'usage' && message.test(err.message), given);
+    assert.throws(
+      () => sshPublicKey(dir, given),
+      (err: unknown) => err instanceof VmsError && err.code === 'usage' && message.test(err.message),
+      given,
+    );
   usage(join(dir, '.ssh/missing.pub'), /^SSH key not found: .*missing\.pub$/);
   usage(join(dir, '.ssh/private'), /private does not look like an SSH public key/);
   usage(join(dir, '.ssh/empty.pub'), /empty\.pub does not look like an SSH public key/);

@@ -11,8 +11,7 @@ const SPEC_VECTORS: { password: string; salt: string; rounds?: number; expected:
   {
     password: 'Hello world!',
     salt: 'saltstring',
-    expected:
-      '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1',
+    expected: '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1',
   },
   {
     password: 'Hello world!',

@@ -48,14 +48,26 @@ test('parseProfileHeader reads vms-parent and vms-description', () => {
     description: 'Firefox and Chromium; Firefox starts',
   });
   assert.deepEqual(parseProfileHeader(script()), { parent: undefined, description: undefined });
-  assert.deepEqual(parseProfileHeader('#vms-parent:base   \n#  vms-description:   spaced out   \n'), { parent: 'base', description: 'spaced out' });
+  assert.deepEqual(parseProfileHeader('#vms-parent:base   \n#  vms-description:   spaced out   \n'), {
+    parent: 'base',
+    description: 'spaced out',
+  });
 });
 
 test('parseProfileHeader looks at the first 10 lines only, and only at comment lines', () => {
   const lines = (n: number) => Array.from({ length: n }, (_, i) => `: line ${i}`);
-  assert.deepEqual(parseProfileHeader([...lines(9), '# vms-parent: late', '# vms-description: too late'].join('\n')), { parent: 'late', description: undefined });
-  assert.deepEqual(parseProfileHeader([...lines(10), '# vms-parent: late'].join('\n')), { parent: undefined, description: undefined });
-  assert.deepEqual(parseProfileHeader('echo "# vms-parent: not-a-header"\n  # vms-description: indented'), { parent: undefined, description: undefined });
+  assert.deepEqual(parseProfileHeader([...lines(9), '# vms-parent: late', '# vms-description: too late'].join('\n')), {
+    parent: 'late',
+    description: undefined,
+  });
+  assert.deepEqual(parseProfileHeader([...lines(10), '# vms-parent: late'].join('\n')), {
+    parent: undefined,
+    description: undefined,
+  });
+  assert.deepEqual(parseProfileHeader('echo "# vms-parent: not-a-header"\n  # vms-description: indented'), {
+    parent: undefined,
+    description: undefined,
+  });
 });
 
 test('the built-in profiles load, each with its name and from "built-in"', () => {
@@ -87,11 +99,21 @@ test('loadCatalog: earlier VMS_PROFILE_PATH dirs override later ones, and all of
 
 test('loadCatalog: _*.sh are libraries (first dir wins), other files and odd names are no profiles', () => {
   const first = profileDir({ '_lib.sh': 'echo mine\n', 'README.md': '# x', 'notes.txt': 'x', 'ok.sh': script() });
-  const second = profileDir({ '_lib.sh': 'echo theirs\n', '_extra.sh': 'echo extra\n', '.hidden.sh': script(), '-dash.sh': script(), 'sp ace.sh': script(), 'v1.2_x-y.sh': script() });
+  const second = profileDir({
+    '_lib.sh': 'echo theirs\n',
+    '_extra.sh': 'echo extra\n',
+    '.hidden.sh': script(),
+    '-dash.sh': script(),
+    'sp ace.sh': script(),
+    'v1.2_x-y.sh': script(),
+  });
   const { profiles, libs } = catalogOf(first, second, join(TMP, 'does-not-exist'));
   assert.equal(libs.get('_lib.sh'), 'echo mine\n');
   assert.equal(libs.get('_extra.sh'), 'echo extra\n');
-  const mine = [...profiles.values()].filter((p) => p.from !== 'built-in').map((p) => p.name).sort();
+  const mine = [...profiles.values()]
+    .filter((p) => p.from !== 'built-in')
+    .map((p) => p.name)
+    .sort();
   assert.deepEqual(mine, ['ok', 'v1.2_x-y']);
   for (const name of profiles.keys()) assert.ok(!name.startsWith('_'), `${name} is a library, not a profile`);
 });
@@ -103,23 +125,48 @@ test('profileChain: the profile and its ancestors, root first', () => {
     'leaf.sh': script({ parent: 'mid' }),
   });
   const catalog = catalogOf(dir);
-  assert.deepEqual(profileChain(catalog, 'leaf').map((p) => p.name), ['root', 'mid', 'leaf']);
-  assert.deepEqual(profileChain(catalog, 'root').map((p) => p.name), ['root']);
+  assert.deepEqual(
+    profileChain(catalog, 'leaf').map((p) => p.name),
+    ['root', 'mid', 'leaf'],
+  );
+  assert.deepEqual(
+    profileChain(catalog, 'root').map((p) => p.name),
+    ['root'],
+  );
   assert.equal(profileChain(catalog, 'leaf')[0]!.description, 'the root');
 });
 
 test('profileChain: an unknown profile is notFound and lists the known ones', () => {
   const catalog = catalogOf(profileDir({ 'zeta.sh': script(), 'alpha.sh': script() }));
-  assertError(() => profileChain(catalog, 'nope'), 'notFound', /^unknown profile 'nope'$/, /known profiles: .*alpha, .*zeta/);
+  assertError(
+    () => profileChain(catalog, 'nope'),
+    'notFound',
+    /^unknown profile 'nope'$/,
+    /known profiles: .*alpha, .*zeta/,
+  );
 });
 
 test('profileChain: a parent that does not exist is a usage error naming both', () => {
-  const catalog = catalogOf(profileDir({ 'base.sh': script({ parent: 'ghost' }), 'child.sh': script({ parent: 'base' }) }));
-  assertError(() => profileChain(catalog, 'child'), 'usage', /^profile 'base' names parent 'ghost', which does not exist$/, /known profiles: .*base/);
+  const catalog = catalogOf(
+    profileDir({ 'base.sh': script({ parent: 'ghost' }), 'child.sh': script({ parent: 'base' }) }),
+  );
+  assertError(
+    () => profileChain(catalog, 'child'),
+    'usage',
+    /^profile 'base' names parent 'ghost', which does not exist$/,
+    /known profiles: .*base/,
+  );
 });
 
 test('profileChain: a loop is a usage error that shows it', () => {
-  const catalog = catalogOf(profileDir({ 'a.sh': script({ parent: 'b' }), 'b.sh': script({ parent: 'c' }), 'c.sh': script({ parent: 'a' }), 'self.sh': script({ parent: 'self' }) }));
+  const catalog = catalogOf(
+    profileDir({
+      'a.sh': script({ parent: 'b' }),
+      'b.sh': script({ parent: 'c' }),
+      'c.sh': script({ parent: 'a' }),
+      'self.sh': script({ parent: 'self' }),
+    }),
+  );
   assertError(() => profileChain(catalog, 'a'), 'usage', /^profiles a → b → c → a form a loop$/);
   assertError(() => profileChain(catalog, 'self'), 'usage', /^profiles self → self form a loop$/);
 });

@@ -82,22 +82,41 @@ const OS_RELEASE = {
 const GID = process.getgid!();
 
 const groupFile = (...extra: string[]) =>
-  ['root:x:0:', 'sudo:x:27:alice', 'kvm:x:993:', ...extra, 'alice:x:1000:', 'bob:x:1001:', 'carol:x:1002:', ''].join('\n');
+  ['root:x:0:', 'sudo:x:27:alice', 'kvm:x:993:', ...extra, 'alice:x:1000:', 'bob:x:1001:', 'carol:x:1002:', ''].join(
+    '\n',
+  );
 
 // ---- recorded tool answers ---------------------------------------------------------------------------------------
 
 const result = (stdout: string, exitCode = 0, stderr = ''): RunResult => ({ stdout, stderr, exitCode });
 
 const VIRSH = ['-c', 'qemu:///system'];
-const VERSION_OK = result('Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n\n');
-const NO_DAEMON = result('', 1, "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n");
+const VERSION_OK = result(
+  'Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n\n',
+);
+const NO_DAEMON = result(
+  '',
+  1,
+  "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n",
+);
 const netInfo = (active: 'yes' | 'no', autostart: 'yes' | 'no') =>
-  result(`Name:           default\nUUID:           e16f7db7-5806-43ef-acf9-cfe2c8a99c93\nActive:         ${active}\nPersistent:     yes\nAutostart:      ${autostart}\nBridge:         virbr0\n\n`);
-const NO_NETWORK = result('', 1, "error: failed to get network 'default'\nerror: Network not found: no network with matching name 'default'\n");
+  result(
+    `Name:           default\nUUID:           e16f7db7-5806-43ef-acf9-cfe2c8a99c93\nActive:         ${active}\nPersistent:     yes\nAutostart:      ${autostart}\nBridge:         virbr0\n\n`,
+  );
+const NO_NETWORK = result(
+  '',
+  1,
+  "error: failed to get network 'default'\nerror: Network not found: no network with matching name 'default'\n",
+);
 
 const dpkgQuery = (lines: string[], notFound: string[]) =>
-  result(lines.map((l) => `${l} \n`).join(''), notFound.length ? 1 : 0, notFound.map((p) => `dpkg-query: no packages found matching ${p}\n`).join(''));
-const rpmQuery = (lines: string[]) => result(lines.map((l) => `${l}\n`).join(''), lines.filter((l) => l.startsWith('package ')).length);
+  result(
+    lines.map((l) => `${l} \n`).join(''),
+    notFound.length ? 1 : 0,
+    notFound.map((p) => `dpkg-query: no packages found matching ${p}\n`).join(''),
+  );
+const rpmQuery = (lines: string[]) =>
+  result(lines.map((l) => `${l}\n`).join(''), lines.filter((l) => l.startsWith('package ')).length);
 const notInstalled = (p: string) => `package ${p} is not installed`;
 
 /** The host's own virtiofsd: readHostState looks for the binary on this machine, not through its `read`. */
@@ -113,7 +132,13 @@ const HOST_VIRTLOGD = (() => {
 })();
 
 /** The calls readHostState makes, in order; apt-cache only on Debian and only when this host lacks a virtiofsd. */
-function hostCalls(distro: Distro, packages: RunResult, version: RunResult, net?: RunResult, aptPolicy = result('')): Expected[] {
+function hostCalls(
+  distro: Distro,
+  packages: RunResult,
+  version: RunResult,
+  net?: RunResult,
+  aptPolicy = result(''),
+): Expected[] {
   const pkgs = PACKAGES[distro];
   const query: Record<Distro, string[]> = {
     arch: ['pacman', '-T', ...pkgs],
@@ -124,7 +149,9 @@ function hostCalls(distro: Distro, packages: RunResult, version: RunResult, net?
     { cmd: query[distro][0]!, args: query[distro].slice(1), result: packages },
     { cmd: 'virsh', args: [...VIRSH, 'version'], result: version },
     ...(net ? [{ cmd: 'virsh', args: [...VIRSH, 'net-info', 'default'], result: net }] : []),
-    ...(distro === 'debian' && !HOST_VIRTIOFSD ? [{ cmd: 'apt-cache', args: ['policy', 'virtiofsd'], result: aptPolicy }] : []),
+    ...(distro === 'debian' && !HOST_VIRTIOFSD
+      ? [{ cmd: 'apt-cache', args: ['policy', 'virtiofsd'], result: aptPolicy }]
+      : []),
   ];
 }
 
@@ -158,12 +185,18 @@ async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
   const dirs = ['images', 'iso', 'state', 'cache'].map((d) => join(base, d));
   mkdirSync(base);
   host.prepare?.(dirs);
-  const config = resolveConfig({ env: { VMS_IMAGES_DIR: dirs[0], VMS_ISO_DIR: dirs[1], VMS_STATE_DIR: dirs[2], VMS_CACHE_DIR: dirs[3] } });
+  const config = resolveConfig({
+    env: { VMS_IMAGES_DIR: dirs[0], VMS_ISO_DIR: dirs[1], VMS_STATE_DIR: dirs[2], VMS_CACHE_DIR: dirs[3] },
+  });
   const fake = new FakeRunner(host.calls);
   // Who runs it: the recorded host's user and environment (the rest of this process's facts do not matter here).
   const caller = { ...processHost(), uid: host.uid, env: host.env };
   const ctx = createContext({ config, runner: host.runner ? host.runner(fake) : fake, host: caller });
-  const files: Record<string, string> = { '/etc/os-release': host.osRelease.join('\n') + '\n', '/etc/group': host.group, '/proc/1/comm': host.comm };
+  const files: Record<string, string> = {
+    '/etc/os-release': host.osRelease.join('\n') + '\n',
+    '/etc/group': host.group,
+    '/proc/1/comm': host.comm,
+  };
   const readFile = (path: string) => {
     assert.ok(path in files, `unexpected read of ${path}`);
     return files[path]!;
@@ -182,7 +215,11 @@ describe('readHostState on recorded hosts', () => {
       comm: 'systemd\n',
       env: { USER: 'alice', HOME: '/home/alice' },
       uid: 1000,
-      calls: hostCalls('arch', result('qemu-desktop\nlibvirt\nvirt-install\nvirt-viewer\ndnsmasq\nedk2-ovmf\nvirtiofsd\n', 127), NO_DAEMON),
+      calls: hostCalls(
+        'arch',
+        result('qemu-desktop\nlibvirt\nvirt-install\nvirt-viewer\ndnsmasq\nedk2-ovmf\nvirtiofsd\n', 127),
+        NO_DAEMON,
+      ),
       // ready in every way but the group: there is no libvirt group yet
       prepare: (d) => readyDir(d[0]!),
     });
@@ -214,7 +251,21 @@ describe('readHostState on recorded hosts', () => {
       calls: hostCalls(
         'debian',
         // Debian 12 has no virtiofsd package: QEMU's own brings the binary
-        dpkgQuery(['dnsmasq-base ii', 'libvirt-clients ii', 'libvirt-daemon-system ii', 'openssh-client ii', 'ovmf ii', 'qemu-system-x86 ii', 'qemu-utils ii', 'virt-viewer ii', 'virtinst ii', 'xorriso ii'], ['virtiofsd']),
+        dpkgQuery(
+          [
+            'dnsmasq-base ii',
+            'libvirt-clients ii',
+            'libvirt-daemon-system ii',
+            'openssh-client ii',
+            'ovmf ii',
+            'qemu-system-x86 ii',
+            'qemu-utils ii',
+            'virt-viewer ii',
+            'virtinst ii',
+            'xorriso ii',
+          ],
+          ['virtiofsd'],
+        ),
         VERSION_OK,
         netInfo('yes', 'yes'),
         result(''), // apt-cache policy of a package this release does not know: nothing at all
@@ -242,7 +293,10 @@ describe('readHostState on recorded hosts', () => {
     });
     // a second run on this host changes nothing
     const steps = planBootstrap(state, { network: true }, '/usr/share/libvirt/networks/default.xml');
-    assert.deepEqual(steps.filter((s) => s.commands.length), []);
+    assert.deepEqual(
+      steps.filter((s) => s.commands.length),
+      [],
+    );
   });
 
   test('Ubuntu 24.04 as root for root, no systemd: no user; network defined but stopped; only proper dirs are ready', async () => {
@@ -255,10 +309,27 @@ describe('readHostState on recorded hosts', () => {
         uid: 0,
         calls: hostCalls(
           'debian',
-          dpkgQuery(['dnsmasq-base un', 'libvirt-clients ii', 'libvirt-daemon-system ii', 'openssh-client ii', 'ovmf ii', 'qemu-system-x86 ii', 'qemu-utils ii', 'virt-viewer ii', 'virtinst ii', 'virtiofsd un', 'xorriso ii'], []),
+          dpkgQuery(
+            [
+              'dnsmasq-base un',
+              'libvirt-clients ii',
+              'libvirt-daemon-system ii',
+              'openssh-client ii',
+              'ovmf ii',
+              'qemu-system-x86 ii',
+              'qemu-utils ii',
+              'virt-viewer ii',
+              'virtinst ii',
+              'virtiofsd un',
+              'xorriso ii',
+            ],
+            [],
+          ),
           VERSION_OK,
           netInfo('no', 'no'),
-          result('virtiofsd:\n  Installed: (none)\n  Candidate: 1.10.1-1\n  Version table:\n     1.10.1-1 500\n        500 http://archive.ubuntu.com/ubuntu noble/main amd64 Packages\n'),
+          result(
+            'virtiofsd:\n  Installed: (none)\n  Candidate: 1.10.1-1\n  Version table:\n     1.10.1-1 500\n        500 http://archive.ubuntu.com/ubuntu noble/main amd64 Packages\n',
+          ),
         ),
         prepare: (d) => {
           readyDir(d[0]!);
@@ -323,7 +394,11 @@ describe('readHostState on recorded hosts', () => {
     assert.equal(state.libvirtdRunning, true);
     assert.equal(state.network, 'undefined');
     assert.equal(state.networkAutostart, false);
-    assert.deepEqual(state.dirs.map((d) => d.ok), [false, false, false, false], `libvirt is gid ${GID + 1}; ${dirs[0]} is ${GID}`);
+    assert.deepEqual(
+      state.dirs.map((d) => d.ok),
+      [false, false, false, false],
+      `libvirt is gid ${GID + 1}; ${dirs[0]} is ${GID}`,
+    );
   });
 
   test('Fedora 40 in a container, fresh, no virsh at all: no systemd, not running; the group line without the user', async () => {
@@ -411,43 +486,114 @@ const FRESH_TAIL: BootstrapStep[] = [
   {
     name: 'dirs',
     summary: `create ${DIRS.join(', ')} for the libvirt group, reachable by the qemu user`,
-    commands: [['sudo', 'mkdir', '-p', ...DIRS], ['sudo', 'chgrp', 'libvirt', ...DIRS], ['sudo', 'chmod', '2775', ...DIRS]],
+    commands: [
+      ['sudo', 'mkdir', '-p', ...DIRS],
+      ['sudo', 'chgrp', 'libvirt', ...DIRS],
+      ['sudo', 'chmod', '2775', ...DIRS],
+    ],
   },
-  { name: 'network', summary: 'define the default NAT network', commands: [virsh('net-define', XML), virsh('net-autostart', 'default'), virsh('net-start', 'default')] },
+  {
+    name: 'network',
+    summary: 'define the default NAT network',
+    commands: [virsh('net-define', XML), virsh('net-autostart', 'default'), virsh('net-start', 'default')],
+  },
   { name: 'iso', summary: 'no Arch ISO yet', commands: [], after: '`vms iso fetch` downloads and verifies it' },
 ];
 
 describe('planBootstrap on a fresh host', () => {
   test('Arch: pacman -S --needed --noconfirm, libvirtd.service', () => {
-    const pkgs = ['qemu-desktop', 'libvirt', 'virt-install', 'virt-viewer', 'dnsmasq', 'edk2-ovmf', 'virtiofsd', 'libisoburn', 'openssh'];
+    const pkgs = [
+      'qemu-desktop',
+      'libvirt',
+      'virt-install',
+      'virt-viewer',
+      'dnsmasq',
+      'edk2-ovmf',
+      'virtiofsd',
+      'libisoburn',
+      'openssh',
+    ];
     assert.deepEqual(planBootstrap(fresh('arch'), ON, XML), [
-      { name: 'packages', summary: `install ${pkgs.join(', ')}`, commands: [['sudo', 'pacman', '-S', '--needed', '--noconfirm', ...pkgs]] },
-      { name: 'daemons', summary: 'enable and start libvirt (systemd)', commands: [['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket']] },
+      {
+        name: 'packages',
+        summary: `install ${pkgs.join(', ')}`,
+        commands: [['sudo', 'pacman', '-S', '--needed', '--noconfirm', ...pkgs]],
+      },
+      {
+        name: 'daemons',
+        summary: 'enable and start libvirt (systemd)',
+        commands: [['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket']],
+      },
       ...FRESH_TAIL,
     ]);
   });
 
   test('Debian: apt-get update, then install --no-install-recommends; virtiofsd too when there is none', () => {
-    const pkgs = ['qemu-system-x86', 'qemu-utils', 'libvirt-daemon-system', 'libvirt-clients', 'virtinst', 'virt-viewer', 'dnsmasq-base', 'ovmf', 'virtiofsd', 'xorriso', 'openssh-client'];
+    const pkgs = [
+      'qemu-system-x86',
+      'qemu-utils',
+      'libvirt-daemon-system',
+      'libvirt-clients',
+      'virtinst',
+      'virt-viewer',
+      'dnsmasq-base',
+      'ovmf',
+      'virtiofsd',
+      'xorriso',
+      'openssh-client',
+    ];
     assert.deepEqual(planBootstrap(fresh('debian'), ON, XML), [
       {
         name: 'packages',
         summary: `install ${pkgs.join(', ')}`,
-        commands: [['sudo', 'apt-get', 'update', '-q'], ['sudo', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs]],
+        commands: [
+          ['sudo', 'apt-get', 'update', '-q'],
+          ['sudo', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs],
+        ],
       },
-      { name: 'daemons', summary: 'enable and start libvirt (systemd)', commands: [['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket']] },
+      {
+        name: 'daemons',
+        summary: 'enable and start libvirt (systemd)',
+        commands: [['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket']],
+      },
       ...FRESH_TAIL,
     ]);
   });
 
   test("Fedora: dnf install -y, libvirt's modular daemons", () => {
-    const pkgs = ['qemu-kvm', 'qemu-img', 'libvirt', 'virt-install', 'virt-viewer', 'dnsmasq', 'edk2-ovmf', 'virtiofsd', 'xorriso', 'openssh-clients'];
+    const pkgs = [
+      'qemu-kvm',
+      'qemu-img',
+      'libvirt',
+      'virt-install',
+      'virt-viewer',
+      'dnsmasq',
+      'edk2-ovmf',
+      'virtiofsd',
+      'xorriso',
+      'openssh-clients',
+    ];
     assert.deepEqual(planBootstrap(fresh('fedora'), ON, XML), [
-      { name: 'packages', summary: `install ${pkgs.join(', ')}`, commands: [['sudo', 'dnf', 'install', '-y', ...pkgs]] },
+      {
+        name: 'packages',
+        summary: `install ${pkgs.join(', ')}`,
+        commands: [['sudo', 'dnf', 'install', '-y', ...pkgs]],
+      },
       {
         name: 'daemons',
         summary: 'enable and start libvirt (systemd)',
-        commands: [['sudo', 'systemctl', 'enable', '--now', 'virtqemud.socket', 'virtnetworkd.socket', 'virtstoraged.socket', 'virtlogd.socket']],
+        commands: [
+          [
+            'sudo',
+            'systemctl',
+            'enable',
+            '--now',
+            'virtqemud.socket',
+            'virtnetworkd.socket',
+            'virtstoraged.socket',
+            'virtlogd.socket',
+          ],
+        ],
       },
       ...FRESH_TAIL,
     ]);
@@ -458,9 +604,19 @@ describe('planBootstrap on a fresh host', () => {
       const withSudo = planBootstrap(fresh(distro), ON, XML).flatMap((s) => s.commands);
       const asRoot = planBootstrap(fresh(distro, { root: true }), ON, XML).flatMap((s) => s.commands);
       assert.ok(withSudo.length >= 9, distro);
-      assert.ok(withSudo.every((c) => c[0] === 'sudo'), distro);
-      assert.ok(asRoot.every((c) => !c.includes('sudo')), distro);
-      assert.deepEqual(asRoot, withSudo.map((c) => c.slice(1)), distro);
+      assert.ok(
+        withSudo.every((c) => c[0] === 'sudo'),
+        distro,
+      );
+      assert.ok(
+        asRoot.every((c) => !c.includes('sudo')),
+        distro,
+      );
+      assert.deepEqual(
+        asRoot,
+        withSudo.map((c) => c.slice(1)),
+        distro,
+      );
     }
   });
 });
@@ -468,21 +624,46 @@ describe('planBootstrap on a fresh host', () => {
 describe('planBootstrap, step by step', () => {
   test('no systemd: virtlogd -d only when virtlogd is not running, then libvirtd -d', () => {
     for (const distro of ['arch', 'debian', 'fedora'] as const) {
-      const daemons = (virtlogdRunning: boolean) => step(planBootstrap(fresh(distro, { systemd: false, virtlogdRunning, root: true }), ON, XML), 'daemons');
-      assert.deepEqual(daemons(false), { name: 'daemons', summary: 'start virtlogd and libvirtd (no systemd here)', commands: [['virtlogd', '-d'], ['libvirtd', '-d']] }, distro);
+      const daemons = (virtlogdRunning: boolean) =>
+        step(planBootstrap(fresh(distro, { systemd: false, virtlogdRunning, root: true }), ON, XML), 'daemons');
+      assert.deepEqual(
+        daemons(false),
+        {
+          name: 'daemons',
+          summary: 'start virtlogd and libvirtd (no systemd here)',
+          commands: [
+            ['virtlogd', '-d'],
+            ['libvirtd', '-d'],
+          ],
+        },
+        distro,
+      );
       assert.deepEqual(daemons(true).commands, [['libvirtd', '-d']], distro);
     }
-    assert.deepEqual(step(planBootstrap(fresh('debian', { systemd: false }), ON, XML), 'daemons').commands, [['sudo', 'virtlogd', '-d'], ['sudo', 'libvirtd', '-d']]);
+    assert.deepEqual(step(planBootstrap(fresh('debian', { systemd: false }), ON, XML), 'daemons').commands, [
+      ['sudo', 'virtlogd', '-d'],
+      ['sudo', 'libvirtd', '-d'],
+    ]);
   });
 
   test('systemd: the units are enabled whether or not virtlogd runs', () => {
     const daemons = step(planBootstrap(fresh('arch', { virtlogdRunning: true }), ON, XML), 'daemons');
-    assert.deepEqual(daemons.commands, [['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket']]);
+    assert.deepEqual(daemons.commands, [
+      ['sudo', 'systemctl', 'enable', '--now', 'libvirtd.service', 'virtlogd.socket'],
+    ]);
   });
 
   test('group: nothing to join for root, nothing to do for a member', () => {
-    assert.deepEqual(step(planBootstrap(fresh('arch', { root: true, user: undefined }), ON, XML), 'group'), { name: 'group', summary: 'running as root for root: no group to join', commands: [] });
-    assert.deepEqual(step(planBootstrap(fresh('arch', { userInGroup: true }), ON, XML), 'group'), { name: 'group', summary: 'alice is in the libvirt group', commands: [] });
+    assert.deepEqual(step(planBootstrap(fresh('arch', { root: true, user: undefined }), ON, XML), 'group'), {
+      name: 'group',
+      summary: 'running as root for root: no group to join',
+      commands: [],
+    });
+    assert.deepEqual(step(planBootstrap(fresh('arch', { userInGroup: true }), ON, XML), 'group'), {
+      name: 'group',
+      summary: 'alice is in the libvirt group',
+      commands: [],
+    });
     assert.deepEqual(step(planBootstrap(fresh('fedora', { root: true, user: 'bob' }), ON, XML), 'group'), {
       name: 'group',
       summary: 'add bob to the libvirt group',
@@ -506,33 +687,80 @@ describe('planBootstrap, step by step', () => {
 
   test('network: define, autostart and start what is missing; --no-network never starts it', () => {
     const cases: [Pick<HostState, 'network' | 'networkAutostart'>, boolean, string, string[][]][] = [
-      [{ network: 'undefined', networkAutostart: false }, false, 'define the default NAT network (not started: --no-network)', [virsh('net-define', XML), virsh('net-autostart', 'default')]],
+      [
+        { network: 'undefined', networkAutostart: false },
+        false,
+        'define the default NAT network (not started: --no-network)',
+        [virsh('net-define', XML), virsh('net-autostart', 'default')],
+      ],
       // libvirtd did not answer: the definition is planned, and skipped at run time when the network exists
-      [{ network: 'unknown', networkAutostart: false }, true, 'define (unless it exists) the default NAT network', [virsh('net-define', XML), virsh('net-autostart', 'default'), virsh('net-start', 'default')]],
-      [{ network: 'inactive', networkAutostart: true }, true, 'set up the default NAT network', [virsh('net-start', 'default')]],
-      [{ network: 'inactive', networkAutostart: false }, true, 'set up the default NAT network', [virsh('net-autostart', 'default'), virsh('net-start', 'default')]],
-      [{ network: 'inactive', networkAutostart: false }, false, 'set up the default NAT network (not started: --no-network)', [virsh('net-autostart', 'default')]],
-      [{ network: 'inactive', networkAutostart: true }, false, 'the default network is defined (not started: --no-network)', []],
-      [{ network: 'active', networkAutostart: false }, true, 'set up the default NAT network', [virsh('net-autostart', 'default')]],
+      [
+        { network: 'unknown', networkAutostart: false },
+        true,
+        'define (unless it exists) the default NAT network',
+        [virsh('net-define', XML), virsh('net-autostart', 'default'), virsh('net-start', 'default')],
+      ],
+      [
+        { network: 'inactive', networkAutostart: true },
+        true,
+        'set up the default NAT network',
+        [virsh('net-start', 'default')],
+      ],
+      [
+        { network: 'inactive', networkAutostart: false },
+        true,
+        'set up the default NAT network',
+        [virsh('net-autostart', 'default'), virsh('net-start', 'default')],
+      ],
+      [
+        { network: 'inactive', networkAutostart: false },
+        false,
+        'set up the default NAT network (not started: --no-network)',
+        [virsh('net-autostart', 'default')],
+      ],
+      [
+        { network: 'inactive', networkAutostart: true },
+        false,
+        'the default network is defined (not started: --no-network)',
+        [],
+      ],
+      [
+        { network: 'active', networkAutostart: false },
+        true,
+        'set up the default NAT network',
+        [virsh('net-autostart', 'default')],
+      ],
       [{ network: 'active', networkAutostart: true }, false, 'the default network is active', []],
     ];
     for (const [net, network, summary, commands] of cases) {
-      assert.deepEqual(step(planBootstrap(ready('arch', net), { network }, XML), 'network'), { name: 'network', summary, commands }, `${JSON.stringify(net)} network=${network}`);
+      assert.deepEqual(
+        step(planBootstrap(ready('arch', net), { network }, XML), 'network'),
+        { name: 'network', summary, commands },
+        `${JSON.stringify(net)} network=${network}`,
+      );
     }
   });
 
   test("Debian's optional virtiofsd: not installed when a binary is found or apt has none", () => {
-    const packages = (over: Partial<HostState>) => step(planBootstrap(ready('debian', { missing: ['ovmf', 'virtiofsd'], ...over }), ON, XML), 'packages').commands;
-    const install = (...pkgs: string[]) => [['sudo', 'apt-get', 'update', '-q'], ['sudo', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs]];
+    const packages = (over: Partial<HostState>) =>
+      step(planBootstrap(ready('debian', { missing: ['ovmf', 'virtiofsd'], ...over }), ON, XML), 'packages').commands;
+    const install = (...pkgs: string[]) => [
+      ['sudo', 'apt-get', 'update', '-q'],
+      ['sudo', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs],
+    ];
     assert.deepEqual(packages({ virtiofsd: true }), install('ovmf'), 'found: QEMU brings it');
     assert.deepEqual(packages({ unavailable: ['virtiofsd'] }), install('ovmf'), 'Debian 12: no such package');
     assert.deepEqual(packages({}), install('ovmf', 'virtiofsd'), 'not found, and apt has it');
-    const alone = step(planBootstrap(ready('debian', { missing: ['virtiofsd'], virtiofsd: true }), ON, XML), 'packages');
+    const alone = step(
+      planBootstrap(ready('debian', { missing: ['virtiofsd'], virtiofsd: true }), ON, XML),
+      'packages',
+    );
     assert.deepEqual(alone, { name: 'packages', summary: 'the packages vms needs are installed', commands: [] });
     // elsewhere virtiofsd is a package like any other
-    assert.deepEqual(step(planBootstrap(ready('arch', { missing: ['virtiofsd'], virtiofsd: true }), ON, XML), 'packages').commands, [
-      ['sudo', 'pacman', '-S', '--needed', '--noconfirm', 'virtiofsd'],
-    ]);
+    assert.deepEqual(
+      step(planBootstrap(ready('arch', { missing: ['virtiofsd'], virtiofsd: true }), ON, XML), 'packages').commands,
+      [['sudo', 'pacman', '-S', '--needed', '--noconfirm', 'virtiofsd']],
+    );
   });
 });
 
@@ -540,14 +768,18 @@ describe('planBootstrap on a ready host: a second run changes nothing', () => {
   test('every step has nothing to do, and says so', () => {
     for (const distro of ['arch', 'debian', 'fedora'] as const) {
       for (const over of [{}, { root: true }, { systemd: false, virtlogdRunning: false }]) {
-        assert.deepEqual(planBootstrap(ready(distro, over), ON, XML), [
-          { name: 'packages', summary: 'the packages vms needs are installed', commands: [] },
-          { name: 'daemons', summary: 'libvirtd is running: left alone', commands: [] },
-          { name: 'group', summary: 'alice is in the libvirt group', commands: [] },
-          { name: 'dirs', summary: `${DIRS.join(', ')} are ready`, commands: [] },
-          { name: 'network', summary: 'the default network is active', commands: [] },
-          { name: 'iso', summary: 'the Arch ISO is there', commands: [] },
-        ], `${distro} ${JSON.stringify(over)}`);
+        assert.deepEqual(
+          planBootstrap(ready(distro, over), ON, XML),
+          [
+            { name: 'packages', summary: 'the packages vms needs are installed', commands: [] },
+            { name: 'daemons', summary: 'libvirtd is running: left alone', commands: [] },
+            { name: 'group', summary: 'alice is in the libvirt group', commands: [] },
+            { name: 'dirs', summary: `${DIRS.join(', ')} are ready`, commands: [] },
+            { name: 'network', summary: 'the default network is active', commands: [] },
+            { name: 'iso', summary: 'the Arch ISO is there', commands: [] },
+          ],
+          `${distro} ${JSON.stringify(over)}`,
+        );
       }
     }
   });

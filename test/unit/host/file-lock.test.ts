@@ -23,11 +23,16 @@ test('takeLock: held by a live process it is a conflict naming the pid; released
   });
   await release();
   assert.ok(!existsSync(lock));
-  await (await takeLock(lock, 'x'))();
+  await (
+    await takeLock(lock, 'x')
+  )();
 });
 
 test('takeLock takes over a lock whose process is gone, and an empty one that stays empty', async () => {
-  for (const [name, content] of [['dead.lock', `${deadPid()}\n`], ['empty.lock', '']] as const) {
+  for (const [name, content] of [
+    ['dead.lock', `${deadPid()}\n`],
+    ['empty.lock', ''],
+  ] as const) {
     const lock = join(dir, name);
     writeFileSync(lock, content);
     const release = await takeLock(lock, 'x');
@@ -36,7 +41,7 @@ test('takeLock takes over a lock whose process is gone, and an empty one that st
   }
 });
 
-test('processAlive: this process yes, a reaped one no, pid 1 (another user\'s, or ours as root) yes', () => {
+test("processAlive: this process yes, a reaped one no, pid 1 (another user's, or ours as root) yes", () => {
   assert.equal(processAlive(process.pid), true);
   assert.equal(processAlive(deadPid()), false);
   assert.equal(processAlive(1), true);

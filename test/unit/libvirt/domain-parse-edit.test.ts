@@ -1,8 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { buildDomainXml, domainFacts, parseDomainXml, readMetadata, type XmlNode } from '../../../src/libvirt/domain-parse.js';
-import { cloneDefinition, withDiskBoot, withDiskSources, withMetadata, type CloneIdentity } from '../../../src/libvirt/domain-edit.js';
+import {
+  buildDomainXml,
+  domainFacts,
+  parseDomainXml,
+  readMetadata,
+  type XmlNode,
+} from '../../../src/libvirt/domain-parse.js';
+import {
+  cloneDefinition,
+  withDiskBoot,
+  withDiskSources,
+  withMetadata,
+  type CloneIdentity,
+} from '../../../src/libvirt/domain-edit.js';
 import { PENDING_STEPS, renderMetadata, VMS_NS } from '../../../src/libvirt/metadata.js';
 import { assertValidDomainXml } from '../../helpers/validate-xml.js';
 
@@ -23,8 +35,22 @@ test('domainFacts reads a real dumpxml', async () => {
     firmware: 'efi',
     nvramPath: '/var/lib/vms/work/nvram.fd',
     disks: [
-      { type: 'file', device: 'disk', target: 'vda', path: '/var/lib/libvirt/images/work.qcow2', format: 'qcow2', readonly: false },
-      { type: 'file', device: 'cdrom', target: 'sda', path: '/var/lib/libvirt/iso/archlinux.iso', format: 'raw', readonly: true },
+      {
+        type: 'file',
+        device: 'disk',
+        target: 'vda',
+        path: '/var/lib/libvirt/images/work.qcow2',
+        format: 'qcow2',
+        readonly: false,
+      },
+      {
+        type: 'file',
+        device: 'cdrom',
+        target: 'sda',
+        path: '/var/lib/libvirt/iso/archlinux.iso',
+        format: 'raw',
+        readonly: true,
+      },
     ],
     serialSocket: '/var/lib/vms/work/serial.sock',
     serialLog: '/var/lib/vms/work/console.log',
@@ -34,7 +60,8 @@ test('domainFacts reads a real dumpxml', async () => {
       profile: 'dev',
       created: '2026-01-02T03:04:05.000Z',
       createdFrom: 'golden',
-      bases: ['/var/lib/libvirt/images/golden.qcow2', '/var/lib/libvirt/images/arch-base.qcow2'], made: [],
+      bases: ['/var/lib/libvirt/images/golden.qcow2', '/var/lib/libvirt/images/arch-base.qcow2'],
+      made: [],
     },
   });
 });
@@ -45,17 +72,32 @@ test('domainFacts: memory units, firmware detection and missing parts', async ()
     [`<memory unit='MiB'>512</memory><vcpu>3</vcpu>`, { memoryBytes: 512 * 2 ** 20, cpus: 3 }],
     [`<memory>1024</memory>`, { memoryBytes: 2 ** 20 }], // no unit = KiB
     [`<memory unit='bytes'>1000</memory>`, { memoryBytes: 1000 }],
-    [`<os><type>hvm</type><loader readonly='yes' type='pflash'>/code.fd</loader><nvram>/n.fd</nvram></os>`, { firmware: 'efi', nvramPath: '/n.fd' }],
+    [
+      `<os><type>hvm</type><loader readonly='yes' type='pflash'>/code.fd</loader><nvram>/n.fd</nvram></os>`,
+      { firmware: 'efi', nvramPath: '/n.fd' },
+    ],
     [`<os><type>hvm</type><loader type='rom'>/bios.bin</loader></os>`, { firmware: 'bios', nvramPath: undefined }],
-    [`<devices><serial type='pty'><target port='0'/></serial></devices>`, { serialSocket: undefined, serialLog: undefined, graphics: undefined }],
-    [`<devices><disk type='block' device='disk'><source dev='/dev/vg/x'/><target dev='vdb'/></disk></devices>`,
-      { disks: [{ type: 'block', device: 'disk', target: 'vdb', path: '/dev/vg/x', format: undefined, readonly: false }] }],
-    [`<devices><disk type='file' device='cdrom'><target dev='sdb'/><readonly/></disk></devices>`,
-      { disks: [{ type: 'file', device: 'cdrom', target: 'sdb', path: undefined, format: undefined, readonly: true }] }],
+    [
+      `<devices><serial type='pty'><target port='0'/></serial></devices>`,
+      { serialSocket: undefined, serialLog: undefined, graphics: undefined },
+    ],
+    [
+      `<devices><disk type='block' device='disk'><source dev='/dev/vg/x'/><target dev='vdb'/></disk></devices>`,
+      {
+        disks: [
+          { type: 'block', device: 'disk', target: 'vdb', path: '/dev/vg/x', format: undefined, readonly: false },
+        ],
+      },
+    ],
+    [
+      `<devices><disk type='file' device='cdrom'><target dev='sdb'/><readonly/></disk></devices>`,
+      { disks: [{ type: 'file', device: 'cdrom', target: 'sdb', path: undefined, format: undefined, readonly: true }] },
+    ],
   ];
   for (const [inner, expected] of cases) {
     const facts = domainFacts(await parseDomainXml(minimal(inner)));
-    for (const [key, value] of Object.entries(expected)) assert.deepEqual(facts[key as keyof typeof facts], value, `${key} of ${inner}`);
+    for (const [key, value] of Object.entries(expected))
+      assert.deepEqual(facts[key as keyof typeof facts], value, `${key} of ${inner}`);
   }
 });
 
@@ -65,13 +107,23 @@ test('parseDomainXml refuses a document that is not a domain', async () => {
 
 test('readMetadata finds the vms block under any prefix and ignores other namespaces', async () => {
   const cases: [string, ReturnType<typeof readMetadata>][] = [
-    [`<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`, { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'], made: [] }],
-    [`<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`, { profile: undefined, created: undefined, createdFrom: 'src', bases: [], made: [] }],
-    [`<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`, { bases: [], made: [] }],
+    [
+      `<metadata><x:vm xmlns:x="${VMS_NS}"><x:profile>p</x:profile><x:base>/b</x:base></x:vm></metadata>`,
+      { profile: 'p', created: undefined, createdFrom: undefined, bases: ['/b'], made: [] },
+    ],
+    [
+      `<metadata><vm xmlns="${VMS_NS}"><created-from>src</created-from></vm></metadata>`,
+      { profile: undefined, created: undefined, createdFrom: 'src', bases: [], made: [] },
+    ],
+    [
+      `<metadata><vms:vm xmlns:vms="https://example.org/other"><vms:profile>p</vms:profile></vms:vm></metadata>`,
+      { bases: [], made: [] },
+    ],
     [`<metadata/>`, { bases: [], made: [] }],
     ['', { bases: [], made: [] }],
   ];
-  for (const [inner, expected] of cases) assert.deepEqual(readMetadata(await parseDomainXml(minimal(inner))), expected, inner);
+  for (const [inner, expected] of cases)
+    assert.deepEqual(readMetadata(await parseDomainXml(minimal(inner))), expected, inner);
 });
 
 const IDENTITY: CloneIdentity = {
@@ -81,7 +133,13 @@ const IDENTITY: CloneIdentity = {
   serialSocket: '/var/lib/vms/work2/serial.sock',
   consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work2/console.log',
-  metadata: { profile: 'dev', created: '2026-02-03T04:05:06.000Z', createdFrom: 'work', bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'], made: [] },
+  metadata: {
+    profile: 'dev',
+    created: '2026-02-03T04:05:06.000Z',
+    createdFrom: 'work',
+    bases: ['/var/lib/libvirt/images/work.qcow2', '/var/lib/libvirt/images/golden.qcow2'],
+    made: [],
+  },
 };
 
 test('cloneDefinition gives the copy a new identity and its own files', async () => {
@@ -102,13 +160,19 @@ test('cloneDefinition gives the copy a new identity and its own files', async ()
   assert.deepEqual(sda.source, before.devices[0].disk[1].source, 'the cdrom is shared, not copied');
 
   const os = clone.os[0];
-  assert.deepEqual(os.nvram, [{ _: '/var/lib/vms/work2/nvram.fd', $: { template: '/usr/share/edk2/x64/OVMF_VARS.4m.fd' } }]);
+  assert.deepEqual(os.nvram, [
+    { _: '/var/lib/vms/work2/nvram.fd', $: { template: '/usr/share/edk2/x64/OVMF_VARS.4m.fd' } },
+  ]);
   assert.deepEqual(os.loader, before.os[0].loader);
 
   for (const kind of ['serial', 'console']) {
     const dev = devices[kind][0];
     const seclabel = [{ $: { model: 'dac', relabel: 'yes' }, label: ['+1000:+106'] }];
-    assert.deepEqual(dev.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/serial.sock' }, seclabel }], `${kind}: the cloning user may connect`);
+    assert.deepEqual(
+      dev.source,
+      [{ $: { mode: 'bind', path: '/var/lib/vms/work2/serial.sock' }, seclabel }],
+      `${kind}: the cloning user may connect`,
+    );
     assert.deepEqual(dev.log, [{ $: { file: '/var/lib/vms/work2/console.log', append: 'on' } }], kind);
   }
 
@@ -121,7 +185,11 @@ test('cloneDefinition gives the copy a new identity and its own files', async ()
   assert.equal(graphics.$.port, undefined);
   assert.deepEqual(graphics.$, { type: 'spice', autoport: 'yes', listen: '127.0.0.1' });
 
-  assert.deepEqual(clone.sysinfo[0].oemStrings[0].entry, ['vms.name=work2', 'other=kept'], 'the guest learns its new name from SMBIOS');
+  assert.deepEqual(
+    clone.sysinfo[0].oemStrings[0].entry,
+    ['vms.name=work2', 'other=kept'],
+    'the guest learns its new name from SMBIOS',
+  );
 
   const md = clone.metadata[0];
   assert.deepEqual(Object.keys(md).sort(), ['libosinfo:libosinfo', 'vms:vm']);
@@ -134,7 +202,13 @@ test('edited domains keep the xml2js shape: readMetadata sees the new block with
   const clone = await cloneDefinition(await parseDomainXml(FIXTURE), IDENTITY);
   assert.ok(Array.isArray(clone.metadata[0]['vms:vm']));
   assert.deepEqual(readMetadata(clone), IDENTITY.metadata);
-  assert.deepEqual(domainFacts(await withMetadata(clone, { bases: ['/x'], made: [] })).metadata, { profile: undefined, created: undefined, createdFrom: undefined, bases: ['/x'], made: [] });
+  assert.deepEqual(domainFacts(await withMetadata(clone, { bases: ['/x'], made: [] })).metadata, {
+    profile: undefined,
+    created: undefined,
+    createdFrom: undefined,
+    bases: ['/x'],
+    made: [],
+  });
 });
 
 test('the cloned definition builds back to schema-valid XML with the same facts', async () => {
@@ -152,7 +226,10 @@ test('the cloned definition builds back to schema-valid XML with the same facts'
   assert.equal(facts.memoryBytes, 4 * GiB);
   assert.equal(facts.firmware, 'efi');
   assert.equal(facts.nvramPath, IDENTITY.nvram);
-  assert.deepEqual(facts.disks.map((d) => d.path), ['/var/lib/libvirt/images/work2.qcow2', '/var/lib/libvirt/iso/archlinux.iso']);
+  assert.deepEqual(
+    facts.disks.map((d) => d.path),
+    ['/var/lib/libvirt/images/work2.qcow2', '/var/lib/libvirt/iso/archlinux.iso'],
+  );
   assert.equal(facts.serialSocket, IDENTITY.serialSocket);
   assert.equal(facts.serialLog, IDENTITY.serialLog);
   assert.deepEqual(facts.metadata, IDENTITY.metadata);
@@ -176,27 +253,62 @@ test('cloneDefinition gives the clone its own files for extra ports that write a
   assert.deepEqual(domain, before, 'the input is left alone');
   const [main, file, listen, connect] = clone.devices[0].serial;
   assert.equal(main.source[0].$.path, '/var/lib/vms/work2/serial.sock');
-  assert.deepEqual(file.source, [{ $: { path: '/var/lib/vms/work2/ttyS1.log', append: 'on' }, seclabel: [{ $: { model: 'dac', relabel: 'yes' }, label: ['+1000:+106'] }] }]);
-  assert.deepEqual(file.log, [{ $: { file: '/var/lib/vms/work2/serial.log' } }], 'the console transcript is console.log here, so serial.log is free');
+  assert.deepEqual(file.source, [
+    {
+      $: { path: '/var/lib/vms/work2/ttyS1.log', append: 'on' },
+      seclabel: [{ $: { model: 'dac', relabel: 'yes' }, label: ['+1000:+106'] }],
+    },
+  ]);
+  assert.deepEqual(
+    file.log,
+    [{ $: { file: '/var/lib/vms/work2/serial.log' } }],
+    'the console transcript is console.log here, so serial.log is free',
+  );
   assert.deepEqual(listen.source, [{ $: { mode: 'bind', path: '/var/lib/vms/work2/extra.sock' } }]);
-  assert.deepEqual(connect.source, [{ $: { mode: 'connect', path: '/run/hub.sock' } }], "a client of someone else's socket keeps it");
-  assert.deepEqual(clone.devices[0].parallel[0].source, [{ $: { path: '/var/lib/vms/work2/ttyS1-2.log' } }], 'the same name twice: the second gets a number');
-  const moved = ['/var/lib/vms/work2/ttyS1.log', '/var/lib/vms/work2/serial.log', '/var/lib/vms/work2/extra.sock', '/var/lib/vms/work2/ttyS1-2.log'];
+  assert.deepEqual(
+    connect.source,
+    [{ $: { mode: 'connect', path: '/run/hub.sock' } }],
+    "a client of someone else's socket keeps it",
+  );
+  assert.deepEqual(
+    clone.devices[0].parallel[0].source,
+    [{ $: { path: '/var/lib/vms/work2/ttyS1-2.log' } }],
+    'the same name twice: the second gets a number',
+  );
+  const moved = [
+    '/var/lib/vms/work2/ttyS1.log',
+    '/var/lib/vms/work2/serial.log',
+    '/var/lib/vms/work2/extra.sock',
+    '/var/lib/vms/work2/ttyS1-2.log',
+  ];
   assert.deepEqual(readMetadata(clone).made, [...IDENTITY.metadata.made, ...moved]);
 
   // A port named like the clone's own console transcript or NVRAM gets another name.
-  const clash = await parseDomainXml(minimal(`<devices><serial type='unix'>${console}</serial><serial type='file'><source path='/srv/console.log'/><target port='1'/></serial><serial type='file'><source path='/srv/nvram.fd'/><target port='2'/></serial></devices>`));
+  const clash = await parseDomainXml(
+    minimal(
+      `<devices><serial type='unix'>${console}</serial><serial type='file'><source path='/srv/console.log'/><target port='1'/></serial><serial type='file'><source path='/srv/nvram.fd'/><target port='2'/></serial></devices>`,
+    ),
+  );
   const [, log, nv] = (await cloneDefinition(clash, IDENTITY)).devices[0].serial;
-  assert.deepEqual([log.source[0].$.path, nv.source[0].$.path], ['/var/lib/vms/work2/console-2.log', '/var/lib/vms/work2/nvram-2.fd']);
+  assert.deepEqual(
+    [log.source[0].$.path, nv.source[0].$.path],
+    ['/var/lib/vms/work2/console-2.log', '/var/lib/vms/work2/nvram-2.fd'],
+  );
 
   // No <console>: the first serial port is the console.
   delete domain.devices[0].console;
   const [first, other] = (await cloneDefinition(domain, IDENTITY)).devices[0].serial;
-  assert.deepEqual([first.source[0].$.path, other.source[0].$.path], ['/var/lib/vms/work2/serial.sock', '/var/lib/vms/work2/ttyS1.log']);
+  assert.deepEqual(
+    [first.source[0].$.path, other.source[0].$.path],
+    ['/var/lib/vms/work2/serial.sock', '/var/lib/vms/work2/ttyS1.log'],
+  );
 });
 
 test('cloneDefinition without an nvram leaves a BIOS VM without one', async () => {
-  const clone = await cloneDefinition(await parseDomainXml(minimal(`<os><type>hvm</type></os>`)), { ...IDENTITY, nvram: undefined });
+  const clone = await cloneDefinition(await parseDomainXml(minimal(`<os><type>hvm</type></os>`)), {
+    ...IDENTITY,
+    nvram: undefined,
+  });
   assert.equal(clone.os[0].nvram, undefined);
   assert.deepEqual(clone.name, ['work2']);
 });
@@ -204,7 +316,13 @@ test('cloneDefinition without an nvram leaves a BIOS VM without one', async () =
 test('withDiskSources only touches the disks it is given', async () => {
   const domain = await parseDomainXml(FIXTURE);
   const before = structuredClone(domain);
-  const out = withDiskSources(domain, new Map([['sda', '/iso/other.iso'], ['vdz', '/nowhere.qcow2']]));
+  const out = withDiskSources(
+    domain,
+    new Map([
+      ['sda', '/iso/other.iso'],
+      ['vdz', '/nowhere.qcow2'],
+    ]),
+  );
   assert.deepEqual(domain, before);
   const [vda, sda] = out.devices[0].disk;
   assert.deepEqual(vda, before.devices[0].disk[0]);
@@ -215,13 +333,21 @@ test('withDiskSources only touches the disks it is given', async () => {
 
 test('withMetadata adds a vms block where there was no metadata, and replaces an existing one', async () => {
   const md = { profile: 'p&q', bases: [], made: [] };
-  for (const inner of ['', '<metadata/>', `<metadata><old:vm xmlns:old="${VMS_NS}"><old:profile>x</old:profile></old:vm></metadata>`]) {
+  for (const inner of [
+    '',
+    '<metadata/>',
+    `<metadata><old:vm xmlns:old="${VMS_NS}"><old:profile>x</old:profile></old:vm></metadata>`,
+  ]) {
     const domain = await parseDomainXml(minimal(inner));
     const out = await withMetadata(domain, md);
     assert.deepEqual(Object.keys(out.metadata[0]), ['vms:vm'], inner);
     const xml = await buildDomainXml(out);
     assertValidDomainXml(xml, `withMetadata on ${inner}`);
-    assert.deepEqual(readMetadata(await parseDomainXml(xml)), { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [], made: [] }, inner);
+    assert.deepEqual(
+      readMetadata(await parseDomainXml(xml)),
+      { profile: 'p&q', created: undefined, createdFrom: undefined, bases: [], made: [] },
+      inner,
+    );
   }
 });
 
@@ -239,7 +365,10 @@ function installing(shares: string): string {
         `    <cmdline>archisobasedir=arch archisosearchuuid=2024-05-01-10-00-43-00 console=ttyS0,115200</cmdline>\n    <smbios mode='sysinfo'/>`,
     )
     .replace(`<controller type='usb'`, `${shares}\n    <controller type='usb'`);
-  assert.ok(xml.includes('<kernel>') && xml.includes('<memoryBacking>') && xml.includes(shares), 'the fixture changed: fix installing()');
+  assert.ok(
+    xml.includes('<kernel>') && xml.includes('<memoryBacking>') && xml.includes(shares),
+    'the fixture changed: fix installing()',
+  );
   return xml;
 }
 
@@ -259,15 +388,24 @@ test('withDiskBoot: boots from the disk, without kernel, cdrom or package-cache 
   assert.deepEqual(os.smbios, before.os[0].smbios);
   const devices = out.devices[0];
   assert.deepEqual(devices.disk, [before.devices[0].disk[0]], 'only the system disk');
-  assert.deepEqual(devices.filesystem.map((f: XmlNode) => f.target[0].$.dir), ['data']);
+  assert.deepEqual(
+    devices.filesystem.map((f: XmlNode) => f.target[0].$.dir),
+    ['data'],
+  );
   assert.deepEqual(out.memoryBacking, before.memoryBacking, 'the user share still needs shared memory');
 
   const rebuilt = await buildDomainXml(out);
   assertValidDomainXml(rebuilt, 'withDiskBoot with a user share');
   const facts = domainFacts(await parseDomainXml(rebuilt));
-  assert.deepEqual(facts.disks.map((d) => d.device), ['disk']);
+  assert.deepEqual(
+    facts.disks.map((d) => d.device),
+    ['disk'],
+  );
   assert.equal(facts.firmware, 'efi');
-  assert.ok(!rebuilt.includes('vms-pkg-') && !rebuilt.includes('<kernel>') && !rebuilt.includes('archisobasedir'), rebuilt);
+  assert.ok(
+    !rebuilt.includes('vms-pkg-') && !rebuilt.includes('<kernel>') && !rebuilt.includes('archisobasedir'),
+    rebuilt,
+  );
 });
 
 test('withDiskBoot: with only package-cache shares, the filesystems and the shared memory go', async () => {
@@ -287,17 +425,30 @@ test('withDiskBoot: with only package-cache shares, the filesystems and the shar
 
 test('metadata pending survives renderMetadata → XML → readMetadata; an unknown step reads as none', async () => {
   for (const pending of PENDING_STEPS) {
-    const md = { profile: 'dev', created: '2026-01-02T03:04:05.000Z', createdFrom: '/iso/arch.iso', pending, bases: [], made: [] };
+    const md = {
+      profile: 'dev',
+      created: '2026-01-02T03:04:05.000Z',
+      createdFrom: '/iso/arch.iso',
+      pending,
+      bases: [],
+      made: [],
+    };
     const xml = await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), md));
     assertValidDomainXml(xml, `pending ${pending}`);
     assert.deepEqual(readMetadata(await parseDomainXml(xml)), md, pending);
     assert.ok(renderMetadata(md).includes(`<vms:pending>${pending}</vms:pending>`));
   }
-  const done = readMetadata(await parseDomainXml(await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [], made: [] }))));
+  const done = readMetadata(
+    await parseDomainXml(
+      await buildDomainXml(await withMetadata(await parseDomainXml(FIXTURE), { profile: 'dev', bases: [], made: [] })),
+    ),
+  );
   assert.ok(!('pending' in done), 'no pending key when nothing is pending');
 
   for (const odd of ['reboot', 'INSTALL', '', ' install']) {
-    const xml = minimal(`<metadata><vms:vm xmlns:vms="${VMS_NS}"><vms:profile>p</vms:profile><vms:pending>${odd}</vms:pending></vms:vm></metadata>`);
+    const xml = minimal(
+      `<metadata><vms:vm xmlns:vms="${VMS_NS}"><vms:profile>p</vms:profile><vms:pending>${odd}</vms:pending></vms:vm></metadata>`,
+    );
     const md = readMetadata(await parseDomainXml(xml));
     assert.equal(md.pending, undefined, JSON.stringify(odd));
     assert.equal(md.profile, 'p');

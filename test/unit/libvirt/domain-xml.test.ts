@@ -17,11 +17,20 @@ const base: DomainSpec = {
   consoleOwner: '+1000:+106',
   serialLog: '/var/lib/vms/work/console.log',
   graphics: false,
-  metadata: { profile: 'dev', created: '2026-01-02T03:04:05.000Z', bases: ['/var/lib/libvirt/images/base.qcow2'], made: [] },
+  metadata: {
+    profile: 'dev',
+    created: '2026-01-02T03:04:05.000Z',
+    bases: ['/var/lib/libvirt/images/base.qcow2'],
+    made: [],
+  },
 };
 const NVRAM = '/var/lib/vms/work/nvram.fd';
 const ISO = '/var/lib/libvirt/iso/archlinux.iso';
-const KERNEL = { kernel: '/var/lib/vms/work/vmlinuz', initrd: '/var/lib/vms/work/initrd.img', cmdline: 'console=ttyS0 root=/dev/vda1' };
+const KERNEL = {
+  kernel: '/var/lib/vms/work/vmlinuz',
+  initrd: '/var/lib/vms/work/initrd.img',
+  cmdline: 'console=ttyS0 root=/dev/vda1',
+};
 
 const count = (xml: string, s: string) => xml.split(s).length - 1;
 
@@ -35,7 +44,16 @@ test('every combination of options renders schema-valid XML with the expected de
             for (const domainType of ['kvm', 'qemu'] as const) {
               const label = `${firmware} ${network.kind} ${cdrom ? 'cdrom' : 'no-cdrom'} ${kernelBoot ? 'kernel' : 'disk-boot'} ${graphics ? 'graphics' : 'headless'} ${domainType}`;
               await t.test(label, async () => {
-                const spec: DomainSpec = { ...base, firmware, nvramPath: firmware === 'efi' ? NVRAM : undefined, network, cdrom, kernelBoot, graphics, domainType };
+                const spec: DomainSpec = {
+                  ...base,
+                  firmware,
+                  nvramPath: firmware === 'efi' ? NVRAM : undefined,
+                  network,
+                  cdrom,
+                  kernelBoot,
+                  graphics,
+                  domainType,
+                };
                 const xml = await renderDomainXml(spec);
                 assertValidDomainXml(xml, label);
 
@@ -58,7 +76,10 @@ test('every combination of options renders schema-valid XML with the expected de
                 assert.equal(xml.includes(`<source file='${ISO}'/>`), cdrom !== undefined);
                 assert.equal(xml.includes(`<kernel>${KERNEL.kernel}</kernel>`), kernelBoot !== undefined);
                 assert.equal(xml.includes(`<initrd>${KERNEL.initrd}</initrd>`), kernelBoot !== undefined);
-                assert.equal(xml.includes(`<cmdline>console&#x3D;ttyS0 root&#x3D;/dev/vda1</cmdline>`), kernelBoot !== undefined);
+                assert.equal(
+                  xml.includes(`<cmdline>console&#x3D;ttyS0 root&#x3D;/dev/vda1</cmdline>`),
+                  kernelBoot !== undefined,
+                );
                 assert.equal(xml.includes(`<boot dev='hd'/>`), kernelBoot === undefined);
                 assert.equal(xml.includes(`<boot dev='cdrom'/>`), kernelBoot === undefined && cdrom !== undefined);
 
@@ -70,15 +91,24 @@ test('every combination of options renders schema-valid XML with the expected de
                 // Always: the serial console on a unix socket with a transcript, the guest agent, discard, metadata.
                 // The socket belongs to the user who made the VM, so they can connect without root.
                 const owner = `<seclabel model='dac' relabel='yes'>\n          <label>${base.consoleOwner}</label>\n        </seclabel>`;
-                assert.ok(xml.includes(`<serial type='unix'>\n      <source mode='bind' path='${base.serialSocket}'>\n        ${owner}\n      </source>\n      <log file='${base.serialLog}' append='on'/>`));
-                assert.ok(xml.includes(`<console type='unix'>\n      <source mode='bind' path='${base.serialSocket}'/>`));
+                assert.ok(
+                  xml.includes(
+                    `<serial type='unix'>\n      <source mode='bind' path='${base.serialSocket}'>\n        ${owner}\n      </source>\n      <log file='${base.serialLog}' append='on'/>`,
+                  ),
+                );
+                assert.ok(
+                  xml.includes(`<console type='unix'>\n      <source mode='bind' path='${base.serialSocket}'/>`),
+                );
                 assert.ok(xml.includes(`<target type='virtio' name='org.qemu.guest_agent.0'/>`));
                 assert.ok(xml.includes(`<driver name='qemu' type='qcow2' discard='unmap'/>`));
                 assert.ok(xml.includes(`<source file='${base.diskPath}'/>`));
                 assert.ok(xml.includes(`<vms:vm xmlns:vms="${VMS_NS}"><vms:profile>dev</vms:profile>`));
                 assert.ok(xml.includes(`<vms:base>/var/lib/libvirt/images/base.qcow2</vms:base>`));
                 assert.ok(!xml.includes('<uuid>'));
-                assert.ok(xml.includes(`<entry>vms.name=work</entry>`), 'the SMBIOS OEM string the guest reads its name from');
+                assert.ok(
+                  xml.includes(`<entry>vms.name=work</entry>`),
+                  'the SMBIOS OEM string the guest reads its name from',
+                );
                 assert.ok(xml.includes(`<smbios mode='sysinfo'/>`));
                 assert.ok(!xml.includes('<filesystem') && !xml.includes('<memoryBacking>'));
               });
@@ -91,7 +121,14 @@ test('virtiofs shares come with shared memory backing, one filesystem per tag', 
       { source: '/var/cache/pacman/pkg', tag: 'vms-pkg-host' },
       { source: '/var/cache/vms/pkg/work', tag: 'vms-pkg-vm' },
     ];
-    const xml = await renderDomainXml({ ...base, firmware, nvramPath: firmware === 'efi' ? NVRAM : undefined, kernelBoot: KERNEL, cdrom: ISO, shares });
+    const xml = await renderDomainXml({
+      ...base,
+      firmware,
+      nvramPath: firmware === 'efi' ? NVRAM : undefined,
+      kernelBoot: KERNEL,
+      cdrom: ISO,
+      shares,
+    });
     assertValidDomainXml(xml, `shares ${firmware}`);
     assert.equal(count(xml, `<driver type='virtiofs'/>`), 2);
     assert.ok(xml.includes(`<source dir='/var/cache/pacman/pkg'/>\n      <target dir='vms-pkg-host'/>`));
@@ -101,7 +138,11 @@ test('virtiofs shares come with shared memory backing, one filesystem per tag', 
 });
 
 test('a uuid is rendered when given, memory is rounded to MiB', async () => {
-  const xml = await renderDomainXml({ ...base, uuid: '6695eb01-f6a4-8304-79aa-97f2502e193f', memoryBytes: 1.5 * 2 ** 30 + 1000 });
+  const xml = await renderDomainXml({
+    ...base,
+    uuid: '6695eb01-f6a4-8304-79aa-97f2502e193f',
+    memoryBytes: 1.5 * 2 ** 30 + 1000,
+  });
   assertValidDomainXml(xml, 'uuid');
   assert.ok(xml.includes('<uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>'));
   assert.ok(xml.includes(`<memory unit='MiB'>1536</memory>`));
@@ -124,7 +165,13 @@ test('markup characters in values are escaped and parse back to the exact string
     serialSocket: `/run/s'"<&>.sock`,
     serialLog: `/run/l'"<&>.log`,
     network: { kind: 'network', name: `net'"&` },
-    metadata: { profile: `dev & "test" <'x'>`, created: nasty, createdFrom: `src<&>`, bases: [`/b'1`, `/b"2&`], made: [`/m<'&">`] },
+    metadata: {
+      profile: `dev & "test" <'x'>`,
+      created: nasty,
+      createdFrom: `src<&>`,
+      bases: [`/b'1`, `/b"2&`],
+      made: [`/m<'&">`],
+    },
   };
   const xml = await renderDomainXml(spec);
   assertValidDomainXml(xml, 'escaping');
@@ -145,7 +192,19 @@ test('markup characters in values are escaped and parse back to the exact string
   assert.equal(devices.console[0].source[0].$.path, spec.serialSocket);
   assert.equal(md.$['xmlns:vms'], VMS_NS);
   assert.deepEqual(
-    { profile: md['vms:profile'], created: md['vms:created'], from: md['vms:created-from'], bases: md['vms:base'], made: md['vms:made'] },
-    { profile: [spec.metadata.profile], created: [nasty], from: ['src<&>'], bases: [`/b'1`, `/b"2&`], made: [`/m<'&">`] },
+    {
+      profile: md['vms:profile'],
+      created: md['vms:created'],
+      from: md['vms:created-from'],
+      bases: md['vms:base'],
+      made: md['vms:made'],
+    },
+    {
+      profile: [spec.metadata.profile],
+      created: [nasty],
+      from: ['src<&>'],
+      bases: [`/b'1`, `/b"2&`],
+      made: [`/m<'&">`],
+    },
   );
 });

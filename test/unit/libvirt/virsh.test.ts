@@ -15,7 +15,8 @@ const guest = (arch: string, domains: string[]) =>
   `      <emulator>/usr/bin/qemu-system-${arch}</emulator>\n      <machine maxCpus='288'>pc-q35-9.0</machine>\n` +
   domains.map((d) => `      <domain type='${d}'/>\n`).join('') +
   `    </arch>\n    <features>\n      <acpi default='on' toggle='yes'/>\n    </features>\n  </guest>\n`;
-const caps = (...guests: string[]) => `<capabilities>\n  <host>\n    <cpu><arch>x86_64</arch></cpu>\n  </host>\n${guests.join('')}</capabilities>\n`;
+const caps = (...guests: string[]) =>
+  `<capabilities>\n  <host>\n    <cpu><arch>x86_64</arch></cpu>\n  </host>\n${guests.join('')}</capabilities>\n`;
 
 test('pickDomainType prefers KVM for x86_64 and falls back to TCG', () => {
   const cases: [string, 'kvm' | 'qemu'][] = [
@@ -29,12 +30,15 @@ test('pickDomainType prefers KVM for x86_64 and falls back to TCG', () => {
 
 test('pickDomainType fails when libvirt offers no x86_64 guest', () => {
   for (const xml of [caps(), caps(guest('aarch64', ['qemu', 'kvm']))]) {
-    assert.throws(() => pickDomainType(xml), (err: unknown) => {
-      assert.ok(err instanceof VmsError);
-      assert.equal(err.message, 'libvirt offers no x86_64 guests');
-      assert.match(err.hint ?? '', /vms bootstrap/);
-      return true;
-    });
+    assert.throws(
+      () => pickDomainType(xml),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError);
+        assert.equal(err.message, 'libvirt offers no x86_64 guests');
+        assert.match(err.hint ?? '', /vms bootstrap/);
+        return true;
+      },
+    );
   }
 });
 
@@ -55,8 +59,18 @@ test('classifyVirshError maps virsh messages to error codes', () => {
     [CONNECT_ERROR, undefined, 'unreachable', /^cannot reach libvirt at qemu:\/\/\/system: /],
     [CONNECT_ERROR, 'x', 'unreachable', /^cannot reach libvirt/], // unreachable wins over "no such VM"
     ["error: failed to get domain 'x'\n", 'x', 'notFound', /^no VM named 'x'$/],
-    ["error: failed to get domain 'x'\nerror: Domain not found: no domain with matching name 'x'\n", 'x', 'notFound', /^no VM named 'x'$/],
-    ["error: operation failed: domain 'x' already exists with uuid 6695eb01\n", undefined, 'conflict', /already exists/],
+    [
+      "error: failed to get domain 'x'\nerror: Domain not found: no domain with matching name 'x'\n",
+      'x',
+      'notFound',
+      /^no VM named 'x'$/,
+    ],
+    [
+      "error: operation failed: domain 'x' already exists with uuid 6695eb01\n",
+      undefined,
+      'conflict',
+      /already exists/,
+    ],
     ['error: Requested operation is not valid: domain is not running\n', 'x', 'conflict', /domain is not running/],
     ["error: failed to get domain 'x'\n", undefined, 'failed', /^virsh dumpxml failed: failed to get domain 'x'/], // no subject
     ['error: internal error: something odd\n', 'x', 'failed', /^virsh dumpxml failed: internal error: something odd$/],
@@ -75,17 +89,35 @@ test('classifyVirshError maps virsh messages to error codes', () => {
 
 test('the unreachable message keeps the reason virsh gave, once', () => {
   const err = classifyVirshError(['list'], result(CONNECT_ERROR), URI);
-  assert.equal(err.message, "cannot reach libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory");
+  assert.equal(
+    err.message,
+    "cannot reach libvirt at qemu:///system: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory",
+  );
 });
 
 test('turned away by libvirtd (socket permissions, polkit): the hint is the libvirt group, not starting libvirtd', () => {
   // Both as measured: a user outside the group on a 0770 socket, and polkit without an agent (Arch, Fedora).
-  for (const reason of ["Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", "authentication unavailable: no polkit agent available to authenticate action 'org.libvirt.unix.manage'"]) {
-    const err = classifyVirshError(['list'], result(`error: failed to connect to the hypervisor\nerror: ${reason}\n`), URI);
+  for (const reason of [
+    "Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied",
+    "authentication unavailable: no polkit agent available to authenticate action 'org.libvirt.unix.manage'",
+  ]) {
+    const err = classifyVirshError(
+      ['list'],
+      result(`error: failed to connect to the hypervisor\nerror: ${reason}\n`),
+      URI,
+    );
     assert.equal(err.code, 'unreachable');
-    assert.match(err.hint!, /^libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/, reason);
+    assert.match(
+      err.hint!,
+      /^libvirt lets the libvirt group in: `vms bootstrap` adds you to it, then log out and in again/,
+      reason,
+    );
   }
-  assert.match(classifyVirshError(['list'], result(CONNECT_ERROR), URI).hint!, /^is libvirtd running\?/, 'no socket: not running');
+  assert.match(
+    classifyVirshError(['list'], result(CONNECT_ERROR), URI).hint!,
+    /^is libvirtd running\?/,
+    'no socket: not running',
+  );
 });
 
 // ---- Virsh.exists ------------------------------------------------------------------------------------------------
@@ -110,11 +142,18 @@ test('Virsh.exists: true, false, or the connection error', async () => {
 test('Virsh.state trims, and a missing VM is notFound', async () => {
   const runner = new FakeRunner([
     { cmd: 'virsh', args: ['-c', URI, 'domstate', 'a'], result: { stdout: 'shut off\n\n' } },
-    { cmd: 'virsh', args: ['-c', URI, 'domstate', 'b'], result: { stderr: "error: failed to get domain 'b'\n", exitCode: 1 } },
+    {
+      cmd: 'virsh',
+      args: ['-c', URI, 'domstate', 'b'],
+      result: { stderr: "error: failed to get domain 'b'\n", exitCode: 1 },
+    },
   ]);
   const virsh = new Virsh(runner, URI);
   assert.equal(await virsh.state('a'), 'shut off');
-  await assert.rejects(virsh.state('b'), (err: unknown) => err instanceof VmsError && err.code === 'notFound' && err.message === "no VM named 'b'");
+  await assert.rejects(
+    virsh.state('b'),
+    (err: unknown) => err instanceof VmsError && err.code === 'notFound' && err.message === "no VM named 'b'",
+  );
   runner.done();
 });
 
@@ -132,16 +171,32 @@ function virshCommands(line: string): string[][] {
   let i = 0;
   while (i < line.length) {
     const c = line[i]!;
-    if (c === ' ' || c === '\t') { i++; continue; }
-    if (c === ';') { if (args.length) commands.push(args); args = []; i++; continue; }
+    if (c === ' ' || c === '\t') {
+      i++;
+      continue;
+    }
+    if (c === ';') {
+      if (args.length) commands.push(args);
+      args = [];
+      i++;
+      continue;
+    }
     let token = '';
     let sq = false;
     let dq = false;
     while (i < line.length) {
       const ch = line[i]!;
       if (!sq && !dq && (ch === ' ' || ch === '\t' || ch === ';')) break;
-      if (!dq && ch === "'") { sq = !sq; i++; continue; }
-      if (!sq && ch === '"') { dq = !dq; i++; continue; }
+      if (!dq && ch === "'") {
+        sq = !sq;
+        i++;
+        continue;
+      }
+      if (!sq && ch === '"') {
+        dq = !dq;
+        i++;
+        continue;
+      }
       if (!sq && ch === '\\') i++;
       token += line[i++] ?? '';
     }
@@ -183,7 +238,11 @@ const XML = "<domain type='kvm' id='1'>\n  <name>a</name>\n</domain>\n";
 test('Virsh.batch runs every command in ONE virsh process and splits the output per command', async () => {
   const seen: { line?: string } = {};
   const runner = batchRunner({ 'dumpxml a': XML, 'domstate c': 'running\n' }, seen);
-  const out = await new Virsh(runner, URI).batch([['dumpxml', 'a'], ['domstate', 'b'], ['domstate', 'c']]);
+  const out = await new Virsh(runner, URI).batch([
+    ['dumpxml', 'a'],
+    ['domstate', 'b'],
+    ['domstate', 'c'],
+  ]);
   runner.done();
   assert.equal(runner.calls.length, 1);
   assert.deepEqual(out, [`${XML}\n`, undefined, 'running\n\n']);
@@ -192,16 +251,25 @@ test('Virsh.batch runs every command in ONE virsh process and splits the output 
   const marker = commands[0]![1]!.slice(0, -1);
   assert.match(marker, /^@@vms-\d+-\d+@@$/);
   assert.deepEqual(commands, [
-    ['echo', `${marker}0`], ['dumpxml', 'a'],
-    ['echo', `${marker}1`], ['domstate', 'b'],
-    ['echo', `${marker}2`], ['domstate', 'c'],
+    ['echo', `${marker}0`],
+    ['dumpxml', 'a'],
+    ['echo', `${marker}1`],
+    ['domstate', 'b'],
+    ['echo', `${marker}2`],
+    ['domstate', 'c'],
     ['echo', `${marker}end`],
   ]);
 });
 
 test('Virsh.batch: every command failing gives undefined for each; no commands spawn nothing', async () => {
   const runner = batchRunner({}, {});
-  assert.deepEqual(await new Virsh(runner, URI).batch([['dumpxml', 'x'], ['domstate', 'x']]), [undefined, undefined]);
+  assert.deepEqual(
+    await new Virsh(runner, URI).batch([
+      ['dumpxml', 'x'],
+      ['domstate', 'x'],
+    ]),
+    [undefined, undefined],
+  );
   runner.done();
   const none = new FakeRunner([]);
   assert.deepEqual(await new Virsh(none, URI).batch([]), []);
@@ -209,8 +277,13 @@ test('Virsh.batch: every command failing gives undefined for each; no commands s
 });
 
 test('Virsh.batch without the end marker (virsh could not connect) throws the classified error', async () => {
-  const runner = new FakeRunner([{ cmd: 'virsh', args: (a) => a.length === 3, result: { stderr: CONNECT_ERROR, exitCode: 1 } }]);
-  await assert.rejects(new Virsh(runner, URI).batch([['dumpxml', 'a']]), (err: unknown) => err instanceof VmsError && err.code === 'unreachable');
+  const runner = new FakeRunner([
+    { cmd: 'virsh', args: (a) => a.length === 3, result: { stderr: CONNECT_ERROR, exitCode: 1 } },
+  ]);
+  await assert.rejects(
+    new Virsh(runner, URI).batch([['dumpxml', 'a']]),
+    (err: unknown) => err instanceof VmsError && err.code === 'unreachable',
+  );
   runner.done();
 });
 
@@ -234,15 +307,29 @@ test('Virsh.batch quotes single quotes and backslashes the way virsh reads them'
 
 // ---- Virsh.downloadFile ------------------------------------------------------------------------------------------
 
-test('Virsh.downloadFile reads through a transient pool on the file\'s directory, and destroys it even on failure', async () => {
+test("Virsh.downloadFile reads through a transient pool on the file's directory, and destroys it even on failure", async () => {
   let pool = '';
-  const create = { cmd: 'virsh', args: (a: readonly string[]) => ((pool = a[3]!), a.join(' ') === `-c ${URI} pool-create-as ${pool} dir --target /var/lib/vms/a` && /^vms-copy-[0-9a-f]{8}$/.test(pool)) };
-  const download = (result = {}) => ({ cmd: 'virsh', args: (a: readonly string[]) => a.join(' ') === `-c ${URI} vol-download --pool ${pool} nvram.fd /tmp/b/nvram.fd`, result });
+  const create = {
+    cmd: 'virsh',
+    args: (a: readonly string[]) => (
+      (pool = a[3]!),
+      a.join(' ') === `-c ${URI} pool-create-as ${pool} dir --target /var/lib/vms/a` &&
+        /^vms-copy-[0-9a-f]{8}$/.test(pool)
+    ),
+  };
+  const download = (result = {}) => ({
+    cmd: 'virsh',
+    args: (a: readonly string[]) => a.join(' ') === `-c ${URI} vol-download --pool ${pool} nvram.fd /tmp/b/nvram.fd`,
+    result,
+  });
   const destroy = { cmd: 'virsh', args: (a: readonly string[]) => a.join(' ') === `-c ${URI} pool-destroy ${pool}` };
   const ok = new FakeRunner([create, download(), destroy]);
   await new Virsh(ok, URI).downloadFile('/var/lib/vms/a/nvram.fd', '/tmp/b/nvram.fd');
   ok.done();
   const failing = new FakeRunner([create, download({ exitCode: 1, stderr: 'error: Permission denied\n' }), destroy]);
-  await assert.rejects(new Virsh(failing, URI).downloadFile('/var/lib/vms/a/nvram.fd', '/tmp/b/nvram.fd'), /virsh vol-download failed: Permission denied/);
+  await assert.rejects(
+    new Virsh(failing, URI).downloadFile('/var/lib/vms/a/nvram.fd', '/tmp/b/nvram.fd'),
+    /virsh vol-download failed: Permission denied/,
+  );
   failing.done();
 });

@@ -34,7 +34,10 @@ test('a held VM lock makes a second taker wait, then fail with LockBusy naming i
   const dir = stateDir();
   const first = await new FlockLocks(dir, 0).acquire({ vms: ['a', 'b'] });
   const t0 = Date.now();
-  await assert.rejects(new FlockLocks(dir, 300).acquire({ vms: ['b'] }), (err: unknown) => err instanceof LockBusy && err.lock === 'b' && err.exitCode === 4);
+  await assert.rejects(
+    new FlockLocks(dir, 300).acquire({ vms: ['b'] }),
+    (err: unknown) => err instanceof LockBusy && err.lock === 'b' && err.exitCode === 4,
+  );
   assert.ok(Date.now() - t0 >= 250, 'it waited before giving up');
   const other = await new FlockLocks(dir, 0).acquire({ vms: ['c'] }); // another VM is not held
   await other.release();
@@ -109,7 +112,10 @@ test('an undo step that fails stays in the journal for a later repair; the error
     /boom \(and clean-up failed: chmod a missing file: ENOENT/,
   );
   assert.equal(journal.pending, true);
-  assert.deepEqual((JSON.parse(readFileSync(journal.path, 'utf8')) as JournalRecord).steps.map((s) => s.what), ['chmod a missing file']);
+  assert.deepEqual(
+    (JSON.parse(readFileSync(journal.path, 'utf8')) as JournalRecord).steps.map((s) => s.what),
+    ['chmod a missing file'],
+  );
 });
 
 test('repair undoes a dead operation newest first, says what it could not, and removes its journal', async () => {
@@ -125,7 +131,11 @@ test('repair undoes a dead operation newest first, says what it could not, and r
     vms: ['v'],
     host: true,
     started: new Date().toISOString(),
-    steps: [{ what: 'remove a', action: { kind: 'remove-file', path: a } }, { what: 'only the process knew' }, { what: 'remove b', action: { kind: 'remove-file', path: b } }],
+    steps: [
+      { what: 'remove a', action: { kind: 'remove-file', path: a } },
+      { what: 'only the process knew' },
+      { what: 'remove b', action: { kind: 'remove-file', path: b } },
+    ],
   };
   const j = await Journal.create(dir, { id: 'placeholder', command: 'x', vms: [], host: false });
   await j.remove(); // makes the directory
@@ -157,10 +167,16 @@ test('a busy VM is refused with the command and pid that hold it; names are chec
   try {
     await assert.rejects(
       withOperation(context(dir), { command: 'start', vms: ['v'] }, async () => assert.fail('ran while busy')),
-      (err: unknown) => err instanceof VmsError && err.exitCode === 4 && err.reason === 'lock.busy' && err.message === `v is busy (vms clone, pid ${process.pid})`,
+      (err: unknown) =>
+        err instanceof VmsError &&
+        err.exitCode === 4 &&
+        err.reason === 'lock.busy' &&
+        err.message === `v is busy (vms clone, pid ${process.pid})`,
     );
     await assert.rejects(
-      withOperation(context(dir), { command: 'clone', vms: ['w'], host: true }, async () => assert.fail('ran while busy')),
+      withOperation(context(dir), { command: 'clone', vms: ['w'], host: true }, async () =>
+        assert.fail('ran while busy'),
+      ),
       { message: `another vms command is changing shared disks (vms clone, pid ${process.pid})` },
     );
   } finally {
@@ -168,7 +184,10 @@ test('a busy VM is refused with the command and pid that hold it; names are chec
     await holder.remove();
   }
   const before = readdirSync(dir);
-  await assert.rejects(withOperation(context(dir), { command: 'start', vms: ['../x'] }, async () => assert.fail('ran')), { code: 'usage' });
+  await assert.rejects(
+    withOperation(context(dir), { command: 'start', vms: ['../x'] }, async () => assert.fail('ran')),
+    { code: 'usage' },
+  );
   assert.deepEqual(readdirSync(dir), before);
 });
 

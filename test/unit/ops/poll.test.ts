@@ -35,7 +35,7 @@ test('pollUntil: on timeout false without a timeout error; the last question is 
   assert.equal(asked.count, 3);
 });
 
-test('pollUntil: on timeout the caller\'s typed error is thrown, built only then', async () => {
+test("pollUntil: on timeout the caller's typed error is thrown, built only then", async () => {
   let built = 0;
   const timeoutError = () => {
     built++;
@@ -55,12 +55,22 @@ test('pollUntil: an abort stops the wait at once (an AbortError, which isInterru
   const { asked, done } = nthTime(Infinity);
   const started = Date.now();
   setTimeout(() => controller.abort(), 30);
-  await assert.rejects(pollUntil(done, { timeoutMs: 60_000, intervalMs: 10_000, signal: controller.signal }), { name: 'AbortError' });
+  await assert.rejects(pollUntil(done, { timeoutMs: 60_000, intervalMs: 10_000, signal: controller.signal }), {
+    name: 'AbortError',
+  });
   assert.ok(Date.now() - started < 1_000, 'did not sleep out the interval');
   assert.equal(asked.count, 1);
 });
 
 test('pollUntil: a failing question fails the wait with its own error', async () => {
   const boom = new Error('virsh: domain not found');
-  await assert.rejects(pollUntil(async () => { throw boom; }, { timeoutMs: 1_000, intervalMs: 5 }), (e) => e === boom);
+  await assert.rejects(
+    pollUntil(
+      async () => {
+        throw boom;
+      },
+      { timeoutMs: 1_000, intervalMs: 5 },
+    ),
+    (e) => e === boom,
+  );
 });

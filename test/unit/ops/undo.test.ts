@@ -5,9 +5,16 @@ import { leftBehind, Rollbacks, UndoStack, withUndo } from '../../../src/core/op
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
   const ran: string[] = [];
-  undo.push('remove dir', async () => { ran.push('dir'); });
-  undo.push('remove disk', async () => { ran.push('disk'); throw new Error('EBUSY'); });
-  undo.push('undefine vm', async () => { ran.push('vm'); });
+  undo.push('remove dir', async () => {
+    ran.push('dir');
+  });
+  undo.push('remove disk', async () => {
+    ran.push('disk');
+    throw new Error('EBUSY');
+  });
+  undo.push('undefine vm', async () => {
+    ran.push('vm');
+  });
   assert.deepEqual(await undo.rollback(), ['remove disk: EBUSY']);
   assert.deepEqual(ran, ['vm', 'disk', 'dir']);
   // Everything was taken back: a second rollback does nothing.
@@ -20,9 +27,17 @@ test('withUndo rolls back on failure and rethrows the original error with what i
   const original = new Error('define failed');
   await assert.rejects(
     withUndo(async (undo) => {
-      undo.push('remove a', async () => { ran.push('a'); throw new Error('busy'); });
-      undo.push('remove b', async () => { ran.push('b'); });
-      undo.push('remove c', async () => { ran.push('c'); throw new Error('gone'); });
+      undo.push('remove a', async () => {
+        ran.push('a');
+        throw new Error('busy');
+      });
+      undo.push('remove b', async () => {
+        ran.push('b');
+      });
+      undo.push('remove c', async () => {
+        ran.push('c');
+        throw new Error('gone');
+      });
       throw original;
     }),
     (err: unknown) => {
@@ -39,8 +54,12 @@ test('withUndo leaves the message alone when every undo step succeeds', async ()
   const ran: string[] = [];
   await assert.rejects(
     withUndo(async (undo) => {
-      undo.push('one', async () => { ran.push('one'); });
-      undo.push('two', async () => { ran.push('two'); });
+      undo.push('one', async () => {
+        ran.push('one');
+      });
+      undo.push('two', async () => {
+        ran.push('two');
+      });
       throw new Error('boom');
     }),
     (err: unknown) => (err as Error).message === 'boom' && leftBehind(err).length === 0,
@@ -51,7 +70,9 @@ test('withUndo leaves the message alone when every undo step succeeds', async ()
 test('withUndo returns the result and runs no undo step on success', async () => {
   const ran: string[] = [];
   const result = await withUndo(async (undo) => {
-    undo.push('one', async () => { ran.push('one'); });
+    undo.push('one', async () => {
+      ran.push('one');
+    });
     return 42;
   });
   assert.equal(result, 42);
@@ -63,9 +84,15 @@ test('while a rollback runs, its Rollbacks name the steps not yet done (what a f
   const cleanupInProgress = () => rollbacks.remaining();
   const undo = new UndoStack(undefined, undefined, rollbacks);
   const seen: string[][] = [];
-  undo.push('remove dir', async () => { seen.push(cleanupInProgress()); });
-  undo.push('remove disk', async () => { seen.push(cleanupInProgress()); });
-  undo.push('undefine vm', async () => { seen.push(cleanupInProgress()); });
+  undo.push('remove dir', async () => {
+    seen.push(cleanupInProgress());
+  });
+  undo.push('remove disk', async () => {
+    seen.push(cleanupInProgress());
+  });
+  undo.push('undefine vm', async () => {
+    seen.push(cleanupInProgress());
+  });
   assert.deepEqual(cleanupInProgress(), [], 'nothing before the rollback');
   await undo.rollback();
   // Each step still counts as left while it runs: it may not finish.

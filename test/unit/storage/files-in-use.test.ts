@@ -9,7 +9,8 @@ import { VMS_NS } from '../../../src/libvirt/metadata.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
 
-const domainXml = (name: string, devices: string, extra = '') => `<domain type='qemu'><name>${name}</name>${extra}<devices>${devices}</devices></domain>`;
+const domainXml = (name: string, devices: string, extra = '') =>
+  `<domain type='qemu'><name>${name}</name>${extra}<devices>${devices}</devices></domain>`;
 const disk = (path: string, target: string, format = 'qcow2', more = '') =>
   `<disk type='file' device='disk'><driver name='qemu' type='${format}'/><source file='${path}'/><target dev='${target}'/>${more}</disk>`;
 const CONSOLE = (dir: string) =>
@@ -54,7 +55,12 @@ test('snapshotReferences: the memory file, external overlays and the files of th
     ${domainXml('a', disk('/img/a.qcow2', 'vda') + disk('/img/a-data.qcow2', 'vdb'))}</domainsnapshot>`;
   assert.deepEqual(
     (await snapshotReferences(xml)).map((r) => [r.path, r.role]),
-    [['/img/a.s1.mem', 'memory'], ['/img/a.s1.qcow2', 'disk'], ['/img/a.qcow2', 'disk'], ['/img/a-data.qcow2', 'disk']],
+    [
+      ['/img/a.s1.mem', 'memory'],
+      ['/img/a.s1.qcow2', 'disk'],
+      ['/img/a.qcow2', 'disk'],
+      ['/img/a-data.qcow2', 'disk'],
+    ],
   );
 });
 
@@ -74,7 +80,14 @@ const infoCall = (path: string, backing?: string, exitCode = 0, format?: string)
   args: ['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path],
   result: exitCode
     ? { exitCode, stderr: `qemu-img: Could not open '${path}': Image is not in qcow2 format` }
-    : { stdout: JSON.stringify({ filename: path, format: 'qcow2', 'virtual-size': 1, ...(backing && { 'full-backing-filename': backing, 'backing-filename-format': 'qcow2' }) }) },
+    : {
+        stdout: JSON.stringify({
+          filename: path,
+          format: 'qcow2',
+          'virtual-size': 1,
+          ...(backing && { 'full-backing-filename': backing, 'backing-filename-format': 'qcow2' }),
+        }),
+      },
 });
 
 const NO_SNAPSHOTS = ' Name   Creation Time   State\n------------------------------------\n';
@@ -86,8 +99,13 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
   const img = join(dir, 'img');
   mkdirSync(img);
   const f = (name: string) => join(img, name);
-  for (const name of ['a.qcow2', 'base.qcow2', 'a-data.qcow2', 'b.qcow2', 'c.qcow2', 'c-mid.qcow2', 'user.raw']) writeFileSync(f(name), '');
-  const aSaved = domainXml('a', disk(f('a.qcow2'), 'vda') + CONSOLE('/vms/a'), metadata([f('a.qcow2'), f('a-data.qcow2')], [f('base.qcow2')]));
+  for (const name of ['a.qcow2', 'base.qcow2', 'a-data.qcow2', 'b.qcow2', 'c.qcow2', 'c-mid.qcow2', 'user.raw'])
+    writeFileSync(f(name), '');
+  const aSaved = domainXml(
+    'a',
+    disk(f('a.qcow2'), 'vda') + CONSOLE('/vms/a'),
+    metadata([f('a.qcow2'), f('a-data.qcow2')], [f('base.qcow2')]),
+  );
   const aLive = domainXml('a', disk(f('a.qcow2'), 'vda') + disk(f('user.raw'), 'vdc', 'raw') + CONSOLE('/vms/a'));
   const snapshot = `<domainsnapshot><name>s1</name><memory snapshot='internal'/><disks><disk name='vda' snapshot='internal'/></disks>${domainXml('a', disk(f('a.qcow2'), 'vda') + disk(f('a-data.qcow2'), 'vdb'))}</domainsnapshot>`;
   const bXml = domainXml('b', disk(f('b.qcow2'), 'vda'));
@@ -95,8 +113,36 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
   const { ctx, runner } = fakeContext([
     virshCall(['list', '--all', '--name'], 'a\nb\nc\ngone\nbroken\n'),
     batchCall(
-      ['dumpxml a --inactive', 'dumpxml a', 'snapshot-list a', 'snapshot-list a --name', 'dumpxml b --inactive', 'snapshot-list broken --name'],
-      [aSaved, aLive, `${NO_SNAPSHOTS} s1   2026-01-01   running\n`, 's1\n', bXml, bXml, NO_SNAPSHOTS, '', cXml, cXml, NO_SNAPSHOTS, '', '', '', '', '', '', '', '', ''],
+      [
+        'dumpxml a --inactive',
+        'dumpxml a',
+        'snapshot-list a',
+        'snapshot-list a --name',
+        'dumpxml b --inactive',
+        'snapshot-list broken --name',
+      ],
+      [
+        aSaved,
+        aLive,
+        `${NO_SNAPSHOTS} s1   2026-01-01   running\n`,
+        's1\n',
+        bXml,
+        bXml,
+        NO_SNAPSHOTS,
+        '',
+        cXml,
+        cXml,
+        NO_SNAPSHOTS,
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+      ],
     ),
     batchCall(['snapshot-dumpxml a s1'], [snapshot]),
     chainCall(f('a.qcow2'), [f('a.qcow2'), f('base.qcow2')]),
@@ -138,7 +184,11 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
   ]);
   assert.deepEqual(found.unreadable, [
     { vm: 'b', reason: `backing file ${f('gone.qcow2')} of ${f('b.qcow2')} is missing`, incomplete: false },
-    { vm: 'c', reason: `cannot read the disk chain under ${f('c.qcow2')}: cannot read ${f('c-mid.qcow2')}: Could not open '${f('c-mid.qcow2')}': Image is not in qcow2 format`, incomplete: true },
+    {
+      vm: 'c',
+      reason: `cannot read the disk chain under ${f('c.qcow2')}: cannot read ${f('c-mid.qcow2')}: Could not open '${f('c-mid.qcow2')}': Image is not in qcow2 format`,
+      incomplete: true,
+    },
     { vm: 'broken', reason: 'virsh cannot print its definition', incomplete: true },
   ]);
   assert.deepEqual(found.vms, [
@@ -150,9 +200,17 @@ test('filesInUse: every VM in one batch, chains under the disks, snapshots; brok
   // usesOf sees one file under its other names: a symlink, a hard link's inode, a path with "..".
   symlinkSync(f('base.qcow2'), join(dir, 'link.qcow2'));
   for (const name of [join(dir, 'link.qcow2'), join(img, '..', 'img', 'base.qcow2')]) {
-    assert.deepEqual(found.usesOf(name).map((u) => `${u.vm} ${u.role} ${u.snapshot ?? '-'}`), ['a backing -', 'a backing s1'], name);
+    assert.deepEqual(
+      found.usesOf(name).map((u) => `${u.vm} ${u.role} ${u.snapshot ?? '-'}`),
+      ['a backing -', 'a backing s1'],
+      name,
+    );
   }
-  assert.deepEqual(found.usesOf(f('gone.qcow2')).map((u) => u.vm), ['b'], 'a missing file is matched by its path');
+  assert.deepEqual(
+    found.usesOf(f('gone.qcow2')).map((u) => u.vm),
+    ['b'],
+    'a missing file is matched by its path',
+  );
   assert.deepEqual(found.usesOf(f('nobody.qcow2')), []);
   assert.equal(describeUse(found.usesOf(f('base.qcow2'))[0]!), `a base under a's disk ${f('a.qcow2')}`);
   assert.equal(describeUse(found.usesOf(f('a-data.qcow2'))[0]!), "a's disk (in its snapshot s1)");
@@ -169,7 +227,10 @@ test('filesInUse: except leaves that VM out; an undefined-meanwhile VM uses noth
   ]);
   t.after(() => runner.done());
   const found = await filesInUse(ctx, { except: 'a' });
-  assert.deepEqual([found.uses.map((u) => `${u.vm} ${u.path}`), found.unreadable, found.vms], [['c /img/c.raw'], [], [{ name: 'c', made: [], bases: [] }]]);
+  assert.deepEqual(
+    [found.uses.map((u) => `${u.vm} ${u.path}`), found.unreadable, found.vms],
+    [['c /img/c.raw'], [], [{ name: 'c', made: [], bases: [] }]],
+  );
 });
 
 test('realPath resolves the existing part of a path and keeps the rest', () => {

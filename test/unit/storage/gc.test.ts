@@ -16,7 +16,12 @@ const f = (name: string) => join(dir, name);
 const vm = (name: string, disks: string[], made: string[], bases: string[] = []) =>
   `<domain type='qemu'><name>${name}</name><metadata><vms:vm xmlns:vms="${VMS_NS}">${bases.map((b) => `<vms:base>${b}</vms:base>`).join('')}` +
   `${made.map((m) => `<vms:made>${m}</vms:made>`).join('')}</vms:vm></metadata><devices>` +
-  disks.map((d, i) => `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${d}'/><target dev='vd${'abc'[i]}'/></disk>`).join('') +
+  disks
+    .map(
+      (d, i) =>
+        `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${d}'/><target dev='vd${'abc'[i]}'/></disk>`,
+    )
+    .join('') +
   `</devices></domain>`;
 
 // a made its disk and a data disk since detached; its base is still under b's disk (raw here: no chain to read).
@@ -24,10 +29,21 @@ const A = vm('a', [f('a.img')], [f('a.img'), f('a-data.img'), f('gone.img'), joi
 const B = vm('b', [f('b.img'), f('base.img')], [f('b.img')]);
 const readAll = (extra: string[] = []): Expected[] => [
   virshCall(['list', '--all', '--name'], ['a', 'b', ...extra].join('\n') + '\n'),
-  batchCall(['dumpxml a --inactive', 'dumpxml b --inactive'], [A, A, NONE, '', B, B, NONE, '', ...extra.flatMap(() => ['', '', '', ''])]),
+  batchCall(
+    ['dumpxml a --inactive', 'dumpxml b --inactive'],
+    [A, A, NONE, '', B, B, NONE, '', ...extra.flatMap(() => ['', '', '', ''])],
+  ),
   ...extra.map((n) => virshCall(['domuuid', n], 'u\n')),
   // read once more, still broken
-  ...(extra.length ? [batchCall(extra.map((n) => `dumpxml ${n} --inactive`), extra.flatMap(() => ['', '', '', ''])), ...extra.map((n) => virshCall(['domuuid', n], 'u\n'))] : []),
+  ...(extra.length
+    ? [
+        batchCall(
+          extra.map((n) => `dumpxml ${n} --inactive`),
+          extra.flatMap(() => ['', '', '', '']),
+        ),
+        ...extra.map((n) => virshCall(['domuuid', n], 'u\n')),
+      ]
+    : []),
 ];
 
 test('gc plans to remove only files vms made that no VM uses; a VM it cannot read keeps them all', async (t) => {
@@ -36,14 +52,21 @@ test('gc plans to remove only files vms made that no VM uses; a VM it cannot rea
   const { ctx, runner } = fakeContext(readAll(), { VMS_IMAGES_DIR: dir });
   t.after(() => runner.done());
   const plan = await planGc(ctx);
-  assert.deepEqual(plan.remove.map((r) => [r.path, r.madeFor]), [[f('a-data.img'), ['a']]], 'not a disk in use, not a base in use, not a file already gone, not another images dir');
+  assert.deepEqual(
+    plan.remove.map((r) => [r.path, r.madeFor]),
+    [[f('a-data.img'), ['a']]],
+    'not a disk in use, not a base in use, not a file already gone, not another images dir',
+  );
   assert.deepEqual(plan.keep, []);
 
   const broken = fakeContext(readAll(['x']), { VMS_IMAGES_DIR: dir });
   const kept = await planGc(broken.ctx);
   broken.runner.done();
   assert.deepEqual(kept.remove, []);
-  assert.deepEqual(kept.keep.map((k) => [k.path, k.reason]), [[f('a-data.img'), 'VM x cannot be read (virsh cannot print its definition): it may use it']]);
+  assert.deepEqual(
+    kept.keep.map((k) => [k.path, k.reason]),
+    [[f('a-data.img'), 'VM x cannot be read (virsh cannot print its definition): it may use it']],
+  );
 });
 
 test('gc plans again under its locks and removes the files, dropping them from the records; a changed plan removes nothing', async () => {
@@ -51,14 +74,23 @@ test('gc plans again under its locks and removes the files, dropping them from t
   const shown = await planGc(fakeContext(readAll(), { VMS_IMAGES_DIR: dir }).ctx);
   // Planned again, a VM cannot be read now: the plan differs and nothing is removed.
   const stale = fakeContext(readAll(['x']), { VMS_IMAGES_DIR: dir });
-  await assert.rejects(collectGarbage(stale.ctx, shown, true), (e: unknown) => e instanceof VmsError && e.code === 'conflict' && /while you were asked/.test(e.message));
+  await assert.rejects(
+    collectGarbage(stale.ctx, shown, true),
+    (e: unknown) => e instanceof VmsError && e.code === 'conflict' && /while you were asked/.test(e.message),
+  );
   assert.ok(existsSync(f('a-data.img')));
 
   const { ctx, runner } = fakeContext(
     [
       ...readAll(),
       virshCall(['dumpxml', 'a', '--inactive', '--security-info'], A),
-      { cmd: 'virsh', args: (a) => a[2] === 'define' && !readFileSync(a[3]!, 'utf8').includes('a-data') && readFileSync(a[3]!, 'utf8').includes(f('gone.img')) },
+      {
+        cmd: 'virsh',
+        args: (a) =>
+          a[2] === 'define' &&
+          !readFileSync(a[3]!, 'utf8').includes('a-data') &&
+          readFileSync(a[3]!, 'utf8').includes(f('gone.img')),
+      },
     ],
     { VMS_IMAGES_DIR: dir },
   );

@@ -35,11 +35,16 @@ describe('sha256sums.txt', () => {
   });
 
   test('binary-mode "*", "./" prefixes, CRLF and junk lines', () => {
-    const sums = parseSums(`# checksums\r\n${B} *./archlinux-x86_64.iso\r\nnot a line\n${'d'.repeat(63)}  short.iso\n${C}  name with spaces.iso  \n`);
-    assert.deepEqual([...sums], [
-      ['archlinux-x86_64.iso', B],
-      ['name with spaces.iso', C],
-    ]);
+    const sums = parseSums(
+      `# checksums\r\n${B} *./archlinux-x86_64.iso\r\nnot a line\n${'d'.repeat(63)}  short.iso\n${C}  name with spaces.iso  \n`,
+    );
+    assert.deepEqual(
+      [...sums],
+      [
+        ['archlinux-x86_64.iso', B],
+        ['name with spaces.iso', C],
+      ],
+    );
   });
 
   test('no line for the ISO: nothing to find', () => {
@@ -52,8 +57,14 @@ describe('resume decisions', () => {
   test('the .part is resumed only when it was started for the same checksum', () => {
     assert.deepEqual(resumeFrom(undefined, A), { from: 0 });
     assert.deepEqual(resumeFrom({ bytes: 0, sha256: A }, A), { from: 0 });
-    assert.deepEqual(resumeFrom({ bytes: 512 * M, sha256: A }, A), { from: 512 * M, note: 'resuming the partial download at 512M' });
-    assert.deepEqual(resumeFrom({ bytes: 5 * M, sha256: B }, A), { from: 0, note: 'the partial download (5M) is of another ISO release: starting over' });
+    assert.deepEqual(resumeFrom({ bytes: 512 * M, sha256: A }, A), {
+      from: 512 * M,
+      note: 'resuming the partial download at 512M',
+    });
+    assert.deepEqual(resumeFrom({ bytes: 5 * M, sha256: B }, A), {
+      from: 0,
+      note: 'the partial download (5M) is of another ISO release: starting over',
+    });
     assert.equal(resumeFrom({ bytes: 5 * M }, A).from, 0, 'a .part with no record of what it is for');
   });
 
@@ -61,9 +72,18 @@ describe('resume decisions', () => {
     assert.deepEqual(planResponse(0, 200, null, '1000'), { action: 'write', from: 0, total: 1000 });
     assert.deepEqual(planResponse(0, 200, null, null), { action: 'write', from: 0, total: undefined });
     assert.deepEqual(planResponse(400, 206, 'bytes 400-999/1000', '600'), { action: 'write', from: 400, total: 1000 });
-    assert.deepEqual(planResponse(400, 206, 'bytes 400-999/*', '600'), { action: 'write', from: 400, total: undefined });
+    assert.deepEqual(planResponse(400, 206, 'bytes 400-999/*', '600'), {
+      action: 'write',
+      from: 400,
+      total: undefined,
+    });
     // a server that ignores Range sends it all again: start over
-    assert.deepEqual(planResponse(400, 200, null, '1000'), { action: 'write', from: 0, total: 1000, note: 'the mirror does not resume downloads: starting over' });
+    assert.deepEqual(planResponse(400, 200, null, '1000'), {
+      action: 'write',
+      from: 0,
+      total: 1000,
+      note: 'the mirror does not resume downloads: starting over',
+    });
     // a range that does not start where asked would corrupt the file
     assert.equal(planResponse(400, 206, 'bytes 0-999/1000', '1000').action, 'fail');
     assert.equal(planResponse(400, 206, undefined, '600').action, 'fail');
@@ -106,16 +126,35 @@ describe('rate, ETA and the progress line', () => {
 
   test('formatting: without a total, without a rate, percent rounded down', () => {
     assert.equal(formatTransfer({ done: 1536, final: false }), '1.5K');
-    assert.equal(formatTransfer({ done: 99, total: 100, rate: 10, eta: 0.1, final: false }), '99B / 100B (99%)  10B/s  ETA 0s');
-    assert.equal(formatTransfer({ done: 1.2 * 2 ** 30, total: 1.2 * 2 ** 30, rate: 12.5 * M, eta: 0, final: true }), '1.2G / 1.2G (100%)  12.5M/s');
+    assert.equal(
+      formatTransfer({ done: 99, total: 100, rate: 10, eta: 0.1, final: false }),
+      '99B / 100B (99%)  10B/s  ETA 0s',
+    );
+    assert.equal(
+      formatTransfer({ done: 1.2 * 2 ** 30, total: 1.2 * 2 ** 30, rate: 12.5 * M, eta: 0, final: true }),
+      '1.2G / 1.2G (100%)  12.5M/s',
+    );
   });
 
   test('durations and ages', () => {
-    assert.deepEqual([0, 44.6, 59.4, 60, 185, 3599, 3600, 3725, 90_000].map(formatDuration), ['0s', '45s', '59s', '1m00s', '3m05s', '59m59s', '1h00m', '1h02m', '25h00m']);
+    assert.deepEqual([0, 44.6, 59.4, 60, 185, 3599, 3600, 3725, 90_000].map(formatDuration), [
+      '0s',
+      '45s',
+      '59s',
+      '1m00s',
+      '3m05s',
+      '59m59s',
+      '1h00m',
+      '1h02m',
+      '25h00m',
+    ]);
     assert.equal(formatDuration(Infinity), '?');
     assert.equal(formatDuration(-1), '?');
     const min = 60_000;
-    assert.deepEqual([0, 59_999, min, 5 * min, 60 * min, 23 * 60 * min, 24 * 60 * min, 12 * 24 * 60 * min].map(formatAge), ['just now', 'just now', '1 minute', '5 minutes', '1 hour', '23 hours', '1 day', '12 days']);
+    assert.deepEqual(
+      [0, 59_999, min, 5 * min, 60 * min, 23 * 60 * min, 24 * 60 * min, 12 * 24 * 60 * min].map(formatAge),
+      ['just now', 'just now', '1 minute', '5 minutes', '1 hour', '23 hours', '1 day', '12 days'],
+    );
   });
 
   test('the bar a terminal shows', () => {
@@ -160,15 +199,40 @@ describe('the PGP check', () => {
   });
 
   test('good, bad, by another key, by a key not in the keyring', () => {
-    const valid = (signer: string, primary: string) => `VALIDSIG ${signer} 2026-11-01 1793520000 0 4 0 22 10 00 ${primary}`;
-    const good = status('NEWSIG pierre@archlinux.org', 'GOODSIG 76A5EF9054449A5C Pierre Schmitz <pierre@archlinux.org>', valid(ARCH_RELEASE_KEY, ARCH_RELEASE_KEY), 'TRUST_UNDEFINED 0 pgp');
+    const valid = (signer: string, primary: string) =>
+      `VALIDSIG ${signer} 2026-11-01 1793520000 0 4 0 22 10 00 ${primary}`;
+    const good = status(
+      'NEWSIG pierre@archlinux.org',
+      'GOODSIG 76A5EF9054449A5C Pierre Schmitz <pierre@archlinux.org>',
+      valid(ARCH_RELEASE_KEY, ARCH_RELEASE_KEY),
+      'TRUST_UNDEFINED 0 pgp',
+    );
     assert.deepEqual(classifySignature(good, [ARCH_RELEASE_KEY]), { result: 'good', fingerprint: ARCH_RELEASE_KEY });
     // made by a signing subkey: what counts is the primary key at the end
-    assert.equal(classifySignature(status(valid(SUB, ARCH_RELEASE_KEY.toLowerCase())), [ARCH_RELEASE_KEY]).result, 'good');
-    assert.deepEqual(classifySignature(good, [SUB]), { result: 'bad', why: `it is good but made by ${ARCH_RELEASE_KEY}, which is not the Arch release key` });
-    assert.deepEqual(classifySignature(status('BADSIG 76A5EF9054449A5C Pierre Schmitz <pierre@archlinux.org>'), [ARCH_RELEASE_KEY]), { result: 'bad', why: 'it does not match the file (key 76A5EF9054449A5C)' });
-    assert.equal(classifySignature(status('REVKEYSIG 76A5EF9054449A5C Pierre', valid(ARCH_RELEASE_KEY, ARCH_RELEASE_KEY)), [ARCH_RELEASE_KEY]).result, 'bad');
-    assert.deepEqual(classifySignature(status('ERRSIG 1234567890ABCDEF 22 10 00 1793520000 9 -', 'NO_PUBKEY 1234567890ABCDEF'), [ARCH_RELEASE_KEY]), { result: 'noKey', keyId: '1234567890ABCDEF' });
+    assert.equal(
+      classifySignature(status(valid(SUB, ARCH_RELEASE_KEY.toLowerCase())), [ARCH_RELEASE_KEY]).result,
+      'good',
+    );
+    assert.deepEqual(classifySignature(good, [SUB]), {
+      result: 'bad',
+      why: `it is good but made by ${ARCH_RELEASE_KEY}, which is not the Arch release key`,
+    });
+    assert.deepEqual(
+      classifySignature(status('BADSIG 76A5EF9054449A5C Pierre Schmitz <pierre@archlinux.org>'), [ARCH_RELEASE_KEY]),
+      { result: 'bad', why: 'it does not match the file (key 76A5EF9054449A5C)' },
+    );
+    assert.equal(
+      classifySignature(status('REVKEYSIG 76A5EF9054449A5C Pierre', valid(ARCH_RELEASE_KEY, ARCH_RELEASE_KEY)), [
+        ARCH_RELEASE_KEY,
+      ]).result,
+      'bad',
+    );
+    assert.deepEqual(
+      classifySignature(status('ERRSIG 1234567890ABCDEF 22 10 00 1793520000 9 -', 'NO_PUBKEY 1234567890ABCDEF'), [
+        ARCH_RELEASE_KEY,
+      ]),
+      { result: 'noKey', keyId: '1234567890ABCDEF' },
+    );
     assert.equal(classifySignature('', [ARCH_RELEASE_KEY]).result, 'error');
   });
 });

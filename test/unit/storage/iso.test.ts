@@ -2,7 +2,18 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -56,15 +67,28 @@ function writeTemp(data: Buffer): string {
 
 /** What blkid (libblkid, which archiso's initramfs relies on through udev) says about an image. */
 function blkid(path: string): { uuid?: string; label: string } {
-  const tag = (name: string) => execFileSync('blkid', ['-p', '-s', name, '-o', 'value', path], { encoding: 'utf8' }).trim();
+  const tag = (name: string) =>
+    execFileSync('blkid', ['-p', '-s', name, '-o', 'value', path], { encoding: 'utf8' }).trim();
   return { uuid: tag('UUID') || undefined, label: tag('LABEL') };
 }
 
 const CASES: [string, Buffer, { label: string; uuid?: string }][] = [
-  ['both dates: the modification date wins', pvd('ARCH_202405', '2024050110004300\0', '2025010203040506\x04'), { label: 'ARCH_202405', uuid: '2025-01-02-03-04-05-06' }],
-  ['unset modification date: the creation date', pvd('ARCH_202405', '2024050110004300\0', UNSET), { label: 'ARCH_202405', uuid: '2024-05-01-10-00-43-00' }],
+  [
+    'both dates: the modification date wins',
+    pvd('ARCH_202405', '2024050110004300\0', '2025010203040506\x04'),
+    { label: 'ARCH_202405', uuid: '2025-01-02-03-04-05-06' },
+  ],
+  [
+    'unset modification date: the creation date',
+    pvd('ARCH_202405', '2024050110004300\0', UNSET),
+    { label: 'ARCH_202405', uuid: '2024-05-01-10-00-43-00' },
+  ],
   ['no dates at all: no uuid', pvd('NO DATES', UNSET, UNSET), { label: 'NO DATES', uuid: undefined }],
-  ['a label of all 32 characters', pvd('A'.repeat(32), '2024050110004300\0', '2024050110004300\0'), { label: 'A'.repeat(32), uuid: '2024-05-01-10-00-43-00' }],
+  [
+    'a label of all 32 characters',
+    pvd('A'.repeat(32), '2024050110004300\0', '2024050110004300\0'),
+    { label: 'A'.repeat(32), uuid: '2024-05-01-10-00-43-00' },
+  ],
 ];
 
 test('parsePrimaryVolumeDescriptor: label without its padding, uuid from the modification or else the creation date', () => {
@@ -82,24 +106,45 @@ test('readIsoIdentity reads what blkid reads, on images around the hand-built de
 test('parsePrimaryVolumeDescriptor refuses what is not an ISO 9660 PVD', () => {
   const notPvd: [string, Buffer][] = [
     ['zeros', Buffer.alloc(2048)],
-    ['a terminator, not a PVD', (() => { const b = pvd('X', UNSET, UNSET); b[0] = 255; return b; })()],
-    ['wrong magic', (() => { const b = pvd('X', UNSET, UNSET); b.write('CD002', 1, 'latin1'); return b; })()],
+    [
+      'a terminator, not a PVD',
+      (() => {
+        const b = pvd('X', UNSET, UNSET);
+        b[0] = 255;
+        return b;
+      })(),
+    ],
+    [
+      'wrong magic',
+      (() => {
+        const b = pvd('X', UNSET, UNSET);
+        b.write('CD002', 1, 'latin1');
+        return b;
+      })(),
+    ],
     ['cut short (a file smaller than 34 KiB)', pvd('X', UNSET, UNSET).subarray(0, 500)],
     ['empty', Buffer.alloc(0)],
   ];
   for (const [name, buffer] of notPvd) {
-    assert.throws(() => parsePrimaryVolumeDescriptor(buffer), (err: unknown) => {
-      assert.ok(err instanceof VmsError, `${name}: ${String(err)}`);
-      assert.equal(err.code, 'usage');
-      assert.match(err.message, /not an ISO 9660 image/);
-      return true;
-    }, name);
+    assert.throws(
+      () => parsePrimaryVolumeDescriptor(buffer),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError, `${name}: ${String(err)}`);
+        assert.equal(err.code, 'usage');
+        assert.match(err.message, /not an ISO 9660 image/);
+        return true;
+      },
+      name,
+    );
   }
 });
 
 test('readIsoIdentity refuses a file that is not an ISO, however short', async () => {
   for (const data of [Buffer.alloc(0), randomBytes(100), Buffer.alloc(40 * 2048)]) {
-    await assert.rejects(readIsoIdentity(writeTemp(data)), (err: unknown) => err instanceof VmsError && /not an ISO 9660 image/.test(err.message));
+    await assert.rejects(
+      readIsoIdentity(writeTemp(data)),
+      (err: unknown) => err instanceof VmsError && /not an ISO 9660 image/.test(err.message),
+    );
   }
 });
 
@@ -108,7 +153,11 @@ test('checkIsoImage takes an ISO 9660 image, directly or through a link, and ret
   assert.equal(await checkIsoImage(iso, 'h'), iso);
   const link = join(TMP, 'link-to-iso.iso');
   symlinkSync(iso, link);
-  assert.equal(await checkIsoImage(link, 'h'), iso, 'the definition names the checked file, not a link that could be re-pointed');
+  assert.equal(
+    await checkIsoImage(link, 'h'),
+    iso,
+    'the definition names the checked file, not a link that could be re-pointed',
+  );
 });
 
 test('checkIsoImage refuses anything else with a usage error (exit 2) and its hint, and changes nothing', async () => {
@@ -131,23 +180,33 @@ test('checkIsoImage refuses anything else with a usage error (exit 2) and its hi
     ['/dev/null', '/dev/null', /^\/dev\/null is not a regular file/],
   ];
   for (const [what, path, message] of cases) {
-    await assert.rejects(checkIsoImage(path, 'the hint'), (err: unknown) => {
-      assert.ok(err instanceof VmsError, `${what}: ${String(err)}`);
-      assert.equal(err.exitCode, 2, what);
-      assert.match(err.message, message, what);
-      assert.equal(err.hint, 'the hint', what);
-      return true;
-    }, what);
+    await assert.rejects(
+      checkIsoImage(path, 'the hint'),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError, `${what}: ${String(err)}`);
+        assert.equal(err.exitCode, 2, what);
+        assert.match(err.message, message, what);
+        assert.equal(err.hint, 'the hint', what);
+        return true;
+      },
+      what,
+    );
   }
   const after = statSync(secret);
-  assert.deepEqual([after.uid, after.gid, after.mode, after.mtimeMs], [before.uid, before.gid, before.mode, before.mtimeMs]);
+  assert.deepEqual(
+    [after.uid, after.gid, after.mode, after.mtimeMs],
+    [before.uid, before.gid, before.mode, before.mtimeMs],
+  );
 });
 
 test('checkIsoImage: a missing file or a dangling link is not found (exit 3)', async () => {
   const dangling = join(TMP, 'dangling.iso');
   symlinkSync(join(TMP, 'nowhere'), dangling);
   for (const path of [join(TMP, 'missing.iso'), dangling]) {
-    await assert.rejects(checkIsoImage(path, 'h'), (err: unknown) => err instanceof VmsError && err.exitCode === 3 && err.message === `ISO not found: ${path}`);
+    await assert.rejects(
+      checkIsoImage(path, 'h'),
+      (err: unknown) => err instanceof VmsError && err.exitCode === 3 && err.message === `ISO not found: ${path}`,
+    );
   }
 });
 
@@ -184,21 +243,41 @@ test('archisoCmdline finds the ISO by uuid when it has one, else by label', () =
     archisoCmdline({ label: 'ARCH_202405', uuid: '2024-05-01-10-00-43-00' }),
     'archisobasedir=arch archisosearchuuid=2024-05-01-10-00-43-00 console=ttyS0,115200',
   );
-  assert.equal(archisoCmdline({ label: 'ARCH_202405' }), 'archisobasedir=arch archisolabel=ARCH_202405 console=ttyS0,115200');
+  assert.equal(
+    archisoCmdline({ label: 'ARCH_202405' }),
+    'archisobasedir=arch archisolabel=ARCH_202405 console=ttyS0,115200',
+  );
 });
 
 test('extractCommand: the exact xorriso and bsdtar command lines', () => {
   assert.deepEqual(extractCommand('xorriso', '/isos/arch.iso', '/cache/x'), {
     cmd: 'xorriso',
     args: [
-      '-osirrox', 'on', '-indev', '/isos/arch.iso',
-      '-extract', '/arch/boot/x86_64/vmlinuz-linux', '/cache/x/vmlinuz-linux',
-      '-extract', '/arch/boot/x86_64/initramfs-linux.img', '/cache/x/initramfs-linux.img',
+      '-osirrox',
+      'on',
+      '-indev',
+      '/isos/arch.iso',
+      '-extract',
+      '/arch/boot/x86_64/vmlinuz-linux',
+      '/cache/x/vmlinuz-linux',
+      '-extract',
+      '/arch/boot/x86_64/initramfs-linux.img',
+      '/cache/x/initramfs-linux.img',
     ],
   });
   assert.deepEqual(extractCommand('bsdtar', '/isos/arch.iso', '/cache/x'), {
     cmd: 'bsdtar',
-    args: ['-x', '-f', '/isos/arch.iso', '-C', '/cache/x', '--strip-components', '3', 'arch/boot/x86_64/vmlinuz-linux', 'arch/boot/x86_64/initramfs-linux.img'],
+    args: [
+      '-x',
+      '-f',
+      '/isos/arch.iso',
+      '-C',
+      '/cache/x',
+      '--strip-components',
+      '3',
+      'arch/boot/x86_64/vmlinuz-linux',
+      'arch/boot/x86_64/initramfs-linux.img',
+    ],
   });
 });
 

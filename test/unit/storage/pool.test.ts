@@ -60,7 +60,10 @@ test('parsePoolInfo: an inactive pool has no sizes', () => {
 
 test('parsePoolXml reads the type and the target path (XML escapes undone)', async () => {
   assert.deepEqual(await parsePoolXml(poolXml('a', '/srv/a &amp; b')), { type: 'dir', path: '/srv/a & b' });
-  assert.deepEqual(await parsePoolXml(`<pool type='logical'><name>vg</name><target/></pool>`), { type: 'logical', path: undefined });
+  assert.deepEqual(await parsePoolXml(`<pool type='logical'><name>vg</name><target/></pool>`), {
+    type: 'logical',
+    path: undefined,
+  });
   await assert.rejects(parsePoolXml('<domain/>'), /not a libvirt storage pool/);
 });
 
@@ -81,7 +84,11 @@ test('listPools: one pool-list and one batch, whatever the number of pools; the 
       ['iso', 'inactive', '/srv/iso', undefined],
     ],
   );
-  assert.deepEqual(Object.keys(pools[0]!).slice(0, 5), ['name', 'uuid', 'type', 'path', 'state'], 'JSON in a readable order');
+  assert.deepEqual(
+    Object.keys(pools[0]!).slice(0, 5),
+    ['name', 'uuid', 'type', 'path', 'state'],
+    'JSON in a readable order',
+  );
 });
 
 test('listPools: a pool undefined between the list and the batch is left out', async () => {
@@ -89,7 +96,10 @@ test('listPools: a pool undefined between the list and the batch is left out', a
     virshCall(['pool-list', '--all', '--name'], 'gone\nimages\n'),
     batchCall(['pool-info gone --bytes', 'pool-info images --bytes'], ['', '', RUNNING_INFO, poolXml('images', '/i')]),
   ]);
-  assert.deepEqual((await listPools(ctx)).map((p) => p.name), ['images']);
+  assert.deepEqual(
+    (await listPools(ctx)).map((p) => p.name),
+    ['images'],
+  );
   runner.done();
 });
 
@@ -97,7 +107,8 @@ test('poolInfo of an unknown pool: not found (exit 3) with a hint, and nothing e
   const { ctx, runner } = fakeContext([
     virshCall(['pool-info', 'nope', '--bytes'], '', {
       exitCode: 1,
-      stderr: "error: failed to get pool 'nope'\nerror: Storage pool not found: no storage pool with matching name 'nope'\n",
+      stderr:
+        "error: failed to get pool 'nope'\nerror: Storage pool not found: no storage pool with matching name 'nope'\n",
     }),
   ]);
   await assert.rejects(poolInfo(ctx, 'nope'), (err: unknown) => {
@@ -111,7 +122,10 @@ test('poolInfo of an unknown pool: not found (exit 3) with a hint, and nothing e
 });
 
 test('poolInfo combines pool-info and pool-dumpxml', async () => {
-  const { ctx, runner } = fakeContext([virshCall(['pool-info', 'images', '--bytes'], RUNNING_INFO), virshCall(['pool-dumpxml', 'images'], poolXml('images', '/var/lib/libvirt/images'))]);
+  const { ctx, runner } = fakeContext([
+    virshCall(['pool-info', 'images', '--bytes'], RUNNING_INFO),
+    virshCall(['pool-dumpxml', 'images'], poolXml('images', '/var/lib/libvirt/images')),
+  ]);
   const p = await poolInfo(ctx, 'images');
   runner.done();
   assert.equal(p.path, '/var/lib/libvirt/images');

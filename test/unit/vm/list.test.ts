@@ -32,7 +32,12 @@ test('parseDomstats groups key=value lines under their domain', () => {
   assert.equal(stats.get('lxa')!['state.state'], '5');
   assert.equal(stats.get('lxa')!['block.0.capacity'], '67108864');
   assert.equal(stats.get('lxa')!['block.0.path'], '/var/lib/libvirt/images/lxa.qcow2');
-  assert.deepEqual(stats.get("it''s=odd"), { 'state.state': '1', 'block.count': '2', 'block.0.capacity': '1073741824', 'block.1.name': 'sda' });
+  assert.deepEqual(stats.get("it''s=odd"), {
+    'state.state': '1',
+    'block.count': '2',
+    'block.0.capacity': '1073741824',
+    'block.1.name': 'sda',
+  });
 });
 
 test('parseDomstats of no domains is empty', () => {

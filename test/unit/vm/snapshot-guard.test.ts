@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { blockerError, internalDataBlocker, type FileState } from '../../../src/core/vm/snapshot-guard.js';
-import { createSnapshot, deleteSnapshot, listSnapshots, planRevert, revertSnapshot } from '../../../src/core/vm/snapshot.js';
+import {
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  planRevert,
+  revertSnapshot,
+} from '../../../src/core/vm/snapshot.js';
 import { addMade, dropMade, metadataAfterRevert } from '../../../src/core/vm/vm-metadata.js';
 import { VmsError } from '../../../src/errors.js';
 import type { DomainFacts } from '../../../src/libvirt/domain-parse.js';
@@ -51,7 +57,11 @@ const externalXml = (name: string, overlay: string, memory?: string) => `<domain
 </domainsnapshot>`;
 
 const facts = (disk: string | undefined, bases: string[] = []): DomainFacts =>
-  ({ name: 'vm', disks: disk ? [{ type: 'file', device: 'disk', target: 'vda', path: disk, readonly: false }] : [], metadata: { bases, made: [] } }) as unknown as DomainFacts;
+  ({
+    name: 'vm',
+    disks: disk ? [{ type: 'file', device: 'disk', target: 'vda', path: disk, readonly: false }] : [],
+    metadata: { bases, made: [] },
+  }) as unknown as DomainFacts;
 
 const writable: FileState = { exists: true, writable: true };
 
@@ -60,32 +70,72 @@ test('parseSnapshotXml: an internal disk lies in the file it had when the snapsh
   assert.deepEqual(s.disks, [{ target: 'vda', snapshot: 'internal', file: '/i/vm.qcow2' }]);
 });
 
-test('internalDataBlocker: only the VM\'s own writable top disk may be written; gone, frozen, read-only and moved are told apart', async () => {
+test("internalDataBlocker: only the VM's own writable top disk may be written; gone, frozen, read-only and moved are told apart", async () => {
   const snap = await parseSnapshotXml(internalXml('snap1', '/i/vm.qcow2'));
-  assert.equal(internalDataBlocker(snap, facts('/i/vm.qcow2'), () => writable), undefined);
-  assert.deepEqual(internalDataBlocker(snap, facts('/i/vm.qcow2'), () => ({ exists: false, writable: false })), {
-    target: 'vda', file: '/i/vm.qcow2', reason: 'gone', now: '/i/vm.qcow2',
-  });
+  assert.equal(
+    internalDataBlocker(snap, facts('/i/vm.qcow2'), () => writable),
+    undefined,
+  );
+  assert.deepEqual(
+    internalDataBlocker(snap, facts('/i/vm.qcow2'), () => ({ exists: false, writable: false })),
+    {
+      target: 'vda',
+      file: '/i/vm.qcow2',
+      reason: 'gone',
+      now: '/i/vm.qcow2',
+    },
+  );
   // After `vms clone`: the VM is on an overlay, the file is its frozen base.
-  assert.equal(internalDataBlocker(snap, facts('/i/vm-2.qcow2', ['/i/vm.qcow2']), () => ({ exists: true, writable: false }))?.reason, 'frozen');
-  assert.equal(internalDataBlocker(snap, facts('/i/vm.qcow2'), () => ({ exists: true, writable: false }))?.reason, 'readOnly');
+  assert.equal(
+    internalDataBlocker(snap, facts('/i/vm-2.qcow2', ['/i/vm.qcow2']), () => ({ exists: true, writable: false }))
+      ?.reason,
+    'frozen',
+  );
+  assert.equal(
+    internalDataBlocker(snap, facts('/i/vm.qcow2'), () => ({ exists: true, writable: false }))?.reason,
+    'readOnly',
+  );
   // An external snapshot taken since: the file is under an overlay.
-  assert.deepEqual(internalDataBlocker(snap, facts('/i/vm.ext'), () => writable), { target: 'vda', file: '/i/vm.qcow2', reason: 'moved', now: '/i/vm.ext' });
+  assert.deepEqual(
+    internalDataBlocker(snap, facts('/i/vm.ext'), () => writable),
+    { target: 'vda', file: '/i/vm.qcow2', reason: 'moved', now: '/i/vm.ext' },
+  );
   assert.equal(internalDataBlocker(snap, facts(undefined), () => writable)?.reason, 'moved');
   const external = await parseSnapshotXml(externalXml('e1', '/i/vm.e1'));
-  assert.equal(internalDataBlocker(external, facts('/i/vm.qcow2'), () => ({ exists: false, writable: false })), undefined, 'external ones are judged elsewhere');
+  assert.equal(
+    internalDataBlocker(external, facts('/i/vm.qcow2'), () => ({ exists: false, writable: false })),
+    undefined,
+    'external ones are judged elsewhere',
+  );
 });
 
 test('blockerError: exit 4, nothing changed, and the way out: copy the disk out (revert) or forget the record (delete)', () => {
   const frozen = { target: 'vda', file: "/i/it's.qcow2", reason: 'frozen' as const, now: '/i/vm-2.qcow2' };
   const revert = blockerError('vm', 'snap1', 'revert', frozen);
   assert.equal(revert.exitCode, 4);
-  assert.equal(revert.message, "cannot revert snap1 of vm: snap1's data lie in /i/it's.qcow2, a read-only base vms froze for linked clones (`vms clone`), which must not change");
-  assert.equal(revert.hint, "nothing was changed; its disk can be copied out of that file: `qemu-img convert -l snap1 -O qcow2 '/i/it'\\''s.qcow2' NEW.qcow2`");
+  assert.equal(
+    revert.message,
+    "cannot revert snap1 of vm: snap1's data lie in /i/it's.qcow2, a read-only base vms froze for linked clones (`vms clone`), which must not change",
+  );
+  assert.equal(
+    revert.hint,
+    "nothing was changed; its disk can be copied out of that file: `qemu-img convert -l snap1 -O qcow2 '/i/it'\\''s.qcow2' NEW.qcow2`",
+  );
   const del = blockerError('vm', 'snap1', 'delete', frozen);
-  assert.match(del.hint!, /^nothing was changed; it goes with the base, when the last VM on it is destroyed; `virsh snapshot-delete vm snap1 --metadata` takes it off the list without touching any file$/);
-  const moved = blockerError('vm', 'snap1', 'revert', { target: 'vda', file: '/i/vm.qcow2', reason: 'moved', now: '/i/vm.e1' });
-  assert.equal(moved.message, "cannot revert snap1 of vm: snap1's data lie in /i/vm.qcow2, and vm's vda is /i/vm.e1 now");
+  assert.match(
+    del.hint!,
+    /^nothing was changed; it goes with the base, when the last VM on it is destroyed; `virsh snapshot-delete vm snap1 --metadata` takes it off the list without touching any file$/,
+  );
+  const moved = blockerError('vm', 'snap1', 'revert', {
+    target: 'vda',
+    file: '/i/vm.qcow2',
+    reason: 'moved',
+    now: '/i/vm.e1',
+  });
+  assert.equal(
+    moved.message,
+    "cannot revert snap1 of vm: snap1's data lie in /i/vm.qcow2, and vm's vda is /i/vm.e1 now",
+  );
   const gone = blockerError('vm', 'snap1', 'delete', { target: 'vda', file: '/i/vm.qcow2', reason: 'gone' });
   assert.equal(gone.message, 'cannot delete snap1 of vm: /i/vm.qcow2, which held it, no longer exists');
 });
@@ -94,14 +144,35 @@ test('metadata: made grows without duplicates and forgets; a revert keeps what v
   const m = { bases: [], made: ['/i/a'] };
   assert.deepEqual(addMade(['/i/a', '/i/b'])(m).made, ['/i/a', '/i/b']);
   assert.deepEqual(dropMade(['/i/a'])(m).made, []);
-  const now = { profile: 'dev', created: 't1', bases: ['/i/base'], made: ['/i/vm.qcow2', '/i/vm-data.qcow2'], notes: 'mine' };
-  const then = { profile: 'dev', created: 't1', pending: 'profile' as const, bases: [], made: ['/i/vm.qcow2'], notes: 'old' };
+  const now = {
+    profile: 'dev',
+    created: 't1',
+    bases: ['/i/base'],
+    made: ['/i/vm.qcow2', '/i/vm-data.qcow2'],
+    notes: 'mine',
+  };
+  const then = {
+    profile: 'dev',
+    created: 't1',
+    pending: 'profile' as const,
+    bases: [],
+    made: ['/i/vm.qcow2'],
+    notes: 'old',
+  };
   assert.deepEqual(metadataAfterRevert(now, then), {
-    profile: 'dev', created: 't1', pending: 'profile', bases: ['/i/base'], made: ['/i/vm.qcow2', '/i/vm-data.qcow2'], notes: 'mine',
+    profile: 'dev',
+    created: 't1',
+    pending: 'profile',
+    bases: ['/i/base'],
+    made: ['/i/vm.qcow2', '/i/vm-data.qcow2'],
+    notes: 'mine',
   });
   assert.equal('pending' in metadataAfterRevert({ ...now, pending: 'install' }, { bases: [], made: [] }), false);
   // Read-only shares are devices of the definition: those of the one brought back.
-  assert.deepEqual(metadataAfterRevert({ ...now, readonlyShares: ['new'] }, { ...then, readonlyShares: ['old'] }).readonlyShares, ['old']);
+  assert.deepEqual(
+    metadataAfterRevert({ ...now, readonlyShares: ['new'] }, { ...then, readonlyShares: ['old'] }).readonlyShares,
+    ['old'],
+  );
   assert.equal('readonlyShares' in metadataAfterRevert({ ...now, readonlyShares: ['new'] }, then), false);
 });
 
@@ -118,20 +189,37 @@ function clonedVm() {
   const base = join(dir, 'vm.qcow2');
   writeFileSync(base, 'base');
   chmodSync(base, 0o444);
-  return { base, xml: domainXml(join(dir, 'vm-2.qcow2'), metadataXml({ bases: [base], made: [base] })), snapshot: internalXml('snap1', base) };
+  return {
+    base,
+    xml: domainXml(join(dir, 'vm-2.qcow2'), metadataXml({ bases: [base], made: [base] })),
+    snapshot: internalXml('snap1', base),
+  };
 }
 
 async function assertRefused(p: Promise<unknown>, message: RegExp) {
-  await assert.rejects(p, (err: unknown) => err instanceof VmsError && err.exitCode === 4 && message.test(err.message) && /^nothing was changed/.test(err.hint ?? ''));
+  await assert.rejects(
+    p,
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.exitCode === 4 &&
+      message.test(err.message) &&
+      /^nothing was changed/.test(err.hint ?? ''),
+  );
 }
 
 test('revert and delete of an internal snapshot inside a frozen base: refused before libvirt is asked to do anything', async () => {
   const { xml, snapshot } = clonedVm();
   const revert = fakeContext([...loadCalls(xml, 'shut off'), virshCall(['snapshot-dumpxml', 'vm', 'snap1'], snapshot)]);
-  await assertRefused(planRevert(revert.ctx, 'vm', 'snap1'), /^cannot revert snap1 of vm: .* a read-only base vms froze/);
+  await assertRefused(
+    planRevert(revert.ctx, 'vm', 'snap1'),
+    /^cannot revert snap1 of vm: .* a read-only base vms froze/,
+  );
   revert.runner.done();
   const del = fakeContext([...loadCalls(xml, 'shut off'), virshCall(['snapshot-dumpxml', 'vm', 'snap1'], snapshot)]);
-  await assertRefused(deleteSnapshot(del.ctx, 'vm', 'snap1'), /^cannot delete snap1 of vm: .* a read-only base vms froze/);
+  await assertRefused(
+    deleteSnapshot(del.ctx, 'vm', 'snap1'),
+    /^cannot delete snap1 of vm: .* a read-only base vms froze/,
+  );
   del.runner.done();
 });
 
@@ -150,7 +238,11 @@ test('revert checks again after the question, then carries the metadata of now i
     virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml(disk, metadataXml({ made: [disk] }))),
     {
       cmd: 'virsh',
-      args: (a) => a[2] === 'define' && /<vms:made>[^<]*vm\.qcow2<\/vms:made>\s*<vms:made>[^<]*vm-data\.qcow2<\/vms:made>\s*<vms:notes>kept</.test(readFileSync(a[3]!, 'utf8')),
+      args: (a) =>
+        a[2] === 'define' &&
+        /<vms:made>[^<]*vm\.qcow2<\/vms:made>\s*<vms:made>[^<]*vm-data\.qcow2<\/vms:made>\s*<vms:notes>kept</.test(
+          readFileSync(a[3]!, 'utf8'),
+        ),
     },
     virshCall(['domstate', 'vm'], 'running\n'),
   ]);
@@ -163,12 +255,21 @@ test('list: a snapshot inside a frozen base is not revertable; an external one o
   const { xml, snapshot } = clonedVm();
   const { ctx, runner } = fakeContext([
     virshCall(['snapshot-list', 'vm', '--name'], 'snap1\ne1\n\n'),
-    batchCall(['snapshot-current vm --name', 'dumpxml vm --inactive', 'snapshot-dumpxml vm snap1', 'snapshot-dumpxml vm e1'], ['e1\n', xml, snapshot, externalXml('e1', '/i/vm.e1')]),
+    batchCall(
+      ['snapshot-current vm --name', 'dumpxml vm --inactive', 'snapshot-dumpxml vm snap1', 'snapshot-dumpxml vm e1'],
+      ['e1\n', xml, snapshot, externalXml('e1', '/i/vm.e1')],
+    ),
     virshCall(['capabilities'], '<capabilities><guest><features><disksnapshot/></features></guest></capabilities>'),
   ]);
   const list = await listSnapshots(ctx, 'vm');
   runner.done();
-  assert.deepEqual(list.map((s) => [s.name, s.revertable]), [['e1', false], ['snap1', false]]);
+  assert.deepEqual(
+    list.map((s) => [s.name, s.revertable]),
+    [
+      ['e1', false],
+      ['snap1', false],
+    ],
+  );
 });
 
 test('create --external: the overlay it made is recorded in metadata.made, for destroy to remove', async () => {
@@ -182,7 +283,14 @@ test('create --external: the overlay it made is recorded in metadata.made, for d
     virshCall(['snapshot-create-as', 'vm', 'e1', '--atomic', '--disk-only']),
     virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', overlay)),
     virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml(overlay, metadataXml({ made: [disk] }))),
-    { cmd: 'virsh', args: (a) => a[2] === 'define' && readFileSync(a[3]!, 'utf8').replace(/>\s+</g, '><').includes(`<vms:made>${disk}</vms:made><vms:made>${overlay}</vms:made>`) },
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        a[2] === 'define' &&
+        readFileSync(a[3]!, 'utf8')
+          .replace(/>\s+</g, '><')
+          .includes(`<vms:made>${disk}</vms:made><vms:made>${overlay}</vms:made>`),
+    },
     virshCall(['capabilities'], '<capabilities/>'),
     virshCall(['version', '--daemon'], 'Running against daemon: 9.0.0\n'),
   ]);
@@ -196,12 +304,18 @@ test('create interrupted while libvirt works: the snapshot it took is deleted ag
   const { ctx, runner } = fakeContext([
     ...loadCalls(domainXml('/i/vm.qcow2'), 'running'),
     virshCall(['snapshot-list', 'vm', '--name'], '\n'),
-    { ...virshCall(['snapshot-create-as', 'vm', 's1', '--atomic']), args: (a) => a.join(' ') === '-c qemu:///system snapshot-create-as vm s1 --atomic' && (abort.abort(), true) },
+    {
+      ...virshCall(['snapshot-create-as', 'vm', 's1', '--atomic']),
+      args: (a) => a.join(' ') === '-c qemu:///system snapshot-create-as vm s1 --atomic' && (abort.abort(), true),
+    },
     virshCall(['snapshot-list', 'vm', '--name'], 's1\n\n'),
     virshCall(['snapshot-dumpxml', 'vm', 's1'], internalXml('s1', '/i/vm.qcow2')),
     virshCall(['snapshot-delete', 'vm', 's1']),
   ]);
-  await assert.rejects(createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 's1', external: false }), (e: unknown) => e instanceof VmsError && e.exitCode === 130);
+  await assert.rejects(
+    createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 's1', external: false }),
+    (e: unknown) => e instanceof VmsError && e.exitCode === 130,
+  );
   runner.done();
 });
 
@@ -217,7 +331,10 @@ test('create --external interrupted: the running VM is merged back onto its disk
     virshCall(['snapshot-list', 'vm', '--name'], '\n'),
     {
       cmd: 'virsh',
-      args: (a) => a[2] === 'snapshot-create-as' && a.includes(`file=${memory},snapshot=external`) && (writeFileSync(overlay, ''), writeFileSync(memory, ''), abort.abort(), true),
+      args: (a) =>
+        a[2] === 'snapshot-create-as' &&
+        a.includes(`file=${memory},snapshot=external`) &&
+        (writeFileSync(overlay, ''), writeFileSync(memory, ''), abort.abort(), true),
     },
     virshCall(['snapshot-list', 'vm', '--name'], 'e1\n\n'),
     {
@@ -231,10 +348,16 @@ test('create --external interrupted: the running VM is merged back onto its disk
     virshCall(['domblklist', 'vm'], ` Target   Source\n------------------\n vda      ${overlay}\n`),
     virshCall(['blockcommit', 'vm', 'vda', '--active', '--pivot', '--shallow', '--wait']),
     virshCall(['snapshot-delete', 'vm', 'e1', '--metadata']),
-    { cmd: 'virsh', args: (a) => a[2] === 'define' && readFileSync(a[3]!, 'utf8').includes(`<source file="${disk}"/>`) },
+    {
+      cmd: 'virsh',
+      args: (a) => a[2] === 'define' && readFileSync(a[3]!, 'utf8').includes(`<source file="${disk}"/>`),
+    },
   ]);
   memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
-  await assert.rejects(createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 'e1', external: true }), (e: unknown) => e instanceof VmsError && e.exitCode === 130);
+  await assert.rejects(
+    createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 'e1', external: true }),
+    (e: unknown) => e instanceof VmsError && e.exitCode === 130,
+  );
   runner.done();
   assert.equal(existsSync(overlay), false);
   assert.equal(existsSync(memory), false);
@@ -249,16 +372,28 @@ test('create --external interrupted on a shut-off VM: qemu-img merges the overla
   const { ctx, runner } = fakeContext([
     ...loadCalls(xml, 'shut off'),
     virshCall(['snapshot-list', 'vm', '--name'], '\n'),
-    { cmd: 'virsh', args: (a) => a[2] === 'snapshot-create-as' && a.includes('--disk-only') && (writeFileSync(overlay, ''), abort.abort(), true) },
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        a[2] === 'snapshot-create-as' && a.includes('--disk-only') && (writeFileSync(overlay, ''), abort.abort(), true),
+    },
     virshCall(['snapshot-list', 'vm', '--name'], 'e1\n\n'),
     virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', overlay)),
     virshCall(['domstate', 'vm'], 'shut off\n'),
     virshCall(['domblklist', 'vm', '--inactive'], ` Target   Source\n------------------\n vda      ${overlay}\n`),
     { cmd: 'qemu-img', args: ['commit', '-q', '-f', 'qcow2', overlay] },
     virshCall(['snapshot-delete', 'vm', 'e1', '--metadata']),
-    { cmd: 'virsh', args: (a) => a[2] === 'define' && /<driver name="qemu" type="raw"\/>\s*<source file="[^"]*vm\.img"\/>/.test(readFileSync(a[3]!, 'utf8')) },
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        a[2] === 'define' &&
+        /<driver name="qemu" type="raw"\/>\s*<source file="[^"]*vm\.img"\/>/.test(readFileSync(a[3]!, 'utf8')),
+    },
   ]);
-  await assert.rejects(createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 'e1', external: true }), (e: unknown) => e instanceof VmsError && e.exitCode === 130);
+  await assert.rejects(
+    createSnapshot({ ...ctx, signal: abort.signal }, { vm: 'vm', name: 'e1', external: true }),
+    (e: unknown) => e instanceof VmsError && e.exitCode === 130,
+  );
   runner.done();
   assert.equal(existsSync(overlay), false);
 });

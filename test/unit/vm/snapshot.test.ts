@@ -3,7 +3,13 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createSnapshot, defaultSnapshotName, deleteSnapshot, listSnapshots, planRevert } from '../../../src/core/vm/snapshot.js';
+import {
+  createSnapshot,
+  defaultSnapshotName,
+  deleteSnapshot,
+  listSnapshots,
+  planRevert,
+} from '../../../src/core/vm/snapshot.js';
 import { VmsError } from '../../../src/errors.js';
 import { forCommandLine } from '../../../src/cli/hints.js';
 import { parseSnapshotXml, snapshotCreateArgs } from '../../../src/libvirt/snapshot-xml.js';
@@ -72,11 +78,16 @@ test("parseSnapshotXml: a shut-off VM's snapshot is disks only, in vms' words fo
   assert.equal(s.withMemory, false);
   assert.equal(s.kind, 'internal');
   assert.equal(s.description, undefined);
-  assert.deepEqual(s.disks.map((d) => d.snapshot), ['internal', 'no']);
+  assert.deepEqual(
+    s.disks.map((d) => d.snapshot),
+    ['internal', 'no'],
+  );
 });
 
 test('parseSnapshotXml: external snapshots, with a memory file or disks only (disk-snapshot: taken running)', async () => {
-  const withMemory = await parseSnapshotXml(externalXml('m1', 'running', "<memory snapshot='external' file='/s/vm/snapshot-m1.mem'/>", '/i/vm.m1'));
+  const withMemory = await parseSnapshotXml(
+    externalXml('m1', 'running', "<memory snapshot='external' file='/s/vm/snapshot-m1.mem'/>", '/i/vm.m1'),
+  );
   assert.equal(withMemory.kind, 'external');
   assert.equal(withMemory.withMemory, true);
   assert.equal(withMemory.memoryFile, '/s/vm/snapshot-m1.mem');
@@ -89,13 +100,34 @@ test('parseSnapshotXml: external snapshots, with a memory file or disks only (di
 });
 
 test('snapshotCreateArgs: internal by default, external disk-only or with a memory file; always atomic', () => {
-  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: false }), ['snapshot-create-as', 'vm', 's', '--atomic']);
-  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', description: 'a b', external: false }), [
-    'snapshot-create-as', 'vm', 's', '--description', 'a b', '--atomic',
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: false }), [
+    'snapshot-create-as',
+    'vm',
+    's',
+    '--atomic',
   ]);
-  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: true }), ['snapshot-create-as', 'vm', 's', '--atomic', '--disk-only']);
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', description: 'a b', external: false }), [
+    'snapshot-create-as',
+    'vm',
+    's',
+    '--description',
+    'a b',
+    '--atomic',
+  ]);
+  assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: true }), [
+    'snapshot-create-as',
+    'vm',
+    's',
+    '--atomic',
+    '--disk-only',
+  ]);
   assert.deepEqual(snapshotCreateArgs({ vm: 'vm', name: 's', external: true, memoryFile: '/st/a,b/s.mem' }), [
-    'snapshot-create-as', 'vm', 's', '--atomic', '--memspec', 'file=/st/a,,b/s.mem,snapshot=external',
+    'snapshot-create-as',
+    'vm',
+    's',
+    '--atomic',
+    '--memspec',
+    'file=/st/a,,b/s.mem,snapshot=external',
   ]);
 });
 
@@ -138,27 +170,54 @@ async function assertVmsError(p: Promise<unknown>, exitCode: number, message: Re
 }
 
 test('create: an internal snapshot of a raw disk is refused before any snapshot is attempted (exit 2, hint --external)', async () => {
-  const { ctx, runner } = fakeContext([...loadCalls(domainXml('raw'), 'shut off'), virshCall(['snapshot-list', 'vm', '--name'], '\n')]);
-  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', external: false }), 2, /disk vda \(\/i\/vm\.raw\) is raw: internal snapshots need qcow2 disks/, /--external/);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('raw'), 'shut off'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+  ]);
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 's', external: false }),
+    2,
+    /disk vda \(\/i\/vm\.raw\) is raw: internal snapshots need qcow2 disks/,
+    /--external/,
+  );
   runner.done();
 });
 
 test('create: a snapshot name already taken is a conflict (exit 4); a bad name is refused without asking libvirt', async () => {
-  const { ctx, runner } = fakeContext([...loadCalls(domainXml('qcow2'), 'running'), virshCall(['snapshot-list', 'vm', '--name'], 'a\ns\n\n')]);
-  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', external: false }), 4, /vm already has a snapshot named 's'/, /vms snapshot delete vm s/);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], 'a\ns\n\n'),
+  ]);
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 's', external: false }),
+    4,
+    /vm already has a snapshot named 's'/,
+    /vms snapshot delete vm s/,
+  );
   runner.done();
   const none = fakeContext([]);
-  await assertVmsError(createSnapshot(none.ctx, { vm: 'vm', name: '../x', external: false }), 2, /invalid snapshot name '\.\.\/x'/, /letters, digits/);
+  await assertVmsError(
+    createSnapshot(none.ctx, { vm: 'vm', name: '../x', external: false }),
+    2,
+    /invalid snapshot name '\.\.\/x'/,
+    /letters, digits/,
+  );
 });
 
 test('create: a description XML cannot hold (U+FFFF) is refused without asking libvirt (exit 2, not libvirt\'s "Char 0xFFFF out of allowed range")', async () => {
   const { ctx, runner } = fakeContext([]);
-  await assertVmsError(createSnapshot(ctx, { vm: 'vm', name: 's', description: 'x\uFFFF', external: false }), 2, /^the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/, /plain text/);
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 's', description: 'x\uFFFF', external: false }),
+    2,
+    /^the description may not hold U\+FFFF: .* cannot be kept in the snapshot's XML$/,
+    /plain text/,
+  );
   runner.done();
 });
 
 test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is told with the way out", async () => {
-  const refusal = 'error: Operation not supported: internal snapshots of a VM with pflash based firmware are not supported\n';
+  const refusal =
+    'error: Operation not supported: internal snapshots of a VM with pflash based firmware are not supported\n';
   const { ctx, runner } = fakeContext([
     ...loadCalls(domainXml('qcow2', " firmware='efi'"), 'running'),
     virshCall(['snapshot-list', 'vm', '--name'], '\n'),
@@ -175,22 +234,34 @@ test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is 
   runner.done();
 });
 
-const CAPS_9_0 = "<capabilities><guest><features><disksnapshot default='on' toggle='no'/></features></guest></capabilities>";
+const CAPS_9_0 =
+  "<capabilities><guest><features><disksnapshot default='on' toggle='no'/></features></guest></capabilities>";
 
 test('revert: to an external snapshot on a libvirt without <externalSnapshot/>: refused before asking or reverting', async () => {
   const { ctx, runner } = fakeContext([
     ...loadCalls(domainXml('qcow2'), 'running'),
-    virshCall(['snapshot-dumpxml', 'vm', 'm1'], externalXml('m1', 'running', "<memory snapshot='external' file='/s/m1.mem'/>", '/i/vm.m1')),
+    virshCall(
+      ['snapshot-dumpxml', 'vm', 'm1'],
+      externalXml('m1', 'running', "<memory snapshot='external' file='/s/m1.mem'/>", '/i/vm.m1'),
+    ),
     virshCall(['capabilities'], CAPS_9_0),
     virshCall(['version', '--daemon'], 'Running against daemon: 9.0.0\n'),
   ]);
-  await assertVmsError(planRevert(ctx, 'vm', 'm1'), 4, /^libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)$/, /nothing was changed; `vms snapshot delete vm m1` merges it/);
+  await assertVmsError(
+    planRevert(ctx, 'vm', 'm1'),
+    4,
+    /^libvirt 9\.0\.0 cannot revert to an external snapshot \(libvirt ≥ 9\.9 can\)$/,
+    /nothing was changed; `vms snapshot delete vm m1` merges it/,
+  );
   runner.done();
 });
 
 test('revert/delete: an unknown snapshot is not found (exit 3)', async () => {
   const missing = "error: Domain snapshot not found: no domain snapshot with matching name 'x'\n";
-  const { ctx, runner } = fakeContext([...loadCalls(domainXml('qcow2'), 'running'), virshCall(['snapshot-dumpxml', 'vm', 'x'], '', { exitCode: 1, stderr: missing })]);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'x'], '', { exitCode: 1, stderr: missing }),
+  ]);
   await assertVmsError(deleteSnapshot(ctx, 'vm', 'x'), 3, /^vm has no snapshot named 'x'$/, /vms snapshot list vm/);
   runner.done();
 });
@@ -202,10 +273,14 @@ test("delete: an external snapshot's memory file, which libvirt leaves behind, i
   const overlay = join(dir, 'vm.m1'); // gone already: nothing to look up under it
   const calls = [
     ...loadCalls(domainXml('qcow2'), 'running'),
-    virshCall(['snapshot-dumpxml', 'vm', 'm1'], externalXml('m1', 'running', `<memory snapshot='external' file='${mem}'/>`, overlay)),
+    virshCall(
+      ['snapshot-dumpxml', 'vm', 'm1'],
+      externalXml('m1', 'running', `<memory snapshot='external' file='${mem}'/>`, overlay),
+    ),
     {
       ...virshCall(['snapshot-delete', 'vm', 'm1'], 'Domain snapshot m1 deleted\n'),
-      args: (args: readonly string[]) => args.join(' ') === `-c qemu:///system snapshot-delete vm m1` && existsSync(mem),
+      args: (args: readonly string[]) =>
+        args.join(' ') === `-c qemu:///system snapshot-delete vm m1` && existsSync(mem),
     },
     // Its files are gone: forgotten in metadata.made (which does not list them here: nothing to define).
     virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml('qcow2')),
@@ -220,13 +295,25 @@ test("delete: an external snapshot's memory file, which libvirt leaves behind, i
 test('delete: an external snapshot whose files a linked clone stands on is refused (exit 4), nothing deleted', async () => {
   const overlay = join(mkdtempSync(join(tmpdir(), 'vms-unit-')), 'vm.e1');
   writeFileSync(overlay, '');
-  const xml = domainXml('qcow2').replace('<devices>', `<metadata><vms:vm xmlns:vms="https://github.com/vms-dev/vms/xmlns/1"><vms:base>${overlay}</vms:base></vms:vm></metadata><devices>`);
+  const xml = domainXml('qcow2').replace(
+    '<devices>',
+    `<metadata><vms:vm xmlns:vms="https://github.com/vms-dev/vms/xmlns/1"><vms:base>${overlay}</vms:base></vms:vm></metadata><devices>`,
+  );
   const { ctx, runner } = fakeContext([
     ...loadCalls(xml, 'shut off'),
     virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', 'shutoff', "<memory snapshot='no'/>", overlay)),
-    { cmd: 'qemu-img', args: ['info', '-U', '--backing-chain', '--output=json', overlay], result: { stdout: JSON.stringify([{ filename: overlay }, { filename: '/i/vm.qcow2' }]) } },
+    {
+      cmd: 'qemu-img',
+      args: ['info', '-U', '--backing-chain', '--output=json', overlay],
+      result: { stdout: JSON.stringify([{ filename: overlay }, { filename: '/i/vm.qcow2' }]) },
+    },
   ]);
-  await assertVmsError(deleteSnapshot(ctx, 'vm', 'e1'), 4, /e1's files are the base of a linked clone of vm/, /destroy the clones/);
+  await assertVmsError(
+    deleteSnapshot(ctx, 'vm', 'e1'),
+    4,
+    /e1's files are the base of a linked clone of vm/,
+    /destroy the clones/,
+  );
   runner.done();
 });
 
@@ -236,7 +323,12 @@ test('list: every snapshot from one batch, oldest first, the current one marked'
   const { ctx, runner } = fakeContext([
     virshCall(['snapshot-list', 'vm', '--name'], 'before-upgrade\noff\n\n'),
     batchCall(
-      ['snapshot-current vm --name', 'dumpxml vm --inactive', 'snapshot-dumpxml vm before-upgrade', 'snapshot-dumpxml vm off'],
+      [
+        'snapshot-current vm --name',
+        'dumpxml vm --inactive',
+        'snapshot-dumpxml vm before-upgrade',
+        'snapshot-dumpxml vm off',
+      ],
       ['before-upgrade\n', domainXml('qcow2'), newer, older],
     ),
   ]);

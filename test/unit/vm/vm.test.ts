@@ -32,19 +32,26 @@ const loaded = async (xml: string, state: string): Promise<LoadedVm> => {
   const parsed = await parseDomainXml(xml);
   return { facts: domainFacts(parsed), state, domain: parsed };
 };
-const readNicMacs = (d: XmlNode): string[] => (d.devices?.[0]?.interface ?? []).map((i: XmlNode) => i.mac[0].$.address as string);
+const readNicMacs = (d: XmlNode): string[] =>
+  (d.devices?.[0]?.interface ?? []).map((i: XmlNode) => i.mac[0].$.address as string);
 
 test('requireDrivable: a running or shut-off VM passes; a paused or guest-suspended one is a conflict with the reason vm.paused', async () => {
   for (const state of ['running', 'shut off', 'idle']) requireDrivable(await loaded(domain(''), state));
   for (const state of ['paused', 'pmsuspended']) {
     assert.throws(
       () => requireDrivable({ facts: { name: 'u' }, state } as LoadedVm),
-      (e: unknown) => e instanceof VmsError && e.code === 'conflict' && e.reason === 'vm.paused' && e.message === `u is ${state}` && e.hint === 'resume it first',
+      (e: unknown) =>
+        e instanceof VmsError &&
+        e.code === 'conflict' &&
+        e.reason === 'vm.paused' &&
+        e.message === `u is ${state}` &&
+        e.hint === 'resume it first',
     );
   }
   assert.throws(
     () => requireDrivable({ facts: { name: 'u' }, state: 'paused' } as LoadedVm, 'shut down'),
-    (e: unknown) => e instanceof VmsError && e.message === 'u is paused and cannot shut down' && e.reason === 'vm.paused',
+    (e: unknown) =>
+      e instanceof VmsError && e.message === 'u is paused and cannot shut down' && e.reason === 'vm.paused',
   );
 });
 
@@ -55,7 +62,10 @@ test('redefine by name: reads the saved definition now, edits it, defines it; th
   let registeredAtDefine: string[] = [];
   const { ctx, runner } = fakeContext([
     saved(before),
-    defined((t) => t.includes(B) && !t.includes(A), () => (registeredAtDefine = undo.remaining)),
+    defined(
+      (t) => t.includes(B) && !t.includes(A),
+      () => (registeredAtDefine = undo.remaining),
+    ),
   ]);
   const edit = async (d: XmlNode) => {
     const out = structuredClone(d);
@@ -84,8 +94,13 @@ test('redefine: an edit that changes nothing defines nothing and registers no un
 test('redefine of a loaded VM edits the definition it was loaded with: no second read; a failed define keeps the undo', async () => {
   const vm = await loaded(domain(nic(A)), 'shut off');
   const undo = new UndoStack(async () => {});
-  const { ctx, runner } = fakeContext([{ ...defined(() => true), result: { exitCode: 1, stderr: 'error: internal error: refused' } }]);
-  await assert.rejects(redefine(ctx, vm, (d) => d, undo), /refused/);
+  const { ctx, runner } = fakeContext([
+    { ...defined(() => true), result: { exitCode: 1, stderr: 'error: internal error: refused' } },
+  ]);
+  await assert.rejects(
+    redefine(ctx, vm, (d) => d, undo),
+    /refused/,
+  );
   runner.done();
   assert.deepEqual(undo.remaining, ["restore u's definition"], 'a define that failed half-way may have taken effect');
 });
@@ -98,14 +113,17 @@ test('redefineMetadata: defines only when the metadata changed, and returns it',
 
   const recorded = (t: string) => t.includes('/img/u-data.qcow2');
   const second = fakeContext([saved(plain), defined(recorded)]);
-  const after = await redefineMetadata(second.ctx.virsh, 'u', (m) => ({ ...m, made: [...m.made, '/img/u-data.qcow2'] }));
+  const after = await redefineMetadata(second.ctx.virsh, 'u', (m) => ({
+    ...m,
+    made: [...m.made, '/img/u-data.qcow2'],
+  }));
   second.runner.done();
   assert.deepEqual(after.made, ['/img/u-data.qcow2']);
   // Round trip: what was defined reads back as that metadata.
   assert.deepEqual(readMetadata(await withMetadata(await parseDomainXml(plain), after)).made, after.made);
 });
 
-test('loadVmDevices: a running VM\'s devices placed saved first, then those only the running VM has', async () => {
+test("loadVmDevices: a running VM's devices placed saved first, then those only the running VM has", async () => {
   const { ctx, runner } = fakeContext([
     saved(domain(nic(A) + nic(B))),
     virshCall(['domstate', 'u'], 'running\n'),
@@ -114,7 +132,13 @@ test('loadVmDevices: a running VM\'s devices placed saved first, then those only
   const d = await loadVmDevices(ctx, 'u', readNicMacs, (mac) => mac);
   runner.done();
   assert.equal(d.active, true);
-  assert.deepEqual([d.saved, d.live], [[A, B], [B, C]]);
+  assert.deepEqual(
+    [d.saved, d.live],
+    [
+      [A, B],
+      [B, C],
+    ],
+  );
   assert.ok(d.liveDomain);
   assert.deepEqual(d.placed, [
     { device: A, inConfig: true, live: false },
