@@ -1,4 +1,4 @@
-import { chmod, rm, rmdir } from 'node:fs/promises';
+import { chmod, rm, rmdir, stat } from 'node:fs/promises';
 import type { VmsMetadata } from '../../libvirt/metadata.js';
 import { withDiskSources, withMetadata } from '../../libvirt/domain-edit.js';
 import type { Context } from '../context.js';
@@ -12,6 +12,12 @@ import { isActive, powerOffIfRunning, redefine, undefineIfDefined } from '../vm/
 
 export type UndoAction =
   | { kind: 'remove-file'; path: string }
+  /**
+   * A file about to be claimed (created exclusively) at `since` (ms): removed only while it is still the empty file
+   * made then. Journaled before the claim, so a kill between creating the file and journaling its removal leaves
+   * nothing; a file someone else had there is older or has content, and stays.
+   */
+  | { kind: 'remove-claim'; path: string; since: number }
   /** A directory vms made for the operation, with everything in it. */
   | { kind: 'remove-dir'; path: string }
   /** A directory that goes only when empty (it may hold something a user put there). */
@@ -38,6 +44,11 @@ export async function runFileAction(action: UndoAction): Promise<void> {
   switch (action.kind) {
     case 'remove-file':
       return rm(action.path, { force: true });
+    case 'remove-claim': {
+      const st = await stat(action.path).catch(() => undefined);
+      if (st?.isFile() && st.size === 0 && st.ctimeMs >= action.since) await rm(action.path, { force: true });
+      return;
+    }
     case 'remove-dir':
       return rm(action.path, { recursive: true, force: true });
     case 'remove-dir-if-empty':

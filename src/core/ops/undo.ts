@@ -37,6 +37,13 @@ export class UndoStack {
     await this.journal?.flush();
   }
 
+  /** Takes back the newest step unrun: what it would undo did not happen (e.g. a claim that found the file taken). */
+  async drop(): Promise<void> {
+    this.actions.pop();
+    this.steps?.pop();
+    await this.journal?.flush();
+  }
+
   /**
    * Undoes everything, newest first; returns what could not be undone (so the error can say exactly what is left).
    * A journaled step that failed stays in the journal: a later `vms repair` tries it again.

@@ -84,9 +84,12 @@ export function freeDiskPath(imagesDir: string, stem: string): string {
 export async function claimDiskPath(imagesDir: string, stem: string, undo: UndoStack): Promise<string> {
   for (let i = 1; ; i++) {
     const path = diskName(imagesDir, stem, i);
+    // Two seconds of slack: a file's ctime comes from the kernel's coarse clock, which may lag Date.now() a little.
+    await undo.add(`remove ${path} if still empty`, { kind: 'remove-claim', path, since: Date.now() - 2000 });
     try {
       await (await open(path, 'wx', 0o644)).close();
     } catch (err) {
+      await undo.drop();
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') continue;
       if (code === 'ENOENT')
