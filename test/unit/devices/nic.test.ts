@@ -294,36 +294,34 @@ test("a network missing or stopped: libvirt's default is `vms bootstrap`'s to fi
     assert.ok(err instanceof VmsError, String(err));
     return [err.code, err.message, err.hint, err.reason, err.data];
   };
-  const bootstrapDefines = '`vms bootstrap` defines and starts it';
-  assert.deepEqual(await refusal('default', notDefined('default')), [
-    'notFound',
-    "libvirt has no network named 'default'",
-    `${bootstrapDefines}; or use user mode`,
-    'nic.networkMissing',
-    { how: bootstrapDefines },
-  ]);
-  assert.deepEqual(await refusal('default', stopped('default')), [
-    'conflict',
-    "libvirt's network 'default' is not active",
-    '`vms bootstrap` starts it; or use user mode',
-    'nic.networkMissing',
-    { how: '`vms bootstrap` starts it' },
-  ]);
   const listed = '`virsh net-list --all` shows the networks';
-  assert.deepEqual(await refusal('lab', notDefined('lab')), [
-    'notFound',
-    "libvirt has no network named 'lab'",
-    `${listed}; or use user mode`,
+  /** The refusal's code, message, hint, reason and data: `how` to fix it, then user mode as the way around. */
+  const said = (code: string, message: string, how: string) => [
+    code,
+    message,
+    `${how}; or use user mode`,
     'nic.networkMissing',
-    { how: listed },
-  ]);
-  assert.deepEqual(await refusal('my lab', stopped('my lab')), [
-    'conflict',
-    "libvirt's network 'my lab' is not active",
-    "`virsh net-start 'my lab'` starts it; or use user mode",
-    'nic.networkMissing',
-    { how: "`virsh net-start 'my lab'` starts it" },
-  ]);
+    { how },
+  ];
+  const cases: [string, Expected, ReturnType<typeof said>][] = [
+    [
+      'default',
+      notDefined('default'),
+      said('notFound', "libvirt has no network named 'default'", '`vms bootstrap` defines and starts it'),
+    ],
+    [
+      'default',
+      stopped('default'),
+      said('conflict', "libvirt's network 'default' is not active", '`vms bootstrap` starts it'),
+    ],
+    ['lab', notDefined('lab'), said('notFound', "libvirt has no network named 'lab'", listed)],
+    [
+      'my lab',
+      stopped('my lab'),
+      said('conflict', "libvirt's network 'my lab' is not active", "`virsh net-start 'my lab'` starts it"),
+    ],
+  ];
+  for (const [network, answer, expected] of cases) assert.deepEqual(await refusal(network, answer), expected, network);
 });
 
 test('nic add on a running VM with an automatic MAC: live and config, and the MAC libvirt picked is reported', async () => {
