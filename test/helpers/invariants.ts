@@ -44,7 +44,7 @@ function vmsOf(env: InvariantEnv): VmView[] | undefined {
   try {
     list = virsh('list', '--all', '--name');
   } catch {
-    return undefined; // libvirtd is down (the doctor test stops it on purpose): nothing to compare with
+    return undefined; // libvirtd is down: nothing to compare with
   }
   const names = list
     .split('\n')

@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SerialSession } from '../../src/console/serial.js';
@@ -63,7 +64,8 @@ export function testbed(tag: string) {
   function vms(
     args: string[],
     opts: {
-      env?: Record<string, string>;
+      /** Over the bed's env (NO_COLOR=1 among it); undefined unsets a variable. */
+      env?: Record<string, string | undefined>;
       timeoutMs?: number;
       as?: string;
       staleSession?: boolean;
@@ -120,10 +122,15 @@ export function testbed(tag: string) {
     `stty cols 100 rows 30; ${process.execPath} ${join(ROOT, 'dist/vms.cjs')} ${args.join(' ')}`,
     '/dev/null',
   ];
-  const terminalEnv = (extra: Record<string, string> = {}) => ({ ...process.env, ...env, NO_COLOR: '1', ...extra });
+  const terminalEnv = (extra: Record<string, string | undefined> = {}) => ({
+    ...process.env,
+    ...env,
+    NO_COLOR: '1',
+    ...extra,
+  });
 
   /** Runs the CLI on a pty to the end, typing `input`; returns its exit code and what the terminal showed. */
-  function onTerminal(args: string[], input = '', extraEnv: Record<string, string> = {}) {
+  function onTerminal(args: string[], input = '', extraEnv: Record<string, string | undefined> = {}) {
     const r = spawnSync('script', terminalArgv(args), { env: terminalEnv(extraEnv), input, encoding: 'utf8' });
     return { code: r.status, out: r.stdout };
   }
@@ -189,6 +196,35 @@ export function testbed(tag: string) {
       .filter((s) => s.startsWith(id));
   }
 
+  /**
+   * What a refused command must leave as it was: the bed's VMs (their saved definitions, metadata included, and
+   * their states) and the names and modes of every file and directory in its images and state dirs (lock files
+   * aside, and the journal dir itself). A running guest writes into its disk and serial log, so contents are not compared.
+   */
+  function snapshotWorld() {
+    const vms = domains()
+      .sort()
+      .map((d) => ({ name: d, state: virsh('domstate', d).trim(), saved: virsh('dumpxml', d, '--inactive') }));
+    const files = [env.VMS_IMAGES_DIR!, env.VMS_STATE_DIR!].flatMap((root) =>
+      existsSync(root)
+        ? readdirSync(root, { recursive: true })
+            .map(String)
+            .filter((f) => !f.startsWith('.locks') && f !== '.operations') // made on first use; journals count
+            .sort()
+            .map((f) => `${join(root, f)} ${(lstatSync(join(root, f)).mode & 0o7777).toString(8)}`)
+        : [],
+    );
+    return { vms, files };
+  }
+
+  /** Runs a command that must be refused, and fails the test when anything of snapshotWorld changed. */
+  async function refused(args: string[], opts: Parameters<typeof vms>[1] = {}) {
+    const before = snapshotWorld();
+    const r = await vms(args, opts);
+    assert.deepEqual(snapshotWorld(), before, `vms ${args.join(' ')} (exit ${r.code}) changed something: ${r.stderr}`);
+    return r;
+  }
+
   function cleanup(): void {
     for (const d of domains()) {
       try {
@@ -212,6 +248,8 @@ export function testbed(tag: string) {
     name,
     invariants,
     vms,
+    refused,
+    snapshotWorld,
     spawnVms,
     onTerminal,
     spawnOnTerminal,

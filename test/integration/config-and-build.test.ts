@@ -27,7 +27,7 @@ describe('vms config', () => {
 
   test('a bad value in the config file is a one-line error naming the file', async () => {
     writeFileSync(bed.env.VMS_CONFIG!, JSON.stringify({ disk: '20' }));
-    const r = await bed.vms(['list']);
+    const r = await bed.refused(['list']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /error: invalid disk size '20'.*\(from file .*config\.json\)/);
     writeFileSync(bed.env.VMS_CONFIG!, '{}');
@@ -61,7 +61,14 @@ describe('the single executable', () => {
       const list = JSON.parse(
         execFileSync(bin, ['list', '--json'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...bed.env } }),
       );
-      assert.ok(Array.isArray(list));
+      // The VMs of this bed (other beds may run beside it): the one `create uses the configured defaults` made, as
+      // the bundle lists it.
+      const ours = (vms: any[]) => vms.filter((vm) => vm.name.startsWith(`${bed.id}-`));
+      assert.deepEqual(
+        ours(list).map((vm: any) => [vm.name, vm.state, vm.memory]),
+        [[bed.name('dflt'), 'shut off', 384 * 2 ** 20]],
+      );
+      assert.deepEqual(ours(list), ours((await bed.vms(['list', '--json'])).json));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -100,7 +100,7 @@ describe('vms create --bare', () => {
 
   test('an ISO given by name is looked up in the ISO dir; a missing one is a clear error and nothing is made', async () => {
     const n = bed.name('noiso');
-    const r = await bed.vms(['create', n, '--bare', '--iso', 'archlinux-x86_64.iso', '--network', 'none']);
+    const r = await bed.refused(['create', n, '--bare', '--iso', 'archlinux-x86_64.iso', '--network', 'none']);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /error: ISO not found: .*iso\/archlinux-x86_64.iso/);
     assert.match(r.stderr, /hint: /);
@@ -130,7 +130,7 @@ describe('vms create: bad input is refused before anything is made', () => {
   ];
   for (const [what, args, code, message] of cases) {
     test(what, async () => {
-      const r = await bed.vms(args);
+      const r = await bed.refused(args);
       assert.equal(r.code, code, r.stderr);
       assert.match(r.stderr, message);
       assert.match(r.stderr, /^hint: /m);
@@ -141,7 +141,7 @@ describe('vms create: bad input is refused before anything is made', () => {
   test('a name already taken is refused and the existing VM is untouched', async () => {
     const n = bed.name('taken');
     const first = await bed.createTiny(n);
-    const r = await bed.vms(['create', n, '--bare', '--network', 'none', '--json']);
+    const r = await bed.refused(['create', n, '--bare', '--network', 'none', '--json']);
     assert.equal(r.code, 4);
     assert.equal(r.json.error.code, 'conflict');
     assert.match(r.json.error.message, /already exists/);
@@ -152,7 +152,7 @@ describe('vms create: bad input is refused before anything is made', () => {
 
   test('libvirtd unreachable: exit 5 with a hint at vms bootstrap, nothing made', async () => {
     const n = bed.name('noconn');
-    const r = await bed.vms([
+    const r = await bed.refused([
       '--connect',
       'qemu:///system?socket=/nonexistent/libvirt-sock',
       'create',

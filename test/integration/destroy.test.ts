@@ -15,7 +15,7 @@ describe('vms destroy', () => {
   test('without --yes and without a terminal it refuses and removes nothing', async () => {
     const n = bed.name('keep');
     const vm = await bed.createTiny(n);
-    const r = await bed.vms(['destroy', n]);
+    const r = await bed.refused(['destroy', n]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /error: refusing to destroy .* without confirmation\nhint: add --yes/);
     assert.deepEqual(
@@ -28,8 +28,10 @@ describe('vms destroy', () => {
   test('on a terminal it lists what goes and asks; "n" keeps everything', async () => {
     const n = bed.name('ask');
     const vm = await bed.createTiny(n);
+    const before = bed.snapshotWorld();
     const { code, out } = destroyOnTerminal(n, 'n');
     assert.equal(code, 4, out);
+    assert.deepEqual(bed.snapshotWorld(), before, 'answering "n" changed nothing');
     assert.match(out, /This removes VM .* and deletes:/);
     assert.ok(out.includes(vm.disks[0].path));
     assert.match(out, /Destroy it\? \[y\/N\]/);

@@ -98,7 +98,7 @@ test('a failed operation ends with its code, keeps no log; destroy takes the VM 
   const n = bed.name('e2');
   await bed.createTiny(n);
   const file = join(bed.dir, 'failed.ndjson');
-  const r = await bed.vms(['--events', file, 'disk', 'resize', n, 'vdz', '1G']);
+  const r = await bed.refused(['--events', file, 'disk', 'resize', n, 'vdz', '1G']);
   assert.equal(r.code, 3, r.stderr);
   const end = read(file).at(-1)!;
   assert.equal(end.type, 'operation.end');

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { terminalScreen } from '../helpers/terminal-screen.js';
 import { testbed } from '../helpers/testbed.js';
+
+/** The frames of ora's default spinner (dots). */
+const FRAMES = [...'⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏'];
 
 const bed = testbed('life');
 after(() => bed.cleanup());
@@ -60,7 +65,7 @@ describe('start, stop, kill, info', () => {
 
   for (const cmd of ['start', 'stop', 'kill', 'info', 'console', 'viewer', 'destroy']) {
     test(`${cmd} on an unknown VM: exit 3 and a hint`, async () => {
-      const r = await bed.vms([cmd, bed.name('ghost'), '--yes'].filter((a) => a !== '--yes' || cmd === 'destroy'));
+      const r = await bed.refused([cmd, bed.name('ghost'), '--yes'].filter((a) => a !== '--yes' || cmd === 'destroy'));
       assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, /error: no VM named '.*-ghost'\nhint: `vms list` shows the VMs/);
     });
@@ -76,7 +81,7 @@ describe('console and viewer', () => {
   });
 
   test('console without a terminal: a clear error naming the transcript', async () => {
-    const r = await bed.vms(['console', n]);
+    const r = await bed.refused(['console', n]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /error: vms console needs an interactive terminal/);
     assert.match(r.stderr, /hint: the console transcript is in .*serial\.log/);
@@ -99,7 +104,7 @@ describe('console and viewer', () => {
   test('console of a VM that is not running: exit 4 with a hint to start it', async () => {
     const s = bed.name('off');
     await bed.createTiny(s);
-    const r = await bed.vms(['console', s]);
+    const r = await bed.refused(['console', s]);
     assert.equal(r.code, 4);
     assert.match(r.stderr, new RegExp(`hint: start it with \`vms start ${s}\``));
   });
@@ -111,27 +116,47 @@ describe('console and viewer', () => {
     assert.match(r.stdout, /hint: no graphical session/);
   });
 
-  test('viewer: in a graphical session it opens virt-viewer on the VM', async (t) => {
-    const xvfb = spawn('Xvfb', [':77', '-nolisten', 'tcp'], { stdio: 'ignore' });
+  test('viewer: in a graphical session it opens virt-viewer on the VM, and stays attached to it', async (t) => {
+    // Xvfb picks a free display and writes its number to fd 3 once it accepts clients.
+    const xvfb = spawn('Xvfb', ['-displayfd', '3', '-nolisten', 'tcp'], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    });
     t.after(() => xvfb.kill());
-    await sleep(1000);
-    const viewer = bed.spawnVms(['viewer', g], { DISPLAY: ':77' });
-    t.after(() => viewer.kill());
-    await sleep(4000);
+    const [display] = await once(xvfb.stdio[3]!, 'data');
+    const viewer = bed.spawnVms(['viewer', g], { DISPLAY: `:${String(display).trim()}` });
+    let window: string | undefined;
+    t.after(() => {
+      viewer.kill();
+      try {
+        if (window) process.kill(Number(window.split(' ')[0])); // left behind by the kill of vms
+      } catch {
+        // gone with its display
+      }
+    });
+    // The viewer vms started itself (its child, after the virsh calls it makes first), not any virt-viewer that runs
+    // on this host.
+    const ownViewer = () =>
+      spawnSync('pgrep', ['-a', '-P', String(viewer.pid)], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .find((line) => /^\d+ virt-viewer /.test(line));
+    for (let i = 0; i < 300 && !window && viewer.exitCode === null; i++) {
+      window = ownViewer();
+      if (!window) await sleep(100);
+    }
+    assert.match(window ?? '', new RegExp(`^\\d+ virt-viewer --connect qemu:///system ${g}$`));
     assert.equal(viewer.exitCode, null, 'vms viewer stays attached while the window is open');
-    const cmdline = execFileSync('pgrep', ['-a', 'virt-viewer'], { encoding: 'utf8' });
-    assert.match(cmdline, new RegExp(`virt-viewer --connect qemu:///system ${g}`));
   });
 
   test('viewer on a VM without a display: exit 4', async () => {
-    const r = await bed.vms(['viewer', n]);
+    const r = await bed.refused(['viewer', n]);
     assert.equal(r.code, 4);
     assert.match(r.stderr, /has no graphical display/);
   });
 });
 
+/* eslint-disable no-control-regex -- escape codes are what these tests look for */
 describe('progress output', () => {
-  test('plain step lines on a non-terminal, nothing with --json, commands with -v, colours only without NO_COLOR', async () => {
+  test('plain step lines on a non-terminal, nothing with --json, commands with -v', async () => {
     const a = bed.name('p1');
     const plain = await bed.vms(['create', a, '--bare', '--network', 'none', '--disk', '64M']);
     assert.match(plain.stderr, /^==> Checking input\n==> Creating .*\n==> Creating disk .*\n==> Defining domain .*\n$/);
@@ -142,15 +167,47 @@ describe('progress output', () => {
     const verbose = await bed.vms(['info', a, '-v']);
     assert.match(verbose.stderr, /^\$ virsh -c qemu:\/\/\/system dumpxml .* --inactive --security-info$/m);
     assert.match(verbose.stderr, /^\$ qemu-img info -U --output=json /m);
-    // eslint-disable-next-line no-control-regex -- an escape code is what must not be there
-    assert.doesNotMatch(plain.stdout + plain.stderr, /\x1b\[/, 'NO_COLOR: no escape codes');
   });
 
-  test('a spinner on a terminal', async () => {
+  test('colours only without NO_COLOR: FORCE_COLOR (colour without a terminal) shows them, NO_COLOR takes them away', async () => {
+    const a = bed.name('p1'); // made by the test above, shut off
+    const ghost = bed.name('ghost');
+    const coloured = { FORCE_COLOR: '1', NO_COLOR: undefined };
+    const info = await bed.vms(['info', a], { env: coloured });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /^\x1b\[1mstate\s*\x1b\[22m {2}\x1b\[2mshut off\x1b\[22m$/m, 'a bold key, a dim state');
+    const missing = await bed.vms(['info', ghost], { env: coloured });
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /^\x1b\[31merror:\x1b\[39m no VM named/m);
+    assert.match(missing.stderr, /^\x1b\[36mhint:\x1b\[39m /m);
+    for (const args of [['info', a], ['info', ghost], ['list']]) {
+      const r = await bed.vms(args, { env: { FORCE_COLOR: '1', NO_COLOR: '1' } });
+      assert.doesNotMatch(r.stdout + r.stderr, /\x1b\[/, `NO_COLOR: no escape codes from vms ${args.join(' ')}`);
+    }
+  });
+
+  test('a spinner on a terminal: each step drawn with a spinner frame, then cleared and ticked off in place', async () => {
     const c = bed.name('p3');
     const { code, out } = bed.onTerminal(['create', c, '--bare', '--network', 'none', '--disk', '64M']);
     assert.equal(code, 0, out);
-    assert.match(out, /✔ Defining domain/);
+    const steps = [
+      'Checking input',
+      `Creating ${bed.env.VMS_STATE_DIR}/${c}`,
+      'Creating disk ',
+      `Defining domain ${c}`,
+    ];
+    for (const step of steps)
+      assert.ok(
+        FRAMES.some((f) => out.includes(`${f} ${step}`)),
+        `a frame drawn for "${step}"`,
+      );
+    const screen = terminalScreen(out);
+    const shown = screen.filter((line) => steps.some((step) => line.includes(step)));
+    assert.equal(shown.length, steps.length, `each step on one line of its own:\n${screen.join('\n')}`);
+    for (const [i, step] of steps.entries()) assert.ok(shown[i]!.startsWith(`✔ ${step}`), `ticked off: ${shown[i]}`);
+    assert.ok(!FRAMES.some((f) => screen.join('\n').includes(f)), 'no spinner frame is left on the screen');
     assert.doesNotMatch(out, /==>/);
+    assert.equal(out.match(/\x1b\[\?25[lh]/g)?.at(-1), '\x1b[?25h', 'the cursor is shown again');
+    assert.doesNotMatch(out, /\x1b\[\d+m/, 'NO_COLOR holds on a terminal too');
   });
 });

@@ -45,7 +45,7 @@ async function reader(target: { port: number; host: string } | { path: string })
 /** Runs a command that must fail with `code` and `message`, and checks the saved definition did not change. */
 async function refused(args: string[], code: number, message: RegExp) {
   const before = config();
-  const r = await bed.vms(args);
+  const r = await bed.refused(args); // no VM, state or file changed either
   assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
   assert.match(r.stderr, message);
   assert.equal(config(), before, `${args.join(' ')} changed the definition`);
@@ -89,7 +89,7 @@ describe('vms serial', () => {
       ['del', bed.name('ghost'), '1'],
       ['list', bed.name('ghost')],
     ]) {
-      const r = await bed.vms(['serial', ...args]);
+      const r = await bed.refused(['serial', ...args]);
       assert.equal(r.code, 3, r.stderr);
       assert.match(r.stderr, /error: no VM named '.*-ghost'/);
     }

@@ -158,24 +158,35 @@ function dirReady(path: string, gid: number | undefined): boolean {
   }
 }
 
-const pidRunning = (pidFile: string) => {
+/** What readHostState learns of the machine other than through its runner (tests give recorded facts). */
+export interface HostFacts {
+  /** A file's text; throws when there is none. */
+  read(path: string): string;
+  /** Whether a process of this pid runs. */
+  alive(pid: number): boolean;
+  /** Whether a virtiofsd binary is installed (PATH: where else to look). */
+  virtiofsd(path: string | undefined): boolean;
+}
+
+const thisMachine: HostFacts = {
+  read: (path) => readFileSync(path, 'utf8'),
+  alive: processAlive,
+  virtiofsd: (path) => findVirtiofsd(path) !== undefined,
+};
+
+const pidRunning = (facts: HostFacts, pidFile: string) => {
   let pid = 0;
   try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
+    pid = Number(facts.read(pidFile).trim());
   } catch {
     // no pid file: not running
   }
-  return pid > 0 && processAlive(pid);
+  return pid > 0 && facts.alive(pid);
 };
 
-/**
- * Reads the host without changing anything, for the user ctx.host names. `read` reads a file (tests give recorded
- * ones).
- */
-export async function readHostState(
-  ctx: Context,
-  read = (path: string) => readFileSync(path, 'utf8'),
-): Promise<HostState> {
+/** Reads the host without changing anything, for the user ctx.host names. */
+export async function readHostState(ctx: Context, facts: HostFacts = thisMachine): Promise<HostState> {
+  const { read } = facts;
   const { env } = ctx.host;
   const distro = detectDistro(read('/etc/os-release'));
   const root = ctx.host.uid === 0;
@@ -193,7 +204,7 @@ export async function readHostState(
     network = !info ? 'undefined' : info.active ? 'active' : 'inactive';
     networkAutostart = info?.autostart ?? false;
   }
-  const virtiofsd = findVirtiofsd(env.PATH) !== undefined;
+  const virtiofsd = facts.virtiofsd(env.PATH);
   const unavailable: string[] = [];
   for (const p of virtiofsd ? [] : OPTIONAL[distro]) {
     const policy = await ctx.runner.run('apt-cache', ['policy', p], { signal: ctx.signal });
@@ -211,7 +222,7 @@ export async function readHostState(
     virtiofsd,
     systemd: read('/proc/1/comm').trim() === 'systemd',
     libvirtdRunning,
-    virtlogdRunning: pidRunning('/run/virtlogd.pid'),
+    virtlogdRunning: pidRunning(facts, '/run/virtlogd.pid'),
     dirs: dirs.map((path) => ({ path, ok: dirReady(path, group?.gid) })),
     network,
     networkAutostart,

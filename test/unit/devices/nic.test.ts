@@ -270,6 +270,60 @@ test('nic add on a shut-off VM: into its config only; an inactive network is ref
   ok.fake.done();
 });
 
+test("a network missing or stopped: libvirt's default is `vms bootstrap`'s to fix, any other virsh's", async () => {
+  const notDefined = (network: string): Expected => ({
+    cmd: 'virsh',
+    args: ['-c', URI, 'net-info', network],
+    result: {
+      stdout: '',
+      exitCode: 1,
+      stderr: `error: failed to get network '${network}'\nerror: Network not found: no network with matching name '${network}'\n`,
+    },
+  });
+  const stopped = (network: string) => virsh(['net-info', network], `Name:           ${network}\nActive:         no\n`);
+  const refusal = async (network: string, answer: Expected) => {
+    const { fake, ctx } = fakeContext([
+      virsh(inactive('a'), domain('a', [])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      answer,
+    ]);
+    const err = await addNic(ctx, 'a', { source: { kind: 'network', name: network }, model: 'virtio' }).catch(
+      (e: unknown) => e,
+    );
+    fake.done();
+    assert.ok(err instanceof VmsError, String(err));
+    return [err.code, err.message, err.hint, err.reason, err.data];
+  };
+  const listed = '`virsh net-list --all` shows the networks';
+  /** The refusal's code, message, hint, reason and data: `how` to fix it, then user mode as the way around. */
+  const said = (code: string, message: string, how: string) => [
+    code,
+    message,
+    `${how}; or use user mode`,
+    'nic.networkMissing',
+    { how },
+  ];
+  const cases: [string, Expected, ReturnType<typeof said>][] = [
+    [
+      'default',
+      notDefined('default'),
+      said('notFound', "libvirt has no network named 'default'", '`vms bootstrap` defines and starts it'),
+    ],
+    [
+      'default',
+      stopped('default'),
+      said('conflict', "libvirt's network 'default' is not active", '`vms bootstrap` starts it'),
+    ],
+    ['lab', notDefined('lab'), said('notFound', "libvirt has no network named 'lab'", listed)],
+    [
+      'my lab',
+      stopped('my lab'),
+      said('conflict', "libvirt's network 'my lab' is not active", "`virsh net-start 'my lab'` starts it"),
+    ],
+  ];
+  for (const [network, answer, expected] of cases) assert.deepEqual(await refusal(network, answer), expected, network);
+});
+
 test('nic add on a running VM with an automatic MAC: live and config, and the MAC libvirt picked is reported', async () => {
   const old = '52:54:00:00:00:01';
   const picked = '52:54:00:9a:8b:7c';

@@ -1,12 +1,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../../src/config.js';
 import { VmsError } from '../../../src/errors.js';
 import { loadCatalog, parseProfileHeader, profileChain } from '../../../src/core/guest/profiles.js';
 
+/** The profiles vms ships (bundled into the CLI from the repository's profiles/). */
+const BUILT_IN = new URL('../../../profiles', import.meta.url).pathname;
 const TMP = mkdtempSync(join(tmpdir(), 'vms-unit-profiles-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
@@ -70,29 +72,37 @@ test('parseProfileHeader looks at the first 10 lines only, and only at comment l
   });
 });
 
-test('the built-in profiles load, each with its name and from "built-in"', () => {
-  const { profiles } = catalogOf();
+test('the built-in profiles load: every profiles/*.sh but the _ libraries, each with its name, text and "built-in"', () => {
+  const { profiles, libs } = catalogOf();
+  const shipped = readdirSync(BUILT_IN).filter((f) => f.endsWith('.sh'));
+  const names = shipped.filter((f) => !f.startsWith('_')).map((f) => f.slice(0, -3));
+  assert.ok(names.length >= 5, `profiles/ ships the built-in profiles: ${names.join(' ')}`);
+  assert.deepEqual([...profiles.keys()].sort(), names.sort());
   for (const [name, p] of profiles) {
     assert.equal(p.name, name);
     assert.equal(p.from, 'built-in');
-    assert.ok(!name.startsWith('_'), name);
+    assert.equal(p.text, readFileSync(join(BUILT_IN, `${name}.sh`), 'utf8'));
   }
+  assert.deepEqual(
+    [...libs.keys()].sort(),
+    shipped.filter((f) => f.startsWith('_')),
+  );
 });
 
-test('loadCatalog: earlier VMS_PROFILE_PATH dirs override later ones, and all of them override the built-in', (t) => {
-  const builtIn = [...catalogOf().profiles.keys()][0];
+test('loadCatalog: earlier VMS_PROFILE_PATH dirs override later ones, and all of them override the built-in', () => {
+  const builtIn = [...catalogOf().profiles.keys()][0]!;
+  assert.ok(builtIn, 'a built-in profile to override');
   const first = profileDir({ 'web.sh': script({ description: 'from the first dir' }), 'only1.sh': script() });
   const second = profileDir({
     'web.sh': script({ description: 'from the second dir' }),
     'only2.sh': script({ parent: 'only1' }),
-    ...(builtIn && { [`${builtIn}.sh`]: script({ description: 'the user override' }) }),
+    [`${builtIn}.sh`]: script({ description: 'the user override' }),
   });
   const { profiles } = catalogOf(first, second);
   assert.deepEqual([profiles.get('web')?.description, profiles.get('web')?.from], ['from the first dir', first]);
   assert.equal(profiles.get('only1')?.from, first);
   assert.deepEqual([profiles.get('only2')?.from, profiles.get('only2')?.parent], [second, 'only1']);
   assert.equal(profiles.get('web')?.text, script({ description: 'from the first dir' }));
-  if (!builtIn) return t.skip('profiles/ has no built-in profile yet');
   assert.deepEqual([profiles.get(builtIn)?.description, profiles.get(builtIn)?.from], ['the user override', second]);
   assert.notEqual(catalogOf().profiles.get(builtIn)?.description, 'the user override');
 });

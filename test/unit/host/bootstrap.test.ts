@@ -1,11 +1,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planBootstrap, readHostState, type BootstrapStep, type HostState } from '../../../src/core/host/bootstrap.js';
 import { createContext, processHost } from '../../../src/core/context.js';
-import { findVirtiofsd } from '../../../src/core/host/programs.js';
 import { ARCH_ISO } from '../../../src/core/storage/iso.js';
 import { PACKAGES, type Distro } from '../../../src/core/host/host-packages.js';
 import { resolveConfig } from '../../../src/config.js';
@@ -119,25 +118,14 @@ const rpmQuery = (lines: string[]) =>
   result(lines.map((l) => `${l}\n`).join(''), lines.filter((l) => l.startsWith('package ')).length);
 const notInstalled = (p: string) => `package ${p} is not installed`;
 
-/** The host's own virtiofsd: readHostState looks for the binary on this machine, not through its `read`. */
-const HOST_VIRTIOFSD = findVirtiofsd(process.env.PATH) !== undefined;
-/** Likewise its virtlogd, from /run/virtlogd.pid. */
-const HOST_VIRTLOGD = (() => {
-  try {
-    process.kill(Number(readFileSync('/run/virtlogd.pid', 'utf8').trim()), 0);
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** The calls readHostState makes, in order; apt-cache only on Debian and only when this host lacks a virtiofsd. */
+/** The calls readHostState makes, in order; apt-cache only on Debian and only when the host lacks a virtiofsd. */
 function hostCalls(
   distro: Distro,
   packages: RunResult,
   version: RunResult,
   net?: RunResult,
   aptPolicy = result(''),
+  virtiofsd = false,
 ): Expected[] {
   const pkgs = PACKAGES[distro];
   const query: Record<Distro, string[]> = {
@@ -149,7 +137,7 @@ function hostCalls(
     { cmd: query[distro][0]!, args: query[distro].slice(1), result: packages },
     { cmd: 'virsh', args: [...VIRSH, 'version'], result: version },
     ...(net ? [{ cmd: 'virsh', args: [...VIRSH, 'net-info', 'default'], result: net }] : []),
-    ...(distro === 'debian' && !HOST_VIRTIOFSD
+    ...(distro === 'debian' && !virtiofsd
       ? [{ cmd: 'apt-cache', args: ['policy', 'virtiofsd'], result: aptPolicy }]
       : []),
   ];
@@ -172,6 +160,10 @@ interface Host {
   runner?: (fake: FakeRunner) => Runner;
   /** Prepares the four directories (images, iso, state, cache) before the read. */
   prepare?: (dirs: string[]) => void;
+  /** A virtiofsd binary is installed (default: none). */
+  virtiofsd?: boolean;
+  /** /run/virtlogd.pid names this pid, alive or not (default: no pid file). */
+  virtlogd?: { pid: number; alive: boolean };
 }
 
 /** The directory vms can use: our group (the fake libvirt gid), setgid and group-writable. */
@@ -197,11 +189,23 @@ async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
     '/etc/group': host.group,
     '/proc/1/comm': host.comm,
   };
-  const readFile = (path: string) => {
-    assert.ok(path in files, `unexpected read of ${path}`);
-    return files[path]!;
+  if (host.virtlogd) files['/run/virtlogd.pid'] = `${host.virtlogd.pid}\n`;
+  const facts = {
+    read: (path: string) => {
+      if (path === '/run/virtlogd.pid' && !host.virtlogd) throw new Error('ENOENT: no pid file');
+      assert.ok(path in files, `unexpected read of ${path}`);
+      return files[path]!;
+    },
+    alive: (pid: number) => {
+      assert.equal(pid, host.virtlogd?.pid, 'only the pid of the pid file is asked about');
+      return host.virtlogd!.alive;
+    },
+    virtiofsd: (path: string | undefined) => {
+      assert.equal(path, host.env.PATH, "virtiofsd is looked for on the caller's PATH");
+      return host.virtiofsd ?? false;
+    },
   };
-  const state = await readHostState(ctx, readFile);
+  const state = await readHostState(ctx, facts);
   fake.done();
   return { state, dirs };
 }
@@ -230,10 +234,10 @@ describe('readHostState on recorded hosts', () => {
       userInGroup: false,
       missing: ['qemu-desktop', 'libvirt', 'virt-install', 'virt-viewer', 'dnsmasq', 'edk2-ovmf', 'virtiofsd'],
       unavailable: [],
-      virtiofsd: HOST_VIRTIOFSD,
+      virtiofsd: false,
       systemd: true,
       libvirtdRunning: false,
-      virtlogdRunning: HOST_VIRTLOGD,
+      virtlogdRunning: false,
       dirs: dirs.map((path) => ({ path, ok: false })),
       network: 'unknown',
       networkAutostart: false,
@@ -281,11 +285,11 @@ describe('readHostState on recorded hosts', () => {
       user: 'alice',
       userInGroup: true,
       missing: ['virtiofsd'],
-      unavailable: HOST_VIRTIOFSD ? [] : ['virtiofsd'],
-      virtiofsd: HOST_VIRTIOFSD,
+      unavailable: ['virtiofsd'],
+      virtiofsd: false,
       systemd: true,
       libvirtdRunning: true,
-      virtlogdRunning: HOST_VIRTLOGD,
+      virtlogdRunning: false,
       dirs: dirs.map((path) => ({ path, ok: true })),
       network: 'active',
       networkAutostart: true,
@@ -297,6 +301,31 @@ describe('readHostState on recorded hosts', () => {
       steps.filter((s) => s.commands.length),
       [],
     );
+  });
+
+  test('facts of the machine: a virtiofsd binary spares the apt-cache question; virtlogd runs when its pid lives', async () => {
+    const debian = (over: Pick<Host, 'virtiofsd' | 'virtlogd'>) =>
+      read({
+        osRelease: OS_RELEASE.debian12,
+        group: groupFile(`libvirt:x:${GID}:alice`),
+        comm: 'systemd\n',
+        env: { USER: 'alice', PATH: '/usr/local/bin:/usr/bin' },
+        uid: 1000,
+        calls: hostCalls('debian', dpkgQuery([], PACKAGES.debian), NO_DAEMON, undefined, result(''), over.virtiofsd),
+        ...over,
+      });
+    const pick = ({ state }: { state: HostState }) => [state.virtiofsd, state.unavailable, state.virtlogdRunning];
+    assert.deepEqual(pick(await debian({ virtiofsd: true, virtlogd: { pid: 4242, alive: true } })), [true, [], true]);
+    assert.deepEqual(pick(await debian({ virtiofsd: false, virtlogd: { pid: 4242, alive: false } })), [
+      false,
+      ['virtiofsd'],
+      false,
+    ]);
+    assert.deepEqual(pick(await debian({ virtiofsd: false, virtlogd: { pid: 0, alive: true } })), [
+      false,
+      ['virtiofsd'],
+      false,
+    ]);
   });
 
   test('Ubuntu 24.04 as root for root, no systemd: no user; network defined but stopped; only proper dirs are ready', async () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeRunner } from '../../helpers/fake-runner.js';
+import { virshCommands } from '../../helpers/virsh-tokenizer.js';
 import { VmsError } from '../../../src/errors.js';
 import { Virsh, classifyVirshError, parseNames, pickDomainType } from '../../../src/libvirt/virsh.js';
 
@@ -158,54 +159,6 @@ test('Virsh.state trims, and a missing VM is notFound', async () => {
 });
 
 // ---- Virsh.batch -------------------------------------------------------------------------------------------------
-
-/**
- * Splits a virsh command line into commands and arguments the way virsh itself does (a port of
- * vshCommandStringGetArg in libvirt's tools/vsh.c): blanks and ';' end a token outside quotes, '…' is literal
- * (a backslash in it too), a backslash escapes the next character elsewhere, "…" groups; only an unterminated
- * double quote is an error.
- */
-function virshCommands(line: string): string[][] {
-  const commands: string[][] = [];
-  let args: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    const c = line[i]!;
-    if (c === ' ' || c === '\t') {
-      i++;
-      continue;
-    }
-    if (c === ';') {
-      if (args.length) commands.push(args);
-      args = [];
-      i++;
-      continue;
-    }
-    let token = '';
-    let sq = false;
-    let dq = false;
-    while (i < line.length) {
-      const ch = line[i]!;
-      if (!sq && !dq && (ch === ' ' || ch === '\t' || ch === ';')) break;
-      if (!dq && ch === "'") {
-        sq = !sq;
-        i++;
-        continue;
-      }
-      if (!sq && ch === '"') {
-        dq = !dq;
-        i++;
-        continue;
-      }
-      if (!sq && ch === '\\') i++;
-      token += line[i++] ?? '';
-    }
-    if (dq) throw new Error('missing "');
-    args.push(token);
-  }
-  if (args.length) commands.push(args);
-  return commands;
-}
 
 /**
  * What virsh 9 prints for a batch (checked against `virsh -c test:///default`): `echo` prints its words and a
