@@ -3,7 +3,7 @@
 // they come, and a Progress that records the steps taken.
 import type { Progress } from '../../src/core/progress.js';
 import type { RunOptions, RunResult, Runner } from '../../src/runner.js';
-import type { FakeRunner } from './fake-runner.js';
+import { FakeRunner, type Expected } from './fake-runner.js';
 import { URI, virshCall } from './virsh-fake.js';
 
 /** A saved definition: a unix-socket serial console with its log, and a SPICE display unless `graphics` is false. */
@@ -73,4 +73,23 @@ export function recordingProgress() {
     note: (message) => void notes.push(message),
   };
   return { progress, steps, failed, notes };
+}
+
+/**
+ * A strict runner whose calls are listed after the context is made (a test that needs the context's dirs first):
+ * `expect` starts a new strict FakeRunner on them, `done` checks that one.
+ */
+export function listedLater() {
+  let strict = new FakeRunner([]);
+  const runner: Runner = {
+    run: (cmd, args, opts) => strict.run(cmd, args, opts),
+    interactive: (cmd, args) => strict.interactive(cmd, args),
+  };
+  return {
+    runner,
+    expect(...calls: Expected[][]) {
+      strict = new FakeRunner(calls.flat());
+    },
+    done: () => strict.done(),
+  };
 }
