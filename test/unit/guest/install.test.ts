@@ -13,12 +13,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { installVm, type InstallOptions } from '../../../src/core/guest/install.js';
+import { installVm, resumeInstall, type InstallOptions } from '../../../src/core/guest/install.js';
+import { renderMetadata } from '../../../src/libvirt/metadata.js';
 import { VmsError } from '../../../src/errors.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { GuestVm, type ScriptRun } from '../../helpers/guest-vm.js';
 import { URI, contextOn, virshCall } from '../../helpers/virsh-fake.js';
-import { listedLater, recordingProgress, virshFails } from '../../helpers/vm-fake.js';
+import { listedLater, recordingProgress, virshFails, vmXml } from '../../helpers/vm-fake.js';
 
 // `vms create NAME --profile P` in process: the strict fake runner plays libvirt and qemu-img, a fake guest on the
 // VM's serial socket plays the live ISO and then the installed system (test/helpers/guest-vm.ts), and the ISO is a
@@ -193,6 +194,16 @@ const STEPS_TO_INSTALL = [
 const stepsToInstall = (w: Host) =>
   STEPS_TO_INSTALL.map((s) => s.replace('{vmDir}', w.vmDir).replace('{disk}', w.disk));
 
+/** The profile step, from the boot from the disk to the reboot. */
+const PROFILE_STEPS = [
+  `Booting ${VM} from its disk`,
+  'Logging in on the serial console',
+  'Copying profile scripts (tbase → tchild)',
+  'Applying profile tbase',
+  'Applying profile tchild',
+  `Rebooting ${VM}`,
+];
+
 const INSTALL_OK: Record<string, ScriptRun> = {
   'install.sh': { phases: [['partition', 60]], output: 'installed\r\n' },
 };
@@ -240,12 +251,7 @@ test('install: the steps in order, each process and argv, the definitions made, 
     ...stepsToInstall(w),
     `Powering off ${VM}`,
     `Switching ${VM} to boot from its disk`,
-    `Booting ${VM} from its disk`,
-    'Logging in on the serial console',
-    'Copying profile scripts (tbase → tchild)',
-    'Applying profile tbase',
-    'Applying profile tchild',
-    `Rebooting ${VM}`,
+    ...PROFILE_STEPS,
   ]);
   assert.deepEqual(w.failed, []);
   assert.deepEqual(w.guest.scripts, ['install.sh', 'tbase.sh', 'tchild.sh']);
@@ -493,4 +499,59 @@ test('interrupted while install.sh runs: all undone, the error is the interrupt 
   w.runner.done();
   assert.ok(!existsSync(w.vmDir) && !existsSync(w.disk) && !existsSync(w.cacheRw));
   assert.ok(existsSync(w.failedLog), 'the transcript is kept all the same');
+});
+
+// ---- vms create NAME --resume ------------------------------------------------------------------------------------
+
+/** A VM a --keep-failed create left: its secrets in its dir, its definition with the step still to do. */
+function keptVm(pending: 'install' | 'profile' | undefined, runs: Record<string, ScriptRun> = INSTALL_OK) {
+  const w = host(runs);
+  mkdirSync(w.vmDir, { recursive: true });
+  writeFileSync(join(w.vmDir, 'root-password'), 'pw-kept\n', { mode: 0o600 });
+  writeFileSync(join(w.vmDir, 'settings.sh'), "VMS_USER='kept'\n", { mode: 0o600 });
+  const metadata = renderMetadata({ profile: 'tchild', pending, bases: [], made: [] });
+  w.defined.push(vmXml(VM, { graphics: false }).replace('<devices>', `<metadata>${metadata}</metadata><devices>`));
+  return w;
+}
+
+test('resume of the profile step: boots from the disk, runs the profiles, marks it complete; no install', async () => {
+  const w = keptVm('profile');
+  w.expect([savedDefinition(w), stateIs('shut off')], profileStep(w), afterProfiles(w), [
+    savedDefinition(w),
+    stateIs('running'),
+  ]);
+  const r = await resumeInstall(w.ctx, VM);
+  w.runner.done();
+  assert.equal(w.guest.password, 'pw-kept', 'logged in with the kept password');
+  assert.deepEqual(w.guest.scripts, ['tbase.sh', 'tchild.sh']);
+  assert.deepEqual(w.steps, PROFILE_STEPS);
+  assert.ok(!w.defined.at(-1)!.includes('<vms:pending>'));
+  assert.deepEqual([r.user, r.state, r.transcript], ['kept', 'running', join(w.vmDir, 'install.log')]);
+  assert.match(readFileSync(r.transcript, 'utf8'), /----- vms create inst --resume \(profile\), /);
+});
+
+test('resume of the install step on a VM left running: powered off first, then the live ISO again', async () => {
+  const w = keptVm('install', { 'install.sh': { status: 2 } });
+  w.expect([savedDefinition(w), stateIs('running')], [stateIs('running'), virshCall(['destroy', VM]), start(w, false)]);
+  await assert.rejects(resumeInstall(w.ctx, VM), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.equal(e.message, 'the install (install.sh) failed with exit status 2');
+    assert.deepEqual(e.data, { kept: { name: VM, password: join(w.vmDir, 'root-password') } }, 'a resume never undoes');
+    return true;
+  });
+  w.runner.done();
+  assert.deepEqual(w.steps.slice(0, 2), [`Powering off ${VM} to start the install again`, 'Booting the live ISO']);
+  assert.ok(existsSync(w.vmDir));
+});
+
+test('resume of a complete VM is refused before anything runs', async () => {
+  const w = keptVm(undefined);
+  w.expect([savedDefinition(w), stateIs('shut off')]);
+  await assert.rejects(
+    resumeInstall(w.ctx, VM),
+    (e: unknown) =>
+      e instanceof VmsError && e.code === 'conflict' && e.message === 'inst is complete: there is nothing to resume',
+  );
+  w.runner.done();
+  assert.deepEqual(w.steps, []);
 });

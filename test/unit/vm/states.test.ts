@@ -52,11 +52,22 @@ const then = (state: string) => virshCall(['domstate', VM], `${state}\n`);
 const conflictWith = (message: string, hint: string | undefined) => (e: unknown) =>
   e instanceof VmsError && e.code === 'conflict' && e.message === message && e.hint === hint;
 
-async function runs<T>(expected: Expected[], fn: (ctx: ReturnType<typeof fakeContext>['ctx']) => Promise<T>) {
+type Ctx = ReturnType<typeof fakeContext>['ctx'];
+
+async function runs<T>(expected: Expected[], fn: (ctx: Ctx) => Promise<T>) {
   const { ctx, runner } = fakeContext(expected);
   const result = await fn(ctx);
   runner.done();
   return result;
+}
+
+const notRunning = (state: string) => conflictWith(`st is not running (${state})`, 'start it with `vms start st`');
+
+/** `fn` refuses a VM in `state` with `check`, after reading it and nothing else. */
+async function refused(state: string, fn: (ctx: Ctx) => Promise<unknown>, check: (e: unknown) => boolean) {
+  const { ctx, runner } = fakeContext(load(state));
+  await assert.rejects(fn(ctx), check);
+  runner.done();
 }
 
 for (const row of ROWS) {
@@ -111,13 +122,11 @@ for (const row of ROWS) {
       const r = await runs(expected, (ctx) => stopVm(ctx, VM, opts));
       assert.deepEqual(r, { name: VM, state: 'shut off', changed: true });
     } else {
-      const { ctx, runner } = fakeContext(load(state));
-      await assert.rejects(
-        stopVm(ctx, VM, opts),
-        (e: unknown) =>
-          e instanceof VmsError && e.reason === 'vm.paused' && e.message === `st is ${state} and cannot shut down`,
+      await refused(
+        state,
+        (ctx) => stopVm(ctx, VM, opts),
+        (e) => e instanceof VmsError && e.reason === 'vm.paused' && e.message === `st is ${state} and cannot shut down`,
       );
-      runner.done();
     }
   });
 
@@ -127,12 +136,7 @@ for (const row of ROWS) {
       assert.deepEqual(r, { name: VM, state: 'running', changed: true });
       return;
     }
-    const { ctx, runner } = fakeContext(load(state));
-    await assert.rejects(
-      resetVm(ctx, VM),
-      conflictWith(`st is not running (${state})`, 'start it with `vms start st`'),
-    );
-    runner.done();
+    await refused(state, (ctx) => resetVm(ctx, VM), notRunning(state));
   });
 
   test(`${state}: suspend ${row.suspend}`, async () => {
@@ -142,10 +146,7 @@ for (const row of ROWS) {
     } else if (row.suspend === 'already') {
       assert.deepEqual(await runs(load(state), (ctx) => suspendVm(ctx, VM)), { name: VM, state, changed: false });
     } else {
-      const { ctx, runner } = fakeContext(load(state));
-      const message = `st is not running (${state})`;
-      await assert.rejects(suspendVm(ctx, VM), conflictWith(message, 'start it with `vms start st`'));
-      runner.done();
+      await refused(state, (ctx) => suspendVm(ctx, VM), notRunning(state));
     }
   });
 
@@ -156,10 +157,8 @@ for (const row of ROWS) {
     } else if (row.resume === 'already') {
       assert.deepEqual(await runs(load(state), (ctx) => resumeVm(ctx, VM)), { name: VM, state, changed: false });
     } else {
-      const { ctx, runner } = fakeContext(load(state));
       const hint = state === 'shut off' ? 'start it with `vms start st`' : undefined;
-      await assert.rejects(resumeVm(ctx, VM), conflictWith(`st is not suspended (${state})`, hint));
-      runner.done();
+      await refused(state, (ctx) => resumeVm(ctx, VM), conflictWith(`st is not suspended (${state})`, hint));
     }
   });
 
@@ -172,12 +171,7 @@ for (const row of ROWS) {
       });
       return;
     }
-    const { ctx, runner } = fakeContext(load(state));
-    await assert.rejects(
-      consoleTarget(ctx, VM),
-      conflictWith(`st is not running (${state})`, 'start it with `vms start st`'),
-    );
-    runner.done();
+    await refused(state, (ctx) => consoleTarget(ctx, VM), notRunning(state));
   });
 
   test(`${state}: info ${row.active ? 'asks for the display' : 'shows none'}; vms info prints the state`, async () => {
