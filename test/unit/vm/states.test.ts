@@ -4,7 +4,7 @@ import { consoleTarget } from '../../../src/core/vm/attach.js';
 import { vmInfo } from '../../../src/core/vm/info.js';
 import { resetVm, resumeVm, suspendVm } from '../../../src/core/vm/pause.js';
 import { killVm, startVm, stopVm } from '../../../src/core/vm/power.js';
-import { isActive, requireDrivable, waitUntilOff, type LoadedVm } from '../../../src/core/vm/vm.js';
+import { isActive, powerOffIfRunning, requireDrivable, waitUntilOff, type LoadedVm } from '../../../src/core/vm/vm.js';
 import { VmsError } from '../../../src/errors.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { FakeRunner } from '../../helpers/fake-runner.js';
@@ -92,6 +92,13 @@ for (const row of ROWS) {
 
   test(`${state}: waitUntilOff with no time left asks once and says ${!row.active}`, async () => {
     assert.equal(await runs([then(state)], (ctx) => waitUntilOff(ctx, VM, 0)), !row.active);
+  });
+
+  test(`${state}: the power-off undo ${row.active ? 'runs virsh destroy' : 'leaves it (already off)'}`, async () => {
+    const destroy = row.active ? [call('destroy')] : [];
+    await runs([virshCall(['domuuid', VM], 'uuid\n'), then(state), ...destroy], (ctx) =>
+      powerOffIfRunning(ctx.virsh, VM)(),
+    );
   });
 
   test(`${state}: start ${row.active ? 'leaves it (already running)' : 'runs virsh start'}`, async () => {
