@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config.js';
 import { createContext } from '../../src/core/context.js';
-import type { RunResult } from '../../src/runner.js';
+import type { RunResult, Runner } from '../../src/runner.js';
 import { FakeRunner, type Expected } from './fake-runner.js';
 
 export const URI = 'qemu:///system';
@@ -41,8 +41,13 @@ export function batchCall(commands: string[], outputs: string[]): Expected {
 
 /** A Context whose processes are the expected calls, with its own state dir (and `env` over its settings). */
 export function fakeContext(expected: Expected[], extraEnv: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
   const runner = new FakeRunner(expected);
+  return { ...contextOn(runner, extraEnv), runner };
+}
+
+/** A Context on any runner, with its own state dir (and `env` over its settings). */
+export function contextOn(runner: Runner, extraEnv: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
   const env = {
     VMS_CONFIG: join(dir, 'none.json'),
     VMS_STATE_DIR: join(dir, 'state'),
@@ -50,5 +55,5 @@ export function fakeContext(expected: Expected[], extraEnv: Record<string, strin
     LIBVIRT_DEFAULT_URI: URI,
     ...extraEnv,
   };
-  return { ctx: createContext({ config: resolveConfig({ env }), runner }), runner, dir };
+  return { ctx: createContext({ config: resolveConfig({ env }), runner }), dir };
 }

@@ -109,14 +109,22 @@ export async function runProfiles(
   await session.check('sync', 'sync in the guest'); // what the profiles did survives a power cut from now on
 }
 
-/** Powers off from inside (the guest flushes its disks itself); pulls the plug only when it will not go. */
-export async function powerOffFromGuest(ctx: Context, session: SerialSession, name: string): Promise<void> {
+/**
+ * Powers off from inside (the guest flushes its disks itself); pulls the plug only when it will not go within
+ * `waitMs` (a parameter for the tests).
+ */
+export async function powerOffFromGuest(
+  ctx: Context,
+  session: SerialSession,
+  name: string,
+  waitMs = 120_000,
+): Promise<void> {
   await session.check('sync', 'sync in the guest');
   session.console.send('poweroff\r');
-  const off = await waitUntilOff(ctx, name, 120_000);
+  const off = await waitUntilOff(ctx, name, waitMs);
   session.close();
   if (!off) {
-    ctx.progress.note(`${name} did not power off within 120s after sync: powering it off`);
+    ctx.progress.note(`${name} did not power off within ${waitMs / 1000}s after sync: powering it off`);
     await ctx.virsh.destroy(name);
   }
 }

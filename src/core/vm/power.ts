@@ -1,7 +1,7 @@
 import { VmsError } from '../../errors.js';
 import type { DomainState } from '../../libvirt/virsh.js';
 import type { Context } from '../context.js';
-import { isActive, loadVm, waitUntilOff } from './vm.js';
+import { isActive, isPaused, loadVm, requireDrivable, waitUntilOff } from './vm.js';
 import { withOperation } from '../ops/operation.js';
 
 export interface PowerResult {
@@ -29,19 +29,27 @@ export async function killVm(ctx: Context, name: string): Promise<PowerResult> {
   });
 }
 
-/** ACPI shutdown, then waits for the guest to power off; on timeout fails with a hint, or kills with `force`. */
+/**
+ * ACPI shutdown, then waits for the guest to power off; on timeout fails with a hint, or kills with `force`. A paused
+ * VM is refused (vm.paused), or killed at once with `force`.
+ */
 export async function stopVm(
   ctx: Context,
   name: string,
   opts: { timeoutSeconds: number; force: boolean },
 ): Promise<PowerResult> {
   return withOperation(ctx, { command: 'stop', vms: [name] }, async (ctx) => {
-    const { state } = await loadVm(ctx, name);
+    const vm = await loadVm(ctx, name);
+    const { state } = vm;
     if (!isActive(state)) return { name, state, changed: false };
-    const stopped = await ctx.progress.step(`Shutting down ${name} (ACPI, up to ${opts.timeoutSeconds}s)`, async () => {
-      await ctx.virsh.shutdown(name);
-      return waitUntilOff(ctx, name, opts.timeoutSeconds * 1000);
-    });
+    // A paused guest runs no instruction, so ACPI cannot shut it down: refused, or with `force` powered off at once.
+    if (!opts.force) requireDrivable(vm, 'shut down');
+    const stopped =
+      !isPaused(state) &&
+      (await ctx.progress.step(`Shutting down ${name} (ACPI, up to ${opts.timeoutSeconds}s)`, async () => {
+        await ctx.virsh.shutdown(name);
+        return waitUntilOff(ctx, name, opts.timeoutSeconds * 1000);
+      }));
     if (stopped) return { name, state: await ctx.virsh.state(name), changed: true };
     if (!opts.force) {
       throw new VmsError(

@@ -48,12 +48,15 @@ export function ownDisks(facts: DomainFacts) {
 
 export const isActive = (state: DomainState) => state !== 'shut off' && state !== 'crashed';
 
+/** Active but running no instruction: suspended (paused), or suspended by its guest (pmsuspended). */
+export const isPaused = (state: DomainState) => state === 'paused' || state === 'pmsuspended';
+
 /**
  * A paused VM (suspended, or suspended by its guest) runs no instruction: its console does not answer and ACPI does
  * not shut it down. Refused with the reason `vm.paused`; `cannot` says what it cannot do (e.g. 'shut down').
  */
 export function requireDrivable(vm: LoadedVm, cannot?: string): void {
-  if (vm.state !== 'paused' && vm.state !== 'pmsuspended') return;
+  if (!isPaused(vm.state)) return;
   const message = `${vm.facts.name} is ${vm.state}${cannot ? ` and cannot ${cannot}` : ''}`;
   throw new VmsError('conflict', message, 'resume it first', undefined, 'vm.paused', { name: vm.facts.name });
 }
