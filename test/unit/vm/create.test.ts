@@ -66,6 +66,19 @@ const madeDisk = (h: ReturnType<typeof host>, disk = h.disk) => [
   { kind: 'remove-file', path: disk },
 ];
 
+/**
+ * Watches the undo of a failing step: `failing` wraps the call that fails, to keep the undo steps written down by
+ * then; `undefine` is the undo's undefine, at which the disk must still be there (undone newest first).
+ */
+function watchUndo(h: ReturnType<typeof host>) {
+  const seen: { steps: unknown[]; diskAtUndefine?: boolean } = { steps: [] };
+  return {
+    seen,
+    failing: (call: Expected) => when(call, () => (seen.steps = h.undoSteps())),
+    undefine: when(virshCall(UNDEFINE), () => (seen.diskAtUndefine = existsSync(h.disk))),
+  };
+}
+
 /** Nothing of web is left, and the operation left no journal. */
 function assertNothingLeft(h: ReturnType<typeof host>, imagesLeft: string[] = []) {
   assert.deepEqual(readdirSync(h.images), imagesLeft);
@@ -148,16 +161,16 @@ test('createVm: a disk name claimed meanwhile is left to the one who claimed it'
   const h = host();
   const mine = h.img('web-2.qcow2');
   const [free, capabilities, underLock] = checks();
-  let steps: unknown[] = [];
+  const watch = watchUndo(h);
   const { ctx, runner } = h.context([
     free!,
     capabilities!,
     when(underLock!, () => writeFileSync(h.disk, '')), // planned with web.qcow2: now another create's claim
-    when(qemuImgCreate(mine, QEMU_IMG_FAILS), () => (steps = h.undoSteps())),
+    watch.failing(qemuImgCreate(mine, QEMU_IMG_FAILS)),
   ]);
   await assert.rejects(createVm(ctx, OPTIONS), /cannot create disk .*web-2\.qcow2: .*No space left on device/);
   runner.done();
-  assert.deepEqual(steps, madeDisk(h, mine), 'no claim of web.qcow2 is left to undo');
+  assert.deepEqual(watch.seen.steps, madeDisk(h, mine), 'no claim of web.qcow2 is left to undo');
   assertNothingLeft(h, ['web.qcow2']);
 });
 
@@ -215,11 +228,8 @@ test('createVm: no images dir: not found, and the VM directory it made is remove
 
 test('createVm: qemu-img failing removes the claimed disk and the directory, nothing else runs', async () => {
   const h = host();
-  let steps: unknown[] = [];
-  const { ctx, runner } = h.context([
-    ...checks(),
-    when(qemuImgCreate(h.disk, QEMU_IMG_FAILS), () => (steps = h.undoSteps())),
-  ]);
+  const watch = watchUndo(h);
+  const { ctx, runner } = h.context([...checks(), watch.failing(qemuImgCreate(h.disk, QEMU_IMG_FAILS))]);
   await assert.rejects(createVm(ctx, OPTIONS), (err: unknown) => {
     assert.ok(err instanceof VmsError, String(err));
     assert.deepEqual(
@@ -233,48 +243,51 @@ test('createVm: qemu-img failing removes the claimed disk and the directory, not
     return true;
   });
   runner.done();
-  assert.deepEqual(steps, madeDisk(h), 'the claim and the removal of the disk are written down before qemu-img runs');
+  assert.deepEqual(
+    watch.seen.steps,
+    madeDisk(h),
+    'the claim and the removal of the disk are written down before qemu-img runs',
+  );
   assertNothingLeft(h);
 });
 
 // libvirt defined it all the same: undefined first, then the disk and the directory go.
 test('createVm: define failing takes back the definition, then the files', async () => {
   const h = host();
-  let steps: unknown[] = [];
-  let diskAtUndefine: boolean | undefined;
+  const watch = watchUndo(h);
   const { ctx, runner } = h.context([
     ...checks(),
     qemuImgCreate(h.disk),
-    defineCall(() => (steps = h.undoSteps()), { exitCode: 1, stderr: 'error: operation failed: timed out\n' }),
+    watch.failing(defineCall(() => {}, { exitCode: 1, stderr: 'error: operation failed: timed out\n' })),
     virshCall(['domuuid', 'web'], 'b7c1\n'),
-    when(virshCall(UNDEFINE), () => (diskAtUndefine = existsSync(h.disk))),
+    watch.undefine,
   ]);
   await assert.rejects(createVm(ctx, OPTIONS), /timed out/);
   runner.done();
-  assert.deepEqual(steps, [...madeDisk(h), { kind: 'undefine', vm: 'web' }]);
-  assert.equal(diskAtUndefine, true, 'undone newest first: the definition before the disk');
+  assert.deepEqual(watch.seen, { steps: [...madeDisk(h), { kind: 'undefine', vm: 'web' }], diskAtUndefine: true });
   assertNothingLeft(h);
 });
 
 test('createVm --start: start failing powers off, undefines, then removes the disk and directory', async () => {
   const h = host();
-  let steps: unknown[] = [];
-  let diskAtUndefine: boolean | undefined;
+  const watch = watchUndo(h);
   const { ctx, runner } = h.context([
     ...checks(),
     qemuImgCreate(h.disk),
     defineCall(() => {}),
-    when(virshCall(['start', 'web'], '', { exitCode: 1, stderr: 'error: no memory\n' }), () => (steps = h.undoSteps())),
+    watch.failing(virshCall(['start', 'web'], '', { exitCode: 1, stderr: 'error: no memory\n' })),
     virshCall(['domuuid', 'web'], 'b7c1\n'),
     virshCall(['domstate', 'web'], 'running\n'),
     virshCall(['destroy', 'web']),
     virshCall(['domuuid', 'web'], 'b7c1\n'),
-    when(virshCall(UNDEFINE), () => (diskAtUndefine = existsSync(h.disk))),
+    watch.undefine,
   ]);
   await assert.rejects(createVm(ctx, { ...OPTIONS, start: true }), /no memory/);
   runner.done();
-  assert.deepEqual(steps, [...madeDisk(h), { kind: 'undefine', vm: 'web' }, { kind: 'power-off', vm: 'web' }]);
-  assert.equal(diskAtUndefine, true);
+  assert.deepEqual(watch.seen, {
+    steps: [...madeDisk(h), { kind: 'undefine', vm: 'web' }, { kind: 'power-off', vm: 'web' }],
+    diskAtUndefine: true,
+  });
   assertNothingLeft(h);
 });
 

@@ -35,6 +35,19 @@ const FILES_OF_VMS = [
   'apply.log',
 ];
 
+/** Planning web, alone on the host and on its own disk. */
+const planAlone = (web: string, xml: string) => [...load(xml), listCall(['web']), chainCall(web, [web])];
+/** Then destroying it, shut off, up to its undefine. */
+const UNTIL_UNDEFINE_OFF = [virshCall(['domstate', 'web'], 'shut off\n'), virshCall(['domuuid', 'web'], 'b7c1\n')];
+
+/** web on its own disk, over a base vms froze for it. */
+function webOnBase() {
+  const h = tempHost();
+  const web = h.file(h.img('web.qcow2'));
+  const base = h.file(h.img('base.qcow2'));
+  return { h, web, base, xml: domainXml('web', disk(web, 'vda'), metadata([web], [base])) };
+}
+
 // ---- planDestroy: which files go ------------------------------------------------------------------------------
 
 // Its disks and the base only it stood on go; what vms did not make stays, in the images dir or not.
@@ -104,10 +117,7 @@ test('planDestroy keeps a base another VM stands on, naming it, and a disk that 
 
 // Fail closed on deleting, not on destroying: its own disk still goes.
 test('planDestroy with other VMs unreadable keeps every base they may stand on, and says so', async () => {
-  const h = tempHost();
-  const web = h.file(h.img('web.qcow2'));
-  const base = h.file(h.img('base.qcow2'));
-  const xml = domainXml('web', disk(web, 'vda'), metadata([web], [base]));
+  const { h, web, base, xml } = webOnBase();
   // broken: only its running definition prints and its snapshots cannot be listed (two reasons, one VM);
   // other: virsh prints no definition of it at all, though it exists.
   const broken = ['', domainXml('broken', disk(join(h.outside, 'broken.raw'), 'vda', 'raw')), '', ''];
@@ -137,10 +147,7 @@ test('planDestroy with other VMs unreadable keeps every base they may stand on, 
 });
 
 test('planDestroy of a disk whose chain cannot be read: the disk goes, what lies under it stays, and why', async () => {
-  const h = tempHost();
-  const web = h.file(h.img('web.qcow2'));
-  const base = h.file(h.img('base.qcow2'));
-  const xml = domainXml('web', disk(web, 'vda'), metadata([web], [base]));
+  const { h, web, base, xml } = webOnBase();
   const { ctx, runner } = h.context([
     ...load(xml),
     listCall(['web']),
@@ -238,25 +245,15 @@ test('destroyVm of a shut-off VM: not powered off; a directory of only its own f
   mkdirSync(h.vmDir('web'));
   for (const f of FILES_OF_VMS) h.file(join(h.vmDir('web'), f));
   const xml = domainXml('web', disk(web, 'vda'), metadata([web], []));
-  const { ctx, runner } = h.context([
-    ...load(xml),
-    listCall(['web']),
-    chainCall(web, [web]),
-    virshCall(['domstate', 'web'], 'shut off\n'),
-    virshCall(['domuuid', 'web'], 'b7c1\n'),
-    virshCall(UNDEFINE),
-  ]);
+  const { ctx, runner } = h.context([...planAlone(web, xml), ...UNTIL_UNDEFINE_OFF, virshCall(UNDEFINE)]);
   assert.deepEqual(await destroyVm(ctx, 'web'), { name: 'web', removed: [web], kept: [] });
   runner.done();
   assert.deepEqual([readdirSync(h.images), existsSync(h.vmDir('web'))], [[], false]);
 });
 
 test('destroyVm: a plan other than the one agreed to (a clone came) is a conflict; nothing changes', async () => {
-  const h = tempHost();
-  const web = h.file(h.img('web.qcow2'));
-  const base = h.file(h.img('base.qcow2'));
+  const { h, web, base, xml } = webOnBase();
   const cloneDisk = h.file(h.img('web2.qcow2'));
-  const xml = domainXml('web', disk(web, 'vda'), metadata([web], [base]));
   const clone = domainXml('web2', disk(cloneDisk, 'vda'), metadata([cloneDisk], [base]));
   const { ctx, runner } = h.context([
     ...load(xml),
@@ -295,8 +292,7 @@ test('destroyVm interrupted while it planned: stops before the journal or any st
   const stop = new AbortController();
   const reason = new Error('stopped by the test');
   const { ctx, runner } = h.context([
-    ...load(domainXml('web', disk(web, 'vda'), metadata([web], []))),
-    listCall(['web']),
+    ...planAlone(web, domainXml('web', disk(web, 'vda'), metadata([web], []))).slice(0, -1),
     when(chainCall(web, [web]), () => stop.abort(reason)),
   ]);
   await assert.rejects(destroyVm({ ...ctx, signal: stop.signal }, 'web'), (err) => err === reason);
@@ -310,11 +306,8 @@ test('destroyVm whose undefine fails: its files stay, and the journal keeps the 
   const web = h.file(h.img('web.qcow2'));
   const xml = domainXml('web', disk(web, 'vda'), metadata([web], []));
   const { ctx, runner } = h.context([
-    ...load(xml),
-    listCall(['web']),
-    chainCall(web, [web]),
-    virshCall(['domstate', 'web'], 'shut off\n'),
-    virshCall(['domuuid', 'web'], 'b7c1\n'),
+    ...planAlone(web, xml),
+    ...UNTIL_UNDEFINE_OFF,
     virshCall(UNDEFINE, '', { exitCode: 1, stderr: "error: Failed to undefine domain 'web'\nerror: out of memory\n" }),
   ]);
   await assert.rejects(destroyVm(ctx, 'web'), /out of memory/);
