@@ -5,14 +5,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { describeUse, filesInUse, realPath, type FileUse } from '../../../src/core/storage/files-in-use.js';
 import { domainXmlReferences, snapshotReferences } from '../../../src/libvirt/domain-files.js';
-import { VMS_NS } from '../../../src/libvirt/metadata.js';
+import { chainCall, disk, domainXml, metadata, NO_SNAPSHOTS } from '../../helpers/domain-fake.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
 
-const domainXml = (name: string, devices: string, extra = '') =>
-  `<domain type='qemu'><name>${name}</name>${extra}<devices>${devices}</devices></domain>`;
-const disk = (path: string, target: string, format = 'qcow2', more = '') =>
-  `<disk type='file' device='disk'><driver name='qemu' type='${format}'/><source file='${path}'/><target dev='${target}'/>${more}</disk>`;
 const CONSOLE = (dir: string) =>
   `<serial type='unix'><source mode='bind' path='${dir}/serial.sock'/><log file='${dir}/serial.log' append='on'/><target port='0'/></serial>` +
   `<console type='unix'><source mode='bind' path='${dir}/serial.sock'/><target type='serial' port='0'/></console>`;
@@ -64,11 +60,6 @@ test('snapshotReferences: the memory file, external overlays and the files of th
   );
 });
 
-const chainCall = (path: string, chain: string[]): Expected => ({
-  cmd: 'qemu-img',
-  args: ['info', '-U', '--backing-chain', '--output=json', path],
-  result: { stdout: JSON.stringify(chain.map((filename) => ({ filename, format: 'qcow2', 'virtual-size': 1 }))) },
-});
 const failingChainCall = (path: string, stderr: string): Expected => ({
   cmd: 'qemu-img',
   args: ['info', '-U', '--backing-chain', '--output=json', path],
@@ -89,10 +80,6 @@ const infoCall = (path: string, backing?: string, exitCode = 0, format?: string)
         }),
       },
 });
-
-const NO_SNAPSHOTS = ' Name   Creation Time   State\n------------------------------------\n';
-const metadata = (made: string[], bases: string[]) =>
-  `<metadata><vms:vm xmlns:vms="${VMS_NS}">${bases.map((b) => `<vms:base>${b}</vms:base>`).join('')}${made.map((m) => `<vms:made>${m}</vms:made>`).join('')}</vms:vm></metadata>`;
 
 test('filesInUse: every VM in one batch, chains under the disks, snapshots; broken VMs are listed, not thrown', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
