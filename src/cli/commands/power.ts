@@ -5,7 +5,7 @@ import { action } from '../app.js';
 
 const say = (verb: string, unchanged: string) => (r: PowerResult) =>
   r.changed
-    ? `${r.name} ${verb}${r.forced ? ' (forced off after the timeout)' : ''}`
+    ? `${r.name} ${verb}${r.wasPaused ? ' (forced off: it was paused)' : r.forced ? ' (forced off after the timeout)' : ''}`
     : `${r.name} is already ${unchanged}`;
 
 export function register(program: Command): void {

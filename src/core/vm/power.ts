@@ -9,6 +9,7 @@ export interface PowerResult {
   state: DomainState;
   changed: boolean; // false when the VM already was in the wanted state
   forced?: boolean; // stop --force had to kill it
+  wasPaused?: boolean; // … at once, because the guest was paused (no ACPI reaches it, so no timeout was waited)
 }
 
 export async function startVm(ctx: Context, name: string): Promise<PowerResult> {
@@ -62,6 +63,7 @@ export async function stopVm(
       );
     }
     await ctx.progress.step(`Powering off ${name}`, () => ctx.virsh.destroy(name));
-    return { name, state: await ctx.virsh.state(name), changed: true, forced: true };
+    const forced = { name, state: await ctx.virsh.state(name), changed: true, forced: true };
+    return isPaused(state) ? { ...forced, wasPaused: true } : forced;
   });
 }

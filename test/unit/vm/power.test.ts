@@ -158,6 +158,7 @@ test('stop --force of a paused VM: powered off at once (no ACPI that a paused gu
     state: 'shut off',
     changed: true,
     forced: true,
+    wasPaused: true,
   });
   runner.done();
   assert.ok(Date.now() - started < 1000);
@@ -203,6 +204,12 @@ test('vms start / kill / stop say what they did (steps on stderr), or that it al
       [...acpi, then('running'), virshCall(['destroy', VM]), then('shut off')],
       'pw stopped (forced off after the timeout)',
       ['Shutting down pw (ACPI, up to 0s)', 'Powering off pw'],
+    ],
+    [
+      ['stop', VM, '--force'],
+      [...loadCalls(VM, 'paused'), virshCall(['destroy', VM]), then('shut off')],
+      'pw stopped (forced off: it was paused)',
+      ['Powering off pw'],
     ],
   ];
   for (const [args, expected, said, steps] of cases) {
