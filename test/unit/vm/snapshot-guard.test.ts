@@ -251,6 +251,22 @@ test('revert checks again after the question, then carries the metadata of now i
   runner.done();
 });
 
+test('revert: a clone made after the question froze the disk: refused at revert time, libvirt never asked to revert', async () => {
+  const { base, xml, snapshot } = clonedVm();
+  chmodSync(base, 0o644); // when the question was asked: the VM's own writable disk
+  const before = domainXml(base, metadataXml({ made: [base] }));
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(before, 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'snap1'], snapshot),
+    ...loadCalls(xml, 'running'), // meanwhile `vms clone` froze it under an overlay
+  ]);
+  const plan = await planRevert(ctx, 'vm', 'snap1');
+  chmodSync(base, 0o444);
+  await assertRefused(revertSnapshot(ctx, plan), /^cannot revert snap1 of vm: .* a read-only base vms froze/);
+  runner.done();
+  assert.equal(readFileSync(base, 'utf8'), 'base');
+});
+
 test('list: a snapshot inside a frozen base is not revertable; an external one only where libvirt can revert it', async () => {
   const { xml, snapshot } = clonedVm();
   const { ctx, runner } = fakeContext([
