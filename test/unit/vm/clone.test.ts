@@ -38,6 +38,8 @@ interface World {
   timeline: string[];
   /** The XML of each `virsh define`, in order. */
   defined: string[];
+  /** What the operation's journal said was to be undone when each runner call ran (a kill then is undone by it). */
+  journaled: string[][];
 }
 
 function newWorld(): World {
@@ -51,7 +53,7 @@ function newWorld(): World {
   chmodSync(disk, 0o644);
   writeFileSync(join(state, 'src', 'root-password'), 'pw\n');
   writeFileSync(join(state, 'src', 'settings.sh'), 'USER=u\n');
-  return { dir, images, state, disk, timeline: [], defined: [] };
+  return { dir, images, state, disk, timeline: [], defined: [], journaled: [] };
 }
 
 const mode = (path: string) => (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
@@ -64,20 +66,37 @@ function files(w: World): string {
   return [...images, ...(existsSync(join(w.state, 'new')) ? ['new/'] : [])].join(', ');
 }
 
-/** A call as the timeline shows it: paths in the temp dir by their base name, a define as `define`. */
+/** Paths in the temp dir by their name in the images or state dir. */
+const short = (text: string) => text.replaceAll(/\/[^\s,]*\/(images|state)\//g, '');
+
+/** A call as the timeline shows it: paths short, a define as `define`. */
 function show(cmd: string, args: readonly string[]): string {
   const rest = cmd === 'virsh' ? args.slice(2) : args;
   if (rest[0] === 'define') return `${cmd} define`;
-  return `${cmd} ${rest.map((a) => a.replaceAll(/\/[^\s,]*\/(images|state)\//g, '')).join(' ')}`;
+  return `${cmd} ${rest.map(short).join(' ')}`;
 }
+
+/** The undo steps written in the operation's journal now (journal.ts: state/.operations/ID.json), oldest first. */
+function journaled(w: World): string[] {
+  const dir = join(w.state, '.operations');
+  const journals = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+  assert.equal(journals.length, 1, 'one operation, one journal');
+  const record = JSON.parse(readFileSync(join(dir, journals[0]!), 'utf8')) as { steps: { what: string }[] };
+  return record.steps.map((step) => short(step.what));
+}
+
+/** Whether `args` are what `e` expects. */
+const matches = (e: Expected, args: readonly string[]) =>
+  typeof e.args === 'function' ? e.args(args) : JSON.stringify(args) === JSON.stringify(e.args);
 
 /** Each expected call also writes itself into the timeline with the files as they are when it runs. */
 function watched(w: World, calls: Expected[]): Expected[] {
   return calls.map((e) => ({
     ...e,
     args: (args: readonly string[]) => {
-      const ok = typeof e.args === 'function' ? e.args(args) : JSON.stringify(args) === JSON.stringify(e.args);
+      const ok = matches(e, args);
       if (ok) w.timeline.push(`${show(e.cmd, args)} | ${files(w)}`);
+      if (ok) w.journaled.push(journaled(w));
       return ok;
     },
     get result() {
@@ -165,7 +184,7 @@ function run(w: World, calls: Expected[], opts: Partial<CloneOptions> = {}, note
   const { ctx, runner } = fakeContext(watched(w, calls), { VMS_STATE_DIR: w.state, VMS_IMAGES_DIR: w.images });
   const progress = { step: <T>(_: string, fn: () => Promise<T>) => fn(), note: (m: string) => void notes.push(m) };
   const options = { source: 'src', name: 'new', full: false, start: false, ...opts };
-  return { runner, clone: cloneVm({ ...ctx, progress }, options) };
+  return { ctx, runner, clone: cloneVm({ ...ctx, progress }, options) };
 }
 
 /** The clone fails with `reason`/`code` and everything it made is gone; returns the error. */
@@ -290,6 +309,17 @@ test('linked clone of a shut-off VM: exact calls, SRC frozen 0444 on a new overl
     'qemu-img info -U --output=json new.qcow2 | new.qcow2, src-2.qcow2, src.qcow2 0444, new/',
   ]);
   assert.equal(readFileSync(w.disk, 'utf8'), 'src data');
+  // Each step's undo is journaled before the step runs; SRC's own disk, found taken by the claim, is not among them.
+  const claims = ['remove new', 'remove new.qcow2 if still empty', 'remove new.qcow2'];
+  const overlay = ['remove src-2.qcow2 if still empty', 'remove src-2.qcow2'];
+  assert.deepEqual(w.journaled.slice(2, 8), [
+    [],
+    [...claims, ...overlay],
+    [...claims, ...overlay],
+    [...claims, ...overlay, 'make src.qcow2 writable again', 'undefine new'],
+    [...claims, ...overlay, 'make src.qcow2 writable again', 'undefine new', "restore src's definition"],
+    [...claims, ...overlay, 'make src.qcow2 writable again', 'undefine new', "restore src's definition"],
+  ]);
   const [newXml, srcNow] = await Promise.all(w.defined.map(facts));
   assert.equal(newXml!.name, 'new');
   assert.doesNotMatch(w.defined[0]!, /<uuid>/, "never SRC's uuid");
@@ -405,8 +435,12 @@ const undoAfterSwitch = (w: World): Expected[] => [defineCall(w), ...undefineNew
 
 test("linked clone: SRC's switch fails: SRC's old definition back, NEW undefined, SRC writable again, files gone", async () => {
   const w = newWorld();
+  const remaining: string[][] = []; // what a forced exit during the rollback would leave (ctx.rollbacks)
   const calls = [...linkedOffCalls(w).slice(0, 6), defineCall(w, FAIL), ...undoAfterSwitch(w)];
-  const { runner, clone } = run(w, calls);
+  const { ctx, runner, clone } = run(
+    w,
+    calls.map((c) => ({ ...c, args: (a) => (remaining.push(ctx.rollbacks.remaining().map(short)), matches(c, a)) })),
+  );
   await assertFails(clone, 'failed', /injected failure/);
   runner.done();
   const frozen = 'new.qcow2, src-2.qcow2, src.qcow2 0444, new/';
@@ -416,6 +450,23 @@ test("linked clone: SRC's switch fails: SRC's old definition back, NEW undefined
     `virsh domuuid new | ${frozen}`,
     `virsh undefine new --nvram --managed-save --snapshots-metadata --checkpoints-metadata | ${frozen}`,
   ]);
+  // The journal and the rollback's account lose each undo step once it has run.
+  const fileSteps = ['make src.qcow2 writable again', 'remove src-2.qcow2', 'remove src-2.qcow2 if still empty'];
+  const all = [...fileSteps, 'remove new.qcow2', 'remove new.qcow2 if still empty', 'remove new'];
+  assert.deepEqual(
+    w.journaled.slice(7).map((j) => j.slice(5)),
+    [
+      ['make src.qcow2 writable again', 'undefine new', "restore src's definition"],
+      ['make src.qcow2 writable again', 'undefine new'],
+      ['make src.qcow2 writable again', 'undefine new'],
+    ],
+  );
+  assert.deepEqual(remaining.slice(7), [
+    ["restore src's definition", 'undefine new', ...all],
+    ['undefine new', ...all],
+    ['undefine new', ...all],
+  ]);
+  assert.deepEqual(ctx.rollbacks.remaining(), []);
   const restored = await facts(w.defined[2]!);
   assert.deepEqual(
     restored.disks.map((d) => d.path),
@@ -596,6 +647,27 @@ test("linked clone of a running VM: NEW's define fails: NEW undefined, SRC writa
   ]);
   assert.deepEqual((await facts(w.defined[1]!)).metadata, srcMetadata(w));
   assertNothingLeft(w);
+});
+
+test('clone interrupted while the disks are made: everything undone, reported as an interrupt (exit 130)', async () => {
+  const w = newWorld();
+  const abort = new AbortController();
+  const overlay = overlayCall(join(w.images, 'new.qcow2'), w.disk);
+  const calls = [
+    ...linkedOffCalls(w).slice(0, 4),
+    { ...overlay, args: (a: readonly string[]) => (abort.abort(), JSON.stringify(a) === JSON.stringify(overlay.args)) },
+  ];
+  const { ctx, runner } = fakeContext(watched(w, calls), { VMS_STATE_DIR: w.state, VMS_IMAGES_DIR: w.images });
+  const options = { source: 'src', name: 'new', full: false, start: false };
+  const err = await assertFails(cloneVm({ ...ctx, signal: abort.signal }, options), 'interrupted', /^interrupted$/);
+  assert.deepEqual([err.exitCode, err.hint], [130, 'everything this command had made so far was removed']);
+  runner.done();
+  assertNothingLeft(w);
+  assert.deepEqual(
+    readdirSync(join(w.state, '.operations')).filter((f) => f.endsWith('.json')),
+    [],
+    'nothing for a repair',
+  );
 });
 
 // ---- a full copy ---------------------------------------------------------------------------------------------------
