@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
+import { leftBehind } from '../../../src/core/ops/undo.js';
 import { cloneVm, type CloneOptions } from '../../../src/core/vm/clone.js';
 import { VmsError } from '../../../src/errors.js';
 import { domainFacts, parseDomainXml } from '../../../src/libvirt/domain-parse.js';
@@ -92,7 +93,7 @@ const matches = (e: Expected, args: readonly string[]) =>
 /** Each expected call also writes itself into the timeline with the files as they are when it runs. */
 function watched(w: World, calls: Expected[]): Expected[] {
   return calls.map((e) => ({
-    ...e,
+    cmd: e.cmd, // not a spread: that would read a lazy result (a getter) now
     args: (args: readonly string[]) => {
       const ok = matches(e, args);
       if (ok) w.timeline.push(`${show(e.cmd, args)} | ${files(w)}`);
@@ -187,7 +188,7 @@ function run(w: World, calls: Expected[], opts: Partial<CloneOptions> = {}, note
   return { ctx, runner, clone: cloneVm({ ...ctx, progress }, options) };
 }
 
-/** The clone fails with `reason`/`code` and everything it made is gone; returns the error. */
+/** The clone fails with `code`, `message` and `reason`, and its undo went through; returns the error. */
 async function assertFails(p: Promise<unknown>, code: string, message: RegExp, reason?: string): Promise<VmsError> {
   let caught: unknown;
   await assert.rejects(p, (err: unknown) => ((caught = err), true));
@@ -195,6 +196,9 @@ async function assertFails(p: Promise<unknown>, code: string, message: RegExp, r
   assert.equal(caught.code, code);
   assert.match(caught.message, message);
   assert.equal(caught.reason, reason);
+  // Every undo step went through: an unexpected call inside one (the strict runner throws) would show up here.
+  assert.deepEqual(leftBehind(caught), []);
+  assert.doesNotMatch(caught.message + (caught.details ?? ''), /clean-up failed/);
   return caught;
 }
 
@@ -617,37 +621,70 @@ test('linked clone of a running VM: the snapshot fails: the unfreeze finds SRC o
   assertNothingLeft(w);
 });
 
-test("linked clone of a running VM: NEW's define fails: NEW undefined, SRC writable again, then merged back live", async () => {
-  const w = newWorld();
-  const calls = [
-    ...linkedRunningCalls(w, false).slice(0, 7),
-    defineCall(w, FAIL),
-    virshCall(['domuuid', 'new'], '', NOT_FOUND),
-    virshCall(['domuuid', 'src'], 'uuid\n'),
-    virshCall(['domstate', 'src'], 'running\n'),
-    virshCall(['domblklist', 'src'], liveDisks(join(w.images, 'src-2.qcow2'))),
-    virshCall(['blockcommit', 'src', 'vda', '--active', '--pivot', '--shallow', '--wait']),
-    virshCall(['dumpxml', 'src', '--inactive', '--security-info'], srcXml(w)),
-    defineCall(w),
-  ];
-  const { runner, clone } = run(w, calls);
-  await assertFails(clone, 'failed', /injected failure/);
-  runner.done();
-  const all = 'new.qcow2, src-2.qcow2, src.qcow2';
-  assert.deepEqual(w.timeline.slice(7), [
-    `virsh define | ${all} 0444, new/`,
-    `virsh domuuid new | ${all} 0444, new/`,
-    // SRC's disk is writable again before the merge writes into it.
-    `virsh domuuid src | ${all} 0644, new/`,
-    `virsh domstate src | ${all} 0644, new/`,
-    `virsh domblklist src | ${all} 0644, new/`,
-    `virsh blockcommit src vda --active --pivot --shallow --wait | ${all} 0644, new/`,
-    `virsh dumpxml src --inactive --security-info | ${all} 0644, new/`,
-    `virsh define | ${all} 0644, new/`,
-  ]);
-  assert.deepEqual((await facts(w.defined[1]!)).metadata, srcMetadata(w));
-  assertNothingLeft(w);
-});
+/**
+ * The merge back of a running SRC's overlay: live while it runs (blockcommit and pivot, which puts its disk back in
+ * the definition), or by qemu-img into its own disk when it was stopped meanwhile (its definition then still on the
+ * overlay); either way its metadata as it was before the clone.
+ */
+const mergeBack = (w: World, running: boolean): Expected[] => [
+  virshCall(['domuuid', 'src'], 'uuid\n'),
+  virshCall(['domstate', 'src'], running ? 'running\n' : 'shut off\n'),
+  virshCall(['domblklist', 'src', ...(running ? [] : ['--inactive'])], liveDisks(join(w.images, 'src-2.qcow2'))),
+  running
+    ? virshCall(['blockcommit', 'src', 'vda', '--active', '--pivot', '--shallow', '--wait'])
+    : { cmd: 'qemu-img', args: ['commit', '-q', '-f', 'qcow2', join(w.images, 'src-2.qcow2')] },
+  {
+    cmd: 'virsh',
+    args: ['-c', URI, 'dumpxml', 'src', '--inactive', '--security-info'],
+    get result() {
+      const switched = w.defined[1]!; // SRC as switchSource defined it
+      return { stdout: running ? switched.replace('src-2.qcow2"/>', 'src.qcow2"/>') : switched };
+    },
+  },
+  defineCall(w),
+];
+
+for (const running of [true, false]) {
+  const how = running ? 'merged back live' : 'stopped meanwhile: merged back by qemu-img';
+  test(`linked clone --start of a running VM: NEW fails to start: NEW goes, SRC writable again, then ${how}`, async () => {
+    const w = newWorld();
+    const calls = [
+      ...linkedRunningCalls(w, false),
+      virshCall(['start', 'new'], '', FAIL),
+      virshCall(['domuuid', 'new'], 'uuid\n'),
+      virshCall(['domstate', 'new'], 'shut off\n'),
+      ...undefineNewCalls,
+      ...mergeBack(w, running),
+    ];
+    const { runner, clone } = run(w, calls, { start: true });
+    await assertFails(clone, 'failed', /injected failure/);
+    runner.done();
+    const all = 'new.qcow2, src-2.qcow2, src.qcow2';
+    assert.deepEqual(w.timeline.slice(9), [
+      `virsh start new | ${all} 0444, new/`,
+      `virsh domuuid new | ${all} 0444, new/`,
+      `virsh domstate new | ${all} 0444, new/`,
+      `virsh domuuid new | ${all} 0444, new/`,
+      `virsh undefine new --nvram --managed-save --snapshots-metadata --checkpoints-metadata | ${all} 0444, new/`,
+      // SRC's disk is writable again before the merge writes into it.
+      `virsh domuuid src | ${all} 0644, new/`,
+      `virsh domstate src | ${all} 0644, new/`,
+      `virsh domblklist src${running ? '' : ' --inactive'} | ${all} 0644, new/`,
+      running
+        ? `virsh blockcommit src vda --active --pivot --shallow --wait | ${all} 0644, new/`
+        : `qemu-img commit -q -f qcow2 src-2.qcow2 | ${all} 0644, new/`,
+      `virsh dumpxml src --inactive --security-info | ${all} 0644, new/`,
+      `virsh define | ${all} 0644, new/`,
+    ]);
+    const restored = await facts(w.defined[2]!);
+    assert.deepEqual(restored.metadata, srcMetadata(w));
+    assert.deepEqual(
+      restored.disks.map((d) => d.path),
+      [w.disk, ISO],
+    );
+    assertNothingLeft(w);
+  });
+}
 
 test('clone interrupted while the disks are made: everything undone, reported as an interrupt (exit 130)', async () => {
   const w = newWorld();
