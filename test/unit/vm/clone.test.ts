@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import {
   chmodSync,
   existsSync,
-  renameSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -227,6 +227,25 @@ test('clone --full of a running VM: refused (clone.fullRunning, exit 4) after re
   assert.deepEqual(err.data, { source: 'src' });
   runner.done();
   assert.equal(files(w), 'src.qcow2 0644');
+});
+
+test("clone --full by SRC's libvirt state: running, paused, suspended, shutting down, idle refused; shut off or crashed copied", async () => {
+  const active = ['running', 'paused', 'pmsuspended', 'in shutdown', 'idle'];
+  for (const state of [...active, 'shut off', 'crashed']) {
+    const w = newWorld();
+    const newDisk = join(w.images, 'new.qcow2');
+    const copy = [
+      { cmd: 'qemu-img', args: ['convert', '-f', 'qcow2', '-O', 'qcow2', w.disk, newDisk] },
+      defineCall(w),
+      ...infoCalls(w, newDisk),
+    ];
+    const refused = active.includes(state);
+    const { runner, clone } = run(w, [...checkCalls(srcXml(w), state), ...(refused ? [] : copy)], { full: true });
+    if (refused) await assertFails(clone, 'conflict', /^src is running/, 'clone.fullRunning');
+    else assert.equal((await clone).linked, false, state);
+    runner.done();
+    assert.equal(files(w), refused ? 'src.qcow2 0644' : 'new.qcow2, src.qcow2 0644, new/', state);
+  }
 });
 
 test('clone onto a name taken: a conflict (exit 4) before any file exists', async () => {

@@ -237,6 +237,8 @@ test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is 
 
 const CAPS_9_0 =
   "<capabilities><guest><features><disksnapshot default='on' toggle='no'/></features></guest></capabilities>";
+/** A libvirt that can revert external snapshots (≥ 9.9). */
+const CAPS_EXTERNAL = '<capabilities><guest><features><externalSnapshot/></features></guest></capabilities>';
 
 test('revert: to an external snapshot on a libvirt without <externalSnapshot/>: refused before asking or reverting', async () => {
   const { ctx, runner } = fakeContext([
@@ -441,7 +443,7 @@ test("create --external of a paused VM: counted as running, its RAM goes to a me
           .replace(/>\s+</g, '><')
           .includes(`<vms:made>${overlay}</vms:made><vms:made>${memory}</vms:made>`),
     },
-    virshCall(['capabilities'], '<capabilities><guest><features><externalSnapshot/></features></guest></capabilities>'),
+    virshCall(['capabilities'], CAPS_EXTERNAL),
   ];
   const { ctx, runner } = fakeContext(calls);
   memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
@@ -545,7 +547,7 @@ test('revert: to an external snapshot where libvirt can (<externalSnapshot/>): p
   const { ctx, runner } = fakeContext([
     ...loadCalls(domainXml('qcow2'), 'paused'),
     virshCall(['snapshot-dumpxml', 'vm', 'm1'], xml),
-    virshCall(['capabilities'], '<capabilities><guest><features><externalSnapshot/></features></guest></capabilities>'),
+    virshCall(['capabilities'], CAPS_EXTERNAL),
   ]);
   assert.deepEqual(await planRevert(ctx, 'vm', 'm1'), {
     vm: 'vm',
