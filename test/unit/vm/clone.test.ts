@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -732,6 +733,7 @@ test('full clone of an EFI VM: qemu-img convert with the format stated, its NVRA
   const w = newWorld();
   const nvram = join(w.state, 'src', 'nvram.fd');
   writeFileSync(nvram, 'boot entries');
+  rmSync(join(w.state, 'src', 'settings.sh')); // a VM vms did not install: no settings to copy
   const xml = srcXml(w, { made: [], nvram }); // a disk vms did not make may be copied
   const newDisk = join(w.images, 'new.qcow2');
   const calls = [
@@ -743,7 +745,8 @@ test('full clone of an EFI VM: qemu-img convert with the format stated, its NVRA
   const { runner, clone } = run(w, calls, { full: true });
   const r = await clone;
   runner.done();
-  assert.deepEqual([r.linked, r.frozen, r.writable], [false, [], []]);
+  assert.deepEqual([r.linked, r.frozen, r.writable, r.quiesced], [false, [], [], false]);
+  assert.equal(existsSync(join(w.state, 'new', 'settings.sh')), false, 'SRC had none: none copied');
   assert.equal(files(w), 'new.qcow2, src.qcow2 0644, new/');
   const made = await facts(w.defined[0]!);
   assert.deepEqual(made.metadata.bases, []);
