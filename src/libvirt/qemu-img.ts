@@ -65,15 +65,26 @@ export class QemuImg {
 
   /** `format`, when known (a backing file's, from the image above it), is stated: then the file is not probed. */
   async info(path: string, format?: string): Promise<ImageInfo> {
-    return JSON.parse(
-      await this.run(['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path], `cannot read ${path}`),
-    ) as ImageInfo;
+    const what = `cannot read ${path}`;
+    return parseJson(
+      await this.run(['info', '-U', ...(format ? ['-f', format] : []), '--output=json', path], what),
+      what,
+    );
   }
 
   /** The image and all its backing files, the image first. -U: readable while a running VM holds its lock. */
   async chain(path: string): Promise<ImageInfo[]> {
-    return JSON.parse(
-      await this.run(['info', '-U', '--backing-chain', '--output=json', path], `cannot read ${path}`),
-    ) as ImageInfo[];
+    const what = `cannot read ${path}`;
+    return parseJson(await this.run(['info', '-U', '--backing-chain', '--output=json', path], what), what);
+  }
+}
+
+/** qemu-img's --output=json answer; anything else is a failure of the tool (a typed error, not a SyntaxError). */
+function parseJson<T>(out: string, what: string): T {
+  try {
+    return JSON.parse(out) as T;
+  } catch {
+    const line = out.trim().split('\n')[0] || '(nothing)';
+    throw new VmsError('failed', `${what}: qemu-img's answer is not JSON: ${line}`);
   }
 }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { blockerError, internalDataBlocker, type FileState } from '../../../src/core/vm/snapshot-guard.js';
+import { blockerError, fileState, internalDataBlocker, type FileState } from '../../../src/core/vm/snapshot-guard.js';
 import {
   createSnapshot,
   deleteSnapshot,
@@ -14,7 +14,7 @@ import {
 import { addMade, dropMade, metadataAfterRevert } from '../../../src/core/vm/vm-metadata.js';
 import { VmsError } from '../../../src/errors.js';
 import type { DomainFacts } from '../../../src/libvirt/domain-parse.js';
-import { parseSnapshotXml } from '../../../src/libvirt/snapshot-xml.js';
+import { parseSnapshotXml, type SnapshotFacts } from '../../../src/libvirt/snapshot-xml.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
 
@@ -140,6 +140,43 @@ test('blockerError: exit 4, nothing changed, and the way out: copy the disk out 
   assert.equal(gone.message, 'cannot delete snap1 of vm: /i/vm.qcow2, which held it, no longer exists');
 });
 
+test('fileState: any write bit makes a file writable (a frozen base is 0444); a missing file neither exists nor is writable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const file = join(dir, 'disk.qcow2');
+  writeFileSync(file, '');
+  const states = [0o444, 0o644, 0o464, 0o446].map((m) => (chmodSync(file, m), fileState(file)));
+  assert.deepEqual(states, [
+    { exists: true, writable: false },
+    { exists: true, writable: true },
+    { exists: true, writable: true },
+    { exists: true, writable: true },
+  ]);
+  assert.deepEqual(fileState(join(dir, 'gone')), { exists: false, writable: false });
+});
+
+test("internalDataBlocker: a disk the snapshot left out (snapshot='no', a read-only image) is not judged", () => {
+  const snapshot = {
+    kind: 'internal',
+    disks: [
+      { target: 'vda', snapshot: 'internal', file: '/i/vm.qcow2' },
+      { target: 'vdb', snapshot: 'no', file: '/i/shared.raw' },
+    ],
+  } as SnapshotFacts;
+  const state = (f: string): FileState => (f === '/i/vm.qcow2' ? writable : { exists: true, writable: false });
+  assert.equal(internalDataBlocker(snapshot, facts('/i/vm.qcow2'), state), undefined);
+});
+
+test('blockerError of a delete: a read-only or moved file points to forgetting the record, not to copying the disk out', () => {
+  for (const reason of ['readOnly', 'moved'] as const) {
+    const err = blockerError('vm', 'snap1', 'delete', { target: 'vda', file: '/i/vm.qcow2', reason, now: '/i/vm.e1' });
+    assert.equal(
+      err.hint,
+      'nothing was changed; `virsh snapshot-delete vm snap1 --metadata` takes it off the list without touching any file',
+      reason,
+    );
+  }
+});
+
 test('metadata: made grows without duplicates and forgets; a revert keeps what vms knows now, pending from the definition brought back', () => {
   const m = { bases: [], made: ['/i/a'] };
   assert.deepEqual(addMade(['/i/a', '/i/b'])(m).made, ['/i/a', '/i/b']);
@@ -249,6 +286,22 @@ test('revert checks again after the question, then carries the metadata of now i
   const plan = await planRevert(ctx, 'vm', 's1');
   assert.deepEqual(await revertSnapshot(ctx, plan), { name: 'vm', snapshot: 's1', state: 'running' });
   runner.done();
+});
+
+test('revert: a clone made after the question froze the disk: refused at revert time, libvirt never asked to revert', async () => {
+  const { base, xml, snapshot } = clonedVm();
+  chmodSync(base, 0o644); // when the question was asked: the VM's own writable disk
+  const before = domainXml(base, metadataXml({ made: [base] }));
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(before, 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'snap1'], snapshot),
+    ...loadCalls(xml, 'running'), // meanwhile `vms clone` froze it under an overlay
+  ]);
+  const plan = await planRevert(ctx, 'vm', 'snap1');
+  chmodSync(base, 0o444);
+  await assertRefused(revertSnapshot(ctx, plan), /^cannot revert snap1 of vm: .* a read-only base vms froze/);
+  runner.done();
+  assert.equal(readFileSync(base, 'utf8'), 'base');
 });
 
 test('list: a snapshot inside a frozen base is not revertable; an external one only where libvirt can revert it', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import {
   createSnapshot,
@@ -9,6 +9,7 @@ import {
   deleteSnapshot,
   listSnapshots,
   planRevert,
+  takeBackSnapshot,
 } from '../../../src/core/vm/snapshot.js';
 import { VmsError } from '../../../src/errors.js';
 import { forCommandLine } from '../../../src/cli/hints.js';
@@ -236,6 +237,8 @@ test("create: libvirt 9.0's refusal of a running UEFI VM's internal snapshot is 
 
 const CAPS_9_0 =
   "<capabilities><guest><features><disksnapshot default='on' toggle='no'/></features></guest></capabilities>";
+/** A libvirt that can revert external snapshots (≥ 9.9). */
+const CAPS_EXTERNAL = '<capabilities><guest><features><externalSnapshot/></features></guest></capabilities>';
 
 test('revert: to an external snapshot on a libvirt without <externalSnapshot/>: refused before asking or reverting', async () => {
   const { ctx, runner } = fakeContext([
@@ -342,4 +345,274 @@ test('list: every snapshot from one batch, oldest first, the current one marked'
     ],
   );
   assert.equal(list[0]!.vm, 'vm');
+});
+
+// ---- create: what is taken, with which argv, and what a failure leaves ------------------------------------------------
+
+/** A Progress that writes down each step's title and each note, in order. */
+function recordingProgress() {
+  const log: string[] = [];
+  const progress = {
+    step: <T>(title: string, fn: () => Promise<T>) => (log.push(title), fn()),
+    note: (m: string) => void log.push(`note: ${m}`),
+  };
+  return { log, progress };
+}
+
+test('create: an internal snapshot of a running VM: its RAM too, the exact argv, current and revertable', async () => {
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], 'first\n\n'),
+    virshCall(['snapshot-create-as', 'vm', 'before-upgrade', '--description', 'marker A & more', '--atomic']),
+    virshCall(['snapshot-dumpxml', 'vm', 'before-upgrade'], INTERNAL_RUNNING),
+  ]);
+  const { log, progress } = recordingProgress();
+  const options = { vm: 'vm', name: 'before-upgrade', description: 'marker A & more', external: false };
+  const r = await createSnapshot({ ...ctx, progress }, options);
+  runner.done();
+  assert.deepEqual(r, { vm: 'vm', ...(await parseSnapshotXml(INTERNAL_RUNNING)), current: true, revertable: true });
+  assert.deepEqual(log, ['Checking input', 'Taking internal snapshot before-upgrade of vm (disks and memory)']);
+});
+
+test("create of a shut-off UEFI VM without a name: named by the UTC time, its disks only, the NVRAM's absence said", async () => {
+  let name = '';
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2', " firmware='efi'"), 'shut off'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        /^\d{8}-\d{6}$/.test((name = a[4] ?? '')) &&
+        JSON.stringify(a) === JSON.stringify(['-c', 'qemu:///system', 'snapshot-create-as', 'vm', name, '--atomic']),
+    },
+    {
+      cmd: 'virsh',
+      args: (a) => a.join(' ') === `-c qemu:///system snapshot-dumpxml vm ${name}`,
+      get result() {
+        return { stdout: INTERNAL_SHUTOFF.replace('<name>off</name>', `<name>${name}</name>`) };
+      },
+    },
+  ]);
+  const before = defaultSnapshotName(new Date());
+  const { log, progress } = recordingProgress();
+  const r = await createSnapshot({ ...ctx, progress }, { vm: 'vm', external: false });
+  runner.done();
+  assert.ok(name >= before && name <= defaultSnapshotName(new Date()), name);
+  assert.deepEqual([r.name, r.state, r.withMemory], [name, 'shut off', false]);
+  assert.deepEqual(log, [
+    'Checking input',
+    `Taking internal snapshot ${name} of vm (disks)`,
+    'note: the UEFI NVRAM (boot entries) is not part of the snapshot: a revert leaves it as it is',
+  ]);
+});
+
+test("create --external of a paused VM: counted as running, its RAM goes to a memory file in the VM's dir", async () => {
+  let memory = '';
+  const overlay = '/i/vm.e1';
+  const calls: Expected[] = [
+    ...loadCalls(domainXml('qcow2'), 'paused'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        JSON.stringify(a) ===
+        JSON.stringify([
+          '-c',
+          'qemu:///system',
+          'snapshot-create-as',
+          'vm',
+          'e1',
+          '--atomic',
+          '--memspec',
+          `file=${memory},snapshot=external`,
+        ]),
+    },
+    {
+      cmd: 'virsh',
+      args: ['-c', 'qemu:///system', 'snapshot-dumpxml', 'vm', 'e1'],
+      get result() {
+        return { stdout: externalXml('e1', 'paused', `<memory snapshot='external' file='${memory}'/>`, overlay) };
+      },
+    },
+    virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml('qcow2')),
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        a[2] === 'define' &&
+        readFileSync(a[3]!, 'utf8')
+          .replace(/>\s+</g, '><')
+          .includes(`<vms:made>${overlay}</vms:made><vms:made>${memory}</vms:made>`),
+    },
+    virshCall(['capabilities'], CAPS_EXTERNAL),
+  ];
+  const { ctx, runner } = fakeContext(calls);
+  memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
+  const { log, progress } = recordingProgress();
+  const r = await createSnapshot({ ...ctx, progress }, { vm: 'vm', name: 'e1', external: true });
+  runner.done();
+  assert.deepEqual([r.kind, r.memoryFile, r.revertable], ['external', memory, true]);
+  assert.deepEqual(log, [
+    'Checking input',
+    'Taking external snapshot e1 of vm (disks and memory)',
+    "Recording 2 new file(s) in vm's metadata",
+  ]);
+});
+
+test('create --external of a running VM whose memory file is already there: a conflict, the file left as it was', async () => {
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+  ]);
+  const memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
+  mkdirSync(dirname(memory), { recursive: true });
+  writeFileSync(memory, 'someone else');
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 'e1', external: true }),
+    4,
+    new RegExp(`^${memory.replaceAll('.', '\\.')} already exists$`),
+    /remove it .* or pick another snapshot name/,
+  );
+  runner.done();
+  assert.equal(readFileSync(memory, 'utf8'), 'someone else');
+});
+
+test('create --external fails in libvirt: the partial memory file is removed at once, the take-back finds no snapshot', async () => {
+  let memory = '';
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    {
+      cmd: 'virsh',
+      args: (a) =>
+        a[2] === 'snapshot-create-as' &&
+        a.includes(`file=${memory},snapshot=external`) &&
+        (writeFileSync(memory, 'half'), true),
+      result: { exitCode: 1, stderr: 'error: internal error: unable to execute QEMU command: boom\n' },
+    },
+    // The undo: libvirt has no snapshot e1 (--atomic), and the memory file is gone already.
+    {
+      ...virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+      args: (a) => a[2] === 'snapshot-list' && !existsSync(memory),
+    },
+  ]);
+  memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 'e1', external: true }),
+    1,
+    /^virsh snapshot-create-as failed: internal error: unable to execute QEMU command: boom$/,
+    /-v to see the commands run/,
+  );
+  runner.done();
+  assert.equal(existsSync(memory), false);
+});
+
+test("takeBackSnapshot: a snapshot libvirt never took: only the memory file goes; an internal one: libvirt's delete only", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const memory = join(dir, 'snapshot-s.mem');
+  writeFileSync(memory, 'half');
+  const none = fakeContext([virshCall(['snapshot-list', 'vm', '--name'], 'other\n\n')]);
+  await takeBackSnapshot(none.ctx, 'vm', 's', domainXml('qcow2'), memory);
+  none.runner.done();
+  assert.equal(existsSync(memory), false);
+  const internal = fakeContext([
+    virshCall(['snapshot-list', 'vm', '--name'], 'before-upgrade\n\n'),
+    virshCall(['snapshot-dumpxml', 'vm', 'before-upgrade'], INTERNAL_RUNNING),
+    virshCall(['snapshot-delete', 'vm', 'before-upgrade']),
+  ]);
+  await takeBackSnapshot(internal.ctx, 'vm', 'before-upgrade', domainXml('qcow2'), undefined);
+  internal.runner.done();
+});
+
+// ---- revert, delete and list: the rest of what is checked ----------------------------------------------------------
+
+test('revert: a snapshot that cannot be read for another reason is that failure, not "no snapshot named"', async () => {
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 's'], '', {
+      exitCode: 1,
+      stderr: 'error: internal error: metadata garbled\n',
+    }),
+  ]);
+  await assertVmsError(
+    planRevert(ctx, 'vm', 's'),
+    1,
+    /^virsh snapshot-dumpxml failed: internal error: metadata garbled$/,
+    /-v to see the commands run/,
+  );
+  runner.done();
+});
+
+test('revert: to an external snapshot where libvirt can (<externalSnapshot/>): planned, nothing changed yet', async () => {
+  const xml = externalXml('m1', 'running', "<memory snapshot='external' file='/s/m1.mem'/>", '/i/vm.m1');
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'paused'),
+    virshCall(['snapshot-dumpxml', 'vm', 'm1'], xml),
+    virshCall(['capabilities'], CAPS_EXTERNAL),
+  ]);
+  assert.deepEqual(await planRevert(ctx, 'vm', 'm1'), {
+    vm: 'vm',
+    vmState: 'paused',
+    snapshot: await parseSnapshotXml(xml),
+  });
+  runner.done();
+});
+
+test('delete: an external snapshot whose overlay stands on a base of a linked clone (the file under it): refused', async () => {
+  const overlay = join(mkdtempSync(join(tmpdir(), 'vms-unit-')), 'vm.e1');
+  writeFileSync(overlay, '');
+  const xml = domainXml('qcow2').replace(
+    '<devices>',
+    `<metadata><vms:vm xmlns:vms="https://github.com/vms-dev/vms/xmlns/1"><vms:base>/i/vm.qcow2</vms:base></vms:vm></metadata><devices>`,
+  );
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(xml, 'shut off'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', 'shutoff', "<memory snapshot='no'/>", overlay)),
+    {
+      cmd: 'qemu-img',
+      args: ['info', '-U', '--backing-chain', '--output=json', overlay],
+      result: {
+        stdout: JSON.stringify([{ filename: overlay }, { filename: '/i/vm.qcow2' }, { filename: '/i/older' }]),
+      },
+    },
+  ]);
+  await assertVmsError(
+    deleteSnapshot(ctx, 'vm', 'e1'),
+    4,
+    /linked clone of vm \(\/i\/vm\.qcow2\)/,
+    /destroy the clones/,
+  );
+  runner.done();
+});
+
+test('list: no snapshots is one call and an empty list; one deleted between the calls is left out; libvirt asked once', async () => {
+  const none = fakeContext([virshCall(['snapshot-list', 'vm', '--name'], '\n')]);
+  assert.deepEqual(await listSnapshots(none.ctx, 'vm'), []);
+  none.runner.done();
+  const e1 = externalXml('e1', 'disk-snapshot', "<memory snapshot='no'/>", '/i/vm.e1');
+  const e2 = externalXml('e2', 'disk-snapshot', "<memory snapshot='no'/>", '/i/vm.e2');
+  const { ctx, runner } = fakeContext([
+    virshCall(['snapshot-list', 'vm', '--name'], 'gone\noff\ne1\ne2\n\n'),
+    batchCall(
+      [
+        'snapshot-current vm --name',
+        'dumpxml vm --inactive',
+        'snapshot-dumpxml vm gone',
+        'snapshot-dumpxml vm off',
+        'snapshot-dumpxml vm e1',
+        'snapshot-dumpxml vm e2',
+      ],
+      ['', domainXml('qcow2'), '', INTERNAL_SHUTOFF, e1, e2],
+    ),
+    virshCall(['capabilities'], CAPS_9_0), // once for both external snapshots
+  ]);
+  const list = await listSnapshots(ctx, 'vm');
+  runner.done();
+  assert.deepEqual(
+    list.map((s) => [s.name, s.current, s.revertable]),
+    [
+      ['e1', false, false],
+      ['e2', false, false],
+      ['off', false, true],
+    ],
+  );
 });
