@@ -52,7 +52,13 @@ class NodeTestRunner {
   async dryRun(options) {
     const ns = globalThis[NS];
     ns.mutantCoverage = { static: {}, perTest: {} };
-    const files = options.testFiles?.length ? options.testFiles.map((f) => relative(process.cwd(), f)) : this.files;
+    // Only the files that import a mutated module can cover a mutant: a run on one folder skips the rest.
+    const mutated = options.files?.map((f) => resolve(f));
+    const files = options.testFiles?.length
+      ? options.testFiles.map((f) => relative(process.cwd(), f))
+      : mutated
+        ? this.files.filter((f) => mutated.some((m) => this.imports(f).has(m)))
+        : this.files;
     const result = await this.run(files, undefined, { bail: false, coverage: true });
     const mutantCoverage = ns.mutantCoverage;
     ns.mutantCoverage = undefined;
