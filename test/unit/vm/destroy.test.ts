@@ -172,6 +172,15 @@ test('planDestroy of a disk whose chain cannot be read: the disk goes, what lies
   runner.done();
 });
 
+test('planDestroy interrupted while it reads a chain: the interrupt goes up (exit 130), not "chain unreadable"', async () => {
+  const { h, xml } = webOnBase();
+  const { ctx, runner } = h.context([...load(xml), listCall(['web'])]);
+  const aborted = Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+  const qemuImg = Object.create(ctx.qemuImg, { chain: { value: () => Promise.reject(aborted) } });
+  await assert.rejects(planDestroy({ ...ctx, qemuImg }, 'web'), (e: unknown) => e === aborted);
+  runner.done();
+});
+
 // ---- destroyVm: the steps ------------------------------------------------------------------------------------
 
 // The journal first; then power off, undefine with every flag, and only vms' own files (a user's file keeps the dir).
