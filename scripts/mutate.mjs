@@ -13,8 +13,16 @@ if (args[0] === '--scores') {
   printScores(args.slice(1));
   process.exit(0);
 }
-const passThrough = args.filter((a) => a.startsWith('-')); // stryker's own flags, e.g. --concurrency 1
-const scope = args.filter((a) => !a.startsWith('-')).map((a) => a.replace(/\/+$/, ''));
+// Stryker's own flags pass through (--concurrency 1, --logLevel=debug); anything else is a folder or file to mutate.
+const passThrough = [];
+const scope = [];
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i];
+  if (!arg.startsWith('-')) scope.push(arg.replace(/\/+$/, ''));
+  else if (arg.includes('=') || !args[i + 1] || args[i + 1].startsWith('-') || /[/.]/.test(args[i + 1]))
+    passThrough.push(arg);
+  else passThrough.push(arg, args[++i]);
+}
 const slug = scope.length ? scope.join('+').replaceAll('/', '_') : 'all';
 const mutate = scope.flatMap((p) => (p.endsWith('.ts') ? [p] : [`${p}/**/*.ts`]));
 const report = `reports/mutation/${slug}.json`;
