@@ -181,10 +181,19 @@ const undefineNewCalls: Expected[] = [
   virshCall(['undefine', 'new', '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata']),
 ];
 
-/** Runs the clone SRC → NEW on `calls`; `notes` gets what it tells the user on the side. */
-function run(w: World, calls: Expected[], opts: Partial<CloneOptions> = {}, notes: string[] = []) {
+/** Runs the clone SRC → NEW on `calls`; `notes` gets what it tells the user on the side, `steps` its steps' titles. */
+function run(
+  w: World,
+  calls: Expected[],
+  opts: Partial<CloneOptions> = {},
+  notes: string[] = [],
+  steps: string[] = [],
+) {
   const { ctx, runner } = fakeContext(watched(w, calls), { VMS_STATE_DIR: w.state, VMS_IMAGES_DIR: w.images });
-  const progress = { step: <T>(_: string, fn: () => Promise<T>) => fn(), note: (m: string) => void notes.push(m) };
+  const progress = {
+    step: <T>(title: string, fn: () => Promise<T>) => (steps.push(title), fn()),
+    note: (m: string) => void notes.push(m),
+  };
   const options = { source: 'src', name: 'new', full: false, start: false, ...opts };
   return { ctx, runner, clone: cloneVm({ ...ctx, progress }, options) };
 }
@@ -772,7 +781,7 @@ test('full clone: the copy fails: its disk and directory go, SRC untouched', asy
 // ---- which disks and files a clone takes, and how ----------------------------------------------------------------
 
 /** A full copy of the shut-off SRC (defined by `xml`) onto new.qcow2, converted from `format`. */
-function fullCopy(w: World, xml: string, format: string) {
+function fullCopy(w: World, xml: string, format: string, steps: string[] = []) {
   const newDisk = join(w.images, 'new.qcow2');
   const calls = [
     ...checkCalls(xml, 'shut off'),
@@ -780,7 +789,7 @@ function fullCopy(w: World, xml: string, format: string) {
     defineCall(w),
     ...infoCalls(w, newDisk),
   ];
-  return run(w, calls, { full: true });
+  return run(w, calls, { full: true }, [], steps);
 }
 
 test("full clone: a raw disk converted from raw, one without a stated format as qcow2; a BIOS VM's NEW has no NVRAM", async () => {
@@ -869,4 +878,74 @@ test("linked clone: SRC's made keeps its files other than the frozen disk, and g
   await clone;
   runner.done();
   assert.deepEqual((await facts(w.defined[1]!)).metadata.made, [other, join(w.images, 'src-2.qcow2')]);
+});
+
+test('clone: the steps it shows, and the undo written down when NEW starts (linked, of a running VM; full)', async () => {
+  const w = newWorld();
+  const steps: string[] = [];
+  const calls = [
+    ...linkedRunningCalls(w, false),
+    virshCall(['start', 'new']),
+    ...infoCalls(w, join(w.images, 'new.qcow2'), 'running'),
+  ];
+  const { runner, clone } = run(w, calls, { start: true }, [], steps);
+  await clone;
+  runner.done();
+  assert.deepEqual(steps, [
+    'Checking input',
+    "Freezing src's disk as a read-only base",
+    'Creating overlays',
+    'Defining new',
+    'Switching src to its overlay',
+    'Starting new',
+  ]);
+  assert.deepEqual(w.journaled[w.timeline.findIndex((t) => t.startsWith('virsh start new'))]!.slice(-2), [
+    'undefine new',
+    'stop new',
+  ]);
+  assert.ok(w.journaled.flat().includes('switch src back to its own disk'), w.journaled.flat().join('; '));
+  const full = newWorld();
+  const fullSteps: string[] = [];
+  const f = fullCopy(full, srcXml(full), 'qcow2', fullSteps);
+  await f.clone;
+  f.runner.done();
+  assert.deepEqual(fullSteps, ['Checking input', 'Copying 1 disk(s)', 'Defining new']);
+});
+
+test('clone refusals: each says the way out', async () => {
+  const differ = (w: World) => ` Target   Source\n------------------\n sda      ${ISO}\n vda      ${w.dir}/x\n`;
+  const cases: [string, (w: World) => Expected[], Partial<CloneOptions>, string][] = [
+    ['taken', (w) => checkCalls(srcXml(w), 'shut off', true), {}, 'pick another name for the clone'],
+    [
+      'block',
+      (w) => checkCalls(srcXml(w, { diskType: 'block' }), 'shut off'),
+      { full: true },
+      'vms clones only file-backed disks: copy it by hand',
+    ],
+    [
+      'foreign',
+      (w) => checkCalls(srcXml(w, { made: [] }), 'shut off'),
+      {},
+      'make an independent full copy, or `vms disk detach src vda` first',
+    ],
+    ['raw', (w) => checkCalls(srcXml(w, { format: 'raw' }), 'shut off'), {}, 'make an independent full copy'],
+    [
+      'full running',
+      (w) => checkCalls(srcXml(w), 'running'),
+      { full: true },
+      '`vms stop src` first, or make an instant linked clone',
+    ],
+    [
+      'live differs',
+      (w) => [...checkCalls(srcXml(w), 'running'), virshCall(['domblklist', 'src'], differ(w))],
+      {},
+      'stop src and start it again, then clone',
+    ],
+  ];
+  for (const [what, calls, opts, hint] of cases) {
+    const w = newWorld();
+    const { runner, clone } = run(w, calls(w), opts);
+    await assert.rejects(clone, (err: unknown) => err instanceof VmsError && err.hint === hint, what);
+    runner.done();
+  }
 });
