@@ -181,10 +181,19 @@ const undefineNewCalls: Expected[] = [
   virshCall(['undefine', 'new', '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata']),
 ];
 
-/** Runs the clone SRC → NEW on `calls`; `notes` gets what it tells the user on the side. */
-function run(w: World, calls: Expected[], opts: Partial<CloneOptions> = {}, notes: string[] = []) {
+/** Runs the clone SRC → NEW on `calls`; `notes` gets what it tells the user on the side, `steps` its steps' titles. */
+function run(
+  w: World,
+  calls: Expected[],
+  opts: Partial<CloneOptions> = {},
+  notes: string[] = [],
+  steps: string[] = [],
+) {
   const { ctx, runner } = fakeContext(watched(w, calls), { VMS_STATE_DIR: w.state, VMS_IMAGES_DIR: w.images });
-  const progress = { step: <T>(_: string, fn: () => Promise<T>) => fn(), note: (m: string) => void notes.push(m) };
+  const progress = {
+    step: <T>(title: string, fn: () => Promise<T>) => (steps.push(title), fn()),
+    note: (m: string) => void notes.push(m),
+  };
   const options = { source: 'src', name: 'new', full: false, start: false, ...opts };
   return { ctx, runner, clone: cloneVm({ ...ctx, progress }, options) };
 }
@@ -767,4 +776,176 @@ test('full clone: the copy fails: its disk and directory go, SRC untouched', asy
   await assertFails(clone, 'failed', /^cannot copy .*src\.qcow2: internal error: injected failure$/);
   runner.done();
   assertNothingLeft(w);
+});
+
+// ---- which disks and files a clone takes, and how ----------------------------------------------------------------
+
+/** A full copy of the shut-off SRC (defined by `xml`) onto new.qcow2, converted from `format`. */
+function fullCopy(w: World, xml: string, format: string, steps: string[] = []) {
+  const newDisk = join(w.images, 'new.qcow2');
+  const calls = [
+    ...checkCalls(xml, 'shut off'),
+    { cmd: 'qemu-img', args: ['convert', '-f', format, '-O', 'qcow2', w.disk, newDisk] },
+    defineCall(w),
+    ...infoCalls(w, newDisk),
+  ];
+  return run(w, calls, { full: true }, [], steps);
+}
+
+test("full clone: a raw disk converted from raw, one without a stated format as qcow2; a BIOS VM's NEW has no NVRAM", async () => {
+  const raw = newWorld();
+  const r = fullCopy(raw, srcXml(raw, { format: 'raw' }), 'raw');
+  await r.clone;
+  r.runner.done();
+  assert.equal((await facts(raw.defined[0]!)).nvramPath, undefined);
+  const unstated = newWorld();
+  const xml = srcXml(unstated).replace("<driver name='qemu' type='qcow2'/>", "<driver name='qemu'/>");
+  const u = fullCopy(unstated, xml, 'qcow2');
+  await u.clone;
+  u.runner.done();
+});
+
+test("full clone of an EFI VM whose NVRAM file was never made (never booted): nothing copied, NEW's own path recorded", async () => {
+  const w = newWorld();
+  const nvram = join(w.state, 'src', 'nvram.fd'); // not there
+  const { runner, clone } = fullCopy(w, srcXml(w, { nvram }), 'qcow2');
+  await clone;
+  runner.done();
+  assert.equal((await facts(w.defined[0]!)).nvramPath, join(w.state, 'new', 'nvram.fd'));
+  assert.equal(existsSync(join(w.state, 'new', 'nvram.fd')), false);
+});
+
+test('full clone of an EFI VM whose NVRAM cannot be read for another reason than EACCES: that error, no copy through libvirt', async () => {
+  const w = newWorld();
+  const nvram = join(w.state, 'src', 'nvram.fd');
+  mkdirSync(nvram); // copyFile: EISDIR
+  const newDisk = join(w.images, 'new.qcow2');
+  const calls = [
+    ...checkCalls(srcXml(w, { nvram }), 'shut off'),
+    { cmd: 'qemu-img', args: ['convert', '-f', 'qcow2', '-O', 'qcow2', w.disk, newDisk] },
+  ];
+  const { runner, clone } = run(w, calls, { full: true });
+  await assert.rejects(clone, (err: unknown) => (err as NodeJS.ErrnoException).code === 'EISDIR');
+  runner.done();
+  assertNothingLeft(w);
+});
+
+test('clone: read-only and non-disk devices that are not files (a shared block device, a host cdrom) are not refused', async () => {
+  const w = newWorld();
+  const devices =
+    "<disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vdb' bus='virtio'/><readonly/></disk>" +
+    "<disk type='block' device='cdrom'><source dev='/dev/sr0'/><target dev='sdb' bus='sata'/></disk></devices>";
+  const { runner, clone } = fullCopy(w, srcXml(w).replace('</devices>', devices), 'qcow2');
+  await clone;
+  runner.done();
+  assert.deepEqual(
+    (await facts(w.defined[0]!)).disks.map((d) => d.path),
+    [join(w.images, 'new.qcow2'), ISO, '/dev/sdz', '/dev/sr0'],
+  );
+});
+
+test('a running SRC with a disk removed live (saved definition has more): refused before any file exists', async () => {
+  const w = newWorld();
+  const live = ` Target   Source\n------------------\n sda      ${ISO}\n`;
+  const { runner, clone } = run(w, [...checkCalls(srcXml(w), 'running'), virshCall(['domblklist', 'src'], live)]);
+  await assertFails(clone, 'conflict', /^src's running disks differ from its saved definition/);
+  runner.done();
+  assert.equal(files(w), 'src.qcow2 0644');
+});
+
+test('linked clone of a running VM with an empty cdrom: not a difference between its live and saved disks', async () => {
+  const w = newWorld();
+  const calls = linkedRunningCalls(w, false);
+  calls[0] = virshCall(
+    ['dumpxml', 'src', '--inactive', '--security-info'],
+    srcXml(w).replace(`<source file='${ISO}'/>`, ''),
+  );
+  calls[3] = virshCall(
+    ['domblklist', 'src'],
+    ` Target   Source\n------------------\n vda      ${w.disk}\n sda      -\n`,
+  );
+  const { runner, clone } = run(w, [...calls, ...infoCalls(w, join(w.images, 'new.qcow2'), 'running')]);
+  assert.deepEqual((await clone).frozen, [w.disk]);
+  runner.done();
+});
+
+test("linked clone: SRC's made keeps its files other than the frozen disk, and gains its overlay", async () => {
+  const w = newWorld();
+  const other = join(w.images, 'src-data.qcow2');
+  const calls = linkedOffCalls(w);
+  calls[0] = virshCall(['dumpxml', 'src', '--inactive', '--security-info'], srcXml(w, { made: [w.disk, other] }));
+  const { runner, clone } = run(w, [...calls, ...infoCalls(w, join(w.images, 'new.qcow2'))]);
+  await clone;
+  runner.done();
+  assert.deepEqual((await facts(w.defined[1]!)).metadata.made, [other, join(w.images, 'src-2.qcow2')]);
+});
+
+test('clone: the steps it shows, and the undo written down when NEW starts (linked, of a running VM; full)', async () => {
+  const w = newWorld();
+  const steps: string[] = [];
+  const calls = [
+    ...linkedRunningCalls(w, false),
+    virshCall(['start', 'new']),
+    ...infoCalls(w, join(w.images, 'new.qcow2'), 'running'),
+  ];
+  const { runner, clone } = run(w, calls, { start: true }, [], steps);
+  await clone;
+  runner.done();
+  assert.deepEqual(steps, [
+    'Checking input',
+    "Freezing src's disk as a read-only base",
+    'Creating overlays',
+    'Defining new',
+    'Switching src to its overlay',
+    'Starting new',
+  ]);
+  assert.deepEqual(w.journaled[w.timeline.findIndex((t) => t.startsWith('virsh start new'))]!.slice(-2), [
+    'undefine new',
+    'stop new',
+  ]);
+  assert.ok(w.journaled.flat().includes('switch src back to its own disk'), w.journaled.flat().join('; '));
+  const full = newWorld();
+  const fullSteps: string[] = [];
+  const f = fullCopy(full, srcXml(full), 'qcow2', fullSteps);
+  await f.clone;
+  f.runner.done();
+  assert.deepEqual(fullSteps, ['Checking input', 'Copying 1 disk(s)', 'Defining new']);
+});
+
+test('clone refusals: each says the way out', async () => {
+  const differ = (w: World) => ` Target   Source\n------------------\n sda      ${ISO}\n vda      ${w.dir}/x\n`;
+  const cases: [string, (w: World) => Expected[], Partial<CloneOptions>, string][] = [
+    ['taken', (w) => checkCalls(srcXml(w), 'shut off', true), {}, 'pick another name for the clone'],
+    [
+      'block',
+      (w) => checkCalls(srcXml(w, { diskType: 'block' }), 'shut off'),
+      { full: true },
+      'vms clones only file-backed disks: copy it by hand',
+    ],
+    [
+      'foreign',
+      (w) => checkCalls(srcXml(w, { made: [] }), 'shut off'),
+      {},
+      'make an independent full copy, or `vms disk detach src vda` first',
+    ],
+    ['raw', (w) => checkCalls(srcXml(w, { format: 'raw' }), 'shut off'), {}, 'make an independent full copy'],
+    [
+      'full running',
+      (w) => checkCalls(srcXml(w), 'running'),
+      { full: true },
+      '`vms stop src` first, or make an instant linked clone',
+    ],
+    [
+      'live differs',
+      (w) => [...checkCalls(srcXml(w), 'running'), virshCall(['domblklist', 'src'], differ(w))],
+      {},
+      'stop src and start it again, then clone',
+    ],
+  ];
+  for (const [what, calls, opts, hint] of cases) {
+    const w = newWorld();
+    const { runner, clone } = run(w, calls(w), opts);
+    await assert.rejects(clone, (err: unknown) => err instanceof VmsError && err.hint === hint, what);
+    runner.done();
+  }
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { UndoAction } from '../../../src/core/ops/undo-actions.js';
-import { createVm, type CreateOptions } from '../../../src/core/vm/create.js';
+import { createVm, parseFirmware, planVm, resolveIso, type CreateOptions } from '../../../src/core/vm/create.js';
 import { interrupted, VmsError } from '../../../src/errors.js';
 import { domainFacts, parseDomainXml } from '../../../src/libvirt/domain-parse.js';
 import { defineCall, when } from '../../helpers/domain-fake.js';
@@ -302,4 +302,91 @@ test('createVm interrupted once its disk is made: everything made is removed, an
   });
   runner.done();
   assertNothingLeft(h);
+});
+
+// ---- planning: firmware, the ISO looked up, kernel files required ------------------------------------------------
+
+test('parseFirmware: bios and efi are taken as they are; anything else is a usage error (exit 2)', () => {
+  assert.deepEqual([parseFirmware('bios'), parseFirmware('efi')], ['bios', 'efi']);
+  assert.throws(
+    () => parseFirmware('uefi'),
+    (e: unknown) => e instanceof VmsError && e.exitCode === 2 && e.message === "invalid firmware 'uefi'",
+  );
+});
+
+/** The smallest file checkIsoImage takes for ISO 9660: 16 empty sectors, then a primary volume descriptor. */
+function isoFile(path: string): string {
+  const pvd = Buffer.alloc(2048);
+  pvd[0] = 1;
+  pvd.write('CD001', 1, 'latin1');
+  writeFileSync(path, Buffer.concat([Buffer.alloc(16 * 2048), pvd]));
+  return path;
+}
+
+/** A config and host for resolveIso: the ISO dir and the caller's directory, both temp dirs. */
+function isoPlaces() {
+  const h = tempHost();
+  const [isoDir, cwd] = [join(h.outside, 'iso'), join(h.outside, 'cwd')];
+  mkdirSync(isoDir);
+  mkdirSync(cwd);
+  const ctx = { config: { isoDir: { value: isoDir } }, host: { cwd } } as unknown as Parameters<typeof resolveIso>[0];
+  return { isoDir, cwd, ctx };
+}
+
+test('resolveIso: a name is looked up in the ISO dir first, then in the current directory; a path is taken as it is', async () => {
+  const { isoDir, cwd, ctx } = isoPlaces();
+  isoFile(join(cwd, 'a.iso'));
+  assert.equal(await resolveIso(ctx, 'a.iso'), join(cwd, 'a.iso'));
+  isoFile(join(isoDir, 'a.iso'));
+  assert.equal(await resolveIso(ctx, 'a.iso'), join(isoDir, 'a.iso'));
+  isoFile(join(cwd, 'b.iso'));
+  assert.equal(await resolveIso(ctx, './b.iso'), join(cwd, 'b.iso'));
+});
+
+test("resolveIso: a name found nowhere is not found in the ISO dir, with the dir in its data; a caller's hint is kept as it is", async () => {
+  const { isoDir, ctx } = isoPlaces();
+  await assert.rejects(resolveIso(ctx, 'gone.iso'), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual(
+      [e.exitCode, e.message, e.hint, e.data],
+      [
+        3,
+        `ISO not found: ${join(isoDir, 'gone.iso')}`,
+        `an ISO 9660 image is given by its name in ${isoDir}, or its path`,
+        { isoDir },
+      ],
+    );
+    return true;
+  });
+  await assert.rejects(resolveIso(ctx, 'gone.iso', 'use --iso'), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual([e.exitCode, e.hint, e.data], [3, 'use --iso', undefined]);
+    return true;
+  });
+});
+
+test('planVm: kernel and initrd must exist; NVRAM only for efi; the ISO resolved as the cdrom; made starts empty', async () => {
+  const h = host();
+  const kernel = h.file(join(h.outside, 'vmlinuz'));
+  const initrd = join(h.outside, 'initrd.img'); // not there yet
+  const plan = (opts: Partial<CreateOptions>, calls = [virshCall(['capabilities'], CAPS)]) => {
+    const { ctx, runner } = h.context(calls);
+    return planVm(ctx, { ...OPTIONS, ...opts }).finally(() => runner.done());
+  };
+  await assert.rejects(
+    plan({ kernelBoot: { kernel, initrd } }, []), // refused before libvirt is asked
+    (e: unknown) => e instanceof VmsError && e.exitCode === 3 && e.message === `initrd not found: ${initrd}`,
+  );
+  await assert.rejects(
+    plan({ kernelBoot: { kernel: initrd } }, []),
+    (e: unknown) => e instanceof VmsError && e.exitCode === 3 && e.message === `kernel not found: ${initrd}`,
+  );
+  h.file(initrd);
+  const withBoot = await plan({ kernelBoot: { kernel, initrd }, firmware: 'efi' });
+  assert.deepEqual(withBoot.kernelBoot, { kernel, initrd, cmdline: undefined });
+  assert.equal(withBoot.nvramPath, join(h.dir, 'nvram.fd'));
+  assert.deepEqual(withBoot.metadata.made, []);
+  const iso = isoFile(join(h.outside, 'arch.iso'));
+  const bios = await plan({ kernelBoot: { kernel }, iso });
+  assert.deepEqual([bios.kernelBoot?.initrd, bios.nvramPath, bios.cdrom], [undefined, undefined, iso]);
 });

@@ -132,3 +132,21 @@ test('info: an empty domdisplay answer is no display; a running VM without graph
   assert.deepEqual([info.graphics, info.display, info.firmware, info.nvram], [undefined, undefined, 'bios', undefined]);
   assert.deepEqual([info.bases, info.profile, info.pending, info.notes], [[], undefined, undefined, undefined]);
 });
+
+test('info: a shut-off VM with graphics, or a running one without, is not asked for a display', async () => {
+  const headless = fakeContext(loadCalls(VM, 'running', vmXml(VM, { graphics: false })));
+  await vmInfo(headless.ctx, VM);
+  assert.deepEqual(
+    headless.runner.calls.filter((c) => c.args.includes('domdisplay')),
+    [],
+  );
+  const { ctx, runner } = fakeContext(loadCalls(VM, 'shut off', vmXml(VM, { graphics: true })));
+  const info = await vmInfo(ctx, VM);
+  runner.done();
+  assert.deepEqual([info.graphics, info.display], ['spice', undefined]);
+  // info swallows a failing domdisplay, the strict runner's refusal too: the calls made are asserted themselves.
+  assert.deepEqual(
+    runner.calls.filter((c) => c.args.includes('domdisplay')),
+    [],
+  );
+});

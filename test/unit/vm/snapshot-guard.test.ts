@@ -450,3 +450,28 @@ test('create --external interrupted on a shut-off VM: qemu-img merges the overla
   runner.done();
   assert.equal(existsSync(overlay), false);
 });
+
+test('blockerError of a revert: read-only or moved: copy the disk out; gone: forget the record; a detached disk is said so', () => {
+  const copyOut =
+    'nothing was changed; its disk can be copied out of that file: `qemu-img convert -l snap1 -O qcow2 /i/vm.qcow2 NEW.qcow2`';
+  const forget =
+    'nothing was changed; `virsh snapshot-delete vm snap1 --metadata` takes it off the list without touching any file';
+  const at = { target: 'vda', file: '/i/vm.qcow2' };
+  const readOnly = blockerError('vm', 'snap1', 'revert', { ...at, reason: 'readOnly', now: '/i/vm.qcow2' });
+  assert.deepEqual(
+    [readOnly.message, readOnly.hint],
+    ["cannot revert snap1 of vm: snap1's data lie in /i/vm.qcow2, which is read-only", copyOut],
+  );
+  const detached = blockerError('vm', 'snap1', 'revert', { ...at, reason: 'moved' });
+  assert.deepEqual(
+    [detached.message, detached.hint],
+    ["cannot revert snap1 of vm: snap1's data lie in /i/vm.qcow2, and vm has no vda now", copyOut],
+  );
+  assert.equal(blockerError('vm', 'snap1', 'revert', { ...at, reason: 'gone' }).hint, forget);
+});
+
+test('internalDataBlocker: a snapshot that is not internal is never judged, whatever its disks say', () => {
+  const snapshot = { kind: 'external', disks: [{ target: 'vda', snapshot: 'internal', file: '/i/vm.qcow2' }] };
+  const gone = () => ({ exists: false, writable: false });
+  assert.equal(internalDataBlocker(snapshot as SnapshotFacts, facts('/i/vm.qcow2'), gone), undefined);
+});

@@ -616,3 +616,153 @@ test('list: no snapshots is one call and an empty list; one deleted between the 
     ],
   );
 });
+
+// ---- which files create, take-back and delete touch: made, removed, looked at ---------------------------------------
+
+/** An external snapshot with a second disk it left out (snapshot='no') whose file is known, e.g. a shared image. */
+const externalWithShared = (name: string, state: string, memory: string, overlay: string, shared: string) =>
+  externalXml(name, state, memory, overlay).replace(
+    '</disks>',
+    `  <disk name='vdb' snapshot='no' type='file'><source file='${shared}'/></disk>\n  </disks>`,
+  );
+
+test('create --external of a running VM whose dir is there already (the normal case): memory file in it; only the overlay and the memory file recorded as made', async () => {
+  let memory = '';
+  const overlay = '/i/vm.e1';
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    { cmd: 'virsh', args: (a) => a[2] === 'snapshot-create-as' && a.includes(`file=${memory},snapshot=external`) },
+    {
+      cmd: 'virsh',
+      args: ['-c', 'qemu:///system', 'snapshot-dumpxml', 'vm', 'e1'],
+      get result() {
+        const mem = `<memory snapshot='external' file='${memory}'/>`;
+        return { stdout: externalWithShared('e1', 'running', mem, overlay, '/i/shared.raw') };
+      },
+    },
+    virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], domainXml('qcow2')),
+    {
+      cmd: 'virsh',
+      args: (a) => {
+        if (a[2] !== 'define') return false;
+        const made = [...readFileSync(a[3]!, 'utf8').matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]);
+        return JSON.stringify(made) === JSON.stringify([overlay, memory]); // not the shared image left out
+      },
+    },
+    virshCall(['capabilities'], CAPS_EXTERNAL),
+  ]);
+  memory = join(ctx.config.stateDir.value, 'vm', 'snapshot-e1.mem');
+  mkdirSync(dirname(memory), { recursive: true }); // `vms create` made it: mkdir must not fail on it
+  const r = await createSnapshot(ctx, { vm: 'vm', name: 'e1', external: true });
+  runner.done();
+  assert.deepEqual([r.kind, r.memoryFile], ['external', memory]);
+});
+
+test("create --external fails in libvirt before any memory file was written: libvirt's error, not the removal's", async () => {
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(domainXml('qcow2'), 'running'),
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+    {
+      cmd: 'virsh',
+      args: (a) => a[2] === 'snapshot-create-as',
+      result: { exitCode: 1, stderr: 'error: internal error: qemu unexpectedly closed the monitor\n' },
+    },
+    virshCall(['snapshot-list', 'vm', '--name'], '\n'),
+  ]);
+  await assertVmsError(
+    createSnapshot(ctx, { vm: 'vm', name: 'e1', external: true }),
+    1,
+    /^virsh snapshot-create-as failed: internal error: qemu unexpectedly closed the monitor$/,
+    /-v to see the commands run/,
+  );
+  runner.done();
+});
+
+test('takeBackSnapshot of an external snapshot whose overlay never appeared: record dropped, definition restored, no error', async () => {
+  const overlay = join(mkdtempSync(join(tmpdir(), 'vms-unit-')), 'vm.e1'); // never written
+  const { ctx, runner } = fakeContext([
+    virshCall(['snapshot-list', 'vm', '--name'], 'e1\n\n'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', 'shutoff', "<memory snapshot='no'/>", overlay)),
+    virshCall(['domstate', 'vm'], 'shut off\n'),
+    virshCall(['domblklist', 'vm', '--inactive'], ' Target   Source\n------------------\n vda      /i/vm.qcow2\n'),
+    virshCall(['snapshot-delete', 'vm', 'e1', '--metadata']),
+    { cmd: 'virsh', args: (a) => a[2] === 'define' && readFileSync(a[3]!, 'utf8').includes('/i/vm.qcow2') },
+  ]);
+  await takeBackSnapshot(ctx, 'vm', 'e1', domainXml('qcow2'), undefined);
+  runner.done();
+});
+
+const NS = 'https://github.com/vms-dev/vms/xmlns/1';
+/** domainXml with vms metadata: the bases linked clones stand on, the files vms made. */
+const withMetadata = (bases: string[], made: string[]) =>
+  domainXml('qcow2').replace(
+    '<devices>',
+    `<metadata><vms:vm xmlns:vms="${NS}">${bases.map((b) => `<vms:base>${b}</vms:base>`).join('')}` +
+      `${made.map((f) => `<vms:made>${f}</vms:made>`).join('')}</vms:vm></metadata><devices>`,
+  );
+
+test('delete: an external snapshot whose memory file is gone already: nothing removed by vms; its gone files forgotten in made', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const [overlay, mem] = [join(dir, 'vm.m1'), join(dir, 'snapshot-m1.mem')]; // both gone
+  const xml = withMetadata([], ['/i/vm.qcow2', overlay, mem]);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(xml, 'running'),
+    virshCall(['snapshot-dumpxml', 'vm', 'm1'], externalXml('m1', 'running', `<memory file='${mem}'/>`, overlay)),
+    virshCall(['snapshot-delete', 'vm', 'm1']),
+    virshCall(['dumpxml', 'vm', '--inactive', '--security-info'], xml),
+    {
+      cmd: 'virsh',
+      args: (a) => {
+        if (a[2] !== 'define') return false;
+        const made = [...readFileSync(a[3]!, 'utf8').matchAll(/<vms:made>([^<]*)<\/vms:made>/g)].map((m) => m[1]);
+        return JSON.stringify(made) === JSON.stringify(['/i/vm.qcow2']); // the VM's own disk is kept
+      },
+    },
+  ]);
+  const { log, progress } = recordingProgress();
+  const r = await deleteSnapshot({ ...ctx, progress }, 'vm', 'm1');
+  runner.done();
+  assert.deepEqual(r, { name: 'vm', snapshot: 'm1', kind: 'external', removed: [] });
+  assert.deepEqual(log, ['Deleting snapshot m1 of vm']);
+});
+
+test("delete: an overlay still there is not forgotten; a left-out disk and the chain below the overlay's base are not looked at", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const [overlay, shared] = [join(dir, 'vm.e1'), join(dir, 'shared.raw')];
+  writeFileSync(overlay, '');
+  writeFileSync(shared, '');
+  // shared (left out by the snapshot) and /i/older (under the file under the overlay) are bases: neither is touched.
+  const xml = withMetadata([shared, '/i/older'], ['/i/vm.qcow2', overlay]);
+  const snap = externalWithShared('e1', 'shutoff', "<memory snapshot='no'/>", overlay, shared);
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(xml, 'shut off'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], snap),
+    {
+      cmd: 'qemu-img',
+      args: ['info', '-U', '--backing-chain', '--output=json', overlay],
+      result: {
+        stdout: JSON.stringify([{ filename: overlay }, { filename: '/i/vm.qcow2' }, { filename: '/i/older' }]),
+      },
+    },
+    virshCall(['snapshot-delete', 'vm', 'e1']),
+    // the overlay is still there (made, not gone): no metadata to redefine
+  ]);
+  assert.deepEqual(await deleteSnapshot(ctx, 'vm', 'e1'), {
+    name: 'vm',
+    snapshot: 'e1',
+    kind: 'external',
+    removed: [],
+  });
+  runner.done();
+});
+
+test('delete: an external snapshot whose overlay is gone but is itself a base of a linked clone: refused on its name alone', async () => {
+  const overlay = join(mkdtempSync(join(tmpdir(), 'vms-unit-')), 'vm.e1'); // gone: no chain to read
+  const { ctx, runner } = fakeContext([
+    ...loadCalls(withMetadata([overlay], []), 'shut off'),
+    virshCall(['snapshot-dumpxml', 'vm', 'e1'], externalXml('e1', 'shutoff', "<memory snapshot='no'/>", overlay)),
+  ]);
+  await assertVmsError(deleteSnapshot(ctx, 'vm', 'e1'), 4, /linked clone of vm \(.*vm\.e1\)/, /destroy the clones/);
+  runner.done();
+});

@@ -56,6 +56,28 @@ test('checkWhole and checkMemory: the bounds are inclusive; the refusal says the
   );
 });
 
+test('checkMemory: both bounds taken, one byte beyond either refused with the range in its data; not a number refused', () => {
+  const range = { min: 64 * MiB, max: 4 * 1024 * GiB };
+  assert.deepEqual([checkMemory(range.min), checkMemory(range.max)], [range.min, range.max]);
+  for (const bytes of [range.min - 1, range.max + 1, Number.NaN]) {
+    assert.throws(
+      () => checkMemory(bytes),
+      (err: unknown) =>
+        err instanceof VmsError &&
+        err.reason === 'input.invalid' &&
+        JSON.stringify(err.data) === JSON.stringify({ what: 'memory', value: bytes, ...range }),
+      String(bytes),
+    );
+  }
+  assert.throws(
+    () => checkWhole(0, 'vCPU count', 1, 3),
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.message === 'invalid vCPU count 0' &&
+      JSON.stringify(err.data) === JSON.stringify({ what: 'vCPU count', value: 0, min: 1, max: 3 }),
+  );
+});
+
 test('checkKernelBoot: an initrd or a command line needs a kernel; empty parts are left out', () => {
   assert.equal(checkKernelBoot(undefined), undefined);
   assert.equal(checkKernelBoot({}), undefined);

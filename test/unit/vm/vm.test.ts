@@ -5,7 +5,7 @@ import { loadVmDevices } from '../../../src/core/devices/vm-devices.js';
 import type { UndoAction } from '../../../src/core/ops/undo-actions.js';
 import { UndoStack } from '../../../src/core/ops/undo.js';
 import { redefineMetadata } from '../../../src/core/vm/vm-metadata.js';
-import { redefine, requireDrivable, type LoadedVm } from '../../../src/core/vm/vm.js';
+import { ownDisks, redefine, requireDrivable, type LoadedVm } from '../../../src/core/vm/vm.js';
 import { VmsError } from '../../../src/errors.js';
 import { withMetadata } from '../../../src/libvirt/domain-edit.js';
 import { domainFacts, parseDomainXml, readMetadata, type XmlNode } from '../../../src/libvirt/domain-parse.js';
@@ -153,4 +153,17 @@ test('loadVmDevices: a shut-off VM has only its saved devices (the running defin
   runner.done();
   assert.deepEqual([d.active, d.live, d.liveDomain], [false, undefined, undefined]);
   assert.deepEqual(d.placed, [{ device: A, inConfig: true, live: undefined }]);
+});
+
+test("ownDisks: only writable disks with a file are the VM's own: not a cdrom, a read-only disk or a disk without a source", async () => {
+  const xml = `<domain type='qemu'><name>vm</name><devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/i/vm.qcow2'/><target dev='vda'/></disk>
+    <disk type='file' device='cdrom'><source file='/iso/arch.iso'/><target dev='sda'/></disk>
+    <disk type='file' device='disk'><source file='/i/shared.raw'/><target dev='vdb'/><readonly/></disk>
+    <disk type='file' device='disk'><target dev='vdc'/></disk>
+  </devices></domain>`;
+  assert.deepEqual(
+    ownDisks(domainFacts(await parseDomainXml(xml))).map((d) => d.target),
+    ['vda'],
+  );
 });
