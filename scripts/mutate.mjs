@@ -4,7 +4,8 @@
 //   node scripts/mutate.mjs --scores FILE.json…   the score per folder of reports already made
 // Each scope keeps its own incremental file (reports/incremental/), so a later run of the same scope only tests the
 // mutants whose code or tests changed; the report of a run is reports/mutation/SCOPE.json (and .html).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 
@@ -35,7 +36,14 @@ config.jsonReporter = { fileName: report };
 config.htmlReporter = { fileName: report.replace(/\.json$/, '.html') };
 const configFile = `reports/stryker.${slug}.json`;
 writeFileSync(configFile, JSON.stringify(config, null, 2));
-const r = spawnSync(join('node_modules', '.bin', 'stryker'), ['run', configFile, ...passThrough], { stdio: 'inherit' });
+// A private temp dir for the whole run: a mutant of code that deletes files may delete a whole temp dir (one in
+// repair.ts's clean-up of vms' temp files, its name test made always true, emptied the host's /tmp).
+const privateTmp = mkdtempSync(join(tmpdir(), 'vms-mutate-'));
+const r = spawnSync(join('node_modules', '.bin', 'stryker'), ['run', configFile, ...passThrough], {
+  stdio: 'inherit',
+  env: { ...process.env, TMPDIR: privateTmp },
+});
+rmSync(privateTmp, { recursive: true, force: true });
 if (existsSync(report)) printScores([report]);
 process.exit(r.status ?? 1);
 

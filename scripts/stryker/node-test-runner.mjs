@@ -3,7 +3,8 @@
 // `after` hooks behave as under node:test), while src/ stays loaded: Stryker's mutant switching reads the active
 // mutant at run time. Mutants that act while a module loads ("static") get a fresh process from Stryker itself,
 // because this runner says it cannot reload its environment.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { register } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +34,9 @@ class NodeTestRunner {
   }
 
   async init() {
+    // Mutants of code that deletes files run here: they must find only a temp dir of their own (scripts/mutate.mjs
+    // sets one for the run; this worker takes its own below it, so nothing outside can be reached through tmpdir()).
+    process.env.TMPDIR = mkdtempSync(join(tmpdir(), 'worker-'));
     const { register: registerTsx } = await import('tsx/esm/api');
     registerTsx();
     register(new URL('./redirect-node-test.mjs', import.meta.url));
@@ -106,6 +110,8 @@ class NodeTestRunner {
 
   /** Imports each file, then runs its tests (those in `filter`, when given) one after another. */
   async run(files, filter, { bail, coverage, mutant, loadWithMutant }) {
+    // A mutant that emptied the temp dir took this worker's dir with it: later runs must not fail for that.
+    mkdirSync(process.env.TMPDIR, { recursive: true });
     const tests = [];
     const ns = globalThis[NS];
     for (const file of files) {
