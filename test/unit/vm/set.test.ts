@@ -384,3 +384,47 @@ test('notes survive the metadata round trip, markup and lines included; no notes
   );
   assert.ok(!('notes' in without));
 });
+
+test('planSet at the edges: a value equal to the maximum is live, one the VM already runs with is only saved', () => {
+  // Memory and vCPUs up to exactly their maxima: live, nothing needs it off.
+  const atMax = planSet(running(res([4, 2], [4, 2], 1)), { memory: 4 * GiB, cpus: 4 });
+  assert.deepEqual([atMax.needsOff, atMax.liveMemory, atMax.liveCpus], [[], 4 * GiB, 4]);
+
+  // Running with what is asked, but saved with something else: the saved definition changes, the running VM not.
+  const lagging = planSet(running(res([4, 3], [4, 2], 1), res([4, 4], [4, 3], 1)), { memory: 4 * GiB, cpus: 3 });
+  assert.deepEqual(lagging, {
+    changes: [
+      { setting: 'memory', before: 4 * GiB, after: 4 * GiB, applied: 'config' },
+      { setting: 'cpus', before: 3, after: 3, applied: 'config' },
+    ],
+    needsOff: [],
+    memory: { max: 4 * GiB, current: 4 * GiB },
+    cpus: { max: 4, current: 3 },
+  });
+
+  // Saved as asked, but running with something else: the running VM changes.
+  const behind = planSet(running(res([4, 3], [4, 3], 1), res([4, 4], [4, 2], 1)), { cpus: 3 });
+  assert.deepEqual([behind.liveCpus, behind.changes], [3, [{ setting: 'cpus', before: 2, after: 3, applied: 'live' }]]);
+
+  // On a shut-off VM, heads and a rename need nothing off.
+  assert.deepEqual(planSet(off(res([4, 4], [4, 4], 1)), { displays: 2, rename: 'v' }), {
+    changes: [
+      { setting: 'displays', before: 1, after: 2, applied: 'config' },
+      { setting: 'name', before: 'w', after: 'v', applied: 'config' },
+    ],
+    needsOff: [],
+    displays: 2,
+    name: 'v',
+  });
+});
+
+test('planSet: --displays on a VM without a display names why, with its reason', () => {
+  assert.throws(
+    () => planSet(off(res([1, 1], [1, 1])), { displays: 2 }),
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.reason === 'set.noGraphics' &&
+      err.hint === 'it was created without one' &&
+      err.message === 'w has no graphical display to give more heads',
+  );
+});
