@@ -303,8 +303,11 @@ export async function setVm(ctx: Context, asked: SetOptions): Promise<SetResult>
         }
         if (plan.name && existsSync(dirs.from)) {
           await progress.step(`Moving ${dirs.from} to ${dirs.to}`, async () => {
-            undo.push(`move ${dirs.to} back`, async () => existsSync(dirs.to) && rename(dirs.to, dirs.from));
+            // Only a move that happened is undone: if it failed, what is at dirs.to is someone else's.
+            let moved = false;
+            undo.push(`move ${dirs.to} back`, async () => moved && rename(dirs.to, dirs.from));
             await rename(dirs.from, dirs.to);
+            moved = true;
           });
         }
         await progress.step(`Saving ${name}'s definition`, async () => {
