@@ -149,8 +149,8 @@ export function action<O extends OptionValues = OptionValues>(
     try {
       const config = loadConfig(io.env, globals.connect);
       const log = globals.verbose ? (line: string) => io.stderr.write(chalk.dim(line) + '\n') : undefined;
-      // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty).
-      const spinner = io.stderrIsTTY && io.stderrColumns > 0 && !globals.verbose;
+      // A spinner needs a terminal with a width (ora redraws forever on a 0-column pty) that can move its cursor.
+      const spinner = io.stderrIsTTY && io.stderrColumns > 0 && io.env.TERM !== 'dumb' && !globals.verbose;
       const operationId = newOperationId();
       const verbose = Boolean(globals.verbose);
       const progress = await cliProgress({

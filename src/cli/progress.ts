@@ -126,7 +126,9 @@ export async function cliProgress(choice: ProgressChoice): Promise<Progress> {
   if (choice.spinner) {
     const { default: ora } = await import('ora'); // only on a terminal: its load time is not paid otherwise
     // discardStdin off: ora would read the terminal raw, and a Ctrl-C typed there would never become SIGINT.
-    const start = (title: string) => ora({ text: title, stream: out, discardStdin: false }).start();
+    // isEnabled: the terminal was judged above; ora's own test also turns spinners off whenever CI is set, which
+    // would print its "- step" lines on a terminal that vms just chose to draw a spinner on.
+    const start = (title: string) => ora({ text: title, stream: out, discardStdin: false, isEnabled: true }).start();
     bus.on(spinnerRenderer(start, writeTo(out)));
   } else bus.on(lineRenderer(choice.verbose, writeTo(out)));
   return eventProgress(bus);

@@ -188,7 +188,10 @@ describe('progress output', () => {
 
   test('a spinner on a terminal: each step drawn with a spinner frame, then cleared and ticked off in place', async () => {
     const c = bed.name('p3');
-    const { code, out } = bed.onTerminal(['create', c, '--bare', '--network', 'none', '--disk', '64M']);
+    // CI set, as on a CI machine: ora alone would turn its spinner off for it, vms decides on the terminal.
+    const { code, out } = bed.onTerminal(['create', c, '--bare', '--network', 'none', '--disk', '64M'], '', {
+      CI: 'true',
+    });
     assert.equal(code, 0, out);
     const steps = [
       'Checking input',
@@ -209,5 +212,15 @@ describe('progress output', () => {
     assert.doesNotMatch(out, /==>/);
     assert.equal(out.match(/\x1b\[\?25[lh]/g)?.at(-1), '\x1b[?25h', 'the cursor is shown again');
     assert.doesNotMatch(out, /\x1b\[\d+m/, 'NO_COLOR holds on a terminal too');
+  });
+
+  test('TERM=dumb: a terminal that cannot move its cursor gets the plain step lines', async () => {
+    const d = bed.name('p4');
+    const { code, out } = bed.onTerminal(['create', d, '--bare', '--network', 'none', '--disk', '64M'], '', {
+      TERM: 'dumb',
+    });
+    assert.equal(code, 0, out);
+    assert.match(out, /^==> Checking input\r?$/m);
+    assert.ok(!FRAMES.some((f) => out.includes(f)), 'no spinner frame');
   });
 });
