@@ -781,13 +781,15 @@ test('full clone: the copy fails: its disk and directory go, SRC untouched', asy
 // ---- which disks and files a clone takes, and how ----------------------------------------------------------------
 
 /** A full copy of the shut-off SRC (defined by `xml`) onto new.qcow2, converted from `format`. */
-function fullCopy(w: World, xml: string, format: string, steps: string[] = []) {
+/** @param infoOfOthers the qemu-img calls vmInfo makes for NEW's other disks (after its own) */
+function fullCopy(w: World, xml: string, format: string, steps: string[] = [], infoOfOthers: Expected[] = []) {
   const newDisk = join(w.images, 'new.qcow2');
   const calls = [
     ...checkCalls(xml, 'shut off'),
     { cmd: 'qemu-img', args: ['convert', '-f', format, '-O', 'qcow2', w.disk, newDisk] },
     defineCall(w),
     ...infoCalls(w, newDisk),
+    ...infoOfOthers,
   ];
   return run(w, calls, { full: true }, [], steps);
 }
@@ -835,7 +837,13 @@ test('clone: read-only and non-disk devices that are not files (a shared block d
   const devices =
     "<disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vdb' bus='virtio'/><readonly/></disk>" +
     "<disk type='block' device='cdrom'><source dev='/dev/sr0'/><target dev='sdb' bus='sata'/></disk></devices>";
-  const { runner, clone } = fullCopy(w, srcXml(w).replace('</devices>', devices), 'qcow2');
+  // The block device is a disk, so the info after the clone asks qemu-img about it too.
+  const blockInfo = {
+    cmd: 'qemu-img',
+    args: ['info', '-U', '--output=json', '/dev/sdz'],
+    result: { stdout: JSON.stringify({ filename: '/dev/sdz', format: 'raw', 'virtual-size': 1 << 20 }) },
+  };
+  const { runner, clone } = fullCopy(w, srcXml(w).replace('</devices>', devices), 'qcow2', [], [blockInfo]);
   await clone;
   runner.done();
   assert.deepEqual(
