@@ -154,10 +154,13 @@ async function checkNetwork(ctx: Context, network: string): Promise<void> {
   }
 }
 
-/** The bridge must exist on this host: libvirt would only find out when the VM starts. */
-function checkBridge(bridge: string): void {
+/**
+ * The bridge must exist on this host: libvirt would only find out when the VM starts. `sysNet` is where the kernel
+ * lists the host's interfaces (a test gives a directory of its own: a host may have no bridge).
+ */
+export function checkBridge(bridge: string, sysNet = '/sys/class/net'): void {
   const hint = '`ip link show type bridge` lists the bridges; or use user mode';
-  if (!existsSync(`/sys/class/net/${bridge}`)) {
+  if (!existsSync(`${sysNet}/${bridge}`)) {
     throw new VmsError(
       'notFound',
       `this host has no network interface named '${bridge}'`,
@@ -166,7 +169,7 @@ function checkBridge(bridge: string): void {
       'nic.noBridge',
     );
   }
-  if (!existsSync(`/sys/class/net/${bridge}/bridge`)) {
+  if (!existsSync(`${sysNet}/${bridge}/bridge`)) {
     throw new VmsError('usage', `'${bridge}' is not a bridge`, hint, undefined, 'nic.noBridge');
   }
 }

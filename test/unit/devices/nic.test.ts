@@ -1,22 +1,27 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
 import {
   addNic,
+  checkBridge,
   deleteNic,
   guestInterfaceNames,
+  listNics,
   parseMac,
   parseNicModel,
   parseNicSource,
 } from '../../../src/core/devices/nic.js';
-import { VmsError } from '../../../src/errors.js';
+import { VmsError, interrupted } from '../../../src/errors.js';
 import { placeDevices } from '../../../src/libvirt/device-xml.js';
 import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
 import { detachNicXml, nicXml, readNics, type NicSpec } from '../../../src/libvirt/nic-xml.js';
 import type { Runner } from '../../../src/runner.js';
 import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
+import { stepLog } from '../../helpers/step-log.js';
 import { assertValidDomainXml } from '../../helpers/validate-xml.js';
 
 const usage = (fn: () => unknown, message: RegExp) =>
@@ -347,7 +352,9 @@ test('nic add on a running VM with an automatic MAC: live and config, and the MA
       JSON.stringify({ return: [{ name: 'eth1', 'hardware-address': picked }] }),
     ),
   ]);
-  const change = await addNic(ctx, 'a', { source: { kind: 'user' }, model: 'virtio' });
+  const { log, progress } = stepLog();
+  const change = await addNic({ ...ctx, progress }, 'a', { source: { kind: 'user' }, model: 'virtio' });
+  assert.deepEqual(log, ['Checking input', 'Adding a NIC (virtio, user) to a (live)']);
   assert.equal(change.live, true);
   assert.deepEqual(change.nic, {
     index: 1,
@@ -396,6 +403,333 @@ test('nic del: an index or MAC the VM does not have is "not found", anything els
       virsh(['domstate', 'a'], 'shut off\n'),
     ]);
     await assert.rejects(deleteNic(ctx, 'a', which), (err: unknown) => err instanceof VmsError && err.code === code);
+    fake.done();
+  }
+});
+
+// ---- what each refusal says ---------------------------------------------------------------------------------------
+
+/** The refusal `fn` throws: code, message, hint and reason. */
+function refusal(fn: () => unknown): [string, string, string | undefined, string | undefined] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof VmsError, String(err));
+    return [err.code, err.message, err.hint, err.reason];
+  }
+  assert.fail('no error');
+}
+
+/** The same for a command: the refusal it rejects with. */
+async function rejection(p: Promise<unknown>): Promise<[string, string, string | undefined, string | undefined]> {
+  const err = await p.then(
+    () => assert.fail('no error'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof VmsError, String(err));
+  return [err.code, err.message, err.hint, err.reason];
+}
+
+// parseMac tests the first byte with parseInt(mac.slice(0, 2), 16): parseInt(mac, 16) stops at the first colon of
+// the checked MAC, so that mutant is equivalent.
+test('parseMac, parseNicModel and parseNicSource: each refusal with its message, hint and reason', () => {
+  const macHint = "give six hex pairs such as 52:54:00:12:34:56 (52:54:00 is QEMU's prefix), or auto";
+  assert.deepEqual(
+    refusal(() => parseMac('52:54:00')),
+    ['usage', "invalid MAC address '52:54:00'", macHint, 'nic.badMac'],
+  );
+  assert.deepEqual(
+    refusal(() => parseMac('03:00:00:00:00:01')),
+    [
+      'usage',
+      '03:00:00:00:00:01 is a multicast MAC address: a NIC needs a unicast one (even first byte)',
+      macHint,
+      'nic.badMac',
+    ],
+  );
+  assert.deepEqual(
+    refusal(() => parseNicModel('e1000')),
+    ['usage', "invalid NIC model 'e1000'", 'use virtio or e1000e', undefined],
+  );
+  assert.deepEqual(
+    refusal(() => parseNicSource({ network: 'lab', bridge: 'br0' })),
+    [
+      'usage',
+      'give only one of network, bridge and user',
+      'a NIC is on a libvirt network, on a host bridge, or in user mode',
+      'nic.twoSources',
+    ],
+  );
+  assert.deepEqual(
+    refusal(() => parseNicSource({ network: 'none' })),
+    [
+      'usage',
+      "invalid network 'none'",
+      'name a libvirt network (`virsh net-list --all`), or use user mode',
+      'nic.badNetwork',
+    ],
+  );
+});
+
+test('checkBridge: an interface that is not there is not found, one that is no bridge is bad input', () => {
+  const sysNet = mkdtempSync(join(tmpdir(), 'vms-unit-sysnet-'));
+  mkdirSync(join(sysNet, 'br0', 'bridge'), { recursive: true });
+  mkdirSync(join(sysNet, 'eth9'));
+  const hint = '`ip link show type bridge` lists the bridges; or use user mode';
+  checkBridge('br0', sysNet);
+  assert.deepEqual(
+    refusal(() => checkBridge('eth9', sysNet)),
+    ['usage', "'eth9' is not a bridge", hint, 'nic.noBridge'],
+  );
+  assert.deepEqual(
+    refusal(() => checkBridge('br1', sysNet)),
+    ['notFound', "this host has no network interface named 'br1'", hint, 'nic.noBridge'],
+  );
+});
+
+test("nic add on a bridge: the host's interfaces are checked (lo is never a bridge) before anything is attached", async () => {
+  const { fake, ctx } = fakeContext([virsh(inactive('a'), domain('a', [])), virsh(['domstate', 'a'], 'shut off\n')]);
+  const spec: NicSpec = { source: { kind: 'bridge', name: 'lo' }, model: 'virtio' };
+  assert.deepEqual((await rejection(addNic(ctx, 'a', spec))).slice(0, 2), ['usage', "'lo' is not a bridge"]);
+  fake.done();
+});
+
+test("guestInterfaceNames: an interrupt, or an error that is not vms's, is passed on", async () => {
+  for (const thrown of [interrupted(), new Error('boom')]) {
+    const runner: Runner = {
+      run: () => Promise.reject(thrown),
+      interactive: () => Promise.reject(thrown),
+    };
+    const ctx = createContext({ config: resolveConfig({ env: {} }), runner });
+    await assert.rejects(guestInterfaceNames(ctx, 'a'), (err: unknown) => err === thrown);
+  }
+});
+
+test('nic add: a network virsh cannot read for another reason than "not found" is that error, not "missing"', async () => {
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), domain('a', [])),
+    virsh(['domstate', 'a'], 'shut off\n'),
+    virsh(['net-info', 'lab'], '', 1),
+  ]);
+  const [code, message, , reason] = await rejection(
+    addNic(ctx, 'a', { source: { kind: 'network', name: 'lab' }, model: 'virtio' }),
+  );
+  assert.deepEqual([code, reason], ['failed', undefined]);
+  assert.match(message, /net-info/);
+  fake.done();
+});
+
+/** A VM's NIC of user mode with this MAC, and MACs with hex letters (a MAC given in capitals must still match). */
+const MAC1 = '52:54:00:ab:cd:01';
+const MAC2 = '52:54:00:ab:cd:02';
+/** A saved user-mode NIC of a shut-off VM as `vms nic list` shows it. */
+const savedUserNic = (index: number, mac: string) => ({
+  index,
+  type: 'user',
+  source: undefined,
+  model: 'virtio',
+  mac,
+  guestName: undefined,
+  inConfig: true,
+  live: undefined,
+});
+
+test('nic add with a MAC on a shut-off VM: only a VM with that very MAC conflicts; the new NIC is the one reported', async () => {
+  const other = '52:54:00:ab:cd:0e'; // b has a NIC, with another MAC
+  const spec: NicSpec = { source: { kind: 'user' }, model: 'virtio', mac: MAC2 };
+  const { fake, ctx } = fakeContext(
+    [
+      virsh(inactive('a'), domain('a', [userNic(MAC1)])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      virsh(['list', '--all', '--name'], 'a\nb\n\n'),
+      virsh(isBatch),
+      deviceCall('attach-device', 'a', ['--config'], await nicXml(spec)),
+      virsh(inactive('a'), domain('a', [userNic(MAC1), userNic(MAC2)])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+    ],
+    (c) => (c.split(' ')[1] === 'a' ? domain('a', [userNic(MAC1)]) : domain('b', [userNic(other)])),
+  );
+  const { log, progress } = stepLog();
+  const change = await addNic({ ...ctx, progress }, 'a', spec);
+  assert.deepEqual(log, ['Checking input', 'Adding a NIC (virtio, user) to a']);
+  assert.deepEqual(change, {
+    name: 'a',
+    live: false,
+    nic: savedUserNic(1, MAC2),
+  });
+  fake.done();
+});
+
+test('nic add: a MAC taken says how to go on (reason nic.macTaken)', async () => {
+  const { fake, ctx } = fakeContext(
+    [
+      virsh(inactive('a'), domain('a', [])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      virsh(['list', '--all', '--name'], 'a\nb\n\n'),
+      virsh(isBatch),
+    ],
+    (c) => (c === 'dumpxml b' ? domain('b', [userNic(MAC1)]) : domain(c.split(' ')[1]!, [])), // b has it live only
+  );
+  assert.deepEqual(await rejection(addNic(ctx, 'a', { source: { kind: 'user' }, model: 'virtio', mac: MAC1 })), [
+    'conflict',
+    `MAC address ${MAC1} is already used by a NIC of 'b'`,
+    'give another MAC, or leave it out and libvirt picks one',
+    'nic.macTaken',
+  ]);
+  fake.done();
+});
+
+test('nic add on a running VM without a free PCIe slot: a conflict that says to add it while the VM is off', async () => {
+  const spec: NicSpec = { source: { kind: 'user' }, model: 'virtio' };
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), domain('a', [])),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], domain('a', [])),
+    {
+      ...deviceCall('attach-device', 'a', ['--live', '--config'], await nicXml(spec)),
+      result: {
+        exitCode: 1,
+        stderr: 'error: Failed to attach device\nerror: internal error: No more available PCI slots\n',
+      },
+    },
+  ]);
+  assert.deepEqual(await rejection(addNic(ctx, 'a', spec)), [
+    'conflict',
+    'a has no free PCIe slot left to plug a NIC into while it runs',
+    'stop it (`vms stop a`) and add the NIC then: it gets a slot at the next start',
+    undefined,
+  ]);
+  fake.done();
+});
+
+test('nic add: a NIC libvirt reports added but the definition does not show is a failure', async () => {
+  const spec: NicSpec = { source: { kind: 'user' }, model: 'virtio' };
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), domain('a', [userNic(MAC1)])),
+    virsh(['domstate', 'a'], 'shut off\n'),
+    deviceCall('attach-device', 'a', ['--config'], await nicXml(spec)),
+    virsh(inactive('a'), domain('a', [userNic(MAC1)])),
+    virsh(['domstate', 'a'], 'shut off\n'),
+  ]);
+  assert.deepEqual(await rejection(addNic(ctx, 'a', spec)), [
+    'failed',
+    "libvirt reported the NIC added, but a's definition does not show it",
+    '`vms nic list a` shows what is there',
+    undefined,
+  ]);
+  fake.done();
+});
+
+test('nic list on a running VM: the saved NICs in order, then the live-only one, matched by MAC', async () => {
+  const MAC3 = '52:54:00:ab:cd:03';
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), domain('a', [userNic(MAC1), userNic(MAC2)])),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], domain('a', [userNic(MAC2), userNic(MAC3)])),
+    virsh(['qemu-agent-command', 'a', '{"execute":"guest-network-get-interfaces"}', '--timeout', '2'], '', 1),
+  ]);
+  const list = await listNics(ctx, 'a');
+  assert.deepEqual(
+    list.nics.map((n) => [n.index, n.mac, n.inConfig, n.live]),
+    [
+      [0, MAC1, true, false],
+      [1, MAC2, true, true],
+      [2, MAC3, false, true],
+    ],
+  );
+  fake.done();
+});
+
+/** Index 10 of eleven NICs: an index of more than one digit. */
+const ELEVEN = Array.from({ length: 11 }, (_, i) => `52:54:00:ab:cd:${String(i).padStart(2, '0')}`);
+
+test('nic del on a shut-off VM by index: from the definition only, no wait for a guest', async () => {
+  for (const [nics, which] of [
+    [[MAC1, MAC2], '1'],
+    [ELEVEN, '10'],
+  ] as const) {
+    const xml = domain('a', nics.map(userNic));
+    const gone = readNics(await parseDomainXml(xml))[Number(which)]!;
+    const { fake, ctx } = fakeContext([
+      virsh(inactive('a'), xml),
+      virsh(['domstate', 'a'], 'shut off\n'),
+      deviceCall('detach-device', 'a', ['--config'], await detachNicXml(gone)),
+    ]);
+    const { log, progress } = stepLog();
+    const change = await deleteNic({ ...ctx, progress }, 'a', which);
+    assert.deepEqual(log, [`Removing NIC ${which} (${gone.mac}) from a`]);
+    assert.deepEqual(change, {
+      name: 'a',
+      live: false,
+      nic: savedUserNic(Number(which), gone.mac),
+    });
+    fake.done();
+  }
+});
+
+test('nic del on a running VM by a MAC in capitals: live and config; the step says live', async () => {
+  const both = domain('a', [userNic(MAC1), userNic(MAC2)]);
+  const { fake, ctx } = fakeContext([
+    virsh(inactive('a'), both),
+    virsh(['domstate', 'a'], 'running\n'),
+    virsh(['dumpxml', 'a'], both),
+    deviceCall(
+      'detach-device',
+      'a',
+      ['--live', '--config'],
+      await detachNicXml(readNics(await parseDomainXml(both))[0]!),
+    ),
+    virsh(['dumpxml', 'a'], domain('a', [userNic(MAC2)])),
+  ]);
+  const { log, progress } = stepLog();
+  const change = await deleteNic({ ...ctx, progress }, 'a', MAC1.toUpperCase());
+  assert.deepEqual(log, [`Removing NIC 0 (${MAC1}) from a (live)`]);
+  assert.deepEqual([change.nic.index, change.nic.mac, change.live], [0, MAC1, true]);
+  fake.done();
+});
+
+test('nic del: what is neither an index nor a MAC is bad input, a NIC the VM lacks is not found; each says so', async () => {
+  const cases: [string, string, string, string][] = [
+    ['1x', 'usage', "'1x' is neither a NIC index nor a MAC address", '`vms nic list a` shows both'],
+    ['12', 'notFound', 'a has no NIC 12', '`vms nic list a` shows its NICs'],
+    ['52:54:00:AB:CD:09', 'notFound', 'a has no NIC 52:54:00:AB:CD:09', '`vms nic list a` shows its NICs'],
+  ];
+  for (const [which, code, message, hint] of cases) {
+    const { fake, ctx } = fakeContext([
+      virsh(inactive('a'), domain('a', [userNic(MAC1), userNic(MAC2)])),
+      virsh(['domstate', 'a'], 'shut off\n'),
+    ]);
+    assert.deepEqual(await rejection(deleteNic(ctx, 'a', which)), [code, message, hint, undefined], which);
+    fake.done();
+  }
+});
+
+test('nic del: a guest that never lets go is a timeout after 60 s, which says what is out already', async (t) => {
+  // The clock jumps past the deadline while the first look at the running VM is under way.
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  const lateLook = (xml: string) =>
+    virsh((a) => a.join(' ') === 'dumpxml a' && (t.mock.timers.tick(60_000), true), xml);
+  const saved = domain('a', [userNic(MAC1)]);
+  const running = domain('a', [userNic(MAC1), userNic(MAC2)]);
+  const nics = readNics(await parseDomainXml(running));
+  const cases: [number, string[], string][] = [
+    [0, ['--live', '--config'], 'it is out of the saved definition; '],
+    [1, ['--live'], ''], // a NIC the running VM has only
+  ];
+  for (const [index, flags, saidSaved] of cases) {
+    const { fake, ctx } = fakeContext([
+      virsh(inactive('a'), saved),
+      virsh(['domstate', 'a'], 'running\n'),
+      virsh(['dumpxml', 'a'], running),
+      deviceCall('detach-device', 'a', flags, await detachNicXml(nics[index]!)),
+      lateLook(running),
+    ]);
+    assert.deepEqual(await rejection(deleteNic(ctx, 'a', String(index))), [
+      'timeout',
+      `a's guest has not let go of the NIC ${nics[index]!.mac} within 60s`,
+      `${saidSaved}it leaves the running VM when the guest answers, or when the VM stops`,
+      undefined,
+    ]);
     fake.done();
   }
 });
