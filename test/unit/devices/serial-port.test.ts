@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { forCommandLine } from '../../../src/cli/hints.js';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -18,6 +18,8 @@ import { parseDomainXml } from '../../../src/libvirt/domain-parse.js';
 import { backendSpec, readSerialPorts, serialXml, type SerialBackend } from '../../../src/libvirt/serial-xml.js';
 import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
 import { assertValidDomainXml } from '../../helpers/validate-xml.js';
+import { rejection, refusal, type Said } from '../../helpers/refusal.js';
+import { stepLog } from '../../helpers/step-log.js';
 import { batchCall } from '../../helpers/virsh-fake.js';
 
 // ---- --backend ----------------------------------------------------------------------------------------------------
@@ -245,6 +247,9 @@ test('serial del: the console port and bad numbers are refused without asking li
   fake.done();
 });
 
+/** The device file that detaches fileSerial(1, `${TMP}/1`): the saved port exactly as libvirt has it. */
+const DETACHED_FILE_1 = `<serial type="file">\n  <source path="${TMP}/1" append="on"/>\n  <target type="isa-serial" port="1">\n    <model name="isa-serial"/>\n  </target>\n</serial>`;
+
 test('serial del on a running VM: the saved port exactly as libvirt has it; pending while the running VM still has it', async () => {
   const saved = domain(fileSerial(1, `${TMP}/1`));
   for (const [live, pending] of [
@@ -286,7 +291,11 @@ test('serial list: by port, the console marked, and where the running VM differs
   fake.done();
 });
 
-test('serial add: a path in the images or ISO dir, or a file of vms in a VM directory, is bad input; any file a VM uses is a conflict', async () => {
+/**
+ * A host of its own in a temp dir: images, ISO and state dirs (VM b's directory in it), a directory `free` outside
+ * them, and a symlink `link` to the images dir; `context` runs a core Context on the expected calls there.
+ */
+function tempHost() {
   const dir = mkdtempSync(join(tmpdir(), 'vms-unit-serial-'));
   const env = {
     VMS_IMAGES_DIR: join(dir, 'images'),
@@ -297,16 +306,29 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   for (const d of [env.VMS_IMAGES_DIR, env.VMS_ISO_DIR, join(env.VMS_STATE_DIR, 'b'), join(dir, 'free')])
     mkdirSync(d, { recursive: true });
   symlinkSync(env.VMS_IMAGES_DIR, join(dir, 'link'));
+  const config = resolveConfig({ env });
   const context = (expected: Expected[]) => {
     const fake = new FakeRunner(expected);
-    return { fake, ctx: createContext({ config: resolveConfig({ env }), runner: fake }) };
+    return { fake, ctx: createContext({ config, runner: fake }) };
   };
-  const load = [virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')];
-  const NONE = ' Name   Creation Time   State\n-----\n';
-  const onlyA = [
-    virsh(['list', '--all', '--name'], 'a\n'),
-    batchCall(['dumpxml a --inactive'], [domain(), domain(), NONE, '']),
-  ];
+  /** The device file of `backend` added as port 1, saved only. */
+  const attached = async (backend: SerialBackend) =>
+    configOnly('attach-device', await serialXml(1, backend, chardevOwner({ config, host: processHost() })));
+  return { dir, env, context, attached };
+}
+
+/** Shut-off VM a, with only the console port. */
+const load = [virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')];
+/** A VM's snapshot table with no snapshots. */
+const NONE = ' Name   Creation Time   State\n-----\n';
+/** What filesInUse reads when a, with only its console port, is the only VM. */
+const onlyA = [
+  virsh(['list', '--all', '--name'], 'a\n'),
+  batchCall(['dumpxml a --inactive'], [domain(), domain(), NONE, '']),
+];
+
+test('serial add: a path in the images or ISO dir, or a file of vms in a VM directory, is bad input; any file a VM uses is a conflict', async () => {
+  const { dir, env, context, attached } = tempHost();
   const usage: [SerialBackend, RegExp][] = [
     [{ type: 'file', path: join(env.VMS_IMAGES_DIR, 'new.log') }, /is in the images dir/],
     [{ type: 'file', path: join(dir, 'link', 'b.qcow2') }, /is in the images dir/], // through a symlink
@@ -353,14 +375,274 @@ test('serial add: a path in the images or ISO dir, or a file of vms in a VM dire
   }
   // Connecting to b's listening port links the two VMs: allowed.
   const link: SerialBackend = { type: 'unix', path: peer, server: false };
-  const { fake, ctx } = context([
-    ...load,
-    ...inUse,
-    configOnly(
-      'attach-device',
-      await serialXml(1, link, chardevOwner({ config: resolveConfig({ env }), host: processHost() })),
-    ),
-  ]);
+  const { fake, ctx } = context([...load, ...inUse, await attached(link)]);
   assert.equal((await addSerialPort(ctx, 'a', link)).port.backend, `unix:${peer}`);
+  fake.done();
+});
+
+// ---- what each refusal says ---------------------------------------------------------------------------------------
+
+// Equivalent mutants of parseBackend: `colon <= 0` and a rest other than '' for a spec without a colon (a kind that
+// starts with ':' is no kind; no rest without a colon is an absolute path or HOST:PORT); `host !== undefined` made
+// true and `m?.[1]` made `m[1]` (no match leaves no port either: refused all the same; the host is only read after a
+// match); `isIP(host) === 4` made false (a dotted IPv4 address is a host name to HOSTNAME too).
+test('parseBackend: each refusal with its message and reason (serial.serverFile for a file server)', () => {
+  const hint = 'use file:/abs/path, unix:/abs/path or tcp:HOST:PORT (as a server for QEMU to listen on the socket)';
+  const bad = (message: string, reason = 'serial.badBackend'): Said => ['usage', message, hint, reason];
+  assert.deepEqual(
+    refusal(() => parseBackend('file', false)),
+    bad("invalid serial backend 'file': the path must be absolute and name a file"),
+  );
+  assert.deepEqual(
+    refusal(() => parseBackend('tcp:host:0', false)),
+    bad(
+      "invalid serial backend 'tcp:host:0': expected tcp:HOST:PORT, a host name or IP address (IPv6 in brackets) and a port from 1 to 65535",
+    ),
+  );
+  assert.deepEqual(
+    refusal(() => parseBackend('pty:', false)),
+    bad("invalid serial backend 'pty:'"),
+  );
+  assert.deepEqual(
+    refusal(() => parseBackend('file:/x', true)),
+    bad('a server is for unix: and tcp: backends: QEMU appends to a file', 'serial.serverFile'),
+  );
+});
+
+test('serial list: a kind vms does not make has no backend and no server flag; a listening socket has one', async () => {
+  const pty = `<serial type='pty'><source path='/dev/pts/3'/><target type='isa-serial' port='2'/></serial>`;
+  const { fake, ctx } = fakeContext([virsh(inactive, domain(pty)), virsh(['domstate', 'a'], 'shut off\n')]);
+  const list = await listSerialPorts(ctx, 'a');
+  assert.deepEqual(
+    list.ports.map((p) => [p.port, p.type, p.backend, p.server]),
+    [
+      [0, 'unix', 'unix:/v/a/serial.sock', true],
+      [2, 'pty', undefined, undefined],
+    ],
+  );
+  fake.done();
+});
+
+const tcpSerial = (port: number, service: number) =>
+  `<serial type='tcp'><source mode='bind' host='127.0.0.1' service='${service}'/><protocol type='raw'/><target port='${port}'/></serial>`;
+
+test('serial add: a tcp port another port of the VM has is taken, another tcp port is free; steps and result', async () => {
+  const saved = domain(tcpSerial(1, 4555));
+  const taken = fakeContext([virsh(inactive, saved), virsh(['domstate', 'a'], 'shut off\n')]);
+  const same: SerialBackend = { type: 'tcp', host: '127.0.0.1', port: 4555, server: false };
+  assert.deepEqual(await rejection(addSerialPort(taken.ctx, 'a', same)), [
+    'conflict',
+    "a's serial port 1 already uses tcp:127.0.0.1:4555",
+    'give another path or port',
+    undefined,
+  ]);
+  taken.fake.done();
+
+  const backend: SerialBackend = { type: 'tcp', host: '127.0.0.1', port: 4556, server: true };
+  const owner = chardevOwner({ config: resolveConfig({ env: {} }), host: processHost() });
+  const { fake, ctx } = fakeContext([
+    virsh(inactive, saved),
+    virsh(['domstate', 'a'], 'shut off\n'),
+    configOnly('attach-device', await serialXml(2, backend, owner)),
+  ]);
+  const { log, progress } = stepLog();
+  assert.deepEqual(await addSerialPort({ ...ctx, progress }, 'a', backend), {
+    name: 'a',
+    pendingRestart: false,
+    port: {
+      port: 2,
+      device: 'ttyS2',
+      type: 'tcp',
+      backend: 'tcp:127.0.0.1:4556',
+      server: true,
+      console: false,
+      inConfig: true,
+      live: undefined,
+    },
+  });
+  assert.deepEqual(log, ['Checking input', "Adding serial port 2 to a's definition"]);
+  fake.done();
+});
+
+test('serial add: with no free port, the refusal says how to free one', async () => {
+  const full = domain(tcpSerial(1, 1), tcpSerial(2, 2), tcpSerial(3, 3));
+  const { fake, ctx } = fakeContext([virsh(inactive, full), virsh(['domstate', 'a'], 'shut off\n')]);
+  assert.deepEqual(await rejection(addSerialPort(ctx, 'a', { type: 'tcp', host: 'h', port: 4, server: true })), [
+    'conflict',
+    'a has no free serial port: ttyS1 to ttyS3 are taken',
+    '`vms serial del a PORT` frees one',
+    undefined,
+  ]);
+  fake.done();
+});
+
+test('serial add: a missing directory is not found, a directory for a file is bad input; nothing is asked of virsh', async () => {
+  const { dir, context } = tempHost();
+  const cases: [SerialBackend, Said][] = [
+    [
+      { type: 'file', path: join(dir, 'none', 'x.log') },
+      [
+        'notFound',
+        `no directory ${join(dir, 'none')} for file:${join(dir, 'none', 'x.log')}`,
+        'create it first, or give a path in another directory',
+        undefined,
+      ],
+    ],
+    [
+      { type: 'unix', path: join(dir, 'free'), server: true },
+      ['usage', `${join(dir, 'free')} is a directory`, 'name a file in it', undefined],
+    ],
+  ];
+  for (const [backend, said] of cases) {
+    const { fake, ctx } = context(load);
+    assert.deepEqual(await rejection(addSerialPort(ctx, 'a', backend)), said);
+    fake.done();
+  }
+});
+
+test('serial add: the hint names a file for a file port and a socket for a socket port, in the VM directory', async () => {
+  const { env, context } = tempHost();
+  const cases: [SerialBackend, string][] = [
+    [{ type: 'file', path: join(env.VMS_IMAGES_DIR, 'x') }, 'ttyS1.log'],
+    [{ type: 'unix', path: join(env.VMS_IMAGES_DIR, 'x'), server: false }, 'ttyS1.sock'],
+  ];
+  for (const [backend, file] of cases) {
+    const { fake, ctx } = context([...load, ...onlyA]);
+    const [, , hint] = await rejection(addSerialPort(ctx, 'a', backend));
+    assert.equal(hint, `give the port a file of its own, e.g. ${join(env.VMS_STATE_DIR, 'a', file)}`);
+    fake.done();
+  }
+});
+
+test("serial add: vms's own files are serial.log.N too, and only in a VM directory of the state dir", async () => {
+  const { dir, env, context, attached } = tempHost();
+  mkdirSync(join(dir, 'free', 'b'));
+  mkdirSync(join(env.VMS_STATE_DIR, 'a'));
+  const file = (path: string) => ({ type: 'file', path }) as const;
+  const own = (name: string) => file(join(env.VMS_STATE_DIR, 'b', name));
+  for (const backend of [own('serial.log.1'), own('serial.log.12')]) {
+    const { fake, ctx } = context([...load, ...onlyA]);
+    const [code, message] = await rejection(addSerialPort(ctx, 'a', backend));
+    assert.deepEqual([code, message], ['usage', `${backend.path} is one of vms's own files for VM b`]);
+    fake.done();
+  }
+  // Not vms's: a name like its rotated logs' but not one, those names outside the state dir, the file the hint
+  // proposes, a directory whose name only starts like the images dir's.
+  mkdirSync(`${env.VMS_IMAGES_DIR}-old`);
+  const free = [
+    own('serial.log.1x'),
+    file(join(dir, 'free', 'b', 'serial.log.1')),
+    file(join(env.VMS_STATE_DIR, 'a', 'ttyS1.log')),
+    file(join(`${env.VMS_IMAGES_DIR}-old`, 'x.log')),
+  ];
+  for (const backend of free) {
+    const { fake, ctx } = context([...load, ...onlyA, await attached(backend)]);
+    assert.equal((await addSerialPort(ctx, 'a', backend)).port.port, 1, backend.path);
+    fake.done();
+  }
+});
+
+test('serial add: the ISO dir itself, while it is not there yet, is in the ISO dir', async () => {
+  const { env, context } = tempHost();
+  rmSync(env.VMS_ISO_DIR, { recursive: true });
+  const { fake, ctx } = context([...load, ...onlyA]);
+  const [code, message] = await rejection(addSerialPort(ctx, 'a', { type: 'file', path: env.VMS_ISO_DIR }));
+  assert.deepEqual(
+    [code, message],
+    ['usage', `${env.VMS_ISO_DIR} is in the ISO dir ${env.VMS_ISO_DIR}: a serial port never writes there`],
+  );
+  fake.done();
+});
+
+test("serial add: a's own running port's file is free, a's other files are not; a socket another VM's port connects to may listen", async () => {
+  const { dir, context, attached } = tempHost();
+  const old = join(dir, 'free', 'old.log');
+  const nvram = join(dir, 'free', 'a.fd');
+  const socket = join(dir, 'free', 'link.sock');
+  const fileOfB = join(dir, 'free', 'b.log');
+  const a = (devices: string) =>
+    `<domain type='qemu'><name>a</name><os><type>hvm</type><nvram>${nvram}</nvram></os><devices>${CONSOLE}${devices}</devices></domain>`;
+  const b =
+    `<domain type='qemu'><name>b</name><os><type>hvm</type></os><devices>${CONSOLE}` +
+    `<serial type='unix'><source mode='connect' path='${socket}'/><target port='1'/></serial>` +
+    `<serial type='file'><source path='${fileOfB}'/><target port='2'/></serial></devices></domain>`;
+  // a runs with a port on old.log that its saved definition no longer has.
+  const running = a(fileSerial(1, old));
+  const loadRunning = [virsh(inactive, a('')), virsh(['domstate', 'a'], 'running\n'), virsh(['dumpxml', 'a'], running)];
+  const inUse = [
+    virsh(['list', '--all', '--name'], 'a\nb\n'),
+    batchCall(['dumpxml b --inactive'], [a(''), running, NONE, '', b, b, NONE, '']),
+  ];
+  const allowed: SerialBackend[] = [
+    { type: 'file', path: old },
+    { type: 'unix', path: socket, server: true },
+  ];
+  for (const backend of allowed) {
+    const { fake, ctx } = context([...loadRunning, ...inUse, await attached(backend)]);
+    const change = await addSerialPort(ctx, 'a', backend);
+    assert.deepEqual([change.port.port, change.pendingRestart], [1, true]);
+    fake.done();
+  }
+  const refused: [SerialBackend, string][] = [
+    [{ type: 'file', path: nvram }, `${nvram} is in use: it is a's NVRAM (UEFI variables)`],
+    [{ type: 'unix', path: fileOfB, server: false }, `${fileOfB} is in use: it is b's serial port`],
+  ];
+  for (const [backend, message] of refused) {
+    const { fake, ctx } = context([...loadRunning, ...inUse]);
+    assert.deepEqual((await rejection(addSerialPort(ctx, 'a', backend))).slice(0, 2), ['conflict', message]);
+    fake.done();
+  }
+});
+
+test('serial del: each refusal says what to look at; no number with anything after it', async () => {
+  const cases: [string, Said][] = [
+    ['1 ', ['usage', "invalid serial port '1 '", 'give its number as `vms serial list a` shows it', undefined]],
+    [
+      '0',
+      [
+        'usage',
+        "serial port 0 is vms's console and stays",
+        '`vms serial list a` shows the ports that can go',
+        undefined,
+      ],
+    ],
+  ];
+  for (const [port, said] of cases) {
+    const { fake, ctx } = fakeContext([]);
+    assert.deepEqual(await rejection(deleteSerialPort(ctx, 'a', port)), said);
+    fake.done();
+  }
+  const { fake, ctx } = fakeContext([virsh(inactive, domain()), virsh(['domstate', 'a'], 'shut off\n')]);
+  assert.deepEqual(await rejection(deleteSerialPort(ctx, 'a', '12')), [
+    'notFound',
+    'a has no serial port 12 in its definition',
+    '`vms serial list a` shows its ports',
+    undefined,
+  ]);
+  fake.done();
+});
+
+test('serial del on a shut-off VM: the port is out of the definition, nothing pending; the step says so', async () => {
+  const { fake, ctx } = fakeContext([
+    virsh(inactive, domain(fileSerial(1, `${TMP}/1`))),
+    virsh(['domstate', 'a'], 'shut off\n'),
+    configOnly('detach-device', DETACHED_FILE_1),
+  ]);
+  const { log, progress } = stepLog();
+  assert.deepEqual(await deleteSerialPort({ ...ctx, progress }, 'a', '1'), {
+    name: 'a',
+    pendingRestart: false,
+    port: {
+      port: 1,
+      device: 'ttyS1',
+      type: 'file',
+      backend: `file:${TMP}/1`,
+      server: undefined,
+      console: false,
+      inConfig: false,
+      live: undefined,
+    },
+  });
+  assert.deepEqual(log, ["Removing serial port 1 from a's definition"]);
   fake.done();
 });
