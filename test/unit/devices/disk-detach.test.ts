@@ -172,6 +172,37 @@ describe('disk detach', () => {
       rmSync(DATA);
     });
 
+    test("for a base under another of the VM's disks", async () => {
+      const top = join(images, 'top.qcow2');
+      writeFileSync(top, '');
+      const xml = withMade(domain(BOOT + diskElement('vdb', DATA, { format: 'raw' }) + diskElement('vdc', top)), [
+        DATA,
+      ]);
+      const chain = [top, DATA].map((filename) => ({ filename, format: 'qcow2' }));
+      const fake = new FakeRunner([
+        ...load(xml, 'shut off'),
+        ...inUseCalls(xml, []),
+        {
+          cmd: 'qemu-img',
+          args: ['info', '-U', '--backing-chain', '--output=json', top],
+          result: { stdout: JSON.stringify(chain) },
+        },
+      ]);
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
+      fake.done();
+      assert.deepEqual(facts(err), notDeletable(`it is also a base under u's disk ${top}`));
+      rmSync(top);
+    });
+
+    test('for a disk without a file, named as such', async () => {
+      const fake = new FakeRunner(
+        load(domain(BOOT + `<disk type='file' device='disk'><target dev='vdb' bus='virtio'/></disk>`), 'shut off'),
+      );
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
+      fake.done();
+      assert.equal(err.message, 'vms will not delete that disk: vms did not make it for u');
+    });
+
     test('while a VM that might use it cannot be read', async () => {
       const xml = withMade(WITH_VDB, [DATA]);
       const o = { name: 'o', xml: domain(BOOT, 'o'), snapshotsFail: true };
@@ -273,6 +304,10 @@ describe('the undo of a plug', () => {
       await removeScsiController(context(fake), 'u', lacking);
       fake.done();
     }
+    // Stopped since: the running VM and its controller are gone; the saved definition's is taken out.
+    const stopped = new FakeRunner([...load(WITH_SCSI, 'shut off'), controller(['--config'])]);
+    await removeScsiController(context(stopped), 'u', { live: true, config: true });
+    stopped.done();
     const gone = new FakeRunner(load(VM, 'running', WITH_SCSI));
     await removeScsiController(context(gone), 'u', { live: false, config: true });
     gone.done();

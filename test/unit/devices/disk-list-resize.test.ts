@@ -102,6 +102,19 @@ test('list: the saved disks in their order, then those only the running VM has, 
   ]);
 });
 
+test('list of a shut-off VM: its saved disks, none said to be live or not', async () => {
+  const fake = new FakeRunner([
+    ...load(domain(BOOT), 'shut off'),
+    { ...qemuImgInfo('/img/u.qcow2', {}), result: { exitCode: 1, stderr: 'qemu-img: Could not open' } },
+  ]);
+  const rows = await listDisks(context(fake), 'u');
+  fake.done();
+  assert.deepEqual(
+    rows.map((r) => [r.target, r.format, r.inConfig, r.live]),
+    [['vda', 'qcow2', true, undefined]],
+  );
+});
+
 describe('resize', () => {
   test('a read-only disk, a block device and an empty drive are refused, saying which disks can grow', async () => {
     const ro = diskElement('vdb', '/img/ro.img', { format: 'raw', readonly: true });

@@ -397,11 +397,12 @@ describe('disk attach', () => {
       const others = [
         vm('o', diskElement('vdb', path, { format: 'raw', readonly: true })),
         vm('p', diskElement('vdb', path, { format: 'raw' })),
+        vm('q', diskElement('vdb', path, { format: 'raw', readonly: true })),
       ];
       const err = await refused(path, others, true);
       assert.deepEqual(facts(err), {
         code: 'conflict',
-        message: `${path} is in use: it is p's disk, and used by o`,
+        message: `${path} is in use: it is p's disk, and used by o, q`,
         hint: `${copy(path, ', with p shut off')}; vms attaches no file another VM writes, not even read-only`,
         reason: 'disk.inUse',
       });
