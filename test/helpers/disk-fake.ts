@@ -1,10 +1,12 @@
 // Shared by the disk command tests (not a test file itself): a VM `u` and its disks as libvirt prints them, the virsh
 // and qemu-img calls `vms disk` makes, and a core Context on a FakeRunner with its images in a temp dir.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config.js';
 import { createContext } from '../../src/core/context.js';
 import type { Progress } from '../../src/core/progress.js';
+import { VmsError } from '../../src/errors.js';
 import { VMS_NS } from '../../src/libvirt/metadata.js';
 import type { RunResult } from '../../src/runner.js';
 import type { FakeRunner, Expected } from './fake-runner.js';
@@ -150,3 +152,17 @@ export const diskContext = (images: string, runner: FakeRunner, progress?: Progr
     runner,
     progress,
   });
+
+/** The VmsError `promise` rejects with (for exact checks of it); then every call `fake` expected was made. */
+export async function failure(promise: Promise<unknown>, fake?: FakeRunner): Promise<VmsError> {
+  const err = await promise.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof VmsError, String(err));
+  fake?.done();
+  return err;
+}
+
+/** What a caller decides on and shows of an error. */
+export const facts = (e: VmsError) => ({ code: e.code, message: e.message, hint: e.hint, reason: e.reason });

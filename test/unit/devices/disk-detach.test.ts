@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { detachDisk, removeScsiController, unplugDisk } from '../../../src/core/devices/disk.js';
 import type { Progress } from '../../../src/core/progress.js';
-import { VmsError } from '../../../src/errors.js';
 import { SCSI_CONTROLLER_XML } from '../../../src/libvirt/disk-xml.js';
 import { FakeRunner } from '../../helpers/fake-runner.js';
 import {
@@ -26,6 +25,8 @@ import {
   savedAgain,
   VM,
   withMade,
+  failure,
+  facts,
 } from '../../helpers/disk-fake.js';
 import { batchCall } from '../../helpers/virsh-fake.js';
 
@@ -39,16 +40,6 @@ const WITH_VDB = domain(BOOT + CDROM + VDB);
 const detachVdb = (flags: string[]) =>
   device('detach-device', flags, /^<disk device='disk'><target dev='vdb'\/><\/disk>$/);
 const hasVdb = (t: string) => t.includes(`<target dev="vdb"`);
-
-async function failure(promise: Promise<unknown>): Promise<VmsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VmsError, String(err));
-  return err;
-}
-const facts = (e: VmsError) => ({ code: e.code, message: e.message, hint: e.hint, reason: e.reason });
 
 describe('disk detach', () => {
   test('from a running VM: out of it live and out of the saved definition, then waited for until the guest lets go', async () => {
@@ -86,8 +77,7 @@ describe('disk detach', () => {
 
   test('the boot disk is the first disk saved, even behind a cdrom', async () => {
     const fake = new FakeRunner(load(domain(CDROM + BOOT), 'shut off'));
-    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vda', delete: false }));
-    fake.done();
+    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vda', delete: false }), fake);
     assert.deepEqual(facts(err), {
       code: 'conflict',
       message: "vda is u's boot disk: vms does not detach it",
@@ -98,16 +88,14 @@ describe('disk detach', () => {
 
   test('an unknown disk is refused with where to look', async () => {
     const fake = new FakeRunner(load(VM, 'shut off'));
-    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdq', delete: false }));
-    fake.done();
+    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdq', delete: false }), fake);
     assert.equal(err.hint, '`vms disk list u` shows its disks (by target, e.g. vdb, or by path)');
   });
 
   test('a sata disk cannot be unplugged from a running VM', async () => {
     const sata = domain(BOOT + diskElement('sdb', DATA, { bus: 'sata' }));
     const fake = new FakeRunner(load(sata, 'running', sata));
-    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'sdb', delete: false }));
-    fake.done();
+    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'sdb', delete: false }), fake);
     assert.deepEqual(facts(err), {
       code: 'conflict',
       message: "a sata disk cannot be unplugged from a running VM (QEMU's AHCI has no hotplug)",
@@ -155,8 +143,7 @@ describe('disk detach', () => {
 
     test('for a made file only the running VM has (it is not in the saved definition)', async () => {
       const fake = new FakeRunner(load(withMade(VM, [DATA]), 'running', WITH_VDB));
-      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
-      fake.done();
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), fake);
       assert.deepEqual(facts(err), notDeletable('vms did not make it for u'));
     });
 
@@ -165,8 +152,7 @@ describe('disk detach', () => {
       const raw = domain(BOOT + diskElement('vdb', DATA, { format: 'raw' })); // raw: no backing chain to read
       const xml = withMade(raw, [DATA]);
       const fake = new FakeRunner([...load(xml, 'shut off'), ...inUseCalls(xml, [], { s1: raw })]);
-      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
-      fake.done();
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), fake);
       assert.deepEqual(facts(err), notDeletable("it is also u's disk (in its snapshot s1)"));
       assert.ok(existsSync(DATA));
       rmSync(DATA);
@@ -188,8 +174,7 @@ describe('disk detach', () => {
           result: { stdout: JSON.stringify(chain) },
         },
       ]);
-      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
-      fake.done();
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), fake);
       assert.deepEqual(facts(err), notDeletable(`it is also a base under u's disk ${top}`));
       rmSync(top);
     });
@@ -198,8 +183,7 @@ describe('disk detach', () => {
       const fake = new FakeRunner(
         load(domain(BOOT + `<disk type='file' device='disk'><target dev='vdb' bus='virtio'/></disk>`), 'shut off'),
       );
-      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
-      fake.done();
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), fake);
       assert.equal(err.message, 'vms will not delete that disk: vms did not make it for u');
     });
 
@@ -211,8 +195,7 @@ describe('disk detach', () => {
         ...inUseCalls(xml, [o]),
         batchCall(['dumpxml o --inactive'], [o.xml, '', '', '']), // read once more: still unreadable
       ]);
-      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }));
-      fake.done();
+      const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: true }), fake);
       assert.deepEqual(
         facts(err),
         notDeletable('VM o might use it and cannot be read (virsh cannot list its snapshots)'),
@@ -236,8 +219,7 @@ describe('disk detach', () => {
         },
       },
     ]);
-    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: false }));
-    fake.done();
+    const err = await failure(detachDisk(context(fake), { name: 'u', disk: 'vdb', delete: false }), fake);
     assert.deepEqual(facts(err), {
       code: 'timeout',
       message: "u's guest has not released vdb within 30s",

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { listDisks, resizeDisk } from '../../../src/core/devices/disk.js';
 import type { Progress } from '../../../src/core/progress.js';
-import { VmsError } from '../../../src/errors.js';
 import { FakeRunner } from '../../helpers/fake-runner.js';
 import {
   BOOT,
@@ -18,22 +17,14 @@ import {
   qemuImgInfo,
   recordingProgress,
   virsh,
+  failure,
+  facts,
 } from '../../helpers/disk-fake.js';
 
 const images = mkdtempSync(join(tmpdir(), 'vms-unit-disk-list-'));
 after(() => rmSync(images, { recursive: true, force: true }));
 const context = (runner: FakeRunner, progress?: Progress) => diskContext(images, runner, progress);
 const GiB = 2 ** 30;
-
-async function failure(promise: Promise<unknown>): Promise<VmsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VmsError, String(err));
-  return err;
-}
-const facts = (e: VmsError) => ({ code: e.code, message: e.message, hint: e.hint, reason: e.reason });
 
 test('list: the saved disks in their order, then those only the running VM has, with what qemu-img says of them', async () => {
   const NO_FORMAT = diskElement('vdb', '/img/plain.img', { format: '' });
@@ -123,8 +114,7 @@ describe('resize', () => {
     const xml = domain(BOOT + ro + block + empty);
     const refused = async (disk: string) => {
       const fake = new FakeRunner(load(xml, 'shut off'));
-      const err = await failure(resizeDisk(context(fake), { name: 'u', disk, size: 2 * GiB }));
-      fake.done();
+      const err = await failure(resizeDisk(context(fake), { name: 'u', disk, size: 2 * GiB }), fake);
       return facts(err);
     };
     assert.deepEqual(await refused('vdb'), {
@@ -147,8 +137,7 @@ describe('resize', () => {
       ...load(domain(BOOT), 'shut off'),
       qemuImgInfo('/img/u.qcow2', { format: 'qcow2', 'virtual-size': 2 * GiB }),
     ]);
-    const err = await failure(resizeDisk(context(fake), { name: 'u', disk: 'vda', size: GiB }));
-    fake.done();
+    const err = await failure(resizeDisk(context(fake), { name: 'u', disk: 'vda', size: GiB }), fake);
     assert.deepEqual(facts(err), {
       code: 'usage',
       message: 'vda of u is 2G: vms does not shrink disks (asked for 1G)',

@@ -30,6 +30,8 @@ import {
   VM,
   withMade,
   type OtherVm,
+  failure,
+  facts,
 } from '../../helpers/disk-fake.js';
 
 const images = mkdtempSync(join(tmpdir(), 'vms-unit-disk-plug-'));
@@ -38,18 +40,6 @@ const context = (runner: FakeRunner, progress?: Progress) => diskContext(images,
 const WITH_SCSI = domain(BOOT + CDROM + SCSI_CONTROLLER_XML);
 const DATA = join(images, 'u-data.qcow2');
 const qcow2Files = () => readdirSync(images).filter((f) => f.endsWith('.qcow2'));
-
-/** The error `promise` rejects with (a VmsError), for exact checks of its code, message, hint and reason. */
-async function failure(promise: Promise<unknown>): Promise<VmsError> {
-  const err = await promise.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VmsError, String(err));
-  return err;
-}
-
-const facts = (e: VmsError) => ({ code: e.code, message: e.message, hint: e.hint, reason: e.reason });
 
 describe('disk add', () => {
   test('a sata disk on a shut-off VM: the file is made, then attached in the saved definition alone, steps named', async () => {
@@ -127,8 +117,7 @@ describe('disk add', () => {
       { ...virsh(['dumpxml', 'u', '--inactive', '--security-info']), result: broken }, // undo of the disk
       { ...virsh(['dumpxml', 'u', '--inactive', '--security-info']), result: broken }, // undo of the controller
     ]);
-    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }));
-    fake.done();
+    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }), fake);
     assert.deepEqual(
       leftBehind(err).map((l) => l.slice(0, l.indexOf(':'))),
       ['detach sdb from u', 'remove the scsi controller from u'],
@@ -138,8 +127,7 @@ describe('disk add', () => {
 
   test('a sata disk on a running VM is refused, with the buses that can be plugged in', async () => {
     const fake = new FakeRunner(load(VM, 'running', VM));
-    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'sata' }));
-    fake.done();
+    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'sata' }), fake);
     assert.deepEqual(facts(err), {
       code: 'conflict',
       message: "a sata disk cannot be plugged into a running VM (QEMU's AHCI has no hotplug)",
@@ -162,8 +150,7 @@ describe('disk add: a refused plug is explained, and everything made is taken ba
       device('attach-device', ['--live'], /<disk/, stderr),
       ...load(saved, 'running', live), // the undo: the disk is in neither definition
     ]);
-    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus }));
-    fake.done();
+    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus }), fake);
     assert.deepEqual(qcow2Files(), []);
     return err;
   }
@@ -221,8 +208,7 @@ describe('disk add: a refused plug is explained, and everything made is taken ba
       device('attach-device', ['--live', '--config'], /virtio-scsi/, NO_SLOTS),
       ...load(VM, 'running', VM), // the undo: no controller came in
     ]);
-    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }));
-    fake.done();
+    const err = await failure(addDisk(context(fake), { name: 'u', size: 2 ** 20, bus: 'scsi' }), fake);
     assert.deepEqual(facts(err), { code: 'conflict', message: NO_SLOT_MESSAGE, hint: STOP, reason: undefined });
     assert.deepEqual(qcow2Files(), []);
   });
@@ -245,8 +231,7 @@ describe('disk attach', () => {
 
   test('read-only on the sata bus is refused before anything is read', async () => {
     const fake = new FakeRunner([]);
-    const err = await failure(attach(fake, newFile(), 'sata', true));
-    fake.done();
+    const err = await failure(attach(fake, newFile(), 'sata', true), fake);
     assert.deepEqual(facts(err), {
       code: 'usage',
       message: 'a read-only disk cannot be on the sata bus (libvirt refuses it)',
@@ -287,16 +272,14 @@ describe('disk attach', () => {
     });
     saved.done();
     const live = new FakeRunner(load(VM, 'running', domain(BOOT + diskElement('vdd', path))));
-    assert.equal((await failure(attach(live, path))).message, `${path} is already attached to u as vdd`);
-    live.done();
+    assert.equal((await failure(attach(live, path), live)).message, `${path} is already attached to u as vdd`);
   });
 
   test('a file without write permission is attached read-only only', async () => {
     const path = newFile(0o444);
     const rec = recordingProgress();
     const fake = new FakeRunner([...load(VM, 'shut off'), ...inUseCalls(VM, [])]);
-    const err = await failure(attach(fake, path, 'virtio', false, rec.progress));
-    fake.done();
+    const err = await failure(attach(fake, path, 'virtio', false, rec.progress), fake);
     assert.deepEqual(facts(err), {
       code: 'conflict',
       message: `${path} is read-only (a clone's base?)`,
@@ -318,8 +301,7 @@ describe('disk attach', () => {
   test('a sata disk on a running VM is refused after the checks, with the buses that can be plugged in', async () => {
     const path = newFile();
     const fake = new FakeRunner([...load(VM, 'running', VM), ...inUseCalls(VM, [])]);
-    const err = await failure(attach(fake, path, 'sata'));
-    fake.done();
+    const err = await failure(attach(fake, path, 'sata'), fake);
     assert.equal(err.hint, 'stop u first (`vms stop u`), or use --bus virtio or scsi');
   });
 
@@ -386,8 +368,7 @@ describe('disk attach', () => {
     const vm = (name: string, disks: string): OtherVm => ({ name, xml: domain(disks, name) });
     const refused = async (path: string, others: OtherVm[], readonly: boolean, uSnapshots = {}) => {
       const fake = new FakeRunner([...load(VM, 'shut off'), ...inUseCalls(VM, others, uSnapshots)]);
-      const err = await failure(attach(fake, path, 'virtio', readonly));
-      fake.done();
+      const err = await failure(attach(fake, path, 'virtio', readonly), fake);
       return err;
     };
     const copy = (path: string, shutOff = '') => `attach a copy of it (cp --sparse=always ${path} COPY${shutOff})`;
@@ -441,8 +422,7 @@ describe('disk attach', () => {
       symlinkSync(path, link);
       const xml = domain(BOOT + diskElement('vdb', path, { format: 'raw' }));
       const fake = new FakeRunner([...load(xml, 'shut off'), ...inUseCalls(xml, [])]);
-      const err = await failure(attach(fake, link));
-      fake.done();
+      const err = await failure(attach(fake, link), fake);
       assert.equal(err.message, `${link} is in use: it is u's disk`);
     });
   });
