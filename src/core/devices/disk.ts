@@ -17,7 +17,7 @@ import {
   type DiskBus,
   type DiskDevice,
 } from '../../libvirt/disk-xml.js';
-import { changeDevice, liveDomain, placeDevices, type Where } from '../../libvirt/device-xml.js';
+import { changeDevice, liveDomain, type Placed, type Where } from '../../libvirt/device-xml.js';
 import { formatCommand } from '../../runner.js';
 import { explainNoSlot } from './hotplug.js';
 import { formatSize } from '../../size.js';
@@ -46,11 +46,13 @@ interface VmDisks {
   live: DiskDevice[];
   /** The live domain (parsed) while running: its controllers count for hotplug. */
   liveDomain?: XmlNode;
+  /** Both matched by target: the saved ones in their order, then those only the running VM has. */
+  placed: Placed<DiskDevice>[];
 }
 
 async function loadDisks(ctx: Context, name: string): Promise<VmDisks> {
-  const { vm, active, saved, live, liveDomain } = await loadVmDevices(ctx, name, diskDevices, (d) => d.target);
-  return { vm, active, saved, live: live ?? [], liveDomain };
+  const { vm, active, saved, live, liveDomain, placed } = await loadVmDevices(ctx, name, diskDevices, (d) => d.target);
+  return { vm, active, saved, live: live ?? [], liveDomain, placed };
 }
 
 /**
@@ -182,7 +184,8 @@ export async function removeScsiController(ctx: Context, name: string, lacking: 
   const virsh = ctx.virsh.uninterruptible();
   const now = await loadDisks({ ...ctx, virsh }, name);
   const added = {
-    live: lacking.live && hasScsiController(now.liveDomain!),
+    // A VM stopped since has no running definition: nothing to take out of it.
+    live: lacking.live && now.liveDomain !== undefined && hasScsiController(now.liveDomain),
     config: lacking.config && hasScsiController(now.vm.domain),
   };
   if (added.live || added.config) await changeDevice(virsh, 'detach-device', name, SCSI_CONTROLLER_XML, added);
@@ -475,11 +478,7 @@ export interface DiskRow {
 export async function listDisks(ctx: Context, name: string): Promise<DiskRow[]> {
   const disks = await loadDisks(ctx, name);
   const rows: DiskRow[] = [];
-  for (const { device: d, inConfig, live } of placeDevices(
-    disks.saved,
-    disks.active ? disks.live : undefined,
-    (d) => d.target,
-  )) {
+  for (const { device: d, inConfig, live } of disks.placed) {
     const info = d.path ? await ctx.qemuImg.info(d.path).catch(() => undefined) : undefined;
     rows.push({
       target: d.target,

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { resolveConfig } from '../../../src/config.js';
-import { createContext } from '../../../src/core/context.js';
 import { addDisk, attachDisk, detachDisk, resizeDisk } from '../../../src/core/devices/disk.js';
 import { VmsError } from '../../../src/errors.js';
 import { forCommandLine } from '../../../src/cli/hints.js';
@@ -26,13 +24,20 @@ import {
 import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
 import { assertValidDomainXml } from '../../helpers/validate-xml.js';
 import { batchCall } from '../../helpers/virsh-fake.js';
-
-const URI = 'qemu:///system';
-const domain = (devices: string) =>
-  `<domain type='qemu'><name>u</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>${devices}</devices></domain>`;
-const BOOT = `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/img/u.qcow2'/><target dev='vda' bus='virtio'/></disk>`;
-const CDROM = `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/iso/x.iso'/><target dev='sda' bus='sata'/><readonly/></disk>`;
-const VM = domain(BOOT + CDROM);
+import {
+  BOOT,
+  CDROM,
+  defined,
+  device,
+  diskContext,
+  domain,
+  load,
+  NO_SNAPSHOTS,
+  qemuImgCreate,
+  savedAgain,
+  virsh,
+  VM,
+} from '../../helpers/disk-fake.js';
 
 describe('disk XML', () => {
   test('target names count like libvirt: vda … vdz, vdaa …', () => {
@@ -143,46 +148,7 @@ describe('disk XML', () => {
 describe('disk commands (fake virsh)', () => {
   const images = mkdtempSync(join(tmpdir(), 'vms-unit-disk-'));
   after(() => rmSync(images, { recursive: true, force: true }));
-  const virsh = (args: string[] | ((a: readonly string[]) => boolean), stdout = ''): Expected => ({
-    cmd: 'virsh',
-    args: typeof args === 'function' ? args : ['-c', URI, ...args],
-    result: { stdout },
-  });
-  const load = (xml: string, state: string) => [
-    virsh(['dumpxml', 'u', '--inactive', '--security-info'], xml),
-    virsh(['domstate', 'u'], `${state}\n`),
-  ];
-  /** attach-device/detach-device NAME FILE FLAGS…, with the device file's content checked (it is gone afterwards). */
-  const device = (verb: string, flags: string[], content: RegExp, fail = false): Expected => ({
-    cmd: 'virsh',
-    args: (a) =>
-      a[2] === verb &&
-      a[3] === 'u' &&
-      content.test(readFileSync(a[4]!, 'utf8')) &&
-      a.slice(5).join(' ') === flags.join(' '),
-    result: fail
-      ? { exitCode: 1, stderr: 'error: Failed to attach device\nerror: internal error: something broke' }
-      : {},
-  });
-  /** `virsh define FILE`, with the definition's content checked. */
-  const defined = (content: RegExp | ((text: string) => boolean)): Expected => ({
-    cmd: 'virsh',
-    args: (a) =>
-      a[2] === 'define' &&
-      (typeof content === 'function' ? content : (t: string) => content.test(t))(readFileSync(a[3]!, 'utf8')),
-  });
-  const savedAgain = (xml: string) => virsh(['dumpxml', 'u', '--inactive', '--security-info'], xml);
-  const context = (runner: FakeRunner) =>
-    createContext({
-      config: resolveConfig({
-        env: { VMS_IMAGES_DIR: images, VMS_STATE_DIR: join(images, 'state'), VMS_CONFIG: join(images, 'none.json') },
-      }),
-      runner,
-    });
-  const qemuImgCreate = (size: number): Expected => ({
-    cmd: 'qemu-img',
-    args: (a) => a[0] === 'create' && a.at(-1) === String(size),
-  });
+  const context = (runner: FakeRunner) => diskContext(images, runner);
 
   test('add a scsi disk to a shut-off VM: a virtio-scsi controller first, then the disk and its file in metadata.made, in one define', async () => {
     const path = join(images, 'u-data.qcow2');
@@ -342,7 +308,6 @@ describe('disk commands (fake virsh)', () => {
       virsh(['list', '--all', '--name'], `u\n${others}`),
       batchCall(['dumpxml u --inactive'], answers),
     ];
-    const NO_SNAPSHOTS = ' Name   Creation Time   State\n-----\n';
 
     test('a file the user attached (not in metadata.made) is refused before anything is read or changed', async () => {
       const fake = new FakeRunner(load(withData([]), 'shut off'));
@@ -387,7 +352,6 @@ describe('disk commands (fake virsh)', () => {
 
   describe('attach of a file a VM uses', () => {
     const image = join(images, 'shared.qcow2');
-    const NO_SNAPSHOTS = ' Name   Creation Time   State\n-----\n';
     const user = (name: string, disk: string) => domain(disk).replace('<name>u</name>', `<name>${name}</name>`);
     const qcow2Disk = (path: string) =>
       `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='vda' bus='virtio'/></disk>`;
