@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leftBehind, Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+import { interrupted, VmsError } from '../../../src/errors.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -98,4 +99,49 @@ test('while a rollback runs, its Rollbacks name the steps not yet done (what a f
   // Each step still counts as left while it runs: it may not finish.
   assert.deepEqual(seen, [['undefine vm', 'remove disk', 'remove dir'], ['remove disk', 'remove dir'], ['remove dir']]);
   assert.deepEqual(cleanupInProgress(), [], 'nothing after it');
+});
+
+test('withUndo with a keep function that says so keeps everything made and rethrows the error as it was', async () => {
+  const ran: string[] = [];
+  const original = new Error('install failed');
+  await assert.rejects(
+    withUndo(
+      async (undo) => {
+        undo.push('remove disk', async () => {
+          ran.push('disk');
+        });
+        throw original;
+      },
+      () => true,
+    ),
+    (err: unknown) => err === original && original.message === 'install failed',
+  );
+  assert.deepEqual(ran, []);
+});
+
+test('an interrupted command is rolled back and reported as an interrupt, saying whether clean-up was complete', async () => {
+  const interruptedWith = async (failing: boolean) => {
+    let thrown: unknown;
+    await withUndo(async (undo) => {
+      undo.push('remove dir', async () => {
+        if (failing) throw new Error('EBUSY');
+      });
+      undo.push('undefine vm', async () => {
+        if (failing) throw new Error('gone');
+      });
+      throw interrupted();
+    }).catch((err: unknown) => (thrown = err));
+    assert.ok(thrown instanceof VmsError, 'a VmsError');
+    return { code: thrown.code, hint: thrown.hint, details: thrown.details };
+  };
+  assert.deepEqual(await interruptedWith(false), {
+    code: 'interrupted',
+    hint: 'everything this command had made so far was removed',
+    details: undefined,
+  });
+  assert.deepEqual(await interruptedWith(true), {
+    code: 'interrupted',
+    hint: 'some clean-up failed: see above for what is left',
+    details: 'undefine vm: gone\nremove dir: EBUSY',
+  });
 });
