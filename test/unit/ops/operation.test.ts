@@ -3,13 +3,21 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Journal, journalsDir, readJournals, type JournalRecord } from '../../../src/core/ops/journal.js';
+import { Journal, journalsDir, processStart, readJournals, type JournalRecord } from '../../../src/core/ops/journal.js';
 import { FlockLocks, LockBusy, lockOrder } from '../../../src/core/ops/locks.js';
 import { withOperation } from '../../../src/core/ops/operation.js';
 import { repairInterrupted } from '../../../src/core/ops/repair.js';
 import { withUndo } from '../../../src/core/ops/undo.js';
 import { VmsError } from '../../../src/errors.js';
-import { deadPid, journalFiles, opsContext, opsStateDir } from '../../helpers/journal-fixture.js';
+import {
+  deadJournal,
+  deadPid,
+  journalFiles,
+  opsContext,
+  opsStateDir,
+  readJournal,
+  writeJournal,
+} from '../../helpers/journal-fixture.js';
 
 test('locks are taken in one order: VMs by name, the host lock last', () => {
   assert.deepEqual(lockOrder({ vms: ['b', 'a', 'b'], host: true }), ['a', 'b', '~bases']);
@@ -189,4 +197,79 @@ test('an operation holds its VMs for its body, keeps no journal when done, and n
   assert.equal(result, 42);
   assert.deepEqual(journalFiles(dir), []);
   await (await new FlockLocks(dir, 0).acquire({ vms: ['v', 'w'] })).release();
+});
+
+test('work a killed vms could not finish blocks operations on its VMs (any of them) only, saying what is left', async () => {
+  const dir = opsStateDir();
+  const missing = join(dir, 'missing');
+  writeJournal(
+    dir,
+    deadJournal('stuck', {
+      vms: ['u', 'v'],
+      steps: [{ what: 'chmod', action: { kind: 'chmod', path: missing, mode: 0o644 } }],
+    }),
+  );
+  const pid = readJournal(join(journalsDir(dir), 'stuck.json')).pid;
+  await assert.rejects(
+    withOperation(opsContext(dir), { command: 'start', vms: ['v'] }, async () => assert.fail('ran')),
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.code === 'conflict' &&
+      err.message ===
+        `an interrupted vms clone (pid ${pid}) left work on u, v that could not be finished: chmod: ` +
+          `ENOENT: no such file or directory, chmod '${missing}'` &&
+      err.hint === '`vms repair` tries again and says what is left',
+  );
+  assert.equal(await withOperation(opsContext(dir), { command: 'start', vms: ['w'] }, async () => 'ran'), 'ran');
+});
+
+test('work a killed vms left and that is finished now blocks nothing', async () => {
+  const dir = opsStateDir();
+  writeJournal(
+    dir,
+    deadJournal('done', { vms: ['v'], steps: [{ what: 'rm', action: { kind: 'remove-file', path: join(dir, 'x') } }] }),
+  );
+  assert.equal(await withOperation(opsContext(dir), { command: 'start', vms: ['v'] }, async () => 'ran'), 'ran');
+  assert.deepEqual(journalFiles(dir), []);
+});
+
+test('"busy" names every live operation holding the lock, and no other (dead, its own, other VMs, not the host)', async () => {
+  const dir = opsStateDir();
+  const alive = { pid: process.pid, start: processStart(process.pid) };
+  writeJournal(dir, deadJournal('holder', { ...alive, command: 'clone', vms: ['v'], host: true }));
+  writeJournal(dir, deadJournal('second', { ...alive, command: 'set', vms: ['a', 'v'] }));
+  writeJournal(dir, deadJournal('me', { ...alive, command: 'mine', vms: ['v'], host: true })); // the asker's own
+  writeJournal(dir, deadJournal('other-vm', { ...alive, command: 'other', vms: ['w'], host: false }));
+  writeJournal(dir, deadJournal('dead', { command: 'dead', vms: ['v'], host: true })); // its process is gone
+  const lease = await new FlockLocks(dir, 0).acquire({ vms: ['v'], host: true });
+  const ctx = { ...opsContext(dir), operationId: 'me' };
+  const busy = (req: { vms: string[]; host?: boolean }) =>
+    withOperation(ctx, { command: 'start', ...req }, async () => assert.fail('ran while busy')).catch(
+      (err: VmsError) => [err.message, err.hint, err.reason],
+    );
+  try {
+    const hint = 'wait for it to finish, then try again';
+    assert.deepEqual(await busy({ vms: ['v'] }), [
+      `v is busy (vms clone, pid ${process.pid}; vms set, pid ${process.pid})`,
+      hint,
+      'lock.busy',
+    ]);
+    assert.deepEqual(await busy({ vms: [], host: true }), [
+      `another vms command is changing shared disks (vms clone, pid ${process.pid})`,
+      hint,
+      'lock.busy',
+    ]);
+  } finally {
+    await lease.release();
+  }
+});
+
+test('an operation inside another may take only locks the outer one holds', async () => {
+  const dir = opsStateDir();
+  await withOperation(opsContext(dir), { command: 'set', vms: ['v'] }, async (inner) => {
+    await assert.rejects(
+      withOperation(inner, { command: 'stop', vms: ['v', 'w'], host: true }, async () => assert.fail('ran')),
+      { message: 'internal: stop needs locks its operation does not hold: w, ~bases' },
+    );
+  });
 });

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import fsPromises, { rm } from 'node:fs/promises';
-import { syncBuiltinESMExports } from 'node:module';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runFileAction, runUndoAction, type UndoAction } from '../../../src/core/ops/undo-actions.js';
 import { domainFacts, parseDomainXml } from '../../../src/libvirt/domain-parse.js';
 import { VMS_NS } from '../../../src/libvirt/metadata.js';
 import type { Expected } from '../../helpers/fake-runner.js';
+import { afterLooking } from '../../helpers/fs-race.js';
 import { fakeContext, virshCall } from '../../helpers/virsh-fake.js';
 
 // Undo steps as data, as a failed command and a repair after a kill run them: the file actions on real files in a
@@ -37,20 +37,13 @@ test('remove-claim removes the empty file claimed at `since` (also claimed that 
 test('a claim removed by someone else between the look and the removal is no error', async () => {
   const path = join(scratch(), 'claim');
   writeFileSync(path, '');
-  // The file goes right after remove-claim has looked at it (fs.promises.stat, which undo-actions.ts imports, wrapped).
-  const look = fsPromises.stat;
-  fsPromises.stat = (async (...args: Parameters<typeof look>) => {
-    const st = await look(...args);
-    if (args[0] === path) await rm(path);
-    return st;
-  }) as typeof look;
-  syncBuiltinESMExports();
-  try {
-    await runFileAction({ kind: 'remove-claim', path, since: 0 });
-  } finally {
-    fsPromises.stat = look;
-    syncBuiltinESMExports();
-  }
+  // The file goes right after remove-claim has looked at it.
+  await afterLooking(
+    'stat',
+    path,
+    () => rm(path),
+    () => runFileAction({ kind: 'remove-claim', path, since: 0 }),
+  );
   assert.equal(existsSync(path), false);
 });
 
