@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leftBehind, Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+import { Journal } from '../../../src/core/ops/journal.js';
+import type { UndoAction } from '../../../src/core/ops/undo-actions.js';
 import { interrupted, VmsError } from '../../../src/errors.js';
+import { opsStateDir, readJournal } from '../../helpers/journal-fixture.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -144,4 +147,46 @@ test('an interrupted command is rolled back and reported as an interrupt, saying
     hint: 'some clean-up failed: see above for what is left',
     details: 'undefine vm: gone\nremove dir: EBUSY',
   });
+});
+
+/** A journal in a state dir of its own, and its steps as written now. */
+async function journaled() {
+  const journal = await Journal.create(opsStateDir(), { id: 'op', command: 'clone', vms: ['v'], host: false });
+  return { journal, written: () => readJournal(journal.path).steps.map((s) => s.what) };
+}
+
+test('a rollback writes each step off the journal as soon as it is undone; only the failed ones stay', async () => {
+  const { journal, written } = await journaled();
+  const seen: string[][] = [];
+  const run = async (action: UndoAction) => {
+    seen.push(written());
+    if (action.kind === 'remove-file' && action.path === '/second') throw new Error('EBUSY');
+  };
+  const undo = new UndoStack(run, journal);
+  await undo.add('first', { kind: 'remove-file', path: '/first' });
+  await undo.add('second', { kind: 'remove-file', path: '/second' });
+  await undo.add('third', { kind: 'remove-file', path: '/third' });
+  assert.deepEqual(await undo.rollback(), ['second: EBUSY']);
+  assert.deepEqual(seen, [
+    ['first', 'second', 'third'],
+    ['first', 'second'],
+    ['second', 'first'],
+  ]);
+  assert.deepEqual(written(), ['second'], 'the failed step stays, the one undone after it is gone');
+});
+
+test('what a keep function keeps is not left for a repair to undo', async () => {
+  const { journal, written } = await journaled();
+  await assert.rejects(
+    withUndo(
+      async (undo) => {
+        await undo.add('remove disk', { kind: 'remove-file', path: '/disk' });
+        throw new Error('install failed');
+      },
+      { keep: () => true, journal },
+    ),
+    { message: 'install failed' },
+  );
+  assert.deepEqual(written(), []);
+  assert.equal(journal.pending, false);
 });
