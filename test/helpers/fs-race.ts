@@ -1,10 +1,10 @@
 // Another process acting at the worst moment (not a test file itself): right after vms has looked at a path through
-// fs.promises (a stat, a readdir), something changes it, before vms acts on what it saw. The named export that src
+// fs.promises (a stat, a readdir) or written it, something changes it, before vms acts on what it saw or did. The named export that src
 // imports from node:fs/promises is wrapped for the duration of `fn` (syncBuiltinESMExports updates the bindings).
 import fsPromises from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 
-type Look = 'stat' | 'readdir';
+type Look = 'stat' | 'readdir' | 'writeFile';
 
 export async function afterLooking<T>(
   look: Look,

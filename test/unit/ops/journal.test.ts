@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   removeDeadTempJournals,
   rewriteJournal,
 } from '../../../src/core/ops/journal.js';
+import { afterLooking } from '../../helpers/fs-race.js';
 import { deadJournal, deadPid, journalFiles, opsStateDir, readJournal } from '../../helpers/journal-fixture.js';
 
 // The journal an operation keeps while it runs: which process wrote it (a pid can be reused), the undo steps of every
@@ -129,12 +130,51 @@ test('rewriteJournal replaces the file whole (via a temp copy): indented JSON, a
   assert.deepEqual(journalFiles(dir), ['op-w.json']);
 });
 
-test('a journal removed is not written again by a flush queued before', async () => {
+test('Journal.create writes down who runs it: the command, its VMs and locks, this pid and its start time', async () => {
+  const dir = opsStateDir();
+  const before = new Date().toISOString();
+  const journal = await Journal.create(dir, { id: 'op-c', command: 'clone', vms: ['a', 'b'], host: true });
+  const { started, ...rest } = readJournal(journal.path);
+  assert.deepEqual(rest, {
+    id: 'op-c',
+    command: 'clone',
+    vms: ['a', 'b'],
+    host: true,
+    pid: process.pid,
+    start: processStart(process.pid),
+    steps: [],
+  });
+  assert.equal(started >= before && started <= new Date().toISOString(), true, `started ${started}`);
+  assert.equal(journal.path, join(journalsDir(dir), 'op-c.json'));
+});
+
+test('a removed journal stays removed: a write under way ends first, a flush after is not written', async () => {
   const dir = opsStateDir();
   const journal = await Journal.create(dir, { id: 'op-r', command: 'start', vms: ['v'], host: false });
-  const late = journal.flush();
+  let removing: Promise<void> | undefined;
+  // The removal is asked for while a write is under way (its temp copy written, not yet renamed into place), and
+  // has the time to finish before the write goes on, if it does not wait for it.
+  await afterLooking(
+    'writeFile',
+    `${journal.path}.${process.pid}.tmp`,
+    async () => {
+      removing ??= journal.remove();
+      await new Promise((r) => setTimeout(r, 50));
+    },
+    () => journal.flush(),
+  );
+  await removing;
+  assert.deepEqual(journalFiles(dir), []);
+  await journal.flush(); // a step pushed late (its flush is not awaited)
+  assert.deepEqual(journalFiles(dir), []);
+  await journal.remove(); // removed twice: no error
+});
+
+test('a journal whose last write failed is still removed without an error', async () => {
+  const dir = opsStateDir();
+  const journal = await Journal.create(dir, { id: 'op-e', command: 'start', vms: ['v'], host: false });
+  rmSync(journalsDir(dir), { recursive: true });
+  await assert.rejects(journal.flush(), { code: 'ENOENT' });
   await journal.remove();
-  await late;
-  assert.equal(existsSync(journal.path), false);
   assert.deepEqual(journalFiles(dir), []);
 });
