@@ -133,7 +133,13 @@ test('rewriteJournal replaces the file whole (via a temp copy): indented JSON, a
 test('Journal.create writes down who runs it: the command, its VMs and locks, this pid and its start time', async () => {
   const dir = opsStateDir();
   const before = new Date().toISOString();
-  const journal = await Journal.create(dir, { id: 'op-c', command: 'clone', vms: ['a', 'b'], host: true });
+  const umask = process.umask(0); // the mode asked for shows, not the umask's
+  const journal = await Journal.create(dir, { id: 'op-c', command: 'clone', vms: ['a', 'b'], host: true }).finally(() =>
+    process.umask(umask),
+  );
+  assert.equal(statSync(journal.path).mode & 0o777, 0o664);
+  const text = readFileSync(journal.path, 'utf8');
+  assert.equal(text, JSON.stringify(JSON.parse(text), null, 1) + '\n');
   const { started, ...rest } = readJournal(journal.path);
   assert.deepEqual(rest, {
     id: 'op-c',
