@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +14,7 @@ import { eventProgress } from '../../../src/core/progress.js';
 import { eventLog, vmFiles } from '../../../src/core/vm/vm-files.js';
 import { VmsError } from '../../../src/errors.js';
 import { FakeRunner } from '../../helpers/fake-runner.js';
+import { afterLooking } from '../../helpers/fs-race.js';
 
 function setup(operationId = 'lx1-op') {
   const dir = mkdtempSync(join(tmpdir(), 'vms-oplog-'));
@@ -131,4 +133,57 @@ test('without an event-based Progress (a library caller, --json in tests) an ope
     ctx.progress.step('Starting quiet', async () => {}),
   );
   assert.deepEqual(readdirSync(files('quiet').dir), []);
+});
+
+test("each operation adds its own log (0755 dir, 0644 files, whatever the umask), with the operation's own duration", async () => {
+  const { ctx, files, heard } = setup('lx1-op');
+  mkdirSync(files('web').dir);
+  const second = createContext({
+    config: ctx.config,
+    runner: new FakeRunner([]),
+    locks: noLocks,
+    progress: eventProgress(new EventBus('lx2-op')),
+    operationId: 'lx2-op',
+  });
+  const umask = process.umask(0);
+  const t0 = performance.now();
+  try {
+    await withOperation(ctx, { command: 'start', vms: ['web'] }, () => new Promise((r) => setTimeout(r, 30)));
+    await withOperation(second, { command: 'stop', vms: ['web'] }, async () => {});
+  } finally {
+    process.umask(umask);
+  }
+  const wall = performance.now() - t0;
+  const mode = (path: string) => statSync(path).mode & 0o777;
+  const logs = files('web').eventLogs;
+  assert.deepEqual(readdirSync(logs).sort(), ['lx1-op.ndjson', 'lx2-op.ndjson']);
+  assert.deepEqual([mode(logs), ...readdirSync(logs).map((f) => mode(join(logs, f)))], [0o755, 0o644, 0o644]);
+  const end = heard.find((e) => e.type === 'operation.end');
+  const took = end?.type === 'operation.end' ? end.durationMs : -1;
+  assert.equal(took >= 30 && took <= wall, true, `took ${took} ms of ${wall}`);
+});
+
+test('an operation failing with a plain Error ends with its message only', async () => {
+  const { ctx, heard } = setup();
+  await assert.rejects(
+    withOperation(ctx, { command: 'start', vms: ['web'] }, async () => {
+      throw new Error('boom');
+    }),
+    { message: 'boom' },
+  );
+  const end = heard.at(-1)!;
+  assert.deepEqual(end.type === 'operation.end' && end.error, { message: 'boom' });
+});
+
+test('a log removed by someone else while the old ones are pruned is no error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-oplog-'));
+  const names = Array.from({ length: 4 }, (_, i) => `m${i}-x.ndjson`);
+  for (const n of names) writeFileSync(join(dir, n), '');
+  await afterLooking(
+    'readdir',
+    dir,
+    () => rm(join(dir, names[0]!)),
+    () => pruneEventLogs(dir, 1),
+  );
+  assert.deepEqual(readdirSync(dir), [names[3]]);
 });

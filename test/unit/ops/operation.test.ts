@@ -1,29 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig } from '../../../src/config.js';
-import { createContext, type Context } from '../../../src/core/context.js';
-import { Journal, journalsDir, readJournals, type JournalRecord } from '../../../src/core/ops/journal.js';
-import { FlockLocks, LockBusy, lockOrder, noLocks } from '../../../src/core/ops/locks.js';
+import { Journal, journalsDir, processStart, readJournals, type JournalRecord } from '../../../src/core/ops/journal.js';
+import { FlockLocks, LockBusy, lockOrder } from '../../../src/core/ops/locks.js';
 import { withOperation } from '../../../src/core/ops/operation.js';
 import { repairInterrupted } from '../../../src/core/ops/repair.js';
 import { withUndo } from '../../../src/core/ops/undo.js';
 import { VmsError } from '../../../src/errors.js';
-import { FakeRunner } from '../../helpers/fake-runner.js';
-
-const stateDir = () => mkdtempSync(join(tmpdir(), 'vms-op-'));
-const context = (dir: string, opts: { locks?: FlockLocks | typeof noLocks; runner?: FakeRunner } = {}): Context =>
-  createContext({
-    config: resolveConfig({ env: { VMS_STATE_DIR: dir, VMS_IMAGES_DIR: dir, VMS_CONFIG: join(dir, 'none.json') } }),
-    runner: opts.runner ?? new FakeRunner([]),
-    locks: opts.locks ?? new FlockLocks(dir, 0),
-  });
-/** The pid of a process that has ended (a dead vms, for a journal). */
-const deadPid = () => spawnSync('true').pid!;
-const journalFiles = (dir: string) => (existsSync(journalsDir(dir)) ? readdirSync(journalsDir(dir)) : []);
+import {
+  deadJournal,
+  deadPid,
+  journalFiles,
+  opsContext,
+  opsStateDir,
+  readJournal,
+  writeJournal,
+} from '../../helpers/journal-fixture.js';
 
 test('locks are taken in one order: VMs by name, the host lock last', () => {
   assert.deepEqual(lockOrder({ vms: ['b', 'a', 'b'], host: true }), ['a', 'b', '~bases']);
@@ -31,7 +25,7 @@ test('locks are taken in one order: VMs by name, the host lock last', () => {
 });
 
 test('a held VM lock makes a second taker wait, then fail with LockBusy naming it; released, it is free again', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const first = await new FlockLocks(dir, 0).acquire({ vms: ['a', 'b'] });
   const t0 = Date.now();
   await assert.rejects(
@@ -46,7 +40,7 @@ test('a held VM lock makes a second taker wait, then fail with LockBusy naming i
 });
 
 test('a killed holder leaves no lock behind (the kernel drops it with the process)', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   // A process that takes the lock and then is killed with SIGKILL, as a vms killed mid-command would be.
   const script = `import('${new URL('../../../src/core/ops/locks.ts', import.meta.url).pathname}').then(async (m) => { await new m.FlockLocks(${JSON.stringify(dir)}, 0).acquire({ vms: ['v'] }); console.log('held'); setInterval(() => {}, 1000); })`;
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -67,7 +61,7 @@ test('a killed holder leaves no lock behind (the kernel drops it with the proces
 });
 
 test('undo steps are written to the journal before they are needed, and leave it when done or undone', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const journal = await Journal.create(dir, { id: 'op1', command: 'clone', vms: ['a'], host: false });
   const read = () => JSON.parse(readFileSync(journal.path, 'utf8')) as JournalRecord;
   const seen: string[][] = [];
@@ -99,7 +93,7 @@ test('undo steps are written to the journal before they are needed, and leave it
 });
 
 test('an undo step that fails stays in the journal for a later repair; the error says what is left', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const journal = await Journal.create(dir, { id: 'op2', command: 'clone', vms: ['a'], host: false });
   await assert.rejects(
     withUndo(
@@ -119,7 +113,7 @@ test('an undo step that fails stays in the journal for a later repair; the error
 });
 
 test('repair undoes a dead operation newest first, says what it could not, and removes its journal', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const [a, b] = [join(dir, 'a.qcow2'), join(dir, 'b')];
   writeFileSync(a, 'a');
   writeFileSync(b, 'b');
@@ -143,7 +137,7 @@ test('repair undoes a dead operation newest first, says what it could not, and r
   writeFileSync(join(journalsDir(dir), `dead.json.${record.pid}.tmp`), '{"half'); // a write the kill cut short
   assert.equal((await readJournals(dir))[0]!.alive, false);
 
-  const reports = await repairInterrupted(context(dir));
+  const reports = await repairInterrupted(opsContext(dir));
   assert.equal(reports.length, 1);
   assert.deepEqual(reports[0]!.done, ['remove b', 'remove a']);
   assert.deepEqual(reports[0]!.unknown, ['only the process knew']);
@@ -154,19 +148,19 @@ test('repair undoes a dead operation newest first, says what it could not, and r
 });
 
 test('repair leaves a live operation alone', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const live = await Journal.create(dir, { id: 'live', command: 'clone', vms: ['v'], host: false });
-  assert.deepEqual(await repairInterrupted(context(dir)), []);
+  assert.deepEqual(await repairInterrupted(opsContext(dir)), []);
   assert.ok(existsSync(live.path));
 });
 
 test('a busy VM is refused with the command and pid that hold it; names are checked before any file is touched', async () => {
-  const dir = stateDir();
+  const dir = opsStateDir();
   const holder = await Journal.create(dir, { id: 'holder', command: 'clone', vms: ['v'], host: true });
   const lease = await new FlockLocks(dir, 0).acquire({ vms: ['v'], host: true });
   try {
     await assert.rejects(
-      withOperation(context(dir), { command: 'start', vms: ['v'] }, async () => assert.fail('ran while busy')),
+      withOperation(opsContext(dir), { command: 'start', vms: ['v'] }, async () => assert.fail('ran while busy')),
       (err: unknown) =>
         err instanceof VmsError &&
         err.exitCode === 4 &&
@@ -174,7 +168,7 @@ test('a busy VM is refused with the command and pid that hold it; names are chec
         err.message === `v is busy (vms clone, pid ${process.pid})`,
     );
     await assert.rejects(
-      withOperation(context(dir), { command: 'clone', vms: ['w'], host: true }, async () =>
+      withOperation(opsContext(dir), { command: 'clone', vms: ['w'], host: true }, async () =>
         assert.fail('ran while busy'),
       ),
       { message: `another vms command is changing shared disks (vms clone, pid ${process.pid})` },
@@ -185,15 +179,15 @@ test('a busy VM is refused with the command and pid that hold it; names are chec
   }
   const before = readdirSync(dir);
   await assert.rejects(
-    withOperation(context(dir), { command: 'start', vms: ['../x'] }, async () => assert.fail('ran')),
+    withOperation(opsContext(dir), { command: 'start', vms: ['../x'] }, async () => assert.fail('ran')),
     { code: 'usage' },
   );
   assert.deepEqual(readdirSync(dir), before);
 });
 
 test('an operation holds its VMs for its body, keeps no journal when done, and nests inside itself', async () => {
-  const dir = stateDir();
-  const ctx = context(dir);
+  const dir = opsStateDir();
+  const ctx = opsContext(dir);
   const result = await withOperation(ctx, { command: 'set', vms: ['v', 'w'] }, async (inner) => {
     assert.equal(journalFiles(dir).length, 1, 'its journal names it while it runs');
     await assert.rejects(new FlockLocks(dir, 0).acquire({ vms: ['w'] }), LockBusy);
@@ -203,4 +197,79 @@ test('an operation holds its VMs for its body, keeps no journal when done, and n
   assert.equal(result, 42);
   assert.deepEqual(journalFiles(dir), []);
   await (await new FlockLocks(dir, 0).acquire({ vms: ['v', 'w'] })).release();
+});
+
+test('work a killed vms could not finish blocks operations on its VMs (any of them) only, saying what is left', async () => {
+  const dir = opsStateDir();
+  const missing = join(dir, 'missing');
+  writeJournal(
+    dir,
+    deadJournal('stuck', {
+      vms: ['u', 'v'],
+      steps: [{ what: 'chmod', action: { kind: 'chmod', path: missing, mode: 0o644 } }],
+    }),
+  );
+  const pid = readJournal(join(journalsDir(dir), 'stuck.json')).pid;
+  await assert.rejects(
+    withOperation(opsContext(dir), { command: 'start', vms: ['v'] }, async () => assert.fail('ran')),
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.code === 'conflict' &&
+      err.message ===
+        `an interrupted vms clone (pid ${pid}) left work on u, v that could not be finished: chmod: ` +
+          `ENOENT: no such file or directory, chmod '${missing}'` &&
+      err.hint === '`vms repair` tries again and says what is left',
+  );
+  assert.equal(await withOperation(opsContext(dir), { command: 'start', vms: ['w'] }, async () => 'ran'), 'ran');
+});
+
+test('work a killed vms left and that is finished now blocks nothing', async () => {
+  const dir = opsStateDir();
+  writeJournal(
+    dir,
+    deadJournal('done', { vms: ['v'], steps: [{ what: 'rm', action: { kind: 'remove-file', path: join(dir, 'x') } }] }),
+  );
+  assert.equal(await withOperation(opsContext(dir), { command: 'start', vms: ['v'] }, async () => 'ran'), 'ran');
+  assert.deepEqual(journalFiles(dir), []);
+});
+
+test('"busy" names every live operation holding the lock, and no other (dead, its own, other VMs, not the host)', async () => {
+  const dir = opsStateDir();
+  const alive = { pid: process.pid, start: processStart(process.pid) };
+  writeJournal(dir, deadJournal('holder', { ...alive, command: 'clone', vms: ['v'], host: true }));
+  writeJournal(dir, deadJournal('second', { ...alive, command: 'set', vms: ['a', 'v'] }));
+  writeJournal(dir, deadJournal('me', { ...alive, command: 'mine', vms: ['v'], host: true })); // the asker's own
+  writeJournal(dir, deadJournal('other-vm', { ...alive, command: 'other', vms: ['w'], host: false }));
+  writeJournal(dir, deadJournal('dead', { command: 'dead', vms: ['v'], host: true })); // its process is gone
+  const lease = await new FlockLocks(dir, 0).acquire({ vms: ['v'], host: true });
+  const ctx = { ...opsContext(dir), operationId: 'me' };
+  const busy = (req: { vms: string[]; host?: boolean }) =>
+    withOperation(ctx, { command: 'start', ...req }, async () => assert.fail('ran while busy')).catch(
+      (err: VmsError) => [err.message, err.hint, err.reason],
+    );
+  try {
+    const hint = 'wait for it to finish, then try again';
+    assert.deepEqual(await busy({ vms: ['v'] }), [
+      `v is busy (vms clone, pid ${process.pid}; vms set, pid ${process.pid})`,
+      hint,
+      'lock.busy',
+    ]);
+    assert.deepEqual(await busy({ vms: [], host: true }), [
+      `another vms command is changing shared disks (vms clone, pid ${process.pid})`,
+      hint,
+      'lock.busy',
+    ]);
+  } finally {
+    await lease.release();
+  }
+});
+
+test('an operation inside another may take only locks the outer one holds', async () => {
+  const dir = opsStateDir();
+  await withOperation(opsContext(dir), { command: 'set', vms: ['v'] }, async (inner) => {
+    await assert.rejects(
+      withOperation(inner, { command: 'stop', vms: ['v', 'w'], host: true }, async () => assert.fail('ran')),
+      { message: 'internal: stop needs locks its operation does not hold: w, ~bases' },
+    );
+  });
 });

@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leftBehind, Rollbacks, UndoStack, withUndo } from '../../../src/core/ops/undo.js';
+import { Journal } from '../../../src/core/ops/journal.js';
+import type { UndoAction } from '../../../src/core/ops/undo-actions.js';
+import { interrupted, VmsError } from '../../../src/errors.js';
+import { opsStateDir, readJournal } from '../../helpers/journal-fixture.js';
 
 test('rollback undoes newest first, reports failures and keeps going', async () => {
   const undo = new UndoStack();
@@ -98,4 +102,91 @@ test('while a rollback runs, its Rollbacks name the steps not yet done (what a f
   // Each step still counts as left while it runs: it may not finish.
   assert.deepEqual(seen, [['undefine vm', 'remove disk', 'remove dir'], ['remove disk', 'remove dir'], ['remove dir']]);
   assert.deepEqual(cleanupInProgress(), [], 'nothing after it');
+});
+
+test('withUndo with a keep function that says so keeps everything made and rethrows the error as it was', async () => {
+  const ran: string[] = [];
+  const original = new Error('install failed');
+  await assert.rejects(
+    withUndo(
+      async (undo) => {
+        undo.push('remove disk', async () => {
+          ran.push('disk');
+        });
+        throw original;
+      },
+      () => true,
+    ),
+    (err: unknown) => err === original && original.message === 'install failed',
+  );
+  assert.deepEqual(ran, []);
+});
+
+test('an interrupted command is rolled back and reported as an interrupt, saying whether clean-up was complete', async () => {
+  const interruptedWith = async (failing: boolean) => {
+    let thrown: unknown;
+    await withUndo(async (undo) => {
+      undo.push('remove dir', async () => {
+        if (failing) throw new Error('EBUSY');
+      });
+      undo.push('undefine vm', async () => {
+        if (failing) throw new Error('gone');
+      });
+      throw interrupted();
+    }).catch((err: unknown) => (thrown = err));
+    assert.ok(thrown instanceof VmsError, 'a VmsError');
+    return { code: thrown.code, hint: thrown.hint, details: thrown.details };
+  };
+  assert.deepEqual(await interruptedWith(false), {
+    code: 'interrupted',
+    hint: 'everything this command had made so far was removed',
+    details: undefined,
+  });
+  assert.deepEqual(await interruptedWith(true), {
+    code: 'interrupted',
+    hint: 'some clean-up failed: see above for what is left',
+    details: 'undefine vm: gone\nremove dir: EBUSY',
+  });
+});
+
+/** A journal in a state dir of its own, and its steps as written now. */
+async function journaled() {
+  const journal = await Journal.create(opsStateDir(), { id: 'op', command: 'clone', vms: ['v'], host: false });
+  return { journal, written: () => readJournal(journal.path).steps.map((s) => s.what) };
+}
+
+test('a rollback writes each step off the journal as soon as it is undone; only the failed ones stay', async () => {
+  const { journal, written } = await journaled();
+  const seen: string[][] = [];
+  const run = async (action: UndoAction) => {
+    seen.push(written());
+    if (action.kind === 'remove-file' && action.path === '/second') throw new Error('EBUSY');
+  };
+  const undo = new UndoStack(run, journal);
+  await undo.add('first', { kind: 'remove-file', path: '/first' });
+  await undo.add('second', { kind: 'remove-file', path: '/second' });
+  await undo.add('third', { kind: 'remove-file', path: '/third' });
+  assert.deepEqual(await undo.rollback(), ['second: EBUSY']);
+  assert.deepEqual(seen, [
+    ['first', 'second', 'third'],
+    ['first', 'second'],
+    ['second', 'first'],
+  ]);
+  assert.deepEqual(written(), ['second'], 'the failed step stays, the one undone after it is gone');
+});
+
+test('what a keep function keeps is not left for a repair to undo', async () => {
+  const { journal, written } = await journaled();
+  await assert.rejects(
+    withUndo(
+      async (undo) => {
+        await undo.add('remove disk', { kind: 'remove-file', path: '/disk' });
+        throw new Error('install failed');
+      },
+      { keep: () => true, journal },
+    ),
+    { message: 'install failed' },
+  );
+  assert.deepEqual(written(), []);
+  assert.equal(journal.pending, false);
 });
