@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -149,6 +150,14 @@ const result = (over: Partial<FetchResult> & { path: string }): FetchResult => (
   ...over,
 });
 const isoUrl = () => `${url}${ARCH_ISO}`;
+/** Runs `fn` once the client has written `bytes` bytes to `part` (a busy machine may take its time to). */
+const whenPartHolds = (part: string, bytes: number, fn: () => void) => {
+  const poll = setInterval(() => {
+    if ((existsSync(part) ? statSync(part).size : 0) < bytes) return;
+    clearInterval(poll);
+    fn();
+  }, 20);
+};
 const gets = () => mirror.seen.map((s) => [s.url.replace('/iso/latest/', ''), s.range ?? '-']);
 const NO_GPG = 'gpg is not installed: the ISO was checked by sha256 only';
 
@@ -395,7 +404,7 @@ describe('fetchIso: mirrors that fail', () => {
     const h = setup(t);
     mirror.isoAnswer = (_req, res) => {
       res.writeHead(200, { 'content-length': String(iso.length) });
-      res.write(iso.subarray(0, 2048), () => setTimeout(() => res.socket?.destroy(), 200));
+      res.write(iso.subarray(0, 2048), () => whenPartHolds(h.part, 2048, () => res.socket?.destroy()));
     };
     await assert.rejects(fetchIso(h.ctx, { mirror: url }), (e: unknown) => {
       assert.ok(e instanceof VmsError);
@@ -435,9 +444,9 @@ describe('fetchIso: mirrors that fail', () => {
       res.writeHead(200, { 'content-length': String(iso.length) });
       res.write(iso.subarray(0, 4096));
     };
-    await rejectsWith(fetchIso(h.ctx, { mirror: url, idleTimeoutMs: 700 }), {
+    await rejectsWith(fetchIso(h.ctx, { mirror: url, idleTimeoutMs: 1500 }), {
       code: 'timeout',
-      message: `the mirror sent nothing for 1s (${isoUrl()})`,
+      message: `the mirror sent nothing for 2s (${isoUrl()})`,
       hint: `run \`vms iso fetch\` again to resume from 4K (the partial download is kept in ${h.part}), or ${MIRRORS_HINT}`,
     });
     assert.ok(readFileSync(h.part).equals(iso.subarray(0, 4096)));
@@ -448,7 +457,7 @@ describe('fetchIso: mirrors that fail', () => {
     mirror.isoAnswer = (_req, res) => {
       mirror.open.add(res);
       res.writeHead(200, { 'content-length': String(iso.length) });
-      res.write(iso.subarray(0, 4096), () => setTimeout(() => h.abort.abort(), 100));
+      res.write(iso.subarray(0, 4096), () => whenPartHolds(h.part, 4096, () => h.abort.abort()));
     };
     await rejectsWith(fetchIso(h.ctx, { mirror: url }), {
       code: 'interrupted',
