@@ -135,6 +135,12 @@ function setup(t: TestContext, gpg?: Expected[]) {
     notes,
     transfers,
     runOptions,
+    /** An earlier fetch's .part with these bytes, and its record of the checksum it was for (null: no record). */
+    leavePart: (bytes: Buffer, forSha: string | null = sha(iso)) => {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${path}.part`, bytes);
+      if (forSha) writeFileSync(`${path}.part.sha256`, `${forSha}  ${ARCH_ISO}\n`);
+    },
     /** The names in the ISO dir now. */
     files: () => (existsSync(dir) ? readdirSync(dir).sort() : []),
   };
@@ -206,9 +212,7 @@ describe('fetchIso: the download', () => {
 
   test('resumes a .part started for this ISO with a Range request, hashing what it had', async (t) => {
     const h = setup(t);
-    mkdirSync(h.dir);
-    writeFileSync(h.part, iso.subarray(0, 100_000));
-    writeFileSync(h.record, `${sha(iso)}  ${ARCH_ISO}\n`);
+    h.leavePart(iso.subarray(0, 100_000));
     const r = await fetchIso(h.ctx, { mirror: url });
     assert.deepEqual(r, result({ path: h.path, resumedFrom: 100_000 }));
     assert.ok(readFileSync(h.path).equals(iso));
@@ -227,11 +231,9 @@ describe('fetchIso: the download', () => {
   });
 
   test('a .part of another release (or of no record) starts over, truncated', async (t) => {
-    for (const record of [`${sha('old')}  ${ARCH_ISO}\n`, undefined]) {
+    for (const record of [sha('old'), null]) {
       const h = setup(t);
-      mkdirSync(h.dir);
-      writeFileSync(h.part, randomBytes(500_000)); // longer than the ISO: it must be truncated
-      if (record) writeFileSync(h.record, record);
+      h.leavePart(randomBytes(500_000), record); // longer than the ISO: it must be truncated
       mirror.seen = [];
       const r = await fetchIso(h.ctx, { mirror: url });
       assert.deepEqual(r, result({ path: h.path }));
@@ -244,9 +246,7 @@ describe('fetchIso: the download', () => {
 
   test('a mirror that ignores the Range: the whole file again, from the start', async (t) => {
     const h = setup(t);
-    mkdirSync(h.dir);
-    writeFileSync(h.part, iso.subarray(0, 5000));
-    writeFileSync(h.record, `${sha(iso)}  ${ARCH_ISO}\n`);
+    h.leavePart(iso.subarray(0, 5000));
     mirror.isoAnswer = (_req, res) => res.writeHead(200, { 'content-length': String(iso.length) }).end(iso);
     const r = await fetchIso(h.ctx, { mirror: url });
     assert.deepEqual(r, result({ path: h.path }));
@@ -260,9 +260,7 @@ describe('fetchIso: the download', () => {
 
   test('a .part that is the whole ISO already (416): nothing more is downloaded', async (t) => {
     const h = setup(t);
-    mkdirSync(h.dir);
-    writeFileSync(h.part, iso);
-    writeFileSync(h.record, `${sha(iso)}  ${ARCH_ISO}\n`);
+    h.leavePart(iso);
     const r = await fetchIso(h.ctx, { mirror: url });
     assert.deepEqual(r, result({ path: h.path, resumedFrom: iso.length }));
     assert.ok(readFileSync(h.path).equals(iso));
@@ -272,9 +270,7 @@ describe('fetchIso: the download', () => {
 
   test('a .part longer than the ISO on the mirror (416): dropped and downloaded again', async (t) => {
     const h = setup(t);
-    mkdirSync(h.dir);
-    writeFileSync(h.part, Buffer.concat([iso, Buffer.from('more')]));
-    writeFileSync(h.record, `${sha(iso)}  ${ARCH_ISO}\n`);
+    h.leavePart(Buffer.concat([iso, Buffer.from('more')]));
     const r = await fetchIso(h.ctx, { mirror: url });
     assert.deepEqual(r, result({ path: h.path }));
     assert.ok(readFileSync(h.path).equals(iso));
@@ -374,9 +370,7 @@ describe('fetchIso: mirrors that fail', () => {
 
   test('a resume answered with another range fails and keeps the .part as it was', async (t) => {
     const h = setup(t);
-    mkdirSync(h.dir);
-    writeFileSync(h.part, iso.subarray(0, 100));
-    writeFileSync(h.record, `${sha(iso)}  ${ARCH_ISO}\n`);
+    h.leavePart(iso.subarray(0, 100));
     mirror.isoAnswer = (_req, res) =>
       res.writeHead(206, { 'content-range': `bytes 0-99/${iso.length}` }).end(iso.subarray(0, 100));
     await rejectsWith(fetchIso(h.ctx, { mirror: url }), {
@@ -466,6 +460,43 @@ describe('fetchIso: mirrors that fail', () => {
     });
     assert.ok(readFileSync(h.part).equals(iso.subarray(0, 4096)));
     assert.ok(!existsSync(`${h.path}.part.lock`), 'the lock is released');
+  });
+
+  test('Ctrl-C before a byte came: interrupted, nothing kept to speak of; Ctrl-C before anything: no request', async (t) => {
+    const h = setup(t);
+    mirror.isoAnswer = (_req, res) => {
+      mirror.open.add(res);
+      h.abort.abort();
+    };
+    await rejectsWith(fetchIso(h.ctx, { mirror: url }), { code: 'interrupted', message: 'interrupted' });
+    assert.deepEqual(h.files(), [`${ARCH_ISO}.part.sha256`]);
+
+    const early = setup(t);
+    early.abort.abort();
+    mirror.seen = [];
+    await assert.rejects(fetchIso(early.ctx, { mirror: url }), (e: unknown) => (e as Error).name === 'AbortError');
+    assert.deepEqual(mirror.seen, []);
+  });
+
+  test('a resume answered with less than the range it announced fails, the .part kept', async (t) => {
+    const h = setup(t);
+    h.leavePart(iso.subarray(0, 100));
+    mirror.isoAnswer = (_req, res) =>
+      res
+        .writeHead(206, { 'content-range': `bytes 100-1099/${iso.length}`, 'content-length': '1000' })
+        .end(iso.subarray(100, 1100));
+    await rejectsWith(fetchIso(h.ctx, { mirror: url }), {
+      code: 'failed',
+      message: `the download of ${ARCH_ISO} broke off after 1.1K of 293.1K: the mirror sent 1100 bytes of ${iso.length}`,
+      hint: `run \`vms iso fetch\` again to resume from 1.1K (the partial download is kept in ${h.part}), or ${MIRRORS_HINT}`,
+    });
+    assert.ok(readFileSync(h.part).equals(iso.subarray(0, 1100)));
+  });
+
+  test('without a Ctrl-C signal at all (a library caller): the same download', async (t) => {
+    const h = setup(t);
+    const { signal: _none, ...noSignal } = h.ctx;
+    assert.deepEqual(await fetchIso(noSignal, { mirror: url }), result({ path: h.path }));
   });
 
   test('a .part that cannot be written (the disk is full) says so and how to go on', async (t) => {
