@@ -352,7 +352,7 @@ async function download(
     if (plan.action === 'fail')
       throw res.status === 404
         ? httpError(url, res, ARCH_ISO)
-        : new VmsError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or `);
+        : mirrorError('failed', `cannot download ${url}: ${plan.message}`, `try again later, or `);
     if (plan.action === 'complete') return { sha256: hash.digest('hex'), resumedFrom: from };
     if (plan.action === 'restart') {
       ctx.progress.note(plan.note);
@@ -446,7 +446,7 @@ async function checkSignature(ctx: Context, mirror: string, file: string): Promi
         return 'sha256';
       }
       const why = check.result === 'bad' ? check.why : `${check.why}: ${errorSummary(r)}`;
-      return new VmsError(
+      return mirrorError(
         'failed',
         `the PGP signature of ${ARCH_ISO} from ${mirror} is bad: ${why}`,
         `the mirror may serve a tampered file: `,
@@ -532,7 +532,8 @@ async function fetchLocked(
     const verified = await checkSignature(ctx, mirror, p.part);
     if (verified instanceof VmsError) {
       await removePart(p);
-      throw new VmsError(verified.code, `${verified.message}; the download was deleted`, verified.hint);
+      const { code, hint, data } = verified;
+      throw new VmsError(code, `${verified.message}; the download was deleted`, hint, undefined, undefined, data);
     }
     await rename(p.part, p.path);
     await rm(p.record, { force: true });

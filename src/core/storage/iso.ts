@@ -162,6 +162,8 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
     cmdline: archisoCmdline(identity),
   };
   if (existsSync(boot.kernel) && existsSync(boot.initrd)) return boot;
+  // An entry appears whole (renamed into place): one with a file missing was damaged since, and would never heal.
+  await rm(dir, { recursive: true, force: true });
 
   const tool = findProgram(['xorriso', 'bsdtar'], ctx.host.env.PATH) as 'xorriso' | 'bsdtar' | undefined;
   if (!tool)

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { describeUse, filesInUse, realPath, type FileUse } from '../../../src/core/storage/files-in-use.js';
+import {
+  describeUse,
+  filesInUse,
+  noteUnchecked,
+  realPath,
+  type FileUse,
+} from '../../../src/core/storage/files-in-use.js';
 import { domainXmlReferences, snapshotReferences } from '../../../src/libvirt/domain-files.js';
 import { chainCall, disk, domainXml, metadata, NO_SNAPSHOTS } from '../../helpers/domain-fake.js';
 import type { Expected } from '../../helpers/fake-runner.js';
@@ -226,4 +232,232 @@ test('realPath resolves the existing part of a path and keeps the rest', () => {
   symlinkSync(join(dir, 'real'), join(dir, 'link'));
   assert.equal(realPath(join(dir, 'link', 'new', 'file.log')), join(realPath(dir), 'real', 'new', 'file.log'));
   assert.equal(realPath(join(dir, 'link', '..', 'real')), join(realPath(dir), 'real'));
+});
+
+// ---- every way a VM can be read only in part: each is named, and fails closed (incomplete) where files may hide ----
+
+const snapshotXml = (name: string, devices: string) =>
+  `<domainsnapshot><name>${name}</name><memory snapshot='internal'/><disks><disk name='vda' snapshot='internal'/></disks>` +
+  `${domainXml('v', devices)}</domainsnapshot>`;
+const rawDisk = domainXml('v', disk('/img/v.raw', 'vda', 'raw'));
+const listV = virshCall(['list', '--all', '--name'], 'v\n');
+const snapshotList = (stdout: string, fails = false) =>
+  virshCall(['snapshot-list', 'v', '--name'], stdout, fails ? { exitCode: 1, stderr: 'error: internal error' } : {});
+const TWO_ROWS = `${NO_SNAPSHOTS} s1   2026-01-01 10:00:00 +0000   shutoff\n s2   2026-01-02 10:00:00 +0000   shutoff\n`;
+
+/** filesInUse of the one VM v, whose reads are `calls`, made twice when v could not be fully read the first time. */
+async function readV(t: { after: (fn: () => void) => void }, calls: Expected[], readTwice: boolean) {
+  const { ctx, runner } = fakeContext([listV, ...calls, ...(readTwice ? calls : [])]);
+  t.after(() => runner.done());
+  return filesInUse(ctx);
+}
+const problem = (reason: string, incomplete = true) => [{ vm: 'v', reason, incomplete }];
+
+test('filesInUse: no saved definition (only the running one) is incomplete, its running files still listed', async (t) => {
+  const found = await readV(t, [batchCall(['dumpxml v --inactive'], ['', rawDisk, NO_SNAPSHOTS, ''])], true);
+  assert.deepEqual(found.unreadable, problem('virsh cannot print its saved definition'));
+  assert.deepEqual(
+    found.uses.map((u) => u.path),
+    ['/img/v.raw'],
+  );
+  assert.deepEqual(found.vms, [], 'no record without the saved definition');
+});
+
+test('filesInUse: a saved definition that cannot be parsed is incomplete; no running one is no problem', async (t) => {
+  const garbled = await readV(
+    t,
+    [batchCall(['dumpxml v --inactive'], ['<domain><name>v', rawDisk, NO_SNAPSHOTS, ''])],
+    true,
+  );
+  assert.equal(garbled.unreadable.length, 1);
+  assert.match(garbled.unreadable[0]!.reason, /^cannot read its saved definition: \S/);
+  assert.equal(garbled.unreadable[0]!.incomplete, true);
+  assert.deepEqual(garbled.vms, []);
+
+  const savedOnly = await readV(t, [batchCall(['dumpxml v --inactive'], [rawDisk, '', NO_SNAPSHOTS, ''])], false);
+  assert.deepEqual([savedOnly.unreadable, savedOnly.uses.map((u) => u.path)], [[], ['/img/v.raw']]);
+});
+
+test('filesInUse: snapshots that cannot be listed at all are incomplete', async (t) => {
+  const found = await readV(t, [batchCall(['dumpxml v --inactive'], [rawDisk, rawDisk, '', ''])], true);
+  assert.deepEqual(found.unreadable, problem('virsh cannot list its snapshots'));
+});
+
+test('filesInUse: no definition printed and virsh cannot say whether the VM exists: incomplete', async (t) => {
+  const found = await readV(
+    t,
+    [
+      batchCall(['dumpxml v --inactive'], ['', '', '', '']),
+      virshCall(['domuuid', 'v'], '', { exitCode: 1, stderr: 'error: internal error: something broke' }),
+    ],
+    true,
+  );
+  assert.deepEqual(found.unreadable, problem('virsh cannot print its definition'));
+});
+
+test('filesInUse: snapshot names asked again when the table has rows; a snapshot printed by nobody is incomplete', async (t) => {
+  const s2 = snapshotXml('s2', disk('/img/v-old.raw', 'vda', 'raw'));
+  const found = await readV(
+    t,
+    [
+      batchCall(['dumpxml v --inactive'], [rawDisk, rawDisk, TWO_ROWS, '']),
+      snapshotList('s1\ns2\n'),
+      batchCall(['snapshot-dumpxml v s1', 'snapshot-dumpxml v s2'], ['', s2]),
+      snapshotList('s1\ns2\n'), // s1 is still there: why it could not be printed is unknown
+    ],
+    true,
+  );
+  assert.deepEqual(found.unreadable, problem('cannot read its snapshot s1: virsh cannot print it'));
+  assert.deepEqual(
+    found.uses.map((u) => [u.path, u.snapshot ?? '-']),
+    [
+      ['/img/v.raw', '-'],
+      ['/img/v-old.raw', 's2'],
+    ],
+  );
+});
+
+test('filesInUse: a snapshot deleted meanwhile needs nothing; one whose list then fails is incomplete', async (t) => {
+  const s2 = snapshotXml('s2', disk('/img/v-old.raw', 'vda', 'raw'));
+  const read = (after: Expected) => [
+    batchCall(['dumpxml v --inactive'], [rawDisk, rawDisk, TWO_ROWS, '']),
+    snapshotList('s1\ns2\n'),
+    batchCall(['snapshot-dumpxml v s1', 'snapshot-dumpxml v s2'], ['', s2]),
+    after,
+  ];
+  const deleted = await readV(t, read(snapshotList('s2\n')), false);
+  assert.deepEqual(deleted.unreadable, []);
+  const unknown = await readV(t, read(snapshotList('', true)), true);
+  assert.deepEqual(unknown.unreadable, problem('cannot read its snapshot s1: virsh cannot print it'));
+});
+
+test('filesInUse: snapshot rows whose names cannot be asked again are incomplete; no rows, no snapshots', async (t) => {
+  const failed = await readV(
+    t,
+    [batchCall(['dumpxml v --inactive'], [rawDisk, rawDisk, TWO_ROWS, '']), snapshotList('', true)],
+    true,
+  );
+  assert.deepEqual(failed.unreadable, problem('virsh cannot list its snapshots'));
+  const none = await readV(t, [batchCall(['dumpxml v --inactive'], [rawDisk, rawDisk, NO_SNAPSHOTS, ''])], false);
+  assert.deepEqual(none.unreadable, []);
+});
+
+test('filesInUse: one file in two snapshots, one base under two disks: each use listed; one problem said once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  const f = (name: string) => join(dir, name);
+  for (const name of ['v1.qcow2', 'v2.qcow2', 'base.qcow2', 'w.qcow2']) writeFileSync(f(name), '');
+  const devices = disk(f('v1.qcow2'), 'vda') + disk(f('v2.qcow2'), 'vdb') + disk(f('w.qcow2'), 'vdc');
+  const xml = domainXml('v', devices);
+  const found = await readV(
+    t,
+    [
+      batchCall(['dumpxml v --inactive'], [xml, xml, TWO_ROWS, 's1\ns2\n']),
+      batchCall(
+        ['snapshot-dumpxml v s1', 'snapshot-dumpxml v s2'],
+        [snapshotXml('s1', disk(f('w.qcow2'), 'vda')), snapshotXml('s2', disk(f('w.qcow2'), 'vda'))],
+      ),
+      chainCall(f('v1.qcow2'), [f('v1.qcow2'), f('base.qcow2')]),
+      chainCall(f('v2.qcow2'), [f('v2.qcow2'), f('base.qcow2')]),
+      // w stands on a base that is gone: said once, though its definition and both snapshots name w
+      failingChainCall(f('w.qcow2'), 'no such file'),
+      infoCall(f('w.qcow2'), f('gone.qcow2')),
+    ],
+    false,
+  );
+  assert.deepEqual(
+    found.uses.map((u) => [
+      u.role,
+      u.path.replace(dir + '/', ''),
+      u.snapshot ?? '-',
+      (u.under ?? '-').replace(dir + '/', ''),
+    ]),
+    [
+      ['disk', 'v1.qcow2', '-', '-'],
+      ['disk', 'v2.qcow2', '-', '-'],
+      ['disk', 'w.qcow2', '-', '-'],
+      ['disk', 'w.qcow2', 's1', '-'],
+      ['disk', 'w.qcow2', 's2', '-'],
+      ['backing', 'base.qcow2', '-', 'v1.qcow2'],
+      ['backing', 'base.qcow2', '-', 'v2.qcow2'],
+      ['backing', 'gone.qcow2', '-', 'w.qcow2'],
+      ['backing', 'gone.qcow2', 's1', 'w.qcow2'],
+      ['backing', 'gone.qcow2', 's2', 'w.qcow2'],
+    ],
+  );
+  assert.deepEqual(found.unreadable, problem(`backing file ${f('gone.qcow2')} of ${f('w.qcow2')} is missing`, false));
+});
+
+test('usesOf sees a hard link as the same file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-unit-'));
+  writeFileSync(join(dir, 'v.raw'), '');
+  linkSync(join(dir, 'v.raw'), join(dir, 'hard.raw'));
+  const xml = domainXml('v', disk(join(dir, 'v.raw'), 'vda', 'raw'));
+  const found = await readV(t, [batchCall(['dumpxml v --inactive'], [xml, xml, NO_SNAPSHOTS, ''])], false);
+  assert.deepEqual(
+    found.usesOf(join(dir, 'hard.raw')).map((u) => u.path),
+    [join(dir, 'v.raw')],
+  );
+});
+
+test('describeUse: every role in words, snapshots named; noteUnchecked names each VM that may use a file', () => {
+  const use = (role: FileUse['role'], more: Partial<FileUse> = {}): FileUse => ({
+    path: '/x',
+    vm: 'v',
+    role,
+    access: 'write',
+    ...more,
+  });
+  assert.deepEqual(
+    [
+      use('disk'),
+      use('disk', { access: 'read' }),
+      use('backing'),
+      use('backing', { under: '/img/v.qcow2', snapshot: 's1' }),
+      use('cdrom'),
+      use('nvram'),
+      use('loader'),
+      use('kernel'),
+      use('initrd'),
+      use('console'),
+      use('serial'),
+      use('log'),
+      use('channel'),
+      use('memory'),
+      use('memory', { snapshot: 's1' }),
+    ].map(describeUse),
+    [
+      "v's disk",
+      "v's read-only disk",
+      "a base under v's disk",
+      "a base under v's disk /img/v.qcow2 (in its snapshot s1)",
+      "v's ISO (cdrom)",
+      "v's NVRAM (UEFI variables)",
+      "v's firmware",
+      "v's kernel",
+      "v's initrd",
+      "v's console socket",
+      "v's serial port",
+      "v's console transcript",
+      "v's channel socket",
+      "the memory file of v's snapshot",
+      "the memory file of v's snapshot s1",
+    ],
+  );
+  const notes: string[] = [];
+  const { ctx } = fakeContext([]);
+  const inUse = {
+    uses: [],
+    vms: [],
+    usesOf: () => [],
+    unreadable: [
+      { vm: 'a', reason: 'virsh cannot list its snapshots', incomplete: true },
+      { vm: 'b', reason: 'its disk /img/b.qcow2 is missing', incomplete: false },
+      { vm: 'c', reason: 'virsh cannot print its definition', incomplete: true },
+    ],
+  };
+  noteUnchecked({ ...ctx, progress: { ...ctx.progress, note: (m) => notes.push(m) } }, inUse, '/img/x.qcow2');
+  assert.deepEqual(notes, [
+    'could not check whether a uses /img/x.qcow2: virsh cannot list its snapshots',
+    'could not check whether c uses /img/x.qcow2: virsh cannot print its definition',
+  ]);
 });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { collectGarbage, planGc } from '../../../src/core/storage/gc.js';
 import { VmsError } from '../../../src/errors.js';
 import { VMS_NS } from '../../../src/libvirt/metadata.js';
+import { defineCall } from '../../helpers/domain-fake.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { batchCall, fakeContext, virshCall } from '../../helpers/virsh-fake.js';
 
@@ -98,4 +99,168 @@ test('gc plans again under its locks and removes the files, dropping them from t
   runner.done();
   assert.deepEqual([r.removed, r.notUpdated], [[f('a-data.img')], []]);
   assert.equal(existsSync(f('a-data.img')), false);
+});
+
+// ---- what exactly gc removes, under which locks, and what it writes back ------------------------------------------
+
+const qcowVm = (name: string, diskPath: string) =>
+  `<domain type='qemu'><name>${name}</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>` +
+  `<source file='${diskPath}'/><target dev='vda'/></disk></devices></domain>`;
+/** readAll's batch for more VMs: each with its saved and running definition and no snapshots. */
+const readVms = (vms: [string, string][]): Expected[] => [
+  virshCall(['list', '--all', '--name'], vms.map(([n]) => n).join('\n') + '\n'),
+  batchCall(
+    vms.map(([n]) => `dumpxml ${n} --inactive`),
+    vms.flatMap(([, xml]) => (xml ? [xml, xml, NONE, ''] : ['', '', '', ''])),
+  ),
+];
+
+test('gc: a VM with only a missing file does not block it; several unreadable VMs are all named', async (t) => {
+  for (const name of ['a.img', 'a-data.img', 'b.img', 'base.img']) writeFileSync(join(dir, name), 'x');
+  // m's qcow2 disk is missing: m names all it uses (incomplete: false), so gc goes on.
+  const { ctx, runner } = fakeContext(
+    readVms([
+      ['a', A],
+      ['b', B],
+      ['m', qcowVm('m', f('m-missing.qcow2'))],
+    ]),
+    {
+      VMS_IMAGES_DIR: dir,
+    },
+  );
+  t.after(() => runner.done());
+  const plan = await planGc(ctx);
+  assert.deepEqual(plan.unreadable, [
+    { vm: 'm', reason: `its disk ${f('m-missing.qcow2')} is missing`, incomplete: false },
+  ]);
+  assert.deepEqual(
+    plan.remove.map((r) => r.path),
+    [f('a-data.img')],
+  );
+  assert.deepEqual(plan.keep, []);
+
+  const twoBroken = fakeContext(
+    [
+      ...readVms([
+        ['a', A],
+        ['b', B],
+        ['x', ''],
+        ['y', ''],
+      ]),
+      virshCall(['domuuid', 'x'], 'u\n'),
+      virshCall(['domuuid', 'y'], 'u\n'),
+      ...readVms([
+        ['x', ''],
+        ['y', ''],
+      ]).slice(1),
+      virshCall(['domuuid', 'x'], 'u\n'),
+      virshCall(['domuuid', 'y'], 'u\n'),
+    ],
+    { VMS_IMAGES_DIR: dir },
+  );
+  const kept = await planGc(twoBroken.ctx);
+  twoBroken.runner.done();
+  assert.deepEqual(
+    kept.keep.map((k) => k.reason),
+    [
+      'VM x cannot be read (virsh cannot print its definition); ' +
+        'VM y cannot be read (virsh cannot print its definition): it may use it',
+    ],
+  );
+});
+
+test('gc: a file in a sibling dir whose name starts like the images dir is not ours', async (t) => {
+  const sibling = `${dir}-sibling`; // "/tmp/vms-unit-gc-XXXX-sibling" starts with "/tmp/vms-unit-gc-XXXX"
+  mkdirSync(sibling, { recursive: true });
+  writeFileSync(join(sibling, 's.img'), 'x');
+  writeFileSync(f('s.img'), 'x');
+  const S = vm('s', [], [join(sibling, 's.img'), f('s.img')]);
+  const { ctx, runner } = fakeContext(readVms([['s', S]]), { VMS_IMAGES_DIR: dir });
+  t.after(() => runner.done());
+  const plan = await planGc(ctx);
+  assert.deepEqual(
+    plan.remove.map((r) => r.path),
+    [f('s.img')],
+  );
+});
+
+test('gc removes in path order, reports the space, locks the VMs it edits, drops made files and bases from them', async (t) => {
+  const files = ['p.img', 'p-z.img', 'p-data.img', 'p-base.img', 'q.img', 'q-data.img'];
+  for (const name of files) writeFileSync(f(name), 'x'.repeat(5000));
+  // p lists its files out of order: the plan is sorted by path.
+  const P = vm('p', [f('p.img')], [f('p.img'), f('p-z.img'), f('p-data.img')], [f('p-base.img')]);
+  const Q = vm('q', [f('q.img')], [f('q.img'), f('q-data.img')]);
+  const pq: [string, string][] = [
+    ['p', P],
+    ['q', Q],
+  ];
+  const shown = await planGc(fakeContext(readVms(pq), { VMS_IMAGES_DIR: dir }).ctx);
+  const gone = [f('p-base.img'), f('p-data.img'), f('p-z.img'), f('q-data.img')];
+  assert.deepEqual(
+    shown.remove.map((r) => [r.path, r.madeFor, r.bytes]),
+    gone.map((p) => [p, [p.includes('/q') ? 'q' : 'p'], statSync(p).blocks * 512]),
+  );
+  assert.ok(
+    shown.remove.every((r) => r.bytes >= 5000),
+    'bytes, not blocks',
+  );
+
+  let defined = '';
+  const { ctx, runner } = fakeContext(
+    [
+      ...readVms(pq),
+      virshCall(['dumpxml', 'p', '--inactive', '--security-info'], P),
+      defineCall((xml) => (defined = xml)),
+      virshCall(['dumpxml', 'q', '--inactive', '--security-info'], '', {
+        exitCode: 1,
+        stderr: "error: failed to get domain 'q'",
+      }),
+    ],
+    { VMS_IMAGES_DIR: dir },
+  );
+  t.after(() => runner.done());
+  const requests: unknown[] = [];
+  const locks = ctx.locks;
+  const steps: string[] = [];
+  const progress = {
+    ...ctx.progress,
+    step: <T>(title: string, fn: () => Promise<T>) => {
+      steps.push(title);
+      // one of the files goes meanwhile (another gc, the user): gone is as good as removed
+      if (title.startsWith('Removing')) rmSync(f('p-z.img'));
+      return fn();
+    },
+  };
+  const r = await collectGarbage(
+    {
+      ...ctx,
+      progress,
+      locks: { acquire: (req) => (requests.push(req), locks.acquire(req)) },
+    },
+    shown,
+  );
+  assert.deepEqual(requests, [{ command: 'gc', vms: ['p', 'q'], host: true }]);
+  assert.deepEqual(steps, ['Removing 4 file(s)']);
+  assert.deepEqual(r.removed, gone);
+  for (const p of files) assert.equal(existsSync(f(p)), !gone.includes(f(p)), p);
+  // p's record keeps its disk, loses the removed files and the removed base
+  assert.match(defined, new RegExp(`<vms:made>${f('p.img')}</vms:made>`));
+  for (const p of gone) assert.ok(!defined.includes(p), p);
+  assert.deepEqual(r.notUpdated, [{ vm: 'q', reason: "no VM named 'q'" }]);
+});
+
+test('gc: a plan that changed since it was made (not asked) is a conflict that says so and removes nothing', async () => {
+  writeFileSync(f('a-data.img'), 'x');
+  for (const name of ['a.img', 'b.img', 'base.img']) writeFileSync(f(name), 'x');
+  const shown = await planGc(fakeContext(readAll(), { VMS_IMAGES_DIR: dir }).ctx);
+  const stale = fakeContext(readAll(['x']), { VMS_IMAGES_DIR: dir });
+  await assert.rejects(collectGarbage(stale.ctx, shown), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.equal(e.code, 'conflict');
+    assert.equal(e.message, 'the files to remove changed meanwhile (a VM started using one, or a new one is unused)');
+    assert.equal(e.hint, 'nothing was removed: run the command again');
+    return true;
+  });
+  stale.runner.done();
+  assert.ok(existsSync(f('a-data.img')));
 });

@@ -236,3 +236,54 @@ describe('the PGP check', () => {
     assert.equal(classifySignature('', [ARCH_RELEASE_KEY]).result, 'error');
   });
 });
+
+describe('exact edges', () => {
+  test('headers taken only when they are exactly what they should be', () => {
+    for (const length of ['x1000', '1000x'])
+      assert.deepEqual(planResponse(0, 200, null, length), { action: 'write', from: 0, total: undefined }, length);
+    assert.deepEqual(planResponse(400, 206, ' bytes 400-999/1000 ', null), { action: 'write', from: 400, total: 1000 });
+    for (const range of ['xbytes 400-999/1000', 'bytes 400-999/1000x'])
+      assert.equal(planResponse(400, 206, range, null).action, 'fail', range);
+    assert.deepEqual(planResponse(400, 206, undefined, null), {
+      action: 'fail',
+      message: "the mirror answered a resume from byte 400 with the range ''",
+    });
+    assert.deepEqual(planResponse(1000, 416, ' bytes */1000 ', null), { action: 'complete', total: 1000 });
+    for (const range of ['xbytes */1000', 'bytes */1000x'])
+      assert.deepEqual(planResponse(1000, 416, range, null), {
+        action: 'restart',
+        note: 'the partial download (1K) is longer than the ISO on the mirror: starting over',
+      });
+    assert.deepEqual(planResponse(400, 404, null, null), { action: 'fail', message: 'HTTP 404' }, 'a resume that 404s');
+  });
+
+  test('the rate window: a sample exactly the window old starts it; a rate from 500 ms on; no ETA without a total', () => {
+    const m = new TransferMeter(0, undefined, 0, 5000);
+    assert.equal(m.update(1 * M, 1000).rate, 2 ** 20, 'rate and no ETA without a total');
+    assert.equal(m.update(1 * M, 1000).eta, undefined);
+    const s = m.update(11 * M, 6000); // the 1000 ms sample is exactly 5 s old: the window starts there
+    assert.equal(s.rate, 2 * M);
+    assert.equal(s.eta, undefined);
+    assert.equal(s.text, '11M  2M/s');
+
+    const early = new TransferMeter(0, 10 * M, 0, 5000);
+    assert.deepEqual([early.update(1 * M, 499).rate, early.update(1 * M, 499).eta], [undefined, undefined]);
+    assert.equal(early.update(1 * M, 500).rate, 2 * M, 'from 500 ms on');
+
+    // uneven pieces: the rate is over the window from its start, not over the last piece
+    const uneven = new TransferMeter(0, 100 * M, 0, 5000);
+    uneven.update(1 * M, 1000);
+    uneven.update(5 * M, 3000);
+    assert.equal(uneven.update(6 * M, 4000).rate, 1.5 * M);
+  });
+
+  test('fingerprints only from fpr lines right after pub lines; the verdicts word by word', () => {
+    assert.deepEqual(primaryFingerprints(`fpr:::::::::${'A'.repeat(40)}:\npub:x\nuid:::::::::NOT_A_FPR:\n`), []);
+    const status = (l: string) => `[GNUPG:] ${l}\n`;
+    assert.deepEqual(classifySignature(status('REVKEYSIG 76A5EF9054449A5C Pierre'), [ARCH_RELEASE_KEY]), {
+      result: 'bad',
+      why: 'made by a revoked key (key 76A5EF9054449A5C)',
+    });
+    assert.deepEqual(classifySignature('', [ARCH_RELEASE_KEY]), { result: 'error', why: 'gpg could not check it' });
+  });
+});

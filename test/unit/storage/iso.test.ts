@@ -30,7 +30,8 @@ import {
 import { VmsError } from '../../../src/errors.js';
 import { resolveConfig } from '../../../src/config.js';
 import { createContext } from '../../../src/core/context.js';
-import { ExecaRunner } from '../../../src/runner.js';
+import { ExecaRunner, type RunResult } from '../../../src/runner.js';
+import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'vms-unit-iso-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -325,4 +326,223 @@ test('isoBootFiles: extracts once into the cache, and hashes a file again only w
   // …and once the file changes (a new mtime), it is hashed again.
   utimesSync(iso, new Date(), new Date(Date.now() + 5000));
   assert.equal((await isoBootFiles(ctx, iso)).sha256, sha);
+});
+
+// ---- isoBootFiles with the extraction on the strict fake runner: what lands in the cache, and what never does ------
+
+/**
+ * A Context with its own cache dir whose xorriso is the fake runner: `extract` gets the temporary dir it was asked to
+ * extract into (after the argv was checked) and writes there what it likes; its result is the run's.
+ */
+function fakeExtraction(t: { after: (fn: () => void) => void }, extract?: (tmp: string) => Partial<RunResult>) {
+  const cacheDir = mkdtempSync(join(TMP, 'cache-'));
+  const bin = mkdtempSync(join(TMP, 'bin-'));
+  writeFileSync(join(bin, 'xorriso'), '#!/bin/sh\nexit 1\n');
+  chmodSync(join(bin, 'xorriso'), 0o755);
+  const tmps: string[] = [];
+  const call: Expected = {
+    cmd: 'xorriso',
+    args: (a) => {
+      const tmp = dirname(a[6] ?? '');
+      const ok = JSON.stringify(a) === JSON.stringify(extractCommand('xorriso', BOOT_ISO, tmp).args);
+      if (ok) {
+        tmps.push(tmp);
+        call.result = extract?.(tmp);
+      }
+      return ok;
+    },
+  };
+  const runner = new FakeRunner(extract ? [call] : []);
+  t.after(() => runner.done());
+  const signal = new AbortController().signal;
+  const signals: unknown[] = [];
+  const run = runner.run.bind(runner);
+  runner.run = (cmd, args, opts) => (signals.push(opts?.signal), run(cmd, args, opts));
+  const base = createContext({ config: resolveConfig({ env: { VMS_CACHE_DIR: cacheDir } }), runner, signal });
+  const ctx = { ...base, host: { ...base.host, env: { PATH: bin } } };
+  const sha = createHash('sha256').update(readFileSync(BOOT_ISO)).digest('hex');
+  return { ctx, cacheDir, entry: join(cacheDir, 'iso', sha), tmps, signals, signal, bin };
+}
+/** Writes the two boot files (mode 0600, as an ISO may bring them) into `tmp`: `only` one of them when given. */
+const bootFiles = (tmp: string, only?: string) => {
+  for (const [name, data] of [
+    ['vmlinuz-linux', KERNEL],
+    ['initramfs-linux.img', INITRD],
+  ] as const) {
+    if (!only || only === name) writeFileSync(join(tmp, name), data, { mode: 0o600 });
+  }
+};
+const mode = (path: string) => statSync(path).mode & 0o7777;
+/** The names in the ISO cache but the checksums' dir: no temporary dir may be left there. */
+const cacheEntries = (cacheDir: string) => readdirSync(join(cacheDir, 'iso')).filter((n) => n !== 'checksums');
+
+test('isoBootFiles: extracted into a temporary dir of the cache, readable by QEMU, renamed whole into place', async (t) => {
+  const h = fakeExtraction(t, (tmp) => (bootFiles(tmp), {}));
+  const old = process.umask(0o077); // a strict umask: the modes are set, not left to it
+  let boot;
+  try {
+    boot = await isoBootFiles(h.ctx, BOOT_ISO);
+  } finally {
+    process.umask(old);
+  }
+  assert.match(h.tmps[0]!, new RegExp(`^${join(h.cacheDir, 'iso')}/\\.extract-[^/]+$`));
+  assert.deepEqual(h.signals, [h.signal], 'Ctrl-C stops the extraction');
+  assert.deepEqual(cacheEntries(h.cacheDir), [h.entry.split('/').pop()]);
+  assert.equal(mode(join(h.cacheDir, 'iso')), 0o2775, 'the ISO cache is a shared dir');
+  assert.equal(mode(h.entry), 0o755);
+  for (const f of ['vmlinuz-linux', 'initramfs-linux.img', 'identity.json'])
+    assert.equal(mode(join(h.entry, f)), 0o644, f);
+  const id = await readIsoIdentity(BOOT_ISO);
+  assert.equal(readFileSync(join(h.entry, 'identity.json'), 'utf8'), JSON.stringify({ iso: BOOT_ISO, ...id }) + '\n');
+  assert.deepEqual(boot, {
+    iso: BOOT_ISO,
+    sha256: h.entry.split('/').pop(),
+    identity: id,
+    kernel: join(h.entry, 'vmlinuz-linux'),
+    initrd: join(h.entry, 'initramfs-linux.img'),
+    cmdline: archisoCmdline(id),
+  });
+});
+
+test('isoBootFiles: a cache entry with only one boot file is extracted again', async (t) => {
+  const h = fakeExtraction(t, (tmp) => (bootFiles(tmp), {}));
+  mkdirSync(h.entry, { recursive: true });
+  writeFileSync(join(h.entry, 'vmlinuz-linux'), 'a kernel left alone');
+  const boot = await isoBootFiles(h.ctx, BOOT_ISO);
+  assert.equal(h.tmps.length, 1);
+  assert.deepEqual([readFileSync(boot.kernel), readFileSync(boot.initrd)], [KERNEL, INITRD], 'the whole entry anew');
+});
+
+test('isoBootFiles: another create that filled the entry meanwhile wins; anything else in the way is an error', async (t) => {
+  const theirs = fakeExtraction(t, (tmp) => {
+    bootFiles(tmp);
+    mkdirSync(theirs.entry);
+    writeFileSync(join(theirs.entry, 'vmlinuz-linux'), 'theirs');
+    writeFileSync(join(theirs.entry, 'initramfs-linux.img'), 'theirs');
+    return {};
+  });
+  const boot = await isoBootFiles(theirs.ctx, BOOT_ISO);
+  assert.equal(readFileSync(boot.kernel, 'utf8'), 'theirs');
+  assert.deepEqual(cacheEntries(theirs.cacheDir), [theirs.entry.split('/').pop()], 'the temporary dir is gone');
+
+  const file = fakeExtraction(t, (tmp) => (bootFiles(tmp), writeFileSync(file.entry, 'a file, not an entry'), {}));
+  await assert.rejects(isoBootFiles(file.ctx, BOOT_ISO), { code: 'ENOTDIR' });
+  assert.deepEqual(cacheEntries(file.cacheDir), [file.entry.split('/').pop()]);
+});
+
+test('isoBootFiles: an ISO without a boot file, or a tool that fails, leaves no cache entry and no temporary dir', async (t) => {
+  const noInitrd = fakeExtraction(
+    t,
+    (tmp) => (bootFiles(tmp, 'vmlinuz-linux'), { exitCode: 1, stderr: 'xorriso : FAILURE : not found\n' }),
+  );
+  await assert.rejects(isoBootFiles(noInitrd.ctx, BOOT_ISO), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual(
+      [e.code, e.message, e.hint, e.details],
+      [
+        'failed',
+        `${BOOT_ISO} has no initramfs-linux.img in arch/boot/x86_64/, where archiso keeps it`,
+        'is this an Arch Linux ISO, and complete? `vms iso fetch` downloads and verifies the current one',
+        'xorriso: xorriso : FAILURE : not found',
+      ],
+    );
+    return true;
+  });
+  assert.deepEqual(cacheEntries(noInitrd.cacheDir), []);
+
+  const noKernel = fakeExtraction(t, (tmp) => (bootFiles(tmp, 'initramfs-linux.img'), {}));
+  await assert.rejects(isoBootFiles(noKernel.ctx, BOOT_ISO), {
+    message: `${BOOT_ISO} has no vmlinuz-linux in arch/boot/x86_64/, where archiso keeps it`,
+  });
+  assert.deepEqual(cacheEntries(noKernel.cacheDir), []);
+
+  const failed = fakeExtraction(t, (tmp) => (bootFiles(tmp), { exitCode: 3, stderr: 'error: cannot write\n' }));
+  await assert.rejects(isoBootFiles(failed.ctx, BOOT_ISO), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual([e.code, e.message], ['failed', `cannot read ${BOOT_ISO} with xorriso: cannot write`]);
+    return true;
+  });
+  assert.deepEqual(cacheEntries(failed.cacheDir), []);
+});
+
+test('isoBootFiles: neither xorriso nor bsdtar: a missing tool, nothing made in the cache', async (t) => {
+  const h = fakeExtraction(t);
+  rmSync(join(h.bin, 'xorriso'));
+  await assert.rejects(isoBootFiles(h.ctx, BOOT_ISO), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual(
+      [e.code, e.message, e.hint],
+      [
+        'missingTool',
+        'neither xorriso nor bsdtar is installed: vms reads the kernel out of the ISO with one of them',
+        '`vms bootstrap` installs them',
+      ],
+    );
+    return true;
+  });
+  assert.deepEqual(cacheEntries(h.cacheDir), []);
+});
+
+test('isoBootFiles: a remembered checksum counts only when it is exactly one', async (t) => {
+  const h = fakeExtraction(t);
+  const sha = h.entry.split('/').pop()!;
+  // the entry is there: no extraction, only the checksum is looked up
+  mkdirSync(h.entry, { recursive: true });
+  for (const f of ['vmlinuz-linux', 'initramfs-linux.img']) writeFileSync(join(h.entry, f), '');
+  await isoBootFiles(h.ctx, BOOT_ISO);
+  const memoDir = join(h.cacheDir, 'iso', 'checksums');
+  const memo = join(memoDir, readdirSync(memoDir)[0]!);
+  for (const garbled of [`${'e'.repeat(64)}x`, `x${'e'.repeat(64)}`]) {
+    writeFileSync(memo, garbled);
+    assert.equal((await isoBootFiles(h.ctx, BOOT_ISO)).sha256, sha, garbled);
+    assert.equal(readFileSync(memo, 'utf8'), sha, 'hashed again and remembered');
+  }
+});
+
+test('readIsoIdentity closes the file, also when it is not an ISO', async () => {
+  const open = () => readdirSync('/proc/self/fd').length;
+  const before = open();
+  const notIso = writeTemp(Buffer.alloc(40 * 2048));
+  for (let i = 0; i < 20; i++) {
+    await readIsoIdentity(BOOT_ISO);
+    await readIsoIdentity(notIso).catch(() => undefined);
+  }
+  assert.equal(open(), before);
+});
+
+test('parsePrimaryVolumeDescriptor: the exact error; 881 bytes are enough; a date of zeros with a zone is set', () => {
+  assert.throws(
+    () => parsePrimaryVolumeDescriptor(Buffer.alloc(2048)),
+    (e: unknown) =>
+      e instanceof VmsError &&
+      e.message === 'not an ISO 9660 image (no primary volume descriptor)' &&
+      e.hint === 'pass an ISO image' &&
+      e.reason === 'iso.notIso',
+  );
+  const full = pvd('ARCH_1', '2024050110004300\0', '2025010203040506\x04');
+  assert.deepEqual(parsePrimaryVolumeDescriptor(full.subarray(0, 881)), parsePrimaryVolumeDescriptor(full));
+  // sixteen zeros but a zone byte: not "unset", so the modification date is taken, and it is no date
+  assert.deepEqual(parsePrimaryVolumeDescriptor(pvd('Z', '2024050110004300\0', '0000000000000000\x04')), {
+    label: 'Z',
+    uuid: undefined,
+  });
+  // a year with leading zeros is a date all the same
+  assert.equal(parsePrimaryVolumeDescriptor(pvd('Y', UNSET, '0999010203040506\0')).uuid, '0999-01-02-03-04-05-06');
+});
+
+test('checkIsoImage: a path it cannot resolve is a usage error; a read error that is not about the ISO is thrown', async () => {
+  const file = writeTemp(Buffer.from('x'));
+  await assert.rejects(checkIsoImage(join(file, 'x.iso'), 'h'), (e: unknown) => {
+    assert.ok(e instanceof VmsError);
+    assert.deepEqual(
+      [e.code, e.message, e.hint],
+      ['usage', `cannot read ${join(file, 'x.iso')}: ENOTDIR`, 'give an ISO image you can read'],
+    );
+    return true;
+  });
+  // /proc/self/mem is a regular file whose reads fail (EIO): not "not an ISO", not "permission denied"
+  await assert.rejects(
+    checkIsoImage('/proc/self/mem', 'h'),
+    (e: unknown) => !(e instanceof VmsError) && (e as NodeJS.ErrnoException).code === 'EIO',
+  );
 });

@@ -132,3 +132,29 @@ test('poolInfo combines pool-info and pool-dumpxml', async () => {
   assert.equal(p.type, 'dir');
   assert.equal(p.free, 246377123840);
 });
+
+test('listPools: a pool whose info or definition alone was printed is left out too', async () => {
+  const { ctx, runner } = fakeContext([
+    virshCall(['pool-list', '--all', '--name'], 'noxml\nnoinfo\nimages\n'),
+    batchCall(
+      ['pool-info noxml --bytes', 'pool-info noinfo --bytes', 'pool-info images --bytes'],
+      [INACTIVE_INFO, '', '', poolXml('noinfo', '/n'), RUNNING_INFO, poolXml('images', '/i')],
+    ),
+  ]);
+  assert.deepEqual(
+    (await listPools(ctx)).map((p) => p.name),
+    ['images'],
+  );
+  runner.done();
+});
+
+test('poolInfo: a failure other than "no such pool" is not turned into not found', async () => {
+  const { ctx, runner } = fakeContext([
+    virshCall(['pool-info', 'images', '--bytes'], '', {
+      exitCode: 1,
+      stderr: 'error: failed to connect to the hypervisor\nerror: Failed to connect socket: Permission denied\n',
+    }),
+  ]);
+  await assert.rejects(poolInfo(ctx, 'images'), (err: unknown) => err instanceof VmsError && err.exitCode !== 3);
+  runner.done();
+});
