@@ -115,7 +115,9 @@ test('stop: a guest that powers off after 0.6 s within --timeout 2: stopped when
   const took = Date.now() - started;
   p.strict.done();
   assert.deepEqual(r, { name: VM, state: 'shut off', changed: true });
-  assert.ok(took >= 600 && took < 1900, `returned once the guest was off, before the deadline: ${took} ms`);
+  // Before the deadline: at it, --force would have powered the guest off, a call the strict runner refuses. No upper
+  // bound on the time itself: a busy machine makes any such bound flaky (it failed once at 2 032 ms).
+  assert.ok(took >= 600, `returned once the guest was off, not before: ${took} ms`);
   assert.ok(p.runner.polls >= 3, `asked while it shut down, and once more for the result: ${p.runner.polls}`);
   assert.deepEqual(p.steps, ['Shutting down pw (ACPI, up to 2s)']);
 });
