@@ -72,6 +72,14 @@ export class GuestVm {
     this.guest ??= await startGuest(this.opts);
   }
 
+  /** Resolves once vms has closed every console connection; fails after `ms` with one still open. */
+  async allClosed(ms = 1000): Promise<void> {
+    for (const until = Date.now() + ms; (this.guest?.connections() ?? 0) > 0;) {
+      if (Date.now() > until) throw new Error(`${this.guest!.connections()} console connection(s) left open`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   async stop(): Promise<void> {
     await this.guest?.stop();
   }
