@@ -7,7 +7,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -21,6 +20,7 @@ import { VmsError } from '../../../src/errors.js';
 import { journalsDir, type JournalRecord } from '../../../src/core/ops/journal.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { GuestVm, type ScriptRun } from '../../helpers/guest-vm.js';
+import { openFiles } from '../../helpers/open-files.js';
 import { URI, contextOn, virshCall } from '../../helpers/virsh-fake.js';
 import { listedLater, recordingProgress, virshFails, vmXml } from '../../helpers/vm-fake.js';
 
@@ -279,16 +279,6 @@ function readJournals(stateDir: string): JournalRecord[] {
     .filter((f) => f.endsWith('.json'))
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as JournalRecord);
 }
-
-/** The files this process has open now (a transcript left open shows here). */
-const openFiles = () =>
-  readdirSync('/proc/self/fd').flatMap((fd) => {
-    try {
-      return [readlinkSync(join('/proc/self/fd', fd))];
-    } catch {
-      return [];
-    }
-  });
 
 test('install: the steps in order, each process and argv, the definitions made, what is left', async () => {
   // A package, its signature, and a file that is neither.
