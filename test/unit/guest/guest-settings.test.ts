@@ -349,22 +349,26 @@ test('parseSettings takes a whole line only: a VMS_ line with text after its clo
   });
 });
 
+/** The VmsError `fn` throws, as [code, message, hint, reason]. */
+function errorOf(fn: () => unknown): unknown[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof VmsError, String(err));
+    return [err.code, err.message, err.hint, err.reason];
+  }
+  return assert.fail('no error');
+}
+
 test('validateUser: the error says what a good name is, with its reason', () => {
-  assert.throws(
-    () => validateUser('Root'),
-    (err: unknown) => {
-      assert.ok(err instanceof VmsError, String(err));
-      assert.deepEqual(
-        [err.code, err.message, err.hint, err.reason],
-        [
-          'usage',
-          "invalid user name 'Root'",
-          'use a lowercase Linux user name other than root, for example alice',
-          'user.invalid',
-        ],
-      );
-      return true;
-    },
+  assert.deepEqual(
+    errorOf(() => validateUser('Root')),
+    [
+      'usage',
+      "invalid user name 'Root'",
+      'use a lowercase Linux user name other than root, for example alice',
+      'user.invalid',
+    ],
   );
 });
 
@@ -392,27 +396,14 @@ test('sshPublicKey: a relative key file without a directory given is taken from 
 
 test('sshPublicKey: the errors say what to give, with their reasons', () => {
   const dir = home({ 'bad.pub': `not-ssh-rsa AAAA me@host\n` });
-  const errorOf = (given: string) => {
-    try {
-      sshPublicKey(dir, given);
-    } catch (err) {
-      assert.ok(err instanceof VmsError, String(err));
-      return [err.code, err.message, err.hint, err.reason];
-    }
-    assert.fail(`${given} taken`);
-  };
   const missing = join(dir, '.ssh/missing.pub');
   const bad = join(dir, '.ssh/bad.pub');
-  assert.deepEqual(errorOf(missing), [
-    'usage',
-    `SSH key not found: ${missing}`,
-    'give a public key file (.pub)',
-    'sshKey.notFound',
-  ]);
-  assert.deepEqual(errorOf(bad), [
-    'usage',
-    `${bad} does not look like an SSH public key`,
-    'pass the .pub file',
-    undefined,
-  ]);
+  assert.deepEqual(
+    errorOf(() => sshPublicKey(dir, missing)),
+    ['usage', `SSH key not found: ${missing}`, 'give a public key file (.pub)', 'sshKey.notFound'],
+  );
+  assert.deepEqual(
+    errorOf(() => sshPublicKey(dir, bad)),
+    ['usage', `${bad} does not look like an SSH public key`, 'pass the .pub file', undefined],
+  );
 });
