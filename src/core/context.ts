@@ -26,6 +26,8 @@ export interface Host {
   env: Readonly<Record<string, string | undefined>>;
   /** Where relative paths they give start from. */
   cwd: string;
+  /** Where the host's system files are looked up (/usr/lib/virtiofsd, the pacman cache); '/' unless a test says. */
+  root?: string;
 }
 
 /** A path the caller gave, absolute: a relative one starts from the caller's directory, not this process's. */

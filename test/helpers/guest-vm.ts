@@ -28,6 +28,10 @@ export class GuestVm {
   readonly scripts: string[] = [];
   /** Root's password at the next login (none: the live ISO's root has none). */
   password?: string;
+  /** Marked commands that fail (exit status 1), say a mkdir or sync the test wants refused. */
+  fails?: RegExp;
+  /** What the console shows after `reboot`, each text after its delay (ms from the reboot). */
+  rebootOutput: [delayMs: number, text: string][] = [[20, '\r\nreboot: Restarting system\r\n\r\ntiny login: ']];
   private guest?: Guest;
   private readonly opts;
 
@@ -45,13 +49,14 @@ export class GuestVm {
         if (pushing(command, id, write)) return;
         const script = SCRIPT.exec(command);
         if (script) return this.runScript(script[2]!, id, write);
-        const status = OK.test(command) ? 0 : 127;
-        setTimeout(() => write(`${begin(id)}${status ? `sh: ${command}: not found\r\n` : ''}${end(id, status)}`), 1);
+        const status = this.fails?.test(command) ? 1 : OK.test(command) ? 0 : 127;
+        const error = status === 1 ? 'sh: failed\r\n' : status ? `sh: ${command}: not found\r\n` : '';
+        setTimeout(() => write(`${begin(id)}${error}${end(id, status)}`), 1);
       },
       raw: (line: string, write: (text: string) => void) => {
         if (!RAW.test(line)) return false;
         this.typed.push(line);
-        if (line === 'reboot') setTimeout(() => write('\r\nreboot: Restarting system\r\n\r\ntiny login: '), 20);
+        if (line === 'reboot') for (const [ms, text] of this.rebootOutput) setTimeout(() => write(text), ms);
         return true;
       },
     };
@@ -70,6 +75,14 @@ export class GuestVm {
   async boot(): Promise<void> {
     this.opts.password = this.password;
     this.guest ??= await startGuest(this.opts);
+  }
+
+  /** Resolves once vms has closed every console connection; fails after `ms` with one still open. */
+  async allClosed(ms = 1000): Promise<void> {
+    for (const until = Date.now() + ms; (this.guest?.connections() ?? 0) > 0;) {
+      if (Date.now() > until) throw new Error(`${this.guest!.connections()} console connection(s) left open`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   async stop(): Promise<void> {

@@ -68,7 +68,7 @@ const INSTALL_FIRST_PHASE_MS = 10 * 60_000;
 const GUEST_DIR = '/root/vms';
 
 const sharedCacheDir = (ctx: Context) => join(ctx.config.cacheDir.value, 'pkg');
-const HOST_PACMAN_CACHE = '/var/cache/pacman/pkg';
+const HOST_PACMAN_CACHE = 'var/cache/pacman/pkg'; // under the host's root
 
 /** The installer files: guest/ as built into vms, or VMS_GUEST_DIR (tests put a test installer there). */
 async function guestFiles(ctx: Context): Promise<Record<string, string>> {
@@ -108,10 +108,12 @@ async function requireFreeSpace(dir: string, needed: number): Promise<void> {
 
 /** Package caches shared into the install over virtiofs (guest/README.md: VMS_CACHE_RO/RW); none without virtiofsd. */
 function packageCacheShares(ctx: Context, name: string): { ro: Share[]; rw?: Share; reason?: string } {
-  if (!findVirtiofsd(ctx.host.env.PATH))
+  const root = ctx.host.root ?? '/';
+  if (!findVirtiofsd(ctx.host.env.PATH, root))
     return { ro: [], reason: 'virtiofsd is not installed: no shared package cache, every package is downloaded' };
   const ro: Share[] = [];
-  if (existsSync(HOST_PACMAN_CACHE)) ro.push({ source: HOST_PACMAN_CACHE, tag: `${PKG_CACHE_TAG_PREFIX}host` });
+  const hostCache = join(root, HOST_PACMAN_CACHE);
+  if (existsSync(hostCache)) ro.push({ source: hostCache, tag: `${PKG_CACHE_TAG_PREFIX}host` });
   ro.push({ source: sharedCacheDir(ctx), tag: `${PKG_CACHE_TAG_PREFIX}shared` });
   return { ro, rw: { source: vmPackageCache(ctx.config, name), tag: `${PKG_CACHE_TAG_PREFIX}vm` } };
 }
@@ -259,7 +261,7 @@ async function checkInstall(ctx: Context, opts: InstallOptions) {
   const iso = await resolveIso(ctx, opts.iso ?? ARCH_ISO, '`vms iso fetch` downloads the current Arch ISO');
   const disk = opts.disk ?? ctx.config.disk.value;
   await requireFreeSpace(ctx.config.imagesDir.value, Math.min(disk, MIN_FREE));
-  const host = hostFacts(ctx.host);
+  const host = hostFacts(ctx.host, ctx.host.root);
   const user = opts.user === undefined ? host.user : validateUser(opts.user);
   return { iso, disk, host, user, sshKey: sshPublicKey(host.home, opts.sshKey, ctx.host.cwd) };
 }

@@ -18,8 +18,8 @@ export function findProgram(names: string[], path: string | undefined): string |
   return undefined;
 }
 
-/** virtiofsd where distributions put it (libvirt finds it through QEMU's vhost-user descriptions). */
-export function findVirtiofsd(path: string | undefined): string | undefined {
-  const known = ['/usr/lib/virtiofsd', '/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
+/** virtiofsd where distributions put it under `root` (libvirt finds it through QEMU's vhost-user descriptions). */
+export function findVirtiofsd(path: string | undefined, root = '/'): string | undefined {
+  const known = ['usr/lib/virtiofsd', 'usr/libexec/virtiofsd', 'usr/lib/qemu/virtiofsd'].map((p) => join(root, p));
   return known.find((p) => existsSync(p)) ?? findProgram(['virtiofsd'], path);
 }

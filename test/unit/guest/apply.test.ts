@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { applyProfile } from '../../../src/core/guest/apply.js';
@@ -7,6 +7,8 @@ import { VmsError } from '../../../src/errors.js';
 import { renderMetadata } from '../../../src/libvirt/metadata.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { GuestVm, type ScriptRun } from '../../helpers/guest-vm.js';
+import { openFiles } from '../../helpers/open-files.js';
+import { journalsDir, type JournalRecord } from '../../../src/core/ops/journal.js';
 import { contextOn, URI, virshCall } from '../../helpers/virsh-fake.js';
 import { listedLater, loadCalls, recordingProgress, vmXml } from '../../helpers/vm-fake.js';
 
@@ -48,7 +50,17 @@ function installedVm(runs: Record<string, ScriptRun> = {}) {
 const CHAIN_STEPS = ['Copying profile scripts (tbase → tchild)', 'Applying profile tbase', 'Applying profile tchild'];
 
 test('apply on a shut-off VM: started, logged in with its password, the chain run, powered off again', async () => {
-  const vm = installedVm();
+  let journaled: string[][] = [];
+  const vm = installedVm({
+    'tbase.sh': {
+      does: () => {
+        const dir = journalsDir(vm.ctx.config.stateDir.value);
+        journaled = readdirSync(dir).map((f) =>
+          (JSON.parse(readFileSync(join(dir, f), 'utf8')) as JournalRecord).steps.map((s) => s.what),
+        );
+      },
+    },
+  });
   vm.expect(loadCalls(VM, 'shut off'), [vm.start, then('shut off'), then('shut off')]);
   const r = await applyProfile(vm.ctx, VM, 'tchild');
   vm.runner.done();
@@ -72,6 +84,8 @@ test('apply on a shut-off VM: started, logged in with its password, the chain ru
     transcript: join(vm.vmDir, 'apply.log'),
   });
   assert.match(readFileSync(r.transcript, 'utf8'), /----- vms apply ap tchild, /);
+  assert.deepEqual(journaled, [['power ap off again']], 'while the profiles ran, the undo was journaled by name');
+  assert.ok(!openFiles().includes(r.transcript), 'the transcript is closed');
 });
 
 test('apply on a running VM: not started, not powered off; the root shell is left (exit)', async () => {
@@ -86,6 +100,7 @@ test('apply on a running VM: not started, not powered off; the root shell is lef
     ['exit'],
   );
   assert.equal(r.state, 'running');
+  await vm.guest.allClosed();
 });
 
 test('a profile fails on a VM found shut off: the undo powers it off again; the error is the script’s', async () => {
@@ -109,6 +124,32 @@ test('a profile fails on a running VM: nothing is undone (it stays running)', as
   await assert.rejects(applyProfile(vm.ctx, VM, 'tchild'), /profile tbase failed with exit status 1/);
   vm.runner.done();
   assert.deepEqual(vm.guest.scripts, ['tbase.sh'], 'the chain stops at the first failure');
+  await vm.guest.allClosed(); // the console is let go after a failure too
+  assert.ok(!openFiles().includes(join(vm.vmDir, 'apply.log')), 'the transcript is closed');
+});
+
+test('an unfinished create is refused with what to do, its reason and the VM named', async () => {
+  const unfinished = vmXml(VM).replace(
+    '<devices>',
+    `<metadata>${renderMetadata({ pending: 'install', bases: [], made: [] })}</metadata><devices>`,
+  );
+  const vm = installedVm();
+  vm.expect(loadCalls(VM, 'shut off', unfinished));
+  await assert.rejects(applyProfile(vm.ctx, VM, 'tchild'), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.deepEqual(
+      [e.code, e.message, e.hint, e.reason, e.data],
+      [
+        'conflict',
+        'ap is an unfinished create (its install step)',
+        'finish its create first',
+        'apply.unfinished',
+        { name: VM },
+      ],
+    );
+    return true;
+  });
+  vm.runner.done();
 });
 
 test('refused before anything starts: an unfinished create, a paused VM, an unknown profile, no secrets', async () => {

@@ -7,12 +7,14 @@ import {
   powerOffFromGuest,
   pushFiles,
   rebootAndWait,
+  runProfiles,
   scriptFailed,
 } from '../../../src/core/guest/guest-session.js';
 import { pollUntil } from '../../../src/core/ops/poll.js';
 import { vmFiles } from '../../../src/core/vm/vm-files.js';
 import { VmsError } from '../../../src/errors.js';
-import { GuestVm } from '../../helpers/guest-vm.js';
+import type { Runner } from '../../../src/runner.js';
+import { GuestVm, type ScriptRun } from '../../helpers/guest-vm.js';
 import { contextOn, virshCall } from '../../helpers/virsh-fake.js';
 import { listedLater, recordingProgress } from '../../helpers/vm-fake.js';
 
@@ -31,7 +33,7 @@ const typedAtGuest = (guest: GuestVm, line: string) =>
   pollUntil(async () => guest.typed.includes(line), { timeoutMs: 2000, intervalMs: 10 });
 
 /** A context, the VM's files and transcript, and a booted fake guest on its console with root's `password`. */
-async function session(password?: string) {
+async function session(password?: string, runs: Record<string, ScriptRun> = {}) {
   const later = listedLater();
   const { ctx } = contextOn(later.runner, { VMS_BOOT_TIMEOUT: '5' });
   const rec = recordingProgress();
@@ -39,7 +41,7 @@ async function session(password?: string) {
   ctx.progress = { ...rec.progress, transcript: (text) => void seen.push(text) };
   const files = vmFiles(ctx.config, VM);
   mkdirSync(files.dir, { recursive: true });
-  const guest = new GuestVm(files.serialSocket);
+  const guest = new GuestVm(files.serialSocket, runs);
   guest.password = password;
   guests.push(guest);
   await guest.boot();
@@ -154,4 +156,108 @@ test('openTranscript appends (0600) under a header; scriptFailed: the status, ph
     ],
   );
   assert.equal(scriptFailed('install.sh', 1, 'x', t).message, 'install.sh failed with exit status 1');
+});
+
+/** Logged in on a fresh guest; `fn` gets the session, which is closed after it, and the transcript too. */
+async function loggedIn(
+  fn: (s: Awaited<ReturnType<typeof session>>, console: Awaited<ReturnType<typeof loginAsRoot>>) => Promise<void>,
+  runs: Record<string, ScriptRun> = {},
+) {
+  const s = await session(undefined, runs);
+  const console = await loginAsRoot(s.ctx, s.files, s.transcript);
+  try {
+    await fn(s, console);
+  } finally {
+    console.close();
+    await s.transcript.close();
+  }
+  return s;
+}
+
+/** The VmsError `promise` rejects with, as [code, message]. */
+async function failure(promise: Promise<unknown>): Promise<[string, string]> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof VmsError, String(err));
+    return [err.code, err.message];
+  }
+  return assert.fail('no error');
+}
+
+test('pushFiles: a directory the guest will not make fails naming it, before any file is sent', async () => {
+  await loggedIn(async (s, console) => {
+    s.guest.fails = /^mkdir /;
+    assert.deepEqual(await failure(pushFiles(console, '/root/x', { 'a.sh': 'echo a\n' })), [
+      'failed',
+      'cannot make /root/x in the guest (exit status 1)',
+    ]);
+    assert.deepEqual(s.guest.files.size, 0);
+  });
+});
+
+test('runProfiles: a sync that fails after the profiles fails the run, naming it', async () => {
+  await loggedIn(async (s, console) => {
+    s.guest.fails = /^sync$/;
+    const p = { name: 'p', text: 'echo p\n', from: 'test' };
+    assert.deepEqual(await failure(runProfiles(s.ctx, console, [p], new Map(), "VMS_USER='u'\n", s.transcript)), [
+      'failed',
+      'sync in the guest (exit status 1)',
+    ]);
+    assert.deepEqual(s.guest.scripts, ['p.sh']);
+  });
+});
+
+test('runProfiles: a profile that overruns its phase is a timeout naming the profile and the phase', async () => {
+  const runs = { 'slow.sh': { phases: [['packages', 1]], hangs: true } } satisfies Record<string, ScriptRun>;
+  await loggedIn(async (s, console) => {
+    const p = { name: 'slow', text: 'sleep 9\n', from: 'test' };
+    assert.deepEqual(await failure(runProfiles(s.ctx, console, [p], new Map(), "VMS_USER='u'\n", s.transcript)), [
+      'timeout',
+      "profile slow did not finish phase 'packages' within 1s",
+    ]);
+  }, runs);
+});
+
+test('powerOffFromGuest: a sync that fails stops it before the poweroff, naming it', async () => {
+  await loggedIn(async (s, console) => {
+    s.guest.fails = /^sync$/;
+    assert.deepEqual(await failure(powerOffFromGuest(s.ctx, console, VM, 0)), [
+      'failed',
+      'sync in the guest (exit status 1)',
+    ]);
+    assert.deepEqual(s.guest.typed.slice(1), [], 'no poweroff typed');
+  });
+});
+
+test('powerOffFromGuest: the note gives the wait in seconds', async () => {
+  await loggedIn(async (s, console) => {
+    // However often the wait asks (the clock decides), the guest runs on; then it is destroyed, once.
+    const asked: string[] = [];
+    const runner: Runner = {
+      run: async (_cmd, args) => {
+        asked.push(args[2]!);
+        return { stdout: args[2] === 'domstate' ? 'running\n' : '', stderr: '', exitCode: 0 };
+      },
+      interactive: async () => 0,
+    };
+    const ctx = { ...contextOn(runner, {}).ctx, progress: s.ctx.progress };
+    await powerOffFromGuest(ctx, console, VM, 1);
+    assert.deepEqual(asked.at(-1), 'destroy');
+    assert.ok(asked.slice(0, -1).every((a) => a === 'domstate') && asked.length >= 2, asked.join(' '));
+    assert.deepEqual(s.notes, ['gs did not power off within 0.001s after sync: powering it off']);
+  });
+});
+
+test('rebootAndWait: done at the login prompt at the end of the output (no space after it needed), not before', async () => {
+  await loggedIn(async (s, console) => {
+    s.guest.rebootOutput = [
+      [10, '\r\nreboot: Restarting system\r\nLast login: yesterday\r\n'],
+      [300, 'tiny login:'],
+    ];
+    const started = Date.now();
+    await rebootAndWait(s.ctx, console);
+    assert.ok(Date.now() - started >= 250, 'not done at "Last login: "');
+    assert.match(console.console.transcript, /tiny login:$/);
+  });
 });

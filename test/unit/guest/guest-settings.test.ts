@@ -342,3 +342,68 @@ test("sshPublicKey: a relative key file is the caller's, from their directory (n
   assert.equal(sshPublicKey(dir, '.ssh/work.pub', dir), RSA);
   assert.throws(() => sshPublicKey(dir, 'work.pub', dir), /: SSH key not found: work\.pub$/);
 });
+
+test('parseSettings takes a whole line only: a VMS_ line with text after its closing quote is not vms', () => {
+  assert.deepEqual(parseSettings("VMS_USER='bob'\nVMS_HOSTNAME='h' # edited\nVMS_DISK='/dev/vda'trailing\n"), {
+    VMS_USER: 'bob',
+  });
+});
+
+/** The VmsError `fn` throws, as [code, message, hint, reason]. */
+function errorOf(fn: () => unknown): unknown[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof VmsError, String(err));
+    return [err.code, err.message, err.hint, err.reason];
+  }
+  return assert.fail('no error');
+}
+
+test('validateUser: the error says what a good name is, with its reason', () => {
+  assert.deepEqual(
+    errorOf(() => validateUser('Root')),
+    [
+      'usage',
+      "invalid user name 'Root'",
+      'use a lowercase Linux user name other than root, for example alice',
+      'user.invalid',
+    ],
+  );
+});
+
+test('hostFacts: SUDO_USER=root names nobody: USER and HOME are taken as without sudo', () => {
+  const f = hostFacts(caller({ SUDO_USER: 'root', USER: 'bob', HOME: '/home/bob' }), fakeRoot());
+  assert.deepEqual(pick(f), { user: 'bob', home: '/home/bob' });
+});
+
+test('hostFacts: a LANG with more before its language, or a KEYMAP line commented out, is not taken', () => {
+  const env = { USER: 'bob', HOME: '/h' };
+  assert.equal(hostFacts(caller({ ...env, LANG: 'abcd_DE.UTF-8' }), fakeRoot()).locale, 'en_US.UTF-8');
+  assert.equal(hostFacts(caller({ ...env, LANG: 'x.de_DE.UTF-8' }), fakeRoot()).locale, 'en_US.UTF-8');
+  assert.equal(hostFacts(caller(env), fakeRoot({ vconsole: '#KEYMAP=de\nXKBKEYMAP=fr\n' })).keymap, 'us');
+});
+
+test("hostFacts: without a root given, the host's own files under / are read", () => {
+  const host = caller({ USER: 'bob', HOME: '/h', SUDO_USER: 'daemon' });
+  assert.deepEqual(hostFacts(host), hostFacts(host, '/'));
+});
+
+test('sshPublicKey: a relative key file without a directory given is taken from /', () => {
+  const dir = home({ 'work.pub': `${RSA}\n` });
+  assert.equal(sshPublicKey(dir, join(dir, '.ssh/work.pub').slice(1)), RSA);
+});
+
+test('sshPublicKey: the errors say what to give, with their reasons', () => {
+  const dir = home({ 'bad.pub': `not-ssh-rsa AAAA me@host\n` });
+  const missing = join(dir, '.ssh/missing.pub');
+  const bad = join(dir, '.ssh/bad.pub');
+  assert.deepEqual(
+    errorOf(() => sshPublicKey(dir, missing)),
+    ['usage', `SSH key not found: ${missing}`, 'give a public key file (.pub)', 'sshKey.notFound'],
+  );
+  assert.deepEqual(
+    errorOf(() => sshPublicKey(dir, bad)),
+    ['usage', `${bad} does not look like an SSH public key`, 'pass the .pub file', undefined],
+  );
+});

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -16,8 +17,10 @@ import { afterEach, test } from 'node:test';
 import { installVm, resumeInstall, type InstallOptions } from '../../../src/core/guest/install.js';
 import { renderMetadata } from '../../../src/libvirt/metadata.js';
 import { VmsError } from '../../../src/errors.js';
+import { journalsDir, type JournalRecord } from '../../../src/core/ops/journal.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { GuestVm, type ScriptRun } from '../../helpers/guest-vm.js';
+import { openFiles } from '../../helpers/open-files.js';
 import { URI, contextOn, virshCall } from '../../helpers/virsh-fake.js';
 import { listedLater, recordingProgress, virshFails, vmXml } from '../../helpers/vm-fake.js';
 
@@ -53,7 +56,7 @@ afterEach(async () => {
  * A host for one install: its dirs, the ISO (its kernel and initrd in the cache), a virtiofsd on the caller's PATH,
  * the fake guest, and the strict runner whose calls the test lists.
  */
-function host(runs: Record<string, ScriptRun> = {}) {
+function host(runs: Record<string, ScriptRun> = {}, env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'vms-inst-'));
   const state = join(dir, 'state');
   const images = join(dir, 'images');
@@ -76,8 +79,16 @@ function host(runs: Record<string, ScriptRun> = {}) {
     VMS_GUEST_DIR: resolve('test/fixtures/guest'),
     VMS_PROFILE_PATH: resolve('test/fixtures/profiles'),
     VMS_BOOT_TIMEOUT: '10',
+    ...env,
   });
-  ctx.host = { ...ctx.host, user: 'tester', home: join(dir, 'home'), env: { PATH: bin, HOME: join(dir, 'home') } };
+  const root = join(dir, 'root'); // the host's system files: none (no /usr/lib/virtiofsd, no pacman cache)
+  ctx.host = {
+    ...ctx.host,
+    user: 'tester',
+    home: join(dir, 'home'),
+    env: { PATH: bin, HOME: join(dir, 'home') },
+    root,
+  };
   const rec = recordingProgress();
   ctx.progress = rec.progress;
   const vmDir = join(state, VM);
@@ -86,6 +97,7 @@ function host(runs: Record<string, ScriptRun> = {}) {
   const defined: string[] = [];
   const w = {
     dir,
+    root,
     ctx,
     runner: later,
     ...rec,
@@ -219,15 +231,28 @@ function tree(dir: string): string[] {
 
 // ---- a whole install -------------------------------------------------------------------------------------------
 
+/** What install.sh saw on the host while it ran: the operation's journal, the per-VM cache dir's mode. */
+interface SeenDuringInstall {
+  journals: JournalRecord[];
+  /** Its permission bits; undefined when there is none. */
+  cacheRwMode?: number;
+}
+
 /**
  * A whole install whose install.sh "downloads" `downloaded` into the per-VM cache (as the guest does over virtiofs),
- * each file with set-id bits; `before` runs when the host is ready.
+ * each file with set-id bits, its inode noted (a rename keeps it, a copy does not); `before` runs when the host is
+ * ready. The umask is 0 meanwhile, so a directory made without its mode shows it.
  */
 async function wholeInstall(downloaded: Record<string, string>, before: (w: Host) => void = () => {}) {
+  const inodes = new Map<string, number>();
+  const seen: SeenDuringInstall = { journals: [] };
   const download = () => {
+    seen.journals = readJournals(w.ctx.config.stateDir.value);
+    if (existsSync(w.cacheRw)) seen.cacheRwMode = statSync(w.cacheRw).mode & 0o777;
     for (const [f, text] of Object.entries(downloaded)) {
       writeFileSync(join(w.cacheRw, f), text);
       chmodSync(join(w.cacheRw, f), 0o6775);
+      inodes.set(f, statSync(join(w.cacheRw, f)).ino);
     }
   };
   const w = host({
@@ -237,15 +262,28 @@ async function wholeInstall(downloaded: Record<string, string>, before: (w: Host
   });
   before(w);
   w.expect(checks(), make(w), installStep(w), afterInstall(w), profileStep(w), afterProfiles(w), result(w));
-  const r = await installVm(w.ctx, w.opts());
-  w.runner.done();
-  return { w, r };
+  const umask = process.umask(0);
+  try {
+    const r = await installVm(w.ctx, w.opts());
+    w.runner.done();
+    return { w, r, inodes, seen };
+  } finally {
+    process.umask(umask);
+  }
+}
+
+/** The operations' journals in `stateDir`, as they are now. */
+function readJournals(stateDir: string): JournalRecord[] {
+  const dir = journalsDir(stateDir);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as JournalRecord);
 }
 
 test('install: the steps in order, each process and argv, the definitions made, what is left', async () => {
   // A package, its signature, and a file that is neither.
   const downloaded = { 'a-1-x86_64.pkg.tar.zst': 'pkg a', 'a-1-x86_64.pkg.tar.zst.sig': 'sig a', 'notes.txt': 'no' };
-  const { w, r } = await wholeInstall(downloaded);
+  const { w, r, inodes, seen } = await wholeInstall(downloaded);
 
   assert.deepEqual(w.steps, [
     ...stepsToInstall(w),
@@ -277,6 +315,11 @@ test('install: the steps in order, each process and argv, the definitions made, 
   assert.match(live, new RegExp(`<vms:created-from>${w.iso}</vms:created-from>`));
   assert.match(live, new RegExp(`<source dir=['"]${w.cacheRw}['"]/>`));
   assert.match(live, new RegExp(`<source dir=['"]${w.sharedCache}['"]/>`));
+  assert.equal(
+    live.match(/<filesystem/g)?.length,
+    2,
+    'the shared cache and the per-VM one (no host pacman cache here)',
+  );
   assert.ok(!/<kernel>|<filesystem|device=['"]cdrom/.test(disk), disk);
   assert.match(disk, /<vms:pending>profile<\/vms:pending>/);
   assert.ok(!done.includes('<vms:pending>'), 'complete: nothing to resume');
@@ -293,6 +336,28 @@ test('install: the steps in order, each process and argv, the definitions made, 
   assert.match(settings, /^VMS_USER='?tester'?$/m);
   assert.match(settings, /^VMS_DISK='?\/dev\/vda'?$/m);
   assert.match(settings, /^VMS_CACHE_RW='?vms-pkg-vm'?$/m);
+  assert.match(settings, /^VMS_CACHE_RO='vms-pkg-shared'$/m);
+
+  // While install.sh ran: the per-VM cache 0755 (made with its mode, umask 0 here), each undo step journaled in order.
+  assert.equal(seen.cacheRwMode, 0o755);
+  assert.deepEqual(
+    seen.journals.map((j) => [j.command, j.vms, j.steps.map((s) => s.what)]),
+    [
+      [
+        'create',
+        [VM],
+        [
+          `remove ${w.vmDir}`,
+          `remove ${w.disk} if still empty`,
+          `remove ${w.disk}`,
+          `undefine ${VM}`,
+          'keep the transcript',
+          `remove ${w.cacheRw}`,
+          `stop ${VM}`,
+        ],
+      ],
+    ],
+  );
 
   // On the host: the VM's secrets 0600, the transcript, the download in the shared cache 0644; the per-VM cache gone.
   const password = readFileSync(join(w.vmDir, 'root-password'), 'utf8');
@@ -302,11 +367,15 @@ test('install: the steps in order, each process and argv, the definitions made, 
   assert.equal(readFileSync(join(w.vmDir, 'settings.sh'), 'utf8'), settings);
   assert.match(readFileSync(join(w.vmDir, 'install.log'), 'utf8'), /----- vms create inst --profile tchild, /);
   assert.equal(readFileSync(join(w.sharedCache, 'a-1-x86_64.pkg.tar.zst'), 'utf8'), 'pkg a');
-  for (const f of ['a-1-x86_64.pkg.tar.zst', 'a-1-x86_64.pkg.tar.zst.sig'])
+  for (const f of ['a-1-x86_64.pkg.tar.zst', 'a-1-x86_64.pkg.tar.zst.sig']) {
     assert.equal(statSync(join(w.sharedCache, f)).mode & 0o7777, 0o644, `${f}: plain 0644, no set-id bits`);
+    assert.equal(statSync(join(w.sharedCache, f)).ino, inodes.get(f), `${f}: ours, so moved in place, not copied`);
+  }
   assert.ok(!existsSync(w.cacheRw), 'the per-VM cache is removed, with what was not a package');
   assert.deepEqual(readdirSync(w.sharedCache).sort(), ['a-1-x86_64.pkg.tar.zst', 'a-1-x86_64.pkg.tar.zst.sig']);
   assert.ok(!existsSync(w.failedLog));
+  assert.ok(!openFiles().includes(join(w.vmDir, 'install.log')), 'the transcript is closed');
+  await w.guest.allClosed();
 
   assert.deepEqual(
     [r.name, r.state, r.passwordFile, r.user, r.transcript],
@@ -316,7 +385,7 @@ test('install: the steps in order, each process and argv, the definitions made, 
 
 test("another owner's downloads (vms run as a user) are copied 0644, originals gone; a cached one stays", async () => {
   const downloaded = { 'b-1-any.pkg.tar.xz': 'new b', 'c-1-any.pkg.tar.zst': 'c from the guest', 'd.pkg.tar.zst': 'd' };
-  const { w } = await wholeInstall(downloaded, (w) => {
+  const { w, inodes } = await wholeInstall(downloaded, (w) => {
     w.ctx.host = { ...w.ctx.host, uid: w.ctx.host.uid + 4242 }; // the files are not "ours": no chmod in place
     mkdirSync(w.sharedCache, { recursive: true });
     writeFileSync(join(w.sharedCache, 'c-1-any.pkg.tar.zst'), 'c already cached');
@@ -324,9 +393,66 @@ test("another owner's downloads (vms run as a user) are copied 0644, originals g
   assert.deepEqual(readdirSync(w.sharedCache).sort(), ['b-1-any.pkg.tar.xz', 'c-1-any.pkg.tar.zst', 'd.pkg.tar.zst']);
   assert.equal(readFileSync(join(w.sharedCache, 'b-1-any.pkg.tar.xz'), 'utf8'), 'new b');
   assert.equal(statSync(join(w.sharedCache, 'b-1-any.pkg.tar.xz')).mode & 0o7777, 0o644);
+  assert.notEqual(statSync(join(w.sharedCache, 'b-1-any.pkg.tar.xz')).ino, inodes.get('b-1-any.pkg.tar.xz'), 'a copy');
   assert.equal(readFileSync(join(w.sharedCache, 'c-1-any.pkg.tar.zst'), 'utf8'), 'c already cached');
   assert.ok(!existsSync(w.cacheRw), 'the originals and the per-VM cache are gone');
   assert.deepEqual(w.notes.at(-1), `2 downloaded packages added to the shared cache ${w.sharedCache}`);
+});
+
+/** The settings the guest was given, as vms wrote them into the VM's dir. */
+const settingsOf = (w: Host) => readFileSync(join(w.vmDir, 'settings.sh'), 'utf8');
+
+test('no virtiofsd: no cache shares, the guest told none, no cache dir made or journaled; a note says why', async () => {
+  const { w, seen } = await wholeInstall({}, (w) => rmSync(join(w.dir, 'bin', 'virtiofsd')));
+  assert.deepEqual(w.notes, [
+    'virtiofsd is not installed: no shared package cache, every package is downloaded',
+    'install phase partition (up to 60s)',
+  ]);
+  assert.ok(!w.defined[0]!.includes('<filesystem'), w.defined[0]);
+  assert.match(settingsOf(w), /^VMS_CACHE_RO=''$/m);
+  assert.match(settingsOf(w), /^VMS_CACHE_RW=''$/m);
+  assert.equal(seen.cacheRwMode, undefined);
+  assert.ok(!existsSync(join(w.dir, 'cache', 'pkg-vm')) && !existsSync(w.sharedCache));
+  assert.ok(!seen.journals[0]!.steps.some((s) => s.what.includes('pkg')), 'no cache dir to undo');
+});
+
+test("the host's pacman cache is shared read-only first; downloads that are no packages join nothing", async () => {
+  const hostCache = (w: Host) => join(w.root, 'var/cache/pacman/pkg');
+  const { w } = await wholeInstall({ 'notes.txt': 'no package' }, (w) => mkdirSync(hostCache(w), { recursive: true }));
+  const live = w.defined[0]!;
+  assert.equal(live.match(/<filesystem/g)?.length, 3);
+  assert.match(live, new RegExp(`<source dir=['"]${hostCache(w)}['"]/>\\s*<target dir=['"]vms-pkg-host['"]/>`));
+  assert.match(settingsOf(w), /^VMS_CACHE_RO='vms-pkg-host vms-pkg-shared'$/m);
+  assert.deepEqual(w.notes, ['install phase partition (up to 60s)'], 'no "0 downloaded packages" note');
+  assert.deepEqual(readdirSync(w.sharedCache), []);
+  assert.ok(!existsSync(w.cacheRw), 'the per-VM cache is removed all the same');
+  assert.deepEqual(readdirSync(hostCache(w)), [], "the host's cache is only read");
+});
+
+test('a per-VM cache left by an install that died is used again; what it held joins the shared cache', async () => {
+  const { w } = await wholeInstall({ 'new-1-any.pkg.tar.zst': 'new' }, (w) => {
+    mkdirSync(w.cacheRw, { recursive: true });
+    writeFileSync(join(w.cacheRw, 'old-1-any.pkg.tar.zst'), 'old');
+  });
+  assert.deepEqual(readdirSync(w.sharedCache).sort(), ['new-1-any.pkg.tar.zst', 'old-1-any.pkg.tar.zst']);
+  assert.ok(!existsSync(w.cacheRw));
+});
+
+test('a download that cannot be copied into the shared cache: no part file left, it stays where it was, a note', async () => {
+  const pkg = 'e-1-any.pkg.tar.zst';
+  const part = (w: Host) => join(w.sharedCache, `${pkg}.${process.pid}.vms-part`);
+  const { w } = await wholeInstall({ [pkg]: 'e' }, (w) => {
+    w.ctx.host = { ...w.ctx.host, uid: w.ctx.host.uid + 4242 }; // not ours: copied
+    mkdirSync(w.sharedCache, { recursive: true });
+    writeFileSync(part(w), 'in the way'); // the copy (exclusive) fails on it
+  });
+  assert.ok(!existsSync(part(w)), 'the part file is removed after the failed copy');
+  assert.deepEqual(readdirSync(w.sharedCache), []);
+  assert.equal(readFileSync(join(w.cacheRw, pkg), 'utf8'), 'e', 'the download is left where it was');
+  assert.equal(w.notes.length, 2, w.notes.join('\n'));
+  const note = w.notes[1]!;
+  const prefix = "the install's downloads could not all join the shared cache (EEXIST: ";
+  assert.ok(note.startsWith(prefix) && note.endsWith(`); ${w.cacheRw} is left`), note);
 });
 
 // ---- refused before anything is made ----------------------------------------------------------------------------
@@ -346,7 +472,10 @@ test('refused: a taken name, an unknown profile, a missing ISO, no images dir; n
     [
       'iso',
       (w) => [{ iso: join(w.dir, 'none.iso') }, [absent()]],
-      (e) => e.code === 'notFound' && /^ISO not found/.test(e.message),
+      (e) =>
+        e.code === 'notFound' &&
+        /^ISO not found/.test(e.message) &&
+        e.hint === '`vms iso fetch` downloads the current Arch ISO',
     ],
   ];
   for (const [what, setup, check] of cases) {
@@ -360,6 +489,55 @@ test('refused: a taken name, an unknown profile, a missing ISO, no images dir; n
     assert.ok(!existsSync(join(w.dir, 'state')), `${what}: refused before any lock or journal`);
     assert.deepEqual(w.steps, ['Checking input'], what);
   }
+});
+
+test('refused: no install.sh in VMS_GUEST_DIR, no images dir, an invalid user; each error exact, nothing made', async () => {
+  const emptyDir = mkdtempSync(join(tmpdir(), 'vms-guest-'));
+  const cases: [string, Record<string, string>, Partial<InstallOptions>, string[]][] = [
+    [
+      'installer',
+      { VMS_GUEST_DIR: emptyDir },
+      {},
+      ['notFound', `no install.sh in ${emptyDir}`, 'VMS_GUEST_DIR must name a directory holding install.sh'],
+    ],
+    [
+      'images',
+      { VMS_IMAGES_DIR: join(emptyDir, 'none') },
+      {},
+      [
+        'notFound',
+        `images directory ${join(emptyDir, 'none')} does not exist`,
+        'run `vms bootstrap`, or set VMS_IMAGES_DIR',
+      ],
+    ],
+    [
+      'user',
+      {},
+      { user: 'Root' },
+      ['usage', "invalid user name 'Root'", 'use a lowercase Linux user name other than root, for example alice'],
+    ],
+  ];
+  for (const [what, env, opts, [code, message, hint]] of cases) {
+    const w = host({}, env);
+    w.expect([absent()]);
+    const before = tree(w.dir);
+    await assert.rejects(installVm(w.ctx, w.opts(opts)), (e: unknown) => {
+      assert.ok(e instanceof VmsError, String(e));
+      assert.deepEqual([e.code, e.message, e.hint], [code, message, hint], what);
+      return true;
+    });
+    w.runner.done();
+    assert.deepEqual(tree(w.dir), before, `${what}: nothing made`);
+    assert.deepEqual(w.steps, ['Checking input'], what);
+  }
+});
+
+test('a user given is the guest user', async () => {
+  const w = host(FAILING_INSTALL_EARLY);
+  w.expect(checks(), make(w), installStep(w));
+  await assert.rejects(installVm(w.ctx, w.opts({ user: 'alice', keepFailed: true })));
+  w.runner.done();
+  assert.match(settingsOf(w), /^VMS_USER='alice'$/m);
 });
 
 // ---- a failure at each step: what is undone, in which order, and what is kept ------------------------------------
@@ -410,6 +588,7 @@ test('install.sh fails: powered off, cache dir and VM undone newest first; the t
     return true;
   });
   w.runner.done();
+  await w.guest.allClosed();
   assert.deepEqual(w.failed, ['Installing (install.sh)']);
   assert.match(
     readFileSync(w.failedLog, 'utf8'),
@@ -420,9 +599,27 @@ test('install.sh fails: powered off, cache dir and VM undone newest first; the t
   assert.ok(existsSync(w.sharedCache), 'the shared cache is not the install’s to remove');
 });
 
+/** install.sh fails at once (a run kept with --keep-failed: only what is made before it matters). */
+const FAILING_INSTALL_EARLY: Record<string, ScriptRun> = { 'install.sh': { status: 1 } };
+
 const FAILING_INSTALL: Record<string, ScriptRun> = {
   'install.sh': { phases: [['prepare', 30]], output: 'test install failed on purpose\r\n', status: 3 },
 };
+
+test('install.sh overruns its phase: a timeout that names install.sh and the phase; all undone', async () => {
+  const w = host({ 'install.sh': { phases: [['partition', 1]], hangs: true } });
+  w.expect(checks(), make(w), installStep(w), powerOff(), undefine());
+  await assert.rejects(installVm(w.ctx, w.opts()), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.deepEqual(
+      [e.code, e.message, e.hint],
+      ['timeout', "install.sh did not finish phase 'partition' within 1s", removedHint(w, true)],
+    );
+    return true;
+  });
+  w.runner.done();
+  assert.ok(!existsSync(w.vmDir) && !existsSync(w.disk) && !existsSync(w.cacheRw));
+});
 
 test('install.sh fails with --keep-failed: nothing undone (VM, disk, secrets, cache dir), how to go on', async () => {
   const w = host(FAILING_INSTALL);
@@ -504,12 +701,20 @@ test('interrupted while install.sh runs: all undone, the error is the interrupt 
 // ---- vms create NAME --resume ------------------------------------------------------------------------------------
 
 /** A VM a --keep-failed create left: its secrets in its dir, its definition with the step still to do. */
-function keptVm(pending: 'install' | 'profile' | undefined, runs: Record<string, ScriptRun> = INSTALL_OK) {
-  const w = host(runs);
+function keptVm(
+  pending: 'install' | 'profile' | undefined,
+  runs: Record<string, ScriptRun> = INSTALL_OK,
+  {
+    env = {},
+    settings = "VMS_USER='kept'\n",
+    profile = 'tchild',
+  }: { env?: Record<string, string>; settings?: string; profile?: string } = {},
+) {
+  const w = host(runs, env);
   mkdirSync(w.vmDir, { recursive: true });
   writeFileSync(join(w.vmDir, 'root-password'), 'pw-kept\n', { mode: 0o600 });
-  writeFileSync(join(w.vmDir, 'settings.sh'), "VMS_USER='kept'\n", { mode: 0o600 });
-  const metadata = renderMetadata({ profile: 'tchild', pending, bases: [], made: [] });
+  writeFileSync(join(w.vmDir, 'settings.sh'), settings, { mode: 0o600 });
+  const metadata = renderMetadata({ profile, pending, bases: [], made: [] });
   w.defined.push(vmXml(VM, { graphics: false }).replace('<devices>', `<metadata>${metadata}</metadata><devices>`));
   return w;
 }
@@ -554,4 +759,105 @@ test('resume of a complete VM is refused before anything runs', async () => {
   );
   w.runner.done();
   assert.deepEqual(w.steps, []);
+});
+
+test('resume of a VM whose metadata names no profile is refused: it was not made by vms create', async () => {
+  const w = keptVm('profile', INSTALL_OK, { profile: '' });
+  w.expect([savedDefinition(w), stateIs('shut off')]);
+  await assert.rejects(resumeInstall(w.ctx, VM), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.deepEqual(
+      [e.code, e.message],
+      ['usage', 'inst has no profile in its metadata: it was not made by `vms create`'],
+    );
+    return true;
+  });
+  w.runner.done();
+  assert.deepEqual(w.steps, []);
+  assert.ok(!existsSync(join(w.vmDir, 'install.log')), 'refused before the transcript is opened');
+});
+
+test('resume of a complete VM: the hint names vms apply', async () => {
+  const w = keptVm(undefined);
+  w.expect([savedDefinition(w), stateIs('shut off')]);
+  await assert.rejects(resumeInstall(w.ctx, VM), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.equal(e.hint, '`vms apply inst PROFILE` runs a profile on it');
+    return true;
+  });
+  w.runner.done();
+});
+
+test('resume with settings that name no user: the result says no user; the transcript is closed', async () => {
+  const w = keptVm('profile', INSTALL_OK, { settings: "VMS_HOSTNAME='inst'\n" });
+  w.expect([savedDefinition(w), stateIs('shut off')], profileStep(w), afterProfiles(w), [
+    savedDefinition(w),
+    stateIs('running'),
+  ]);
+  const r = await resumeInstall(w.ctx, VM);
+  w.runner.done();
+  assert.equal(r.user, '');
+  assert.ok(!openFiles().includes(r.transcript), 'the transcript is closed');
+  await w.guest.allClosed();
+});
+
+/** A resume of the install step whose install.sh fails: how far it got shows what the installer files were. */
+async function resumeFailingInstall(env: Record<string, string>) {
+  const w = keptVm('install', { 'install.sh': { status: 2 } }, { env });
+  w.expect([savedDefinition(w), stateIs('shut off')], [stateIs('shut off'), start(w, false)]);
+  await assert.rejects(resumeInstall(w.ctx, VM), (e: unknown) => {
+    assert.ok(e instanceof VmsError, String(e));
+    assert.equal(e.message, 'the install (install.sh) failed with exit status 2');
+    return true;
+  });
+  w.runner.done();
+  await w.guest.allClosed(); // the session is closed after a failure too
+  return w;
+}
+
+/** The files pushed into the guest's /root/vms, by name, with their text. */
+const pushedInstaller = (w: Host) =>
+  Object.fromEntries(
+    [...w.guest.files]
+      .filter(([path]) => /^\/root\/vms\/[^/]+$/.test(path) && path !== '/root/vms/settings.sh')
+      .map(([path, data]) => [path.slice('/root/vms/'.length), data.toString()])
+      .sort(),
+  );
+
+test('without VMS_GUEST_DIR the installer is the built-in guest/ files, each copied, all named in the step', async () => {
+  const w = await resumeFailingInstall({ VMS_GUEST_DIR: '' });
+  const builtIn = Object.fromEntries(
+    readdirSync('guest')
+      .filter((f) => f !== 'README.md')
+      .sort()
+      .map((f) => [f, readFileSync(join('guest', f), 'utf8')]),
+  );
+  assert.ok(Object.keys(builtIn).length >= 2 && 'install.sh' in builtIn, Object.keys(builtIn).join(' '));
+  assert.ok(w.steps.includes(`Copying the installer (${Object.keys(builtIn).join(', ')})`), w.steps.join('\n'));
+  assert.deepEqual(pushedInstaller(w), builtIn);
+});
+
+test('VMS_GUEST_DIR: every file but the READMEs is copied, with its text', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-guest-'));
+  const files = { 'install.sh': 'echo install\n', 'lib.sh': 'echo lib\n', 'see-README.sh': 'echo see\n' };
+  for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text);
+  writeFileSync(join(dir, 'README.md'), '# for people\n');
+  const w = await resumeFailingInstall({ VMS_GUEST_DIR: dir });
+  assert.deepEqual(pushedInstaller(w), files);
+  const listed = readdirSync(dir).filter((f) => f !== 'README.md'); // in the order the directory lists them
+  assert.ok(w.steps.includes(`Copying the installer (${listed.join(', ')})`), w.steps.join('\n'));
+});
+
+test('resume: an error that is not a VmsError (an unreadable installer file) goes through unchanged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-guest-'));
+  writeFileSync(join(dir, 'install.sh'), 'echo install\n');
+  mkdirSync(join(dir, 'sub.d')); // readFile of a directory: EISDIR
+  const w = keptVm('install', INSTALL_OK, { env: { VMS_GUEST_DIR: dir } });
+  w.expect([savedDefinition(w), stateIs('shut off')]);
+  await assert.rejects(resumeInstall(w.ctx, VM), (e: unknown) => {
+    assert.ok(!(e instanceof VmsError), 'not made a VmsError with a hint');
+    assert.equal((e as NodeJS.ErrnoException).code, 'EISDIR');
+    return true;
+  });
+  w.runner.done();
 });

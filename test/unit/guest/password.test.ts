@@ -80,6 +80,14 @@ test('sha512Crypt refuses salts and rounds that could not round-trip through /et
   assert.throws(() => sha512Crypt('a\0b', 'salt'), RangeError);
 });
 
+test('sha512Crypt: each refusal says what is wrong', () => {
+  assert.throws(() => sha512Crypt('a\0b', 'salt'), { message: 'a crypt password cannot contain a NUL character' });
+  assert.throws(() => sha512Crypt('x', 'sa$lt'), {
+    message: `invalid crypt salt "sa$lt": use printable ASCII other than '$' and ':'`,
+  });
+  assert.throws(() => sha512Crypt('x', 'salt', 1.5), { message: 'invalid crypt rounds: 1.5' });
+});
+
 /** `openssl passwd -6`; throws (failing the test) when openssl is missing or fails, rather than skipping. */
 function opensslCrypt(password: string, salt: string): string {
   return execFileSync('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], {

@@ -180,3 +180,57 @@ test('profileChain: a loop is a usage error that shows it', () => {
   assertError(() => profileChain(catalog, 'a'), 'usage', /^profiles a → b → c → a form a loop$/);
   assertError(() => profileChain(catalog, 'self'), 'usage', /^profiles self → self form a loop$/);
 });
+
+test('loadCatalog: what is not a .sh file in a profile dir is never read (a subdirectory there does no harm)', () => {
+  const dir = profileDir({ 'ok.sh': script() });
+  mkdirSync(join(dir, 'old')); // read as a file, it would fail with EISDIR
+  mkdirSync(join(dir, '.git'));
+  const { profiles } = catalogOf(dir);
+  assert.equal(profiles.get('ok')?.from, dir);
+  assert.ok(!profiles.has('old'));
+});
+
+test('loadCatalog: a helper whose name would not be typed safely in the guest is refused, naming it', () => {
+  // Each name gets past the regex with one anchor dropped: a space before the last "_", a tail after the first ".sh".
+  for (const bad of ['_x y_z.sh', '_a.sh b.sh', '_semi;colon.sh']) {
+    const dir = profileDir({ [bad]: 'echo lib\n', 'ok.sh': script() });
+    assert.throws(
+      () => catalogOf(dir),
+      (err: unknown) => {
+        assert.ok(err instanceof VmsError, String(err));
+        assert.deepEqual(
+          [err.code, err.message, err.hint],
+          [
+            'usage',
+            `profile helper '${dir}/${bad}' has a name vms cannot copy`,
+            'use letters, digits, ".", "_" and "-" only',
+          ],
+        );
+        return true;
+      },
+      bad,
+    );
+  }
+  assert.ok(catalogOf(profileDir({ '_ok.v1-x_y.sh': 'echo ok\n' })).libs.has('_ok.v1-x_y.sh'), 'a good name');
+});
+
+test('profileChain: the known profiles in an unknown-profile hint are sorted by name, the built-in ones too', () => {
+  const catalog = catalogOf(profileDir({ 'zzz.sh': script() }));
+  const names = [...catalog.profiles.keys()];
+  assert.ok(names.length > 2 && names[0] === 'zzz', 'the user dir comes first in the catalog');
+  assert.throws(
+    () => profileChain(catalog, 'nope'),
+    (err: unknown) =>
+      err instanceof VmsError &&
+      err.hint ===
+        `known profiles: ${[...names].sort().join(', ')} (your own go in a directory named by VMS_PROFILE_PATH)`,
+  );
+});
+
+test('profileChain: a loop says how to fix it', () => {
+  const catalog = catalogOf(profileDir({ 'self.sh': script({ parent: 'self' }) }));
+  assert.throws(
+    () => profileChain(catalog, 'self'),
+    (err: unknown) => err instanceof VmsError && err.hint === 'fix the vms-parent lines',
+  );
+});
