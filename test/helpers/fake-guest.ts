@@ -21,6 +21,8 @@ export interface Guest {
   lines: string[];
   /** Everything typed at the guest, control characters included. */
   received: () => string;
+  /** How many clients are connected now (a session vms did not close stays connected). */
+  connected: () => number;
   stop(): Promise<void>;
 }
 
@@ -107,9 +109,9 @@ export function startGuest(
   const listen = () => new Promise<void>((resolve) => server.listen(path, resolve));
   if (opts.listenAfterMs) {
     setTimeout(() => void listen(), opts.listenAfterMs);
-    return Promise.resolve({ path, lines, received: () => received, stop });
+    return Promise.resolve({ path, lines, received: () => received, connected: () => sockets.size, stop });
   }
-  return listen().then(() => ({ path, lines, received: () => received, stop }));
+  return listen().then(() => ({ path, lines, received: () => received, connected: () => sockets.size, stop }));
 }
 
 /**

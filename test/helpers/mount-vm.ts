@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDomainXml, readMetadata } from '../../src/libvirt/domain-parse.js';
 import { hasSharedMemory, virtiofsShares, type FsShare } from '../../src/libvirt/fs-xml.js';
 import { renderMetadata } from '../../src/libvirt/metadata.js';
@@ -81,6 +82,14 @@ export class ScriptedGuest {
     );
   }
 
+  /** vms closed its console session (the fake guest sees the client gone a moment later). */
+  async disconnected(): Promise<void> {
+    for (let i = 0; i < 100 && this.connected() > 0; i++) await sleep(10);
+    assert.equal(this.connected(), 0, 'the console session was left open');
+  }
+
+  private connected = () => this.guest?.connected() ?? 0;
+
   async stop(): Promise<void> {
     await this.guest?.stop();
   }
@@ -145,9 +154,11 @@ export function mountVm(opts: { password?: string; passwordFile?: string } = {})
     virshCall(['domstate', VM], `${state}\n`),
     ...(live ? [virshCall(['dumpxml', VM], xml(live))] : []),
   ];
-  const done = () => {
+  /** Every virsh call and guest command was the expected one, all were made, and the console was closed. */
+  const done = async () => {
     runner.done();
     guest.done();
+    await guest.disconnected();
   };
   return { ctx, runner, guest, vmDir, xml, loads, done, log, expect: runner.expect, ...rec };
 }

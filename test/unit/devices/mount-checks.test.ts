@@ -130,7 +130,7 @@ test('virtiofsd is looked for on the caller’s PATH when no finder is given', a
   const defined: string[] = [];
   vm.expect(vm.loads({}, 'shut off'), [defineCall(defined)]);
   const r = await mountShare(vm.ctx, opts());
-  vm.done();
+  await vm.done();
   assert.deepEqual([r.persistent, r.mounted, r.readonly], [true, false, false]);
   assert.deepEqual(vm.steps, ["Adding the share to m's definition"]);
   assert.deepEqual(await definitionOf(defined[0]!), {
@@ -161,6 +161,6 @@ test('--temp on a shut-off VM: a conflict (mount.tempShutOff) that names the VM 
       return true;
     },
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, []);
 });

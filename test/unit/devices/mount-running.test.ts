@@ -88,7 +88,7 @@ test('a running VM with shared memory: plugged in live, defined, mounted and put
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', attached), defineCall(defined)]);
   vm.guest.expect(empty, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   const r = await mount(vm);
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, result({}));
   assert.deepEqual(vm.steps, [LOGIN, PLUG, ADD, MOUNTING]);
   assert.deepEqual(attached, [filesystemDevice(SHARE)]);
@@ -110,7 +110,7 @@ test('--readonly that libvirt makes read-only: <readonly/> plugged in and define
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', attached), defineCall(defined)]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
   const r = await mount(vm, { readonly: true });
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, result({ readonly: true, readonlyOnHost: true }));
   assert.deepEqual(attached, [filesystemDevice(RO_SHARE)]);
   assert.deepEqual(await definitionOf(defined[0]!), {
@@ -134,7 +134,7 @@ test('--readonly that libvirt refuses for virtiofs: plugged in and defined writa
   ]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
   const r = await mount(vm, { readonly: true });
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, result({ readonly: true, readonlyOnHost: false }));
   assert.deepEqual(attached, [filesystemDevice(RO_SHARE), filesystemDevice(SHARE)]);
   assert.deepEqual(await definitionOf(defined[0]!), {
@@ -161,7 +161,7 @@ test('libvirt refusing read-only for a writable share, or failing otherwise for 
       mount(vm, { readonly, restart: true }),
       failsWith('failed', `virsh attach-device failed: ${stderr.replace(/^error: /, '')}`),
     );
-    vm.done();
+    await vm.done();
     assert.deepEqual(vm.failed, [PLUG]);
   }
 });
@@ -189,7 +189,7 @@ test('the mount fails in the guest: unmounted, the definition restored and the s
       details: 'mount: /mnt/s: unknown filesystem type',
     }),
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, [MOUNTING]);
   assert.deepEqual(vm.log.slice(-5), [
     `guest ${mountCmd(T, false)}`,
@@ -223,7 +223,7 @@ test('fstab cannot be written: the share is unmounted, its definition restored a
     mount(vm),
     failsWith('failed', 'adding the share to /etc/fstab in the guest failed (exit status 1)'),
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, []);
   assert.deepEqual(vm.log.slice(-4), [
     `guest ${unmountCmd(T)}`,
@@ -243,7 +243,7 @@ test('--temp on a running VM: plugged in and mounted only; persistent only when 
     vm.expect(vm.loads(saved, 'running', sharedVm), [deviceCall('attach-device', [])]);
     vm.guest.expect(empty, { command: mountCmd(T, false) });
     const r = await mount(vm, { temp: true });
-    vm.done();
+    await vm.done();
     assert.deepEqual(r, result({ persistent, fstab: false }));
     assert.deepEqual(vm.steps, [LOGIN, PLUG, MOUNTING]);
   }
@@ -258,7 +258,7 @@ test('GUESTDIR is a file in the guest: refused after looking, nothing changed', 
     mount(vm, { force: true }),
     failsWith('conflict', '/mnt/s in m is not a directory', { hint: 'pick another GUESTDIR' }),
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, [LOGIN]);
 });
 
@@ -275,7 +275,7 @@ test('GUESTDIR has files in the guest: refused (mount.notEmpty) unless forced; t
       reason: 'mount.notEmpty',
     }),
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, [LOGIN]);
 
   const forced = mountVm();
@@ -283,7 +283,7 @@ test('GUESTDIR has files in the guest: refused (mount.notEmpty) unless forced; t
   forced.expect(forced.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', []), defineCall([])]);
   forced.guest.expect(nonempty, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   assert.deepEqual(await mount(forced, { force: true }), result({}));
-  forced.done();
+  await forced.done();
 });
 
 test('a share plugged in already (say with virsh): not plugged again, only defined', async () => {
@@ -297,7 +297,7 @@ test('a share plugged in already (say with virsh): not plugged again, only defin
     { command: fstabCmd(T, fstabLineOf(T, false)) },
   );
   assert.deepEqual(await mount(vm), result({}));
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, [LOGIN, ADD, MOUNTING]);
   assert.deepEqual((await definitionOf(defined[0]!)).shares, [SHARE]);
 });
@@ -310,7 +310,7 @@ test('plugged in and defined already: --readonly only keeps it read-only; withou
   vm.expect(vm.loads(both, 'running', both), [defineCall(defined)]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
   assert.deepEqual(await mount(vm, { readonly: true }), result({ readonly: true }));
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, [LOGIN, "Keeping the share read-only in m's definition", MOUNTING]);
   assert.deepEqual(await definitionOf(defined[0]!), { shares: [SHARE], sharedMemory: true, kept: [T], metadata: true });
 
@@ -319,7 +319,7 @@ test('plugged in and defined already: --readonly only keeps it read-only; withou
   again.expect(again.loads(both, 'running', both));
   again.guest.expect(empty, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   assert.deepEqual(await mount(again), result({}));
-  again.done();
+  await again.done();
   assert.deepEqual(again.steps, [LOGIN, MOUNTING]);
 });
 
@@ -330,7 +330,7 @@ test('a share libvirt has read-only already: mounted read-only without --readonl
   vm.expect(vm.loads(both, 'running', both), [defineCall([])]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
   assert.deepEqual(await mount(vm), result({ readonly: true, readonlyOnHost: true }));
-  vm.done();
+  await vm.done();
 });
 
 test('a running VM sharing GUESTDIR from another directory: a conflict that names it and the umount to run', async () => {
@@ -340,7 +340,7 @@ test('a running VM sharing GUESTDIR from another directory: a conflict that name
     mount(vm),
     failsWith('conflict', '/mnt/s in m is already shared from /elsewhere', { hint: '`vms umount m /mnt/s` first' }),
   );
-  vm.done();
+  await vm.done();
 });
 
 // ---- restarts for shared memory ---------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ test('no shared memory and no --restart: refused before the console is opened', 
       reason: 'mount.needsRestart',
     }),
   );
-  vm.done();
+  await vm.done();
   assert.equal(existsSync(join(vm.vmDir, 'apply.log')), false);
 });
 
@@ -373,7 +373,7 @@ test('no shared memory, --restart: powered off, defined with shared memory and t
   vm.expect(vm.loads({}, 'running', {}), [offAtOnce, defineCall(defined), virshCall(['start', VM])]);
   vm.guest.expect(empty, powerOff, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   const r = await mount(vm, { restart: true });
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, result({ restarted: true }));
   assert.deepEqual(vm.steps, [
     LOGIN,
@@ -404,7 +404,7 @@ test('no shared memory, --restart --temp: defined with shared memory only, start
   ]);
   vm.guest.expect(empty, powerOff, { command: mountCmd(T, false) });
   const r = await mount(vm, { restart: true, temp: true });
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, result({ restarted: true, persistent: false, fstab: false }));
   assert.deepEqual(vm.steps, [
     LOGIN,
@@ -439,7 +439,7 @@ test('the restarted VM does not start: the undo powers it off if running, restor
   ]);
   vm.guest.expect(empty, powerOff);
   await assert.rejects(mount(vm, { restart: true }), /qemu died/);
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, ['Starting m']);
   assert.deepEqual(await definitionOf(defined[1]!), {
     shares: [],
@@ -465,7 +465,7 @@ test('the mount fails after the restart: unmounted, powered off, old definition 
   ]);
   vm.guest.expect(empty, powerOff, { command: mountCmd(T, false), status: 32 }, { command: unmountCmd(T) });
   await assert.rejects(mount(vm, { restart: true }), /exit status 32/);
-  vm.done();
+  await vm.done();
 });
 
 test('the guest cannot power off: the VM still runs, the undo does not start it', async () => {
@@ -474,7 +474,7 @@ test('the guest cannot power off: the VM still runs, the undo does not start it'
   vm.expect(vm.loads({}, 'running', {}), [virshCall(['domstate', VM], 'running\n')]);
   vm.guest.expect(empty, { command: 'sync', status: 1 });
   await assert.rejects(mount(vm, { restart: true }), failsWith('failed', 'sync in the guest (exit status 1)'));
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, ['Powering off m']);
 });
 
@@ -494,7 +494,7 @@ test('libvirt will not plug virtiofs into a VM started before libvirtd restarted
       { hint: NO_MEMORY_HINT, reason: 'mount.needsRestart' },
     ),
   );
-  vm.done();
+  await vm.done();
 
   const restarted = mountVm();
   await restarted.guest.boot();
@@ -511,7 +511,7 @@ test('libvirt will not plug virtiofs into a VM started before libvirtd restarted
     { command: fstabCmd(T, fstabLineOf(T, false)) },
   );
   assert.deepEqual(await mount(restarted, { restart: true }), result({ restarted: true }));
-  restarted.done();
+  await restarted.done();
   assert.deepEqual(restarted.steps, [
     LOGIN,
     PLUG,
@@ -535,7 +535,7 @@ test('a VM without a unix-socket console: refused before its console is opened',
       hint: 'add the share with virsh and mount it in the guest yourself',
     }),
   );
-  vm.done();
+  await vm.done();
   assert.equal(existsSync(join(vm.vmDir, 'apply.log')), false);
 });
 
@@ -544,7 +544,7 @@ test("root's password is read from the VM's directory; a wrong one fails the log
   await vm.guest.boot();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm));
   await assert.rejects(mount(vm), failsWith('failed', "the guest refused root's password on the console"));
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, [LOGIN]);
 });
 
@@ -573,7 +573,7 @@ test('a rollback whose own steps fail: the error lists each one that failed, by 
     );
     return true;
   });
-  vm.done();
+  await vm.done();
 });
 
 test('a restart whose rollback fails: powering off, restoring and starting again are each named', async () => {
@@ -600,5 +600,5 @@ test('a restart whose rollback fails: powering off, restoring and starting again
     );
     return true;
   });
-  vm.done();
+  await vm.done();
 });

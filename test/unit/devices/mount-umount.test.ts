@@ -64,7 +64,7 @@ test('umount on a running VM: unmounted, fstab line dropped, unplugged, gone fro
   ]);
   vm.guest.expect(roCheck('ro'), fstabRead(FSTAB_LINES), unmounted(), { command: fstabCmd(T) });
   const r = await umount(vm);
-  vm.done();
+  await vm.done();
   assert.deepEqual(r, { name: VM, guestDir: '/mnt/s', tag: T, guest: true });
   assert.deepEqual(vm.steps, [LOGIN, UNMOUNTING, UNPLUGGING]);
   assert.deepEqual(detached, [filesystemDevice(SHARE)]);
@@ -79,7 +79,7 @@ test('a share only plugged in (not defined) is only unplugged; one only defined 
   live.expect(live.loads({ sharedMemory: true }, 'running', WITH_SHARE), [deviceCall('detach-device', [])]);
   live.guest.expect(roCheck('rw'), fstabRead(), unmounted());
   assert.equal((await umount(live)).guest, true);
-  live.done();
+  await live.done();
   assert.deepEqual(live.steps, [LOGIN, UNMOUNTING, UNPLUGGING]);
 
   const saved = mountVm();
@@ -87,7 +87,7 @@ test('a share only plugged in (not defined) is only unplugged; one only defined 
   saved.expect(saved.loads(WITH_SHARE, 'running', { sharedMemory: true }), [defineCall([])]);
   saved.guest.expect(roCheck('rw'), fstabRead(), unmounted());
   assert.equal((await umount(saved)).guest, true);
-  saved.done();
+  await saved.done();
   assert.deepEqual(saved.steps, [LOGIN, UNMOUNTING]);
 });
 
@@ -104,7 +104,7 @@ test('the share is busy in the guest: a conflict that says what to do, nothing e
       'stop what uses it in the guest (fuser -m) and try again',
     ),
   );
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, [UNMOUNTING]);
 });
 
@@ -124,7 +124,7 @@ test('fstab cannot be rewritten: its line goes back, then the share is mounted a
     umount(vm),
     failsWith('failed', 'removing the share from /etc/fstab in the guest failed (exit status 1)'),
   );
-  vm.done();
+  await vm.done();
 });
 
 test('the unplug fails: the share is plugged in again and mounted again (writable, no fstab line to restore)', async () => {
@@ -137,7 +137,7 @@ test('the unplug fails: the share is plugged in again and mounted again (writabl
   ]);
   vm.guest.expect(roCheck('rw'), fstabRead(), unmounted(), { command: mountCmd(T, false) });
   await assert.rejects(umount(vm), /virsh detach-device failed: internal error/);
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.failed, [UNPLUGGING]);
   assert.deepEqual(attached, [filesystemDevice(SHARE)]);
 });
@@ -159,7 +159,7 @@ test('the definition cannot be changed: plugged in again, fstab line back, mount
     { command: mountCmd(T, false) },
   );
   await assert.rejects(umount(vm), /virsh define failed/);
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.log.slice(-4), [
     'virsh define',
     'virsh attach-device',
@@ -173,7 +173,7 @@ test('a shut-off VM: the share leaves its definition only; nothing shared there 
   const defined: string[] = [];
   vm.expect(vm.loads({ ...WITH_SHARE, kept: [T] }, 'shut off'), [defineCall(defined)]);
   assert.deepEqual(await umount(vm), { name: VM, guestDir: '/mnt/s', tag: T, guest: false });
-  vm.done();
+  await vm.done();
   assert.deepEqual(vm.steps, ["Removing the share from m's definition"]);
   assert.deepEqual(await definitionOf(defined[0]!), {
     shares: [],
@@ -196,7 +196,7 @@ test('a shut-off VM: the share leaves its definition only; nothing shared there 
         'the shares are the <filesystem> devices in `virsh dumpxml m`',
       ),
     );
-    none.done();
+    await none.done();
     assert.deepEqual(none.steps, []);
   }
 });
@@ -205,7 +205,7 @@ test('a relative GUESTDIR is refused before libvirt is asked', async () => {
   const vm = mountVm();
   vm.expect([]);
   await assert.rejects(unmountShare(vm.ctx, VM, 'mnt/s'), /GUESTDIR 'mnt\/s' is not an absolute path/);
-  vm.done();
+  await vm.done();
 });
 
 test('a rollback whose own steps fail: each is named in the error, newest first', async () => {
@@ -235,5 +235,5 @@ test('a rollback whose own steps fail: each is named in the error, newest first'
     );
     return true;
   });
-  vm.done();
+  await vm.done();
 });
