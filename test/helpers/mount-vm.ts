@@ -6,6 +6,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { MountOptions } from '../../src/core/devices/mount.js';
+import { VmsError } from '../../src/errors.js';
 import { parseDomainXml, readMetadata } from '../../src/libvirt/domain-parse.js';
 import { hasSharedMemory, virtiofsShares, type FsShare } from '../../src/libvirt/fs-xml.js';
 import { renderMetadata } from '../../src/libvirt/metadata.js';
@@ -162,6 +164,35 @@ export function mountVm(opts: { password?: string; passwordFile?: string } = {})
   };
   return { ctx, runner, guest, vmDir, xml, loads, done, log, expect: runner.expect, ...rec };
 }
+
+/** A VM as mountVm makes it, its guest running. */
+export async function bootedVm(opts: Parameters<typeof mountVm>[0] = {}) {
+  const vm = mountVm(opts);
+  await vm.guest.boot();
+  return vm;
+}
+
+/** vms mount's options for VM m, /mnt/s in the guest. */
+export const mountOptions = (hostDir: string, o: Partial<MountOptions> = {}): MountOptions => ({
+  name: VM,
+  hostDir,
+  guestDir: '/mnt/s',
+  readonly: false,
+  temp: false,
+  force: false,
+  restart: false,
+  ...o,
+});
+
+/** An assert.rejects check: a VmsError with this code and message, and these other fields (hint, reason …). */
+export const failsWith =
+  (code: string, message: string, extra: Partial<Record<'hint' | 'reason' | 'details', string>> = {}) =>
+  (err: unknown) => {
+    assert.ok(err instanceof VmsError, String(err));
+    const picked = Object.fromEntries(Object.keys(extra).map((k) => [k, err[k as keyof typeof extra]]));
+    assert.deepEqual({ code: err.code, message: err.message, ...picked }, { code, message, ...extra });
+    return true;
+  };
 
 /** A `virsh define`: the XML it defines goes into `into` (the temp file exists during the call). */
 export const defineCall = (into: string[], stderr = ''): Expected => ({

@@ -12,7 +12,7 @@ import {
   type MountOptions,
 } from '../../../src/core/devices/mount.js';
 import { VmsError } from '../../../src/errors.js';
-import { defineCall, definitionOf, mountVm, VM } from '../../helpers/mount-vm.js';
+import { defineCall, definitionOf, mountOptions, mountVm } from '../../helpers/mount-vm.js';
 
 // The checks vms mount makes before it changes anything, as the core words them (message, hint, reason): what a
 // library caller or the daemon shows. test/unit/devices/mount.test.ts checks them as the command line words them.
@@ -109,16 +109,7 @@ test('requireVirtiofsd: the message and the install hint for each distribution',
   );
 });
 
-const opts = (o: Partial<MountOptions> = {}): MountOptions => ({
-  name: VM,
-  hostDir,
-  guestDir: '/mnt/s',
-  readonly: false,
-  temp: false,
-  force: false,
-  restart: false,
-  ...o,
-});
+const opts = (o: Partial<MountOptions> = {}) => mountOptions(hostDir, o);
 
 test('virtiofsd is looked for on the caller’s PATH when no finder is given', async () => {
   const bin = join(tmp, 'bin');
@@ -145,7 +136,7 @@ test('--temp on a shut-off VM: a conflict (mount.tempShutOff) that names the VM 
   const vm = mountVm();
   vm.expect(vm.loads({}, 'shut off'));
   await assert.rejects(
-    mountShare(vm.ctx, opts({ name: VM, temp: true }), () => 'virtiofsd'),
+    mountShare(vm.ctx, opts({ temp: true }), () => 'virtiofsd'),
     (err: unknown) => {
       assert.ok(err instanceof VmsError);
       assert.deepEqual(

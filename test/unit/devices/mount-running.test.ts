@@ -7,13 +7,16 @@ import { mountShare, type MountOptions } from '../../../src/core/devices/mount.j
 import { VmsError } from '../../../src/errors.js';
 import { shareTag } from '../../../src/libvirt/fs-xml.js';
 import {
+  bootedVm,
   defineCall,
   definitionOf,
   deviceCall,
+  failsWith,
   filesystemDevice,
   fstabCmd,
   fstabLineOf,
   mountCmd,
+  mountOptions,
   mountVm,
   stateCommand,
   unmountCmd,
@@ -33,18 +36,8 @@ const RO_SHARE = { ...SHARE, readonly: true };
 const READONLY_REFUSED = 'error: unsupported configuration: virtiofs does not yet support read-only mode';
 const NEEDS_MEMORY = "error: unsupported configuration: 'virtiofs' requires shared memory";
 
-const opts = (o: Partial<MountOptions> = {}): MountOptions => ({
-  name: VM,
-  hostDir,
-  guestDir: '/mnt/s',
-  readonly: false,
-  temp: false,
-  force: false,
-  restart: false,
-  ...o,
-});
 const mount = (vm: ReturnType<typeof mountVm>, o: Partial<MountOptions> = {}) =>
-  mountShare(vm.ctx, opts(o), () => 'virtiofsd');
+  mountShare(vm.ctx, mountOptions(hostDir, o), () => 'virtiofsd');
 
 const LOGIN = 'Logging in on the serial console';
 const PLUG = 'Plugging the share into m';
@@ -64,25 +57,10 @@ const result = (o: Record<string, unknown>) => ({
   ...o,
 });
 const empty = { command: stateCommand(T), output: 'empty\r\n' };
-const failsWith =
-  (code: string, message: string, extra: Partial<VmsError> = {}) =>
-  (err: unknown) => {
-    assert.ok(err instanceof VmsError, String(err));
-    assert.deepEqual(
-      {
-        code: err.code,
-        message: err.message,
-        ...Object.fromEntries(Object.keys(extra).map((k) => [k, err[k as keyof VmsError]])),
-      },
-      { code, message, ...extra },
-    );
-    return true;
-  };
 const sharedVm = { sharedMemory: true };
 
 test('a running VM with shared memory: plugged in live, defined, mounted and put into fstab', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const attached: string[] = [];
   const defined: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', attached), defineCall(defined)]);
@@ -103,8 +81,7 @@ test('a running VM with shared memory: plugged in live, defined, mounted and put
 });
 
 test('--readonly that libvirt makes read-only: <readonly/> plugged in and defined, kept, mounted ro', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const attached: string[] = [];
   const defined: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', attached), defineCall(defined)]);
@@ -123,8 +100,7 @@ test('--readonly that libvirt makes read-only: <readonly/> plugged in and define
 });
 
 test('--readonly that libvirt refuses for virtiofs: plugged in and defined writable, read-only kept and in the guest', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const attached: string[] = [];
   const defined: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
@@ -150,8 +126,7 @@ test('libvirt refusing read-only for a writable share, or failing otherwise for 
     [false, READONLY_REFUSED],
     [true, 'error: internal error: unable to execute QEMU command'],
   ] as const) {
-    const vm = mountVm();
-    await vm.guest.boot();
+    const vm = await bootedVm();
     vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
       deviceCall('attach-device', [], stderr),
       virshCall(['dumpxml', VM], vm.xml(sharedVm)), // the undo: not plugged, nothing to unplug
@@ -167,8 +142,7 @@ test('libvirt refusing read-only for a writable share, or failing otherwise for 
 });
 
 test('the mount fails in the guest: unmounted, the definition restored and the share unplugged, newest first', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   const detached: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
@@ -203,8 +177,7 @@ test('the mount fails in the guest: unmounted, the definition restored and the s
 });
 
 test('fstab cannot be written: the share is unmounted, its definition restored and unplugged', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
     deviceCall('attach-device', []),
@@ -238,8 +211,7 @@ test('--temp on a running VM: plugged in and mounted only; persistent only when 
     [sharedVm, false],
     [{ ...sharedVm, shares: [SHARE] }, true],
   ] as const) {
-    const vm = mountVm();
-    await vm.guest.boot();
+    const vm = await bootedVm();
     vm.expect(vm.loads(saved, 'running', sharedVm), [deviceCall('attach-device', [])]);
     vm.guest.expect(empty, { command: mountCmd(T, false) });
     const r = await mount(vm, { temp: true });
@@ -250,8 +222,7 @@ test('--temp on a running VM: plugged in and mounted only; persistent only when 
 });
 
 test('GUESTDIR is a file in the guest: refused after looking, nothing changed', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm));
   vm.guest.expect({ command: stateCommand(T), output: 'notdir\r\n' });
   await assert.rejects(
@@ -264,8 +235,7 @@ test('GUESTDIR is a file in the guest: refused after looking, nothing changed', 
 
 test('GUESTDIR has files in the guest: refused (mount.notEmpty) unless forced; the last word printed counts', async () => {
   const nonempty = { command: stateCommand(T), output: 'Welcome to the guest\r\n  nonempty  \r\n' };
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm));
   vm.guest.expect(nonempty);
   await assert.rejects(
@@ -278,8 +248,7 @@ test('GUESTDIR has files in the guest: refused (mount.notEmpty) unless forced; t
   await vm.done();
   assert.deepEqual(vm.steps, [LOGIN]);
 
-  const forced = mountVm();
-  await forced.guest.boot();
+  const forced = await bootedVm();
   forced.expect(forced.loads(sharedVm, 'running', sharedVm), [deviceCall('attach-device', []), defineCall([])]);
   forced.guest.expect(nonempty, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   assert.deepEqual(await mount(forced, { force: true }), result({}));
@@ -287,8 +256,7 @@ test('GUESTDIR has files in the guest: refused (mount.notEmpty) unless forced; t
 });
 
 test('a share plugged in already (say with virsh): not plugged again, only defined', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads(sharedVm, 'running', { ...sharedVm, shares: [SHARE] }), [defineCall(defined)]);
   vm.guest.expect(
@@ -304,8 +272,7 @@ test('a share plugged in already (say with virsh): not plugged again, only defin
 
 test('plugged in and defined already: --readonly only keeps it read-only; without it nothing changes in libvirt', async () => {
   const both = { ...sharedVm, shares: [SHARE] };
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads(both, 'running', both), [defineCall(defined)]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
@@ -314,8 +281,7 @@ test('plugged in and defined already: --readonly only keeps it read-only; withou
   assert.deepEqual(vm.steps, [LOGIN, "Keeping the share read-only in m's definition", MOUNTING]);
   assert.deepEqual(await definitionOf(defined[0]!), { shares: [SHARE], sharedMemory: true, kept: [T], metadata: true });
 
-  const again = mountVm();
-  await again.guest.boot();
+  const again = await bootedVm();
   again.expect(again.loads(both, 'running', both));
   again.guest.expect(empty, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
   assert.deepEqual(await mount(again), result({}));
@@ -325,8 +291,7 @@ test('plugged in and defined already: --readonly only keeps it read-only; withou
 
 test('a share libvirt has read-only already: mounted read-only without --readonly', async () => {
   const both = { ...sharedVm, shares: [RO_SHARE] };
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(both, 'running', both), [defineCall([])]);
   vm.guest.expect(empty, { command: mountCmd(T, true) }, { command: fstabCmd(T, fstabLineOf(T, true)) });
   assert.deepEqual(await mount(vm), result({ readonly: true, readonlyOnHost: true }));
@@ -367,8 +332,7 @@ test('no shared memory and no --restart: refused before the console is opened', 
 });
 
 test('no shared memory, --restart: powered off, defined with shared memory and the share, started, mounted', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads({}, 'running', {}), [offAtOnce, defineCall(defined), virshCall(['start', VM])]);
   vm.guest.expect(empty, powerOff, { command: mountCmd(T, false) }, { command: fstabCmd(T, fstabLineOf(T, false)) });
@@ -393,8 +357,7 @@ test('no shared memory, --restart: powered off, defined with shared memory and t
 });
 
 test('no shared memory, --restart --temp: defined with shared memory only, started, then plugged in live', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads({}, 'running', {}), [
     offAtOnce,
@@ -424,8 +387,7 @@ test('no shared memory, --restart --temp: defined with shared memory only, start
 });
 
 test('the restarted VM does not start: the undo powers it off if running, restores the definition, starts it again', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const defined: string[] = [];
   vm.expect(vm.loads({}, 'running', {}), [
     offAtOnce,
@@ -450,8 +412,7 @@ test('the restarted VM does not start: the undo powers it off if running, restor
 });
 
 test('the mount fails after the restart: unmounted, powered off, old definition back, started again', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads({}, 'running', {}), [
     offAtOnce,
     defineCall([]),
@@ -469,8 +430,7 @@ test('the mount fails after the restart: unmounted, powered off, old definition 
 });
 
 test('the guest cannot power off: the VM still runs, the undo does not start it', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads({}, 'running', {}), [virshCall(['domstate', VM], 'running\n')]);
   vm.guest.expect(empty, { command: 'sync', status: 1 });
   await assert.rejects(mount(vm, { restart: true }), failsWith('failed', 'sync in the guest (exit status 1)'));
@@ -479,8 +439,7 @@ test('the guest cannot power off: the VM still runs, the undo does not start it'
 });
 
 test('libvirt will not plug virtiofs into a VM started before libvirtd restarted: refused, or restarted with --restart', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
     deviceCall('attach-device', [], NEEDS_MEMORY),
     virshCall(['dumpxml', VM], vm.xml(sharedVm)),
@@ -496,8 +455,7 @@ test('libvirt will not plug virtiofs into a VM started before libvirtd restarted
   );
   await vm.done();
 
-  const restarted = mountVm();
-  await restarted.guest.boot();
+  const restarted = await bootedVm();
   restarted.expect(restarted.loads(sharedVm, 'running', sharedVm), [
     deviceCall('attach-device', [], NEEDS_MEMORY),
     offAtOnce,
@@ -540,8 +498,7 @@ test('a VM without a unix-socket console: refused before its console is opened',
 });
 
 test("root's password is read from the VM's directory; a wrong one fails the login and changes nothing", async () => {
-  const vm = mountVm({ passwordFile: 'not-it\n' });
-  await vm.guest.boot();
+  const vm = await bootedVm({ passwordFile: 'not-it\n' });
   vm.expect(vm.loads(sharedVm, 'running', sharedVm));
   await assert.rejects(mount(vm), failsWith('failed', "the guest refused root's password on the console"));
   await vm.done();
@@ -553,8 +510,7 @@ test("root's password is read from the VM's directory; a wrong one fails the log
 const virshFails = (args: string[], stderr: string) => virshCall(args, '', { exitCode: 1, stderr });
 
 test('a rollback whose own steps fail: the error lists each one that failed, by what it would have undone', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm), [
     deviceCall('attach-device', []),
     defineCall([]),
@@ -577,8 +533,7 @@ test('a rollback whose own steps fail: the error lists each one that failed, by 
 });
 
 test('a restart whose rollback fails: powering off, restoring and starting again are each named', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads({}, 'running', {}), [
     offAtOnce,
     defineCall([]),

@@ -7,9 +7,11 @@ import { unmountShare } from '../../../src/core/devices/mount.js';
 import { VmsError } from '../../../src/errors.js';
 import { shareTag } from '../../../src/libvirt/fs-xml.js';
 import {
+  bootedVm,
   defineCall,
   definitionOf,
   deviceCall,
+  failsWith,
   filesystemDevice,
   fstabCmd,
   fstabLineOf,
@@ -47,15 +49,9 @@ const unmounted = (answer = 'done'): GuestStep => ({
 const LINE = fstabLineOf(T, true);
 /** grep's answer: the tag's line (twice, as a hand-edited fstab may have it), padded. */
 const FSTAB_LINES = ` ${LINE} \r\n${T} /mnt/s virtiofs defaults 0 0\r\n`;
-const failsWith = (code: string, message: string, hint?: string) => (err: unknown) => {
-  assert.ok(err instanceof VmsError, String(err));
-  assert.deepEqual([err.code, err.message, err.hint], [code, message, hint]);
-  return true;
-};
 
 test('umount on a running VM: unmounted, fstab line dropped, unplugged, gone from the definition with its record', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const detached: string[] = [];
   const defined: string[] = [];
   vm.expect(vm.loads({ ...WITH_SHARE, kept: [OTHER, T] }, 'running', WITH_SHARE), [
@@ -74,16 +70,14 @@ test('umount on a running VM: unmounted, fstab line dropped, unplugged, gone fro
 });
 
 test('a share only plugged in (not defined) is only unplugged; one only defined is not unplugged; no fstab line, no edit', async () => {
-  const live = mountVm();
-  await live.guest.boot();
+  const live = await bootedVm();
   live.expect(live.loads({ sharedMemory: true }, 'running', WITH_SHARE), [deviceCall('detach-device', [])]);
   live.guest.expect(roCheck('rw'), fstabRead(), unmounted());
   assert.equal((await umount(live)).guest, true);
   await live.done();
   assert.deepEqual(live.steps, [LOGIN, UNMOUNTING, UNPLUGGING]);
 
-  const saved = mountVm();
-  await saved.guest.boot();
+  const saved = await bootedVm();
   saved.expect(saved.loads(WITH_SHARE, 'running', { sharedMemory: true }), [defineCall([])]);
   saved.guest.expect(roCheck('rw'), fstabRead(), unmounted());
   assert.equal((await umount(saved)).guest, true);
@@ -92,25 +86,21 @@ test('a share only plugged in (not defined) is only unplugged; one only defined 
 });
 
 test('the share is busy in the guest: a conflict that says what to do, nothing else done', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE));
   vm.guest.expect(roCheck('rw'), fstabRead(FSTAB_LINES), unmounted('busy'));
   await assert.rejects(
     umount(vm),
-    failsWith(
-      'conflict',
-      '/mnt/s is busy in m: cannot unmount it',
-      'stop what uses it in the guest (fuser -m) and try again',
-    ),
+    failsWith('conflict', '/mnt/s is busy in m: cannot unmount it', {
+      hint: 'stop what uses it in the guest (fuser -m) and try again',
+    }),
   );
   await vm.done();
   assert.deepEqual(vm.failed, [UNMOUNTING]);
 });
 
 test('fstab cannot be rewritten: its line goes back, then the share is mounted again read-only as it was', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE));
   vm.guest.expect(
     roCheck('ro'),
@@ -128,8 +118,7 @@ test('fstab cannot be rewritten: its line goes back, then the share is mounted a
 });
 
 test('the unplug fails: the share is plugged in again and mounted again (writable, no fstab line to restore)', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   const attached: string[] = [];
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE), [
     deviceCall('detach-device', [], 'error: internal error: unable to execute QEMU command'),
@@ -143,8 +132,7 @@ test('the unplug fails: the share is plugged in again and mounted again (writabl
 });
 
 test('the definition cannot be changed: plugged in again, fstab line back, mounted again, newest first', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE), [
     deviceCall('detach-device', []),
     defineCall([], 'error: operation failed: no'),
@@ -190,11 +178,9 @@ test('a shut-off VM: the share leaves its definition only; nothing shared there 
     none.expect(none.loads({ sharedMemory: true }, state, live));
     await assert.rejects(
       umount(none),
-      failsWith(
-        'notFound',
-        'nothing is shared into m at /mnt/s',
-        'the shares are the <filesystem> devices in `virsh dumpxml m`',
-      ),
+      failsWith('notFound', 'nothing is shared into m at /mnt/s', {
+        hint: 'the shares are the <filesystem> devices in `virsh dumpxml m`',
+      }),
     );
     await none.done();
     assert.deepEqual(none.steps, []);
@@ -209,8 +195,7 @@ test('a relative GUESTDIR is refused before libvirt is asked', async () => {
 });
 
 test('a rollback whose own steps fail: each is named in the error, newest first', async () => {
-  const vm = mountVm();
-  await vm.guest.boot();
+  const vm = await bootedVm();
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE), [
     deviceCall('detach-device', []),
     defineCall([], 'error: operation failed: no'),
