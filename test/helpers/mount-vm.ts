@@ -2,7 +2,7 @@
 // guest that answers the shell commands `vms mount` / `vms umount` type, in the order a test lists them, and the
 // virsh calls those commands make.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -156,13 +156,31 @@ export function mountVm(opts: { password?: string; passwordFile?: string } = {})
     virshCall(['domstate', VM], `${state}\n`),
     ...(live ? [virshCall(['dumpxml', VM], xml(live))] : []),
   ];
-  /** Every virsh call and guest command was the expected one, all were made, and the console was closed. */
+  /** Every virsh call and guest command was the expected one, all were made; the console and transcript closed. */
   const done = async () => {
     runner.done();
     guest.done();
     await guest.disconnected();
+    await transcriptClosed(vmDir);
   };
   return { ctx, runner, guest, vmDir, xml, loads, done, log, expect: runner.expect, ...rec };
+}
+
+/** Whether this process has `path` open (Linux: its links in /proc/self/fd). */
+const isOpen = (path: string) =>
+  readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false; // closed meanwhile (the directory's own fd, say)
+    }
+  });
+
+/** vms closed the console transcript (apply.log): the file is not open any more a moment later. */
+async function transcriptClosed(vmDir: string): Promise<void> {
+  const log = join(vmDir, 'apply.log');
+  for (let i = 0; i < 100 && isOpen(log); i++) await sleep(10);
+  assert.equal(isOpen(log), false, 'the transcript was left open');
 }
 
 /** A VM as mountVm makes it, its guest running. */
