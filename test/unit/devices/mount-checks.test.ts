@@ -12,6 +12,7 @@ import {
   type MountOptions,
 } from '../../../src/core/devices/mount.js';
 import { VmsError } from '../../../src/errors.js';
+import { shareTag } from '../../../src/libvirt/fs-xml.js';
 import { defineCall, definitionOf, mountOptions, mountVm } from '../../helpers/mount-vm.js';
 
 // The checks vms mount makes before it changes anything, as the core words them (message, hint, reason): what a
@@ -154,4 +155,19 @@ test('--temp on a shut-off VM: a conflict (mount.tempShutOff) that names the VM 
   );
   await vm.done();
   assert.deepEqual(vm.steps, []);
+});
+
+test('a read-only record left without its share (the share removed with virsh) does not make a new share read-only', async () => {
+  const vm = mountVm();
+  const defined: string[] = [];
+  vm.expect(vm.loads({ sharedMemory: true, kept: [shareTag('/mnt/s')] }, 'shut off'), [defineCall(defined)]);
+  const r = await mountShare(vm.ctx, opts(), () => 'virtiofsd');
+  await vm.done();
+  assert.equal(r.readonly, false);
+  assert.deepEqual(await definitionOf(defined[0]!), {
+    shares: [{ tag: r.tag, source: hostDir, readonly: false }],
+    sharedMemory: true,
+    kept: undefined,
+    metadata: true,
+  });
 });

@@ -221,6 +221,17 @@ test('--temp on a running VM: plugged in and mounted only; persistent only when 
   }
 });
 
+test('looking at GUESTDIR fails in the guest: the error says so, nothing changed', async () => {
+  const vm = await bootedVm();
+  vm.expect(vm.loads(sharedVm, 'running', sharedVm));
+  vm.guest.expect({ ...empty, output: 'sh: I/O error\r\n', status: 1 });
+  await assert.rejects(
+    mount(vm),
+    failsWith('failed', 'looking at /mnt/s in the guest failed (exit status 1)', { details: 'sh: I/O error' }),
+  );
+  await vm.done();
+});
+
 test('GUESTDIR is a file in the guest: refused after looking, nothing changed', async () => {
   const vm = await bootedVm();
   vm.expect(vm.loads(sharedVm, 'running', sharedVm));

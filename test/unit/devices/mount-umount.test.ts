@@ -104,7 +104,7 @@ test('fstab cannot be rewritten: its line goes back, then the share is mounted a
   vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE));
   vm.guest.expect(
     roCheck('ro'),
-    fstabRead(FSTAB_LINES),
+    fstabRead(`\r\n${FSTAB_LINES}`), // the first line grep printed counts, blank lines around it aside
     unmounted(),
     { command: fstabCmd(T), status: 1 },
     { command: fstabCmd(T, LINE) },
@@ -221,4 +221,20 @@ test('a rollback whose own steps fail: each is named in the error, newest first'
     return true;
   });
   await vm.done();
+});
+
+test('a command that fails in the guest before anything changed: the error says which look failed', async () => {
+  const failing = (step: GuestStep): GuestStep => ({ ...step, output: 'sh: I/O error\r\n', status: 1 });
+  const cases: [GuestStep[], string][] = [
+    [[failing(roCheck('rw'))], 'reading /proc/mounts in the guest failed (exit status 1)'],
+    [[roCheck('rw'), failing(fstabRead())], 'reading /etc/fstab in the guest failed (exit status 1)'],
+    [[roCheck('rw'), fstabRead(), failing(unmounted())], 'umount /mnt/s in the guest failed (exit status 1)'],
+  ];
+  for (const [steps, message] of cases) {
+    const vm = await bootedVm();
+    vm.expect(vm.loads(WITH_SHARE, 'running', WITH_SHARE));
+    vm.guest.expect(...steps);
+    await assert.rejects(umount(vm), failsWith('failed', message, { details: 'sh: I/O error' }));
+    await vm.done();
+  }
 });
