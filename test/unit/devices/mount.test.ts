@@ -34,6 +34,7 @@ import {
   withoutShare,
 } from '../../../src/libvirt/fs-xml.js';
 import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
+import { mountOptions } from '../../helpers/mount-vm.js';
 
 const URI = 'qemu:///system';
 const tmp = mkdtempSync(join(tmpdir(), 'vms-mount-test-'));
@@ -261,16 +262,7 @@ test('fstabCommand adds the line once, keeps the other lines, and removes it aga
 
 // ---- decisions before anything changes ---------------------------------------------------------------------------
 
-const opts = (o: Partial<MountOptions> = {}): MountOptions => ({
-  name: 'm',
-  hostDir,
-  guestDir: '/mnt/s',
-  readonly: false,
-  temp: false,
-  force: false,
-  restart: false,
-  ...o,
-});
+const opts = (o: Partial<MountOptions> = {}) => mountOptions(hostDir, o);
 const ctxWith = (calls: Expected[]) => {
   const runner = new FakeRunner(calls);
   return {
