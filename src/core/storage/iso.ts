@@ -161,9 +161,8 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
     initrd: join(dir, 'initramfs-linux.img'),
     cmdline: archisoCmdline(identity),
   };
-  if (existsSync(boot.kernel) && existsSync(boot.initrd)) return boot;
-  // An entry appears whole (renamed into place): one with a file missing was damaged since, and would never heal.
-  await rm(dir, { recursive: true, force: true });
+  const whole = () => existsSync(boot.kernel) && existsSync(boot.initrd);
+  if (whole()) return boot;
 
   const tool = findProgram(['xorriso', 'bsdtar'], ctx.host.env.PATH) as 'xorriso' | 'bsdtar' | undefined;
   if (!tool)
@@ -191,9 +190,20 @@ export async function isoBootFiles(ctx: Context, iso: string): Promise<IsoBoot> 
     // mkdtemp makes 0700, and the ISO's modes come along: QEMU (its own user) must read the kernel.
     for (const f of ['vmlinuz-linux', 'initramfs-linux.img', 'identity.json']) await chmod(join(tmp, f), 0o644);
     await chmod(tmp, 0o755);
-    // Another create may have put the same entry there meanwhile: theirs is as good (same ISO), keep it.
-    await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      // Another create may have put the same entry there meanwhile: theirs is as good (same ISO), keep it.
+      if (whole()) return;
+      // An entry appears whole (renamed into place), so one with a file missing was damaged since and would never
+      // heal: it is moved aside and this one takes its place. A whole entry is never removed (another create may
+      // be about to boot from it).
+      const aside = await mkdtemp(join(ctx.config.cacheDir.value, 'iso', '.damaged-'));
+      try {
+        await rename(dir, join(aside, 'entry'));
+        await rename(tmp, dir);
+      } finally {
+        await rm(aside, { recursive: true, force: true });
+      }
     });
   } finally {
     await rm(tmp, { recursive: true, force: true });

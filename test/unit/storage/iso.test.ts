@@ -411,6 +411,7 @@ test('isoBootFiles: a cache entry with only one boot file is extracted again', a
   const boot = await isoBootFiles(h.ctx, BOOT_ISO);
   assert.equal(h.tmps.length, 1);
   assert.deepEqual([readFileSync(boot.kernel), readFileSync(boot.initrd)], [KERNEL, INITRD], 'the whole entry anew');
+  assert.deepEqual(cacheEntries(h.cacheDir), [h.entry.split('/').pop()], 'the damaged entry moved aside, then gone');
 });
 
 test('isoBootFiles: another create that filled the entry meanwhile wins; anything else in the way is an error', async (t) => {
