@@ -168,7 +168,7 @@ export interface HostFacts {
   virtiofsd(path: string | undefined): boolean;
 }
 
-const thisMachine: HostFacts = {
+export const thisMachine: HostFacts = {
   read: (path) => readFileSync(path, 'utf8'),
   alive: processAlive,
   virtiofsd: (path) => findVirtiofsd(path) !== undefined,
@@ -279,22 +279,24 @@ const SHIPPED_NETWORK = '/usr/share/libvirt/networks/default.xml';
 /** vms' own copy of the default network, for hosts whose libvirt ships none: written into a private temp dir. */
 const OWN_NETWORK = join(tmpdir(), `vms-${process.pid}`, 'default-network.xml');
 
-/** The default network's XML: the one libvirt's package ships, else vms' own copy. */
-export function defaultNetworkXmlPath(): string {
-  return existsSync(SHIPPED_NETWORK) ? SHIPPED_NETWORK : OWN_NETWORK;
+/** The default network's XML: the one libvirt's package ships, else vms' own copy (`shipped`: tests name another). */
+export function defaultNetworkXmlPath(shipped = SHIPPED_NETWORK): string {
+  return existsSync(shipped) ? shipped : OWN_NETWORK;
 }
 
 /** Reads the host, plans, and (unless only planning) runs the plan. */
 export async function planHost(
   ctx: Context,
   opts: BootstrapOptions,
+  facts: HostFacts = thisMachine,
 ): Promise<{ state: HostState; steps: BootstrapStep[] }> {
-  const state = await ctx.progress.step('Reading the host', () => readHostState(ctx));
+  const state = await ctx.progress.step('Reading the host', () => readHostState(ctx, facts));
   return { state, steps: planBootstrap(state, opts, defaultNetworkXmlPath()) };
 }
 
-export async function applyBootstrap(ctx: Context, steps: BootstrapStep[]): Promise<void> {
-  const xml = defaultNetworkXmlPath();
+/** Runs the plan; `shipped` is where libvirt's package keeps the default network (tests name another). */
+export async function applyBootstrap(ctx: Context, steps: BootstrapStep[], shipped = SHIPPED_NETWORK): Promise<void> {
+  const xml = defaultNetworkXmlPath(shipped);
   const own = xml === OWN_NETWORK && steps.some((s) => s.commands.some((c) => c.includes(xml)));
   if (own) {
     await mkdir(dirname(xml), { mode: 0o700 }); // fails if it exists: nobody else's file is ever used

@@ -3,14 +3,25 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planBootstrap, readHostState, type BootstrapStep, type HostState } from '../../../src/core/host/bootstrap.js';
-import { createContext, processHost } from '../../../src/core/context.js';
+import {
+  defaultNetworkXmlPath,
+  planBootstrap,
+  planHost,
+  readHostState,
+  thisMachine,
+  type BootstrapStep,
+  type HostFacts,
+  type HostState,
+} from '../../../src/core/host/bootstrap.js';
+import { createContext, processHost, type Context } from '../../../src/core/context.js';
+import { recordingProgress } from '../../helpers/vm-fake.js';
 import { ARCH_ISO } from '../../../src/core/storage/iso.js';
 import { PACKAGES, type Distro } from '../../../src/core/host/host-packages.js';
 import { resolveConfig } from '../../../src/config.js';
 import { VmsError } from '../../../src/errors.js';
 import type { RunResult, Runner } from '../../../src/runner.js';
 import { FakeRunner, type Expected } from '../../helpers/fake-runner.js';
+import { RecordingRunner } from '../../helpers/recording-runner.js';
 
 // ---- recorded host files -----------------------------------------------------------------------------------------
 
@@ -172,7 +183,11 @@ function readyDir(path: string, mode = 0o2775): void {
   chmodSync(path, mode);
 }
 
-async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
+/** Reads the recorded host (by default with readHostState alone; `how` may read it another way, e.g. planHost). */
+async function read(
+  host: Host,
+  how: (ctx: Context, facts: HostFacts) => Promise<HostState> = readHostState,
+): Promise<{ state: HostState; dirs: string[] }> {
   const base = join(tmp, `host${++hosts}`);
   const dirs = ['images', 'iso', 'state', 'cache'].map((d) => join(base, d));
   mkdirSync(base);
@@ -180,10 +195,11 @@ async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
   const config = resolveConfig({
     env: { VMS_IMAGES_DIR: dirs[0], VMS_ISO_DIR: dirs[1], VMS_STATE_DIR: dirs[2], VMS_CACHE_DIR: dirs[3] },
   });
-  const fake = new FakeRunner(host.calls);
+  const fake = new RecordingRunner(host.calls);
+  const { signal } = new AbortController();
   // Who runs it: the recorded host's user and environment (the rest of this process's facts do not matter here).
   const caller = { ...processHost(), uid: host.uid, env: host.env };
-  const ctx = createContext({ config, runner: host.runner ? host.runner(fake) : fake, host: caller });
+  const ctx = createContext({ config, runner: host.runner ? host.runner(fake) : fake, host: caller, signal });
   const files: Record<string, string> = {
     '/etc/os-release': host.osRelease.join('\n') + '\n',
     '/etc/group': host.group,
@@ -205,8 +221,9 @@ async function read(host: Host): Promise<{ state: HostState; dirs: string[] }> {
       return host.virtiofsd ?? false;
     },
   };
-  const state = await readHostState(ctx, facts);
+  const state = await how(ctx, facts);
   fake.done();
+  for (const call of fake.log) assert.equal(call.opts?.signal, signal, `${call.cmd} is interruptible`);
   return { state, dirs };
 }
 
@@ -454,6 +471,43 @@ describe('readHostState on recorded hosts', () => {
     assert.deepEqual(state.missing, PACKAGES.fedora);
     assert.equal(state.libvirtdRunning, false);
     assert.equal(state.network, 'unknown');
+  });
+});
+
+describe('planHost and the facts of this machine', () => {
+  test("planHost reads the host as a step of its own, then plans with libvirt's network file", async () => {
+    let plan: BootstrapStep[] = [];
+    const recorded = recordingProgress();
+    const { state } = await read(
+      {
+        osRelease: OS_RELEASE.arch,
+        group: groupFile(),
+        comm: 'systemd\n',
+        env: { USER: 'alice' },
+        uid: 1000,
+        calls: hostCalls('arch', result('libvirt\n', 127), NO_DAEMON),
+      },
+      async (ctx, facts) => {
+        const planned = await planHost({ ...ctx, progress: recorded.progress }, { network: false }, facts);
+        plan = planned.steps;
+        return planned.state;
+      },
+    );
+    assert.deepEqual(recorded.steps, ['Reading the host']);
+    assert.equal(state.distro, 'arch');
+    assert.deepEqual(plan, planBootstrap(state, { network: false }, defaultNetworkXmlPath()));
+  });
+
+  test('this machine: a file is read as text; virtiofsd is looked for on PATH too', () => {
+    const file = join(tmp, 'facts.txt');
+    writeFileSync(file, 'ID=arch\n');
+    assert.equal(thisMachine.read(file), 'ID=arch\n');
+    assert.throws(() => thisMachine.read(join(tmp, 'none')), { code: 'ENOENT' });
+    assert.equal(thisMachine.alive(process.pid), true);
+    const bin = join(tmp, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'virtiofsd'), '', { mode: 0o755 });
+    assert.equal(thisMachine.virtiofsd(bin), true);
   });
 });
 
