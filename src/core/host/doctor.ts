@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VmsError } from '../../errors.js';
@@ -26,6 +26,34 @@ const pass = (check: string, message: string): CheckResult => ({ check, status: 
 const warn = (check: string, message: string, fix: string): CheckResult => ({ check, status: 'warn', message, fix });
 const fail = (check: string, message: string, fix: string): CheckResult => ({ check, status: 'fail', message, fix });
 
+/** What doctor learns of the machine other than through its runner and vms' own dirs (tests give recorded facts). */
+export interface DoctorFacts {
+  /** A path's owner, mode and age (following links); undefined when there is none or it cannot be reached. */
+  stat(path: string): Pick<Stats, 'uid' | 'gid' | 'mode' | 'mtimeMs'> | undefined;
+  /** A file's text; undefined when there is none. */
+  read(path: string): string | undefined;
+  /** Where virtiofsd is installed, if anywhere (PATH: where else to look). */
+  virtiofsd(path: string | undefined): string | undefined;
+  /** The bytes an unprivileged user may still write in dir's filesystem. */
+  freeBytes(dir: string): Promise<number>;
+}
+
+export const thisHost: DoctorFacts = {
+  stat: (path) => {
+    try {
+      return statSync(path);
+    } catch {
+      return undefined;
+    }
+  },
+  read: (path) => (existsSync(path) ? readFileSync(path, 'utf8') : undefined),
+  virtiofsd: (path) => findVirtiofsd(path),
+  freeBytes: async (dir) => {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  },
+};
+
 const GiB = 2 ** 30;
 const DAY = 24 * 3600 * 1000;
 
@@ -38,9 +66,9 @@ async function kvmCreatesVm(ctx: Context): Promise<string | undefined> {
   return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').pop() || `exit status ${r.exitCode}`;
 }
 
-async function checkKvm(ctx: Context, caps: string | undefined): Promise<CheckResult> {
+async function checkKvm(ctx: Context, caps: string | undefined, facts: DoctorFacts): Promise<CheckResult> {
   const tcg = 'guests run under TCG emulation, many times slower';
-  if (!existsSync('/dev/kvm'))
+  if (!facts.stat('/dev/kvm'))
     return warn(
       'kvm',
       `no /dev/kvm: ${tcg}`,
@@ -94,9 +122,9 @@ export function checkGroup(f: GroupFacts): CheckResult {
 }
 
 /** The qemu user must be able to reach the images dir: every directory on the way needs x for it. */
-function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
+function checkImagesDir(ctx: Context, caps: string | undefined, facts: DoctorFacts): CheckResult {
   const dir = ctx.config.imagesDir.value;
-  if (!existsSync(dir))
+  if (!facts.stat(dir))
     return fail(
       'images',
       `images dir ${dir} does not exist`,
@@ -107,7 +135,7 @@ function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   const [uid, gid] = [Number(m[1]), Number(m[2])];
   if (uid === 0) return pass('images', `${dir} exists; qemu runs as root`);
   for (let d = dir; ; d = dirname(d)) {
-    const s = statSync(d);
+    const s = facts.stat(d)!; // dir is there, so is every directory above it
     const x = s.uid === uid ? s.mode & 0o100 : s.gid === gid ? s.mode & 0o010 : s.mode & 0o001;
     if (!x)
       return fail(
@@ -120,8 +148,8 @@ function checkImagesDir(ctx: Context, caps: string | undefined): CheckResult {
   return pass('images', `${dir} is reachable by the qemu user (uid ${uid})`);
 }
 
-function checkSecurityModule(): CheckResult {
-  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim() : undefined);
+function checkSecurityModule(facts: DoctorFacts): CheckResult {
+  const read = (p: string) => facts.read(p)?.trim();
   const apparmor = read('/sys/module/apparmor/parameters/enabled');
   const selinux = read('/sys/fs/selinux/enforce');
   const parts = [
@@ -144,8 +172,8 @@ function checkOvmf(domcaps: string | undefined): CheckResult {
   );
 }
 
-function checkVirtiofsd(ctx: Context): CheckResult {
-  const found = findVirtiofsd(ctx.host.env.PATH);
+function checkVirtiofsd(ctx: Context, facts: DoctorFacts): CheckResult {
+  const found = facts.virtiofsd(ctx.host.env.PATH);
   if (found) return pass('virtiofsd', `virtiofsd found (${found})`);
   return warn(
     'virtiofsd',
@@ -167,10 +195,11 @@ async function checkNetwork(ctx: Context): Promise<CheckResult> {
   return pass('network', "libvirt's 'default' network is active");
 }
 
-function checkIso(ctx: Context, now: number): CheckResult {
+function checkIso(ctx: Context, now: number, facts: DoctorFacts): CheckResult {
   const path = join(ctx.config.isoDir.value, ARCH_ISO);
-  if (!existsSync(path)) return warn('iso', `no Arch ISO at ${path}`, '`vms iso fetch` downloads and verifies it');
-  const days = Math.floor((now - statSync(path).mtimeMs) / DAY);
+  const iso = facts.stat(path);
+  if (!iso) return warn('iso', `no Arch ISO at ${path}`, '`vms iso fetch` downloads and verifies it');
+  const days = Math.floor((now - iso.mtimeMs) / DAY);
   if (days > 90)
     return warn(
       'iso',
@@ -180,12 +209,11 @@ function checkIso(ctx: Context, now: number): CheckResult {
   return pass('iso', `Arch ISO present (${days} days old)`);
 }
 
-async function checkSpace(ctx: Context): Promise<CheckResult> {
+async function checkSpace(ctx: Context, facts: DoctorFacts): Promise<CheckResult> {
   const dir = ctx.config.imagesDir.value;
-  if (!existsSync(dir))
+  if (!facts.stat(dir))
     return fail('space', `cannot measure free space: ${dir} does not exist`, '`vms bootstrap` creates it');
-  const s = await statfs(dir);
-  const free = s.bavail * s.bsize;
+  const free = await facts.freeBytes(dir);
   const message = `${formatSize(free)} free in ${dir}`;
   if (free < 2 * GiB) return fail('space', message, 'free some space, or set VMS_IMAGES_DIR to a roomier place');
   if (free < 20 * GiB) return warn('space', message, 'an Arch VM with a desktop profile takes 5-15G');
@@ -208,7 +236,7 @@ const unchecked = (check: string) =>
   warn(check, 'not checked: libvirtd does not answer', 'fix the libvirt check first');
 
 /** Runs every check; never throws for a failing check (that is a result), only for a bug. */
-export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResult[]> {
+export async function doctor(ctx: Context, now = Date.now(), facts = thisHost): Promise<CheckResult[]> {
   let caps: string | undefined;
   let domcaps: string | undefined;
   let libvirt: CheckResult;
@@ -225,21 +253,21 @@ export async function doctor(ctx: Context, now = Date.now()): Promise<CheckResul
     );
   }
   return [
-    await checkKvm(ctx, caps),
+    await checkKvm(ctx, caps, facts),
     libvirt,
     checkGroup({
       uid: ctx.host.uid,
       user: ctx.host.user,
       gids: [...ctx.host.groups],
-      groupFile: readFileSync('/etc/group', 'utf8'),
+      groupFile: facts.read('/etc/group') ?? '',
     }),
-    checkImagesDir(ctx, caps),
-    checkSecurityModule(),
+    checkImagesDir(ctx, caps, facts),
+    checkSecurityModule(facts),
     caps === undefined ? unchecked('ovmf') : checkOvmf(domcaps),
-    checkVirtiofsd(ctx),
+    checkVirtiofsd(ctx, facts),
     caps === undefined ? unchecked('network') : await checkNetwork(ctx),
-    checkIso(ctx, now),
-    await checkSpace(ctx),
+    checkIso(ctx, now, facts),
+    await checkSpace(ctx, facts),
     await checkInterrupted(ctx),
   ];
 }
