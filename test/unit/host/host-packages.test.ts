@@ -20,8 +20,30 @@ test('detectDistro reads ID, then ID_LIKE', () => {
     ['ID=linuxmint\nID_LIKE="ubuntu debian"\n', 'debian'],
     ['ID=fedora\nVERSION_ID=41\n', 'fedora'],
     ['ID="rocky"\nID_LIKE="rhel centos fedora"\n', 'fedora'],
+    // each known ID on its own, with no ID_LIKE to fall back on
+    ['ID=archarm\n', 'arch'],
+    ['ID=ubuntu\n', 'debian'],
+    ['ID=rhel\n', 'fedora'],
+    ['ID="centos"\n', 'fedora'],
   ];
   for (const [text, distro] of cases) assert.equal(detectDistro(text), distro, text);
+});
+
+test('detectDistro names an unknown system by PRETTY_NAME, else ID, else not at all', () => {
+  const refusal = (text: string) => {
+    try {
+      detectDistro(text);
+    } catch (err) {
+      return (err as VmsError).message;
+    }
+    assert.fail('not refused');
+  };
+  assert.equal(
+    refusal('ID=alpine\nPRETTY_NAME="Alpine Linux v3.20"\n'),
+    "unsupported host system 'Alpine Linux v3.20'",
+  );
+  assert.equal(refusal('NAME="Void"\nID="void"\n'), "unsupported host system 'void'");
+  assert.equal(refusal(''), "unsupported host system 'unknown'");
 });
 
 test('detectDistro refuses an unknown system with a hint', () => {
@@ -40,6 +62,10 @@ test('pacman -T prints exactly the missing packages', () => {
     'virtiofsd',
   ]);
   assert.deepEqual(missingPackages('arch', pkgs, result('', 0)), []);
+  assert.deepEqual(missingPackages('arch', pkgs, result('virt-viewer\r\n  dnsmasq \n', 127)), [
+    'virt-viewer',
+    'dnsmasq',
+  ]);
 });
 
 test('dpkg-query: "ii" is installed; "un" and unknown packages are missing', () => {
