@@ -6,7 +6,7 @@ import { doctor, thisHost, type CheckResult, type DoctorFacts } from '../../../s
 import type { Host } from '../../../src/core/context.js';
 import { ARCH_ISO } from '../../../src/core/storage/iso.js';
 import { journalsDir, processStart } from '../../../src/core/ops/journal.js';
-import type { RunResult } from '../../../src/runner.js';
+import type { RunOptions, RunResult } from '../../../src/runner.js';
 import type { Expected } from '../../helpers/fake-runner.js';
 import { RecordingRunner } from '../../helpers/recording-runner.js';
 import { contextOn, URI, virshCall } from '../../helpers/virsh-fake.js';
@@ -81,6 +81,22 @@ const NO_DAEMON: Partial<RunResult> = {
 const netInfo = (active: 'yes' | 'no') => ({ stdout: `Name:           default\nActive:         ${active}\n` });
 const PROBE = ['-accel', 'kvm', '-machine', 'none', '-nodefaults', '-display', 'none', '-monitor', 'stdio'];
 
+/** A runner whose KVM probe throws (a timeout, QEMU not installed) once its call was checked. */
+class ProbeThrows extends RecordingRunner {
+  constructor(
+    calls: Expected[],
+    private readonly error: Error,
+  ) {
+    super(calls);
+  }
+
+  override async run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    const r = await super.run(cmd, args, opts);
+    if (cmd === 'qemu-system-x86_64') throw this.error;
+    return r;
+  }
+}
+
 /** Runs doctor on the scene: every call checked in order, every fact asked for only of the paths doctor reads. */
 async function run(scene: Scene = {}) {
   const caps = scene.caps === undefined ? capabilities() : scene.caps;
@@ -104,17 +120,7 @@ async function run(scene: Scene = {}) {
     calls.push({ cmd: 'qemu-system-x86_64', args: PROBE, result: probe instanceof Error ? undefined : probe });
   }
   if (caps !== null) calls.push(virshCall(['net-info', 'default'], '', scene.net ?? netInfo('yes')));
-  const inner = new RecordingRunner(calls);
-  const runner =
-    scene.probe instanceof Error
-      ? Object.assign(Object.create(inner) as RecordingRunner, {
-          run: async (cmd: string, args: readonly string[], opts: object) => {
-            const r = await inner.run(cmd, args, opts);
-            if (cmd === 'qemu-system-x86_64') throw scene.probe;
-            return r;
-          },
-        })
-      : inner;
+  const runner = scene.probe instanceof Error ? new ProbeThrows(calls, scene.probe) : new RecordingRunner(calls);
   const { ctx, dir } = contextOn(runner, { VMS_IMAGES_DIR: IMAGES, VMS_ISO_DIR: '/srv/vms/iso' });
   const host: Host = { ...ctx.host, uid: 0, user: 'root', groups: [0], env: { PATH: '/usr/bin' }, ...scene.host };
   const stateDir = join(dir, 'state');
@@ -145,9 +151,9 @@ async function run(scene: Scene = {}) {
     },
   };
   const results = await doctor({ ...ctx, host }, scene.now ?? NOW, facts);
-  inner.done();
+  runner.done();
   const check = (name: string) => results.find((r) => r.check === name)!;
-  return { results, check, runner: inner, freeAsked };
+  return { results, check, runner, freeAsked };
 }
 
 const pass = (check: string, message: string): CheckResult => ({ check, status: 'pass', message });
