@@ -62,7 +62,7 @@ async function kvmCreatesVm(ctx: Context): Promise<string | undefined> {
   const args = ['-accel', 'kvm', '-machine', 'none', '-nodefaults', '-display', 'none', '-monitor', 'stdio'];
   const r = await ctx.runner
     .run('qemu-system-x86_64', args, { input: 'quit\n', timeoutMs: 20_000 })
-    .catch((err: Error) => ({ exitCode: 1, stderr: err.message, stdout: '' }));
+    .catch((err: Error) => ({ exitCode: 1, stderr: err.message }));
   return r.exitCode === 0 ? undefined : r.stderr.trim().split('\n').pop() || `exit status ${r.exitCode}`;
 }
 

@@ -39,7 +39,16 @@ const capabilities = ({ kvm = true, label = '+0:+0' } = {}) =>
     '  </guest>',
     '</capabilities>',
   ].join('\n');
-const EFI = "<domainCapabilities><os><enum name='firmware'><value>bios</value><value>efi</value></enum></os>";
+const EFI = [
+  '<domainCapabilities>',
+  "  <os supported='yes'>",
+  "    <enum name='firmware'>",
+  '      <value>bios</value>',
+  '      <value>efi</value>',
+  '    </enum>',
+  '  </os>',
+  '</domainCapabilities>',
+].join('\n');
 
 type Stat = ReturnType<DoctorFacts['stat']> & {};
 const dirStat = (mode: number, uid = 0, gid = 0): Stat => ({ uid, gid, mode: 0o40000 | mode, mtimeMs: 0 });
@@ -291,6 +300,15 @@ describe('doctor: group, security module, virtiofsd', () => {
     assert.deepEqual(
       (await run({ host: member, files: withGroup })).check('group'),
       pass('group', 'you are in the libvirt group'),
+    );
+    // bootstrap added alice in this login: /etc/group lists her, her session does not have the group yet
+    assert.deepEqual(
+      (await run({ host: { ...member, groups: [1000] }, files: withGroup })).check('group'),
+      fail(
+        'group',
+        'alice is in the libvirt group, but this session started before that',
+        'log out and in again (or, in this shell only: `newgrp libvirt`)',
+      ),
     );
     assert.deepEqual(
       (await run({ host: member, files: {} })).check('group').message,
