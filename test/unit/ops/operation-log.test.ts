@@ -83,7 +83,7 @@ test('a failed operation ends with its error code and reason, and leaves no log 
     /no disk vdz/,
   );
   const end = heard.at(-1)!;
-  assert.ok(end.type === 'operation.end');
+  assert.equal(end.type, 'operation.end');
   assert.deepEqual(
     { ok: end.ok, error: end.error },
     { ok: false, error: { message: 'no disk vdz', code: 'notFound', reason: 'domain.notFound' } },
@@ -98,7 +98,7 @@ test('an operation on two VMs: its steps name neither; the log goes to each VM t
     ctx.progress.step('Copying 1 disk(s)', async () => {}),
   );
   const start = heard.find((e) => e.type === 'step.start')!;
-  assert.ok(start.type === 'step.start' && start.vm === undefined);
+  assert.ok(start.type === 'step.start' && start.vm === undefined, 'a step of no VM');
   assert.deepEqual(
     logOf('src').map((e) => e.type),
     ['operation.start', 'step.start', 'step.end', 'operation.end'],

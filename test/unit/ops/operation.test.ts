@@ -151,7 +151,7 @@ test('repair leaves a live operation alone', async () => {
   const dir = opsStateDir();
   const live = await Journal.create(dir, { id: 'live', command: 'clone', vms: ['v'], host: false });
   assert.deepEqual(await repairInterrupted(opsContext(dir)), []);
-  assert.ok(existsSync(live.path));
+  assert.ok(existsSync(live.path), 'the live journal is still there');
 });
 
 test('a busy VM is refused with the command and pid that hold it; names are checked before any file is touched', async () => {
